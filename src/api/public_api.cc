@@ -1,0 +1,578 @@
+#include "api/public_api.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "http/mime.h"
+#include "http/range.h"
+#include "ids/ulid.h"
+#include "node/blocking.h"
+
+namespace objstore::api {
+
+namespace asio = boost::asio;
+namespace bhttp = boost::beast::http;
+using json = nlohmann::json;
+using StringResponse = bhttp::response<bhttp::string_body>;
+using FileResponse = bhttp::response<bhttp::empty_body>;
+
+namespace {
+
+constexpr size_t kBodyChunk = 256 * 1024;
+constexpr size_t kMaxNameBytes = 1024;
+constexpr std::string_view kGetPrefix = "/api/v1/get/";
+constexpr std::string_view kMetaPrefix = "/api/v1/meta/";
+constexpr std::string_view kDeletePrefix = "/api/v1/delete/";
+
+// ------------------------------------------------------------ answers
+
+struct ApiError {
+  bhttp::status status;
+  std::string code;
+  std::string message;
+};
+
+// The one place where Status kinds become HTTP answers.
+ApiError ErrorFor(const Status& s) {
+  switch (s.code()) {
+    case StatusCode::kNotFound: return {bhttp::status::not_found, "not_found", s.message()};
+    case StatusCode::kDeleted: return {bhttp::status::not_found, "deleted", s.message()};
+    case StatusCode::kInvalid: return {bhttp::status::bad_request, "bad_request", s.message()};
+    case StatusCode::kConflict: return {bhttp::status::conflict, "level_lowered", s.message()};
+    case StatusCode::kNoSpace:
+      return {bhttp::status::insufficient_storage, "disk_full",
+              "not enough disk space to store the object: " + s.message()};
+    case StatusCode::kTooLarge:
+      return {bhttp::status::payload_too_large, "body_too_large", s.message()};
+    case StatusCode::kUnavailable:
+      return {bhttp::status::service_unavailable, "cold_store_unavailable", s.message()};
+    case StatusCode::kCorruption:
+      return {bhttp::status::bad_gateway, "cold_store_corrupt", s.message()};
+    case StatusCode::kIOError:
+    case StatusCode::kOk: break;
+  }
+  return {bhttp::status::internal_server_error, "internal", s.message()};
+}
+
+StringResponse JsonResponse(bhttp::status status, std::string body) {
+  StringResponse res{status, 11};
+  res.set(bhttp::field::content_type, "application/json");
+  res.body() = std::move(body);
+  return res;
+}
+
+StringResponse ErrorResponse(const ApiError& e) {
+  auto res = JsonResponse(e.status, http::ErrorJson(e.code, e.message));
+  if (e.code == "deleted") res.set("X-Meta-Deleted", "true");
+  return res;
+}
+
+StringResponse ErrorResponse(bhttp::status status, std::string code, std::string message) {
+  return ErrorResponse(ApiError{status, std::move(code), std::move(message)});
+}
+
+StringResponse TextResponse(std::string body) {
+  StringResponse res{bhttp::status::ok, 11};
+  res.set(bhttp::field::content_type, "text/plain; charset=utf-8");
+  res.body() = std::move(body);
+  return res;
+}
+
+std::time_t LastModified(const ObjectRecord& r) {
+  return static_cast<std::time_t>(r.timestamp_ns / 1'000'000'000);
+}
+
+void SetMetaHeaders(bhttp::fields& f, const ObjectRecord& r) {
+  f.set("X-Meta-ID", r.key);
+  f.set("X-Meta-Name", r.name);
+  f.set("X-Meta-ConsistencyLevel", std::to_string(r.consistency));
+  f.set("X-Meta-UserMeta", r.user_meta);
+  if (r.deleted) f.set("X-Meta-Deleted", "true");
+}
+
+json MetaJson(const ObjectRecord& r) {
+  json user = json::parse(r.user_meta, nullptr, false);
+  if (user.is_discarded()) user = json::object();
+  return json{{"id", r.key},
+              {"name", r.name},
+              {"size", r.size},
+              {"etag", r.etag},
+              {"content_type", http::ContentTypeForName(r.name)},
+              {"timestamp", r.timestamp_ns},
+              {"last_modified", http::FormatHttpDate(LastModified(r))},
+              {"version", r.version.ToString()},
+              {"consistency", r.consistency},
+              {"user_meta", std::move(user)},
+              {"deleted", r.deleted},
+              {"local_body", r.local_body},
+              {"cold", ColdStateName(r.cold)}};
+}
+
+StringResponse RecordResponse(bhttp::status status, const ObjectRecord& r) {
+  auto res = JsonResponse(status, MetaJson(r).dump());
+  SetMetaHeaders(res, r);
+  res.set("X-Meta-Size", std::to_string(r.size));
+  res.set("X-Meta-Version", r.version.ToString());
+  if (!r.deleted) res.set(bhttp::field::etag, r.etag);
+  return res;
+}
+
+// ------------------------------------------------------------ input checks
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Decodes %XX escapes; nullopt on a malformed escape.
+std::optional<std::string> PercentDecode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      out += s[i];
+      continue;
+    }
+    if (i + 2 >= s.size()) return std::nullopt;
+    int hi = HexValue(s[i + 1]), lo = HexValue(s[i + 2]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out += static_cast<char>(hi * 16 + lo);
+    i += 2;
+  }
+  return out;
+}
+
+// A ULID from a path segment or header, in canonical (upper-case) form.
+Result<std::string> ParseId(std::string_view raw) {
+  auto decoded = PercentDecode(raw);
+  std::optional<Ulid> id;
+  if (decoded) id = Ulid::Parse(*decoded);
+  if (!id) {
+    return Status::Invalid(
+        "bad id: expected a ULID (26 characters of Crockford base32); GET /api/v1/id makes one");
+  }
+  return id->ToString();
+}
+
+Result<int> ParseLevel(std::string_view raw) {
+  while (!raw.empty() && raw.front() == ' ') raw.remove_prefix(1);
+  while (!raw.empty() && raw.back() == ' ') raw.remove_suffix(1);
+  if (raw.empty()) return 0;
+  if (raw.size() == 1 && raw[0] >= '0' && raw[0] <= '2') return raw[0] - '0';
+  return Status::Invalid("bad consistency level '" + std::string(raw) +
+                         "': expected 0 (local), 1 (s3) or 2 (full)");
+}
+
+// User meta: a JSON object of string values, returned compact (keys keep case).
+Result<std::string> ParseUserMeta(std::string_view raw) {
+  if (raw.empty()) return std::string("{}");
+  json doc = json::parse(raw, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object()) {
+    return Status::Invalid("bad X-Meta-UserMeta: expected a JSON object of string values");
+  }
+  for (const auto& [k, v] : doc.items()) {
+    if (!v.is_string()) {
+      return Status::Invalid("bad X-Meta-UserMeta: the value of '" + k + "' is not a string");
+    }
+  }
+  return doc.dump();
+}
+
+Status CheckName(std::string_view name) {
+  if (name.size() > kMaxNameBytes) {
+    return Status::Invalid(fmt::format("bad X-Meta-Name: longer than {} bytes", kMaxNameBytes));
+  }
+  for (unsigned char c : name) {
+    if (c < 0x20 || c == 0x7f) return Status::Invalid("bad X-Meta-Name: control character");
+  }
+  return Status::Ok();
+}
+
+bool IsTrue(std::string_view v) { return v == "1" || boost::beast::iequals(v, "true"); }
+
+StringResponse MethodNotAllowed(std::string_view allowed) {
+  auto res = ErrorResponse(bhttp::status::method_not_allowed, "method_not_allowed",
+                           "method not allowed here; allowed: " + std::string(allowed));
+  res.set(bhttp::field::allow, allowed);
+  return res;
+}
+
+}  // namespace
+
+PublicApi::PublicApi(Node& node, ApiOptions options)
+    : node_(node), options_(std::move(options)) {
+  auto& m = node_.metrics();
+  std::vector<double> bounds{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                             0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5, 10};
+  requests_ = &m.AddCounter("objstore_http_requests_total", "Public API requests.");
+  errors_4xx_ = &m.AddCounter("objstore_http_errors_total", "Error answers.", "class=\"4xx\"");
+  errors_5xx_ = &m.AddCounter("objstore_http_errors_total", "Error answers.", "class=\"5xx\"");
+  get_latency_ = &m.AddHistogram("objstore_request_seconds", "Request latency.", bounds,
+                                 "op=\"get\"");
+  put_latency_ = &m.AddHistogram("objstore_request_seconds", "Request latency.", bounds,
+                                 "op=\"put\"");
+}
+
+asio::awaitable<void> PublicApi::Handle(http::Exchange& ex) {
+  requests_->Inc();
+  const auto& h = ex.header();
+  const auto method = h.method();
+  std::string_view target = h.target();
+  std::string_view path = target.substr(0, target.find('?'));
+  const bool get_like = method == bhttp::verb::get || method == bhttp::verb::head;
+
+  StringResponse res;
+  if (path.starts_with(kGetPrefix)) {
+    if (!get_like) {
+      res = MethodNotAllowed("GET, HEAD");
+    } else if (auto key = ParseId(path.substr(kGetPrefix.size())); !key.ok()) {
+      res = ErrorResponse(bhttp::status::bad_request, "bad_id", key.status().message());
+    } else {
+      auto start = std::chrono::steady_clock::now();
+      co_await Get(ex, *key);
+      get_latency_->Observe(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      co_return;
+    }
+  } else if (path == "/api/v1/put") {
+    if (method != bhttp::verb::post && method != bhttp::verb::put) {
+      res = MethodNotAllowed("POST, PUT");
+    } else {
+      auto start = std::chrono::steady_clock::now();
+      co_await Put(ex);
+      put_latency_->Observe(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      co_return;
+    }
+  } else if (path.starts_with(kMetaPrefix)) {
+    auto key = ParseId(path.substr(kMetaPrefix.size()));
+    if (!get_like && method != bhttp::verb::post) {
+      res = MethodNotAllowed("GET, HEAD, POST");
+    } else if (!key.ok()) {
+      res = ErrorResponse(bhttp::status::bad_request, "bad_id", key.status().message());
+    } else {
+      co_await (get_like ? Meta(ex, *key) : RaiseLevel(ex, *key));
+      co_return;
+    }
+  } else if (path.starts_with(kDeletePrefix)) {
+    auto key = ParseId(path.substr(kDeletePrefix.size()));
+    if (method != bhttp::verb::post && method != bhttp::verb::delete_) {
+      res = MethodNotAllowed("POST, DELETE");
+    } else if (!key.ok()) {
+      res = ErrorResponse(bhttp::status::bad_request, "bad_id", key.status().message());
+    } else {
+      co_await Delete(ex, *key);
+      co_return;
+    }
+  } else if (path == "/api/v1/id" || path == "/api/v1/ping" || path == "/api/v1/version" ||
+             path == "/api/v1/stats" || path == "/metrics") {
+    if (!get_like) {
+      res = MethodNotAllowed("GET, HEAD");
+    } else if (path == "/api/v1/id") {
+      res = TextResponse(node_.NewId());
+      res.set(bhttp::field::cache_control, "no-store");
+    } else if (path == "/api/v1/ping") {
+      res = TextResponse(node_.node_id());
+    } else if (path == "/api/v1/version") {
+      res = JsonResponse(bhttp::status::ok,
+                         json{{"version", options_.version}, {"build", options_.build}}.dump());
+    } else if (path == "/api/v1/stats") {
+      co_await Stats(ex);
+      co_return;
+    } else {
+      res = TextResponse(node_.metrics().Render());
+      res.set(bhttp::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+    }
+  } else {
+    res = ErrorResponse(bhttp::status::not_found, "not_found",
+                        "no such endpoint: " + std::string(path));
+  }
+  if (res.result_int() >= 500) errors_5xx_->Inc();
+  else if (res.result_int() >= 400) errors_4xx_->Inc();
+  co_await ex.Send(std::move(res));
+}
+
+// ------------------------------------------------------------ PUT
+
+asio::awaitable<void> PublicApi::Put(http::Exchange& ex) {
+  const auto& h = ex.header();
+  auto fail = [&](StringResponse res) -> asio::awaitable<void> {
+    (res.result_int() >= 500 ? errors_5xx_ : errors_4xx_)->Inc();
+    co_await ex.Send(std::move(res));
+  };
+  auto id_header = h["X-Meta-ID"];
+  if (id_header.empty()) {
+    co_await fail(ErrorResponse(bhttp::status::bad_request, "missing_id",
+                                "X-Meta-ID is required: get a fresh id from GET /api/v1/id"));
+    co_return;
+  }
+  PutSpec spec;
+  auto key = ParseId(id_header);
+  if (!key.ok()) {
+    co_await fail(ErrorResponse(bhttp::status::bad_request, "bad_id", key.status().message()));
+    co_return;
+  }
+  spec.key = *key;
+  auto level = ParseLevel(h["X-Meta-ConsistencyLevel"]);
+  if (!level.ok()) {
+    co_await fail(ErrorResponse(bhttp::status::bad_request, "bad_level",
+                                level.status().message()));
+    co_return;
+  }
+  spec.consistency = *level;
+  spec.name = std::string(h["X-Meta-Name"]);
+  if (Status s = CheckName(spec.name); !s.ok()) {
+    co_await fail(ErrorResponse(bhttp::status::bad_request, "bad_name", s.message()));
+    co_return;
+  }
+  auto user_meta = ParseUserMeta(h["X-Meta-UserMeta"]);
+  if (!user_meta.ok()) {
+    co_await fail(ErrorResponse(bhttp::status::bad_request, "bad_user_meta",
+                                user_meta.status().message()));
+    co_return;
+  }
+  spec.user_meta = *user_meta;
+  // Refuse early, before the body crosses the network.
+  if (Status s = node_.CheckPut(spec); !s.ok()) {
+    co_await fail(ErrorResponse(ErrorFor(s)));
+    co_return;
+  }
+
+  auto body = node_.BeginPut();
+  if (!body.ok()) {
+    co_await fail(ErrorResponse(ErrorFor(body.status())));
+    co_return;
+  }
+  std::vector<char> buf(kBodyChunk);
+  for (;;) {
+    auto n = co_await ex.ReadBody(buf);
+    if (!n.ok()) {
+      if (n.status().code() == StatusCode::kUnavailable) co_return;  // client gone: nothing kept
+      co_await fail(n.status().code() == StatusCode::kTooLarge
+                        ? ErrorResponse(ErrorFor(n.status()))
+                        : ErrorResponse(bhttp::status::bad_request, "bad_request",
+                                        n.status().message()));
+      co_return;
+    }
+    if (*n == 0) break;
+    if (Status s = (*body)->Append({buf.data(), *n}); !s.ok()) {
+      (*body)->Abort();  // free the space now, not when the client is done
+      ex.CloseAfterResponse();
+      co_await fail(ErrorResponse(ErrorFor(s)));
+      co_return;
+    }
+  }
+  buf = {};
+  AtomicFile& file = **body;
+  auto outcome =
+      co_await RunBlocking(node_.blocking_pool(), [&] { return node_.FinishPut(spec, file); });
+  if (!outcome.ok()) {
+    co_await fail(ErrorResponse(ErrorFor(outcome.status())));
+    co_return;
+  }
+  const ObjectRecord& rec = *outcome->record;
+  if (!outcome->cold_status.ok()) {
+    auto res = ErrorResponse(
+        bhttp::status::service_unavailable, "cold_store_unavailable",
+        "the object is stored on this node but the cold store did not take it (" +
+            outcome->cold_status.message() + "); the upload is queued and retried");
+    SetMetaHeaders(res, rec);
+    co_await fail(std::move(res));
+    co_return;
+  }
+  co_await ex.Send(RecordResponse(bhttp::status::ok, rec));
+}
+
+// ------------------------------------------------------------ GET
+
+asio::awaitable<void> PublicApi::Get(http::Exchange& ex, const std::string& key) {
+  Node::RecordPtr rec = node_.Lookup(key);
+  if (rec && rec->deleted) {
+    errors_4xx_->Inc();
+    co_await ex.Send(ErrorResponse(bhttp::status::not_found, "deleted", key + " was deleted"));
+    co_return;
+  }
+  if (rec && rec->local_body) {
+    co_await ServeBody(ex, *rec, false);
+    if (ex.responded()) co_return;
+    // The body vanished under us (e.g. removed by hand): record it, then miss.
+    co_await RunBlocking(node_.blocking_pool(), [&] {
+      node_.ForgetLocalBody(*rec);
+      return Status::Ok();
+    });
+  }
+  node_.RecordMiss();
+  const bool may_fetch = rec ? rec->consistency >= 1 : IsTrue(ex.header()["X-Meta-Fetch"]);
+  if (!may_fetch) {
+    errors_4xx_->Inc();
+    if (!rec) {
+      co_await ex.Send(ErrorResponse(bhttp::status::not_found, "not_found", "no object " + key));
+    } else {
+      errors_5xx_->Inc();
+      co_await ex.Send(ErrorResponse(bhttp::status::service_unavailable, "body_unavailable",
+                                     "the body of level-0 object " + key +
+                                         " is not on this node and has no other copy"));
+    }
+    co_return;
+  }
+  auto fetched = co_await node_.FetchFromCold(key, /*restore_unknown=*/!rec);
+  if (!fetched.ok()) {
+    ApiError e = ErrorFor(fetched.status());
+    (e.status >= bhttp::status::internal_server_error ? errors_5xx_ : errors_4xx_)->Inc();
+    co_await ex.Send(ErrorResponse(e));
+    co_return;
+  }
+  co_await ServeBody(ex, **fetched, true);
+  if (!ex.responded()) {
+    co_await ex.Send(ErrorResponse(bhttp::status::service_unavailable, "body_unavailable",
+                                   "the body of " + key + " vanished after the fetch"));
+  }
+}
+
+asio::awaitable<void> PublicApi::ServeBody(http::Exchange& ex, const ObjectRecord& rec,
+                                           bool fetched) {
+  auto fd = node_.OpenBody(rec);
+  if (!fd.ok()) co_return;  // not responded: the caller treats it as a miss
+  if (!fetched) node_.RecordHit();
+  const auto& h = ex.header();
+  const std::time_t last_modified = LastModified(rec);
+
+  auto set_common = [&](bhttp::fields& f) {
+    f.set(bhttp::field::etag, rec.etag);
+    f.set(bhttp::field::last_modified, http::FormatHttpDate(last_modified));
+    f.set(bhttp::field::accept_ranges, "bytes");
+    SetMetaHeaders(f, rec);
+    if (fetched) f.set("X-Meta-Fetched", "true");
+  };
+
+  // Conditionals (RFC 9110 §13.2.2): If-None-Match wins over If-Modified-Since.
+  bool not_modified = false;
+  if (auto inm = h[bhttp::field::if_none_match]; !inm.empty()) {
+    not_modified = http::IfNoneMatchMatches(inm, rec.etag);
+  } else if (auto ims = h[bhttp::field::if_modified_since]; !ims.empty()) {
+    auto since = http::ParseHttpDate(ims);
+    not_modified = since && last_modified <= *since;
+  }
+  if (not_modified) {
+    StringResponse res{bhttp::status::not_modified, 11};
+    set_common(res);
+    co_await ex.Send(std::move(res));
+    co_return;
+  }
+
+  http::RangeDecision range;
+  if (auto r = h[bhttp::field::range]; !r.empty()) {
+    auto if_range = h[bhttp::field::if_range];
+    if (if_range.empty() || if_range == rec.etag) range = http::ParseRange(r, rec.size);
+  }
+  if (range.kind == http::RangeKind::kUnsatisfiable) {
+    errors_4xx_->Inc();
+    auto res = ErrorResponse(bhttp::status::range_not_satisfiable, "range_not_satisfiable",
+                             fmt::format("range not satisfiable for a body of {} bytes", rec.size));
+    res.set(bhttp::field::content_range, fmt::format("bytes */{}", rec.size));
+    set_common(res);
+    co_await ex.Send(std::move(res));
+    co_return;
+  }
+  FileResponse res{bhttp::status::ok, 11};
+  set_common(res);
+  res.set(bhttp::field::content_type, http::ContentTypeForName(rec.name));
+  uint64_t offset = 0, length = rec.size;
+  if (range.kind == http::RangeKind::kPartial) {
+    res.result(bhttp::status::partial_content);
+    res.set(bhttp::field::content_range,
+            fmt::format("bytes {}-{}/{}", range.range.first, range.range.last, rec.size));
+    offset = range.range.first;
+    length = range.range.length();
+  }
+  co_await ex.SendFile(std::move(res), fd->get(), offset, length);
+}
+
+// ------------------------------------------------------------ meta, level, delete, stats
+
+asio::awaitable<void> PublicApi::Meta(http::Exchange& ex, const std::string& key) {
+  Node::RecordPtr rec = node_.Lookup(key);
+  if (!rec) {
+    errors_4xx_->Inc();
+    co_await ex.Send(ErrorResponse(bhttp::status::not_found, "not_found", "no object " + key));
+    co_return;
+  }
+  co_await ex.Send(RecordResponse(bhttp::status::ok, *rec));
+}
+
+asio::awaitable<void> PublicApi::RaiseLevel(http::Exchange& ex, const std::string& key) {
+  auto level = ParseLevel(ex.header()["X-Meta-ConsistencyLevel"]);
+  if (!level.ok() || ex.header()["X-Meta-ConsistencyLevel"].empty()) {
+    errors_4xx_->Inc();
+    co_await ex.Send(ErrorResponse(bhttp::status::bad_request, "bad_level",
+                                   level.ok() ? "X-Meta-ConsistencyLevel is required"
+                                              : level.status().message()));
+    co_return;
+  }
+  int target = *level;
+  auto outcome = co_await RunBlocking(node_.blocking_pool(),
+                                      [&] { return node_.RaiseLevel(key, target); });
+  if (!outcome.ok()) {
+    ApiError e = ErrorFor(outcome.status());
+    (e.status >= bhttp::status::internal_server_error ? errors_5xx_ : errors_4xx_)->Inc();
+    co_await ex.Send(ErrorResponse(e));
+    co_return;
+  }
+  if (!outcome->cold_status.ok()) {
+    errors_5xx_->Inc();
+    auto res = ErrorResponse(bhttp::status::service_unavailable, "cold_store_unavailable",
+                             "level raised; the cold store did not take the object yet (" +
+                                 outcome->cold_status.message() + "); the upload is queued");
+    SetMetaHeaders(res, *outcome->record);
+    co_await ex.Send(std::move(res));
+    co_return;
+  }
+  co_await ex.Send(RecordResponse(bhttp::status::ok, *outcome->record));
+}
+
+asio::awaitable<void> PublicApi::Delete(http::Exchange& ex, const std::string& key) {
+  auto rec = co_await RunBlocking(node_.blocking_pool(), [&] { return node_.Delete(key); });
+  if (!rec.ok()) {
+    ApiError e = ErrorFor(rec.status());
+    (e.status >= bhttp::status::internal_server_error ? errors_5xx_ : errors_4xx_)->Inc();
+    co_await ex.Send(ErrorResponse(e));
+    co_return;
+  }
+  co_await ex.Send(RecordResponse(bhttp::status::ok, **rec));
+}
+
+asio::awaitable<void> PublicApi::Stats(http::Exchange& ex) {
+  NodeStats s = node_.Stats();
+  auto scaled = [](json& j, const char* unit, uint64_t div, const DiskUsage& d) {
+    j[fmt::format("{}_all", unit)] = d.bytes_all / div;
+    j[fmt::format("{}_used", unit)] = d.bytes_used / div;
+    j[fmt::format("{}_free", unit)] = d.bytes_free / div;
+  };
+  json disk;
+  scaled(disk, "bytes", 1, s.disk);
+  scaled(disk, "kb", 1ull << 10, s.disk);
+  scaled(disk, "mb", 1ull << 20, s.disk);
+  scaled(disk, "gb", 1ull << 30, s.disk);
+  json doc{{"node_id", node_.node_id()},
+           {"disk_stats", disk},
+           {"objects", s.journal.live_objects},
+           {"tombstones", s.journal.tombstones},
+           {"local_objects", s.journal.local_bodies},
+           {"bytes", s.journal.local_bytes},
+           {"hits", s.hits},
+           {"misses", s.misses},
+           {"peer_fetches", s.peer_fetches},
+           {"cold_fetches", s.cold_fetches},
+           {"pending_uploads", s.journal.pending_cold},
+           {"cold_store", node_.cold_store().Describe()},
+           {"members", json::array({node_.node_id()})}};
+  co_await ex.Send(JsonResponse(bhttp::status::ok, doc.dump()));
+}
+
+}  // namespace objstore::api

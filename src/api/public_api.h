@@ -1,0 +1,51 @@
+// PublicApi: the routes of SPEC §2 on top of a Node (docs/API.md has the
+// decisions the spec leaves open).
+//
+// Request flow: HttpServer parses a header and calls Handle(exchange); Handle
+// routes by method and path, validates every header it interprets (ids,
+// levels, names, user-meta JSON, Range, conditionals), calls the Node —
+// blocking work through RunBlocking on the node's pool — and maps the Status
+// it gets back to one HTTP answer (ErrorFor, one place for all of them).
+//
+// Thread safety: stateless apart from the Node and atomic counters; Handle runs
+// concurrently on every event loop.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <string>
+
+#include "http/server.h"
+#include "node/node.h"
+
+namespace objstore::api {
+
+struct ApiOptions {
+  std::string version = "dev";
+  std::string build;  // compiler, build type, date
+};
+
+class PublicApi {
+ public:
+  PublicApi(Node& node, ApiOptions options);
+  boost::asio::awaitable<void> Handle(http::Exchange& ex);
+
+ private:
+  boost::asio::awaitable<void> Put(http::Exchange& ex);
+  boost::asio::awaitable<void> Get(http::Exchange& ex, const std::string& key);
+  boost::asio::awaitable<void> Meta(http::Exchange& ex, const std::string& key);
+  boost::asio::awaitable<void> RaiseLevel(http::Exchange& ex, const std::string& key);
+  boost::asio::awaitable<void> Delete(http::Exchange& ex, const std::string& key);
+  boost::asio::awaitable<void> Stats(http::Exchange& ex);
+  boost::asio::awaitable<void> ServeBody(http::Exchange& ex, const ObjectRecord& record,
+                                         bool fetched);
+
+  Node& node_;
+  ApiOptions options_;
+  Histogram* get_latency_ = nullptr;
+  Histogram* put_latency_ = nullptr;
+  Counter* requests_ = nullptr;
+  Counter* errors_4xx_ = nullptr;
+  Counter* errors_5xx_ = nullptr;
+};
+
+}  // namespace objstore::api

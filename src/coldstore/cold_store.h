@@ -1,0 +1,51 @@
+// ColdStore: the durable copy of level >= 1 objects (SPEC §4).
+//
+// Two implementations plug into this interface: DirColdStore (a local
+// directory, the embedded default when no bucket is configured) and the S3
+// client. Calls are blocking and may take long (network); the node runs them on
+// its blocking thread pool, never on an event loop. Implementations must be
+// thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+
+#include "base/status.h"
+
+namespace objstore {
+
+// What the cold store keeps beside a body so that a fetch restores the object.
+struct ColdObjectMeta {
+  std::string key;
+  std::string name;
+  int consistency = 1;
+  int64_t timestamp_ns = 0;
+  std::string user_meta = "{}";  // compact JSON object
+  uint64_t size = 0;
+  std::string etag;  // quoted content hash, as the journal has it
+  uint64_t version = 0;  // the record's packed HLC stamp; a Put never replaces a newer one
+};
+
+class ColdStore {
+ public:
+  virtual ~ColdStore() = default;
+  // Human-readable location, for logs ("directory /var/lib/objstore/cold").
+  virtual std::string Describe() const = 0;
+  // Stores the file at `body_path` as meta.key, replacing an object of an older
+  // version (an object of a newer version is kept and Put returns Ok). Returns
+  // only once the object is durable. Unavailable when unreachable.
+  virtual Status Put(const ColdObjectMeta& meta, const std::string& body_path) = 0;
+  // Streams an object: on_meta once, then on_data for each chunk in order. An
+  // error returned by a callback aborts the transfer and is returned.
+  // NotFound when the store has no such key.
+  virtual Status Get(const std::string& key,
+                     const std::function<Status(const ColdObjectMeta&)>& on_meta,
+                     const std::function<Status(std::span<const char>)>& on_data) = 0;
+  // Removes the object if its version is not newer than `version` (a delete
+  // never removes a later re-PUT); absent is not an error.
+  virtual Status Delete(const std::string& key, uint64_t version) = 0;
+};
+
+}  // namespace objstore

@@ -1,0 +1,178 @@
+#include "coldstore/dir_cold_store.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <vector>
+
+#include "base/unique_fd.h"
+#include "store/atomic_file.h"
+#include "store/body_store.h"
+
+namespace objstore {
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+constexpr size_t kChunk = 256 * 1024;
+}
+
+Result<std::unique_ptr<DirColdStore>> DirColdStore::Open(const std::string& dir, Disk& disk) {
+  std::string d = fs::path(dir).lexically_normal().string();
+  while (d.size() > 1 && d.back() == '/') d.pop_back();
+  std::unique_ptr<DirColdStore> store(new DirColdStore(d, disk));
+  store->tmp_dir_ = d + "/tmp";
+  if (Status s = MakeDirsDurable(disk, store->tmp_dir_); !s.ok()) return s;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(store->tmp_dir_, ec)) {
+    disk.Unlink(e.path().c_str());  // leftovers of interrupted Puts
+  }
+  return store;
+}
+
+std::string DirColdStore::ShardDir(const std::string& key) const {
+  uint64_t h = XXH64(key.data(), key.size(), 0);
+  char buf[4];
+  std::snprintf(buf, sizeof buf, "%02x", static_cast<unsigned>(h >> 56));
+  return dir_ + "/" + buf;
+}
+
+std::mutex& DirColdStore::KeyLock(const std::string& key) {
+  return key_locks_[XXH64(key.data(), key.size(), 1) % key_locks_.size()];
+}
+
+Status DirColdStore::Put(const ColdObjectMeta& meta, const std::string& body_path) {
+  std::lock_guard lock(KeyLock(meta.key));
+  ColdObjectMeta previous;
+  auto previous_body = ReadMetaFile(meta.key, &previous);
+  if (previous_body.ok() && previous.version > meta.version) return Status::Ok();
+  const std::string shard = ShardDir(meta.key);
+  if (Status s = MakeDirsDurable(disk_, shard); !s.ok()) return s;
+  const std::string fname = BodyStore::FileNameKey(meta.key);
+
+  // 1. The body, under a name no other Put uses.
+  UniqueFd in(::open(body_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!in.valid()) return Status::FromErrno(errno, "open " + body_path);
+  auto body = AtomicFile::Create(disk_, tmp_dir_);
+  if (!body.ok()) return body.status();
+  std::vector<char> buf(kChunk);
+  for (;;) {
+    ssize_t n = ::read(in.get(), buf.data(), buf.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::FromErrno(errno, "read " + body_path);
+    }
+    if (n == 0) break;
+    if (Status s = (*body)->Append({buf.data(), static_cast<size_t>(n)}); !s.ok()) return s;
+  }
+  if ((*body)->size() != meta.size || (*body)->ETag() != meta.etag) {
+    return Status::Corruption("body of " + meta.key + " does not match its size or etag");
+  }
+  char stamp[40];
+  std::snprintf(stamp, sizeof stamp, "@%llx-%llx",
+                static_cast<unsigned long long>(
+                    std::chrono::system_clock::now().time_since_epoch().count()),
+                static_cast<unsigned long long>(put_seq_.fetch_add(1)));
+  const std::string body_name = fname + stamp;
+  if (Status s = (*body)->Commit(shard + "/" + body_name); !s.ok()) return s;
+
+  // 2. The metadata, replacing the previous object in one rename.
+  json doc = {{"key", meta.key},
+              {"name", meta.name},
+              {"consistency", meta.consistency},
+              {"timestamp_ns", meta.timestamp_ns},
+              {"user_meta", meta.user_meta},
+              {"size", meta.size},
+              {"etag", meta.etag},
+              {"version", meta.version},
+              {"body", body_name}};
+  const std::string text = doc.dump();
+  auto meta_file = AtomicFile::Create(disk_, tmp_dir_);
+  if (!meta_file.ok()) return meta_file.status();
+  if (Status s = (*meta_file)->Append(text); !s.ok()) return s;
+  if (Status s = (*meta_file)->Commit(shard + "/" + fname + ".meta"); !s.ok()) return s;
+
+  // 3. The previous body is unreachable now.
+  if (previous_body.ok() && *previous_body != body_name) {
+    disk_.Unlink((shard + "/" + *previous_body).c_str());
+  }
+  return Status::Ok();
+}
+
+Result<std::string> DirColdStore::ReadMetaFile(const std::string& key,
+                                               ColdObjectMeta* meta) const {
+  const std::string path = ShardDir(key) + "/" + BodyStore::FileNameKey(key) + ".meta";
+  std::ifstream in(path);
+  if (!in) return Status::NotFound("cold store has no " + key);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  json doc = json::parse(ss.str(), nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded() || !doc.is_object() || doc.value("key", "") != key) {
+    return Status::Corruption("cold store metadata of " + key + " is unreadable");
+  }
+  try {
+    meta->key = key;
+    meta->name = doc.at("name").get<std::string>();
+    meta->consistency = doc.at("consistency").get<int>();
+    meta->timestamp_ns = doc.at("timestamp_ns").get<int64_t>();
+    meta->user_meta = doc.at("user_meta").get<std::string>();
+    meta->size = doc.at("size").get<uint64_t>();
+    meta->etag = doc.at("etag").get<std::string>();
+    meta->version = doc.at("version").get<uint64_t>();
+    return doc.at("body").get<std::string>();
+  } catch (const json::exception& e) {
+    return Status::Corruption("cold store metadata of " + key + ": " + e.what());
+  }
+}
+
+Status DirColdStore::Get(const std::string& key,
+                         const std::function<Status(const ColdObjectMeta&)>& on_meta,
+                         const std::function<Status(std::span<const char>)>& on_data) {
+  ColdObjectMeta meta;
+  auto body_name = ReadMetaFile(key, &meta);
+  if (!body_name.ok()) return body_name.status();
+  const std::string path = ShardDir(key) + "/" + *body_name;
+  UniqueFd in(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!in.valid()) return Status::FromErrno(errno, "open cold body " + path);
+  if (Status s = on_meta(meta); !s.ok()) return s;
+  std::vector<char> buf(kChunk);
+  for (;;) {
+    ssize_t n = ::read(in.get(), buf.data(), buf.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::FromErrno(errno, "read " + path);
+    }
+    if (n == 0) return Status::Ok();
+    if (Status s = on_data({buf.data(), static_cast<size_t>(n)}); !s.ok()) return s;
+  }
+}
+
+Status DirColdStore::Delete(const std::string& key, uint64_t version) {
+  std::lock_guard lock(KeyLock(key));
+  ColdObjectMeta meta;
+  auto body_name = ReadMetaFile(key, &meta);
+  if (!body_name.ok()) {
+    return body_name.status().code() == StatusCode::kNotFound ? Status::Ok()
+                                                              : body_name.status();
+  }
+  if (meta.version > version) return Status::Ok();
+  const std::string shard = ShardDir(key);
+  const std::string meta_path = shard + "/" + BodyStore::FileNameKey(key) + ".meta";
+  if (int rc = disk_.Unlink(meta_path.c_str()); rc < 0 && rc != -ENOENT) {
+    return Status::FromErrno(-rc, "unlink " + meta_path);
+  }
+  if (int rc = disk_.SyncDir(shard.c_str()); rc < 0) {
+    return Status::FromErrno(-rc, "fsync dir " + shard);
+  }
+  disk_.Unlink((shard + "/" + *body_name).c_str());
+  return Status::Ok();
+}
+
+}  // namespace objstore

@@ -1,0 +1,48 @@
+// DirColdStore: the embedded cold store, a local directory (SPEC §4).
+//
+// Layout: <dir>/<h0h1>/<name>@<stamp> bodies and <dir>/<h0h1>/<name>.meta,
+// a JSON document (ColdObjectMeta plus "body": the body file's name). Put writes
+// the body, then atomically replaces the .meta (AtomicFile: temp, fsync,
+// rename, fsync dir), then removes the previous body: a reader that opened the
+// .meta always finds its body complete, and a crash leaves either the old or the
+// new object, never a mix. <name> is escaped as in BodyStore, so keys never
+// reach a path unescaped.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "base/disk.h"
+#include "coldstore/cold_store.h"
+
+namespace objstore {
+
+class DirColdStore final : public ColdStore {
+ public:
+  static Result<std::unique_ptr<DirColdStore>> Open(const std::string& dir, Disk& disk);
+
+  std::string Describe() const override { return "directory " + dir_; }
+  Status Put(const ColdObjectMeta& meta, const std::string& body_path) override;
+  Status Get(const std::string& key, const std::function<Status(const ColdObjectMeta&)>& on_meta,
+             const std::function<Status(std::span<const char>)>& on_data) override;
+  Status Delete(const std::string& key, uint64_t version) override;
+
+ private:
+  DirColdStore(std::string dir, Disk& disk) : dir_(std::move(dir)), disk_(disk) {}
+  std::string ShardDir(const std::string& key) const;
+  Result<std::string> ReadMetaFile(const std::string& key, ColdObjectMeta* meta) const;
+
+  std::string dir_;
+  std::string tmp_dir_;
+  Disk& disk_;
+  std::mutex& KeyLock(const std::string& key);
+
+  std::atomic<uint64_t> put_seq_{0};  // makes body names unique per Put
+  // Puts and Deletes of one key are serialised (read-compare-replace of .meta).
+  std::array<std::mutex, 64> key_locks_;
+};
+
+}  // namespace objstore

@@ -1,0 +1,94 @@
+#include "coldstore/dir_cold_store.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "base/test_util.h"
+#include "store/atomic_file.h"
+
+namespace objstore {
+namespace {
+
+struct Fixture {
+  testing::TempDir dir;
+  std::unique_ptr<DirColdStore> cold =
+      std::move(DirColdStore::Open(dir / "cold", DefaultDisk()).value());
+
+  // Writes `bytes` to a file and returns meta describing it.
+  ColdObjectMeta MakeBody(const std::string& key, const std::string& bytes, uint64_t version,
+                          std::string* path) {
+    auto f = std::move(AtomicFile::Create(DefaultDisk(), dir.path()).value());
+    EXPECT_TRUE(f->Append(bytes).ok());
+    *path = dir / (key + std::to_string(version));
+    EXPECT_TRUE(f->Commit(*path).ok());
+    return ColdObjectMeta{key, "n.txt", 2, 123, R"({"A":"b"})", bytes.size(), f->ETag(), version};
+  }
+
+  Result<std::pair<ColdObjectMeta, std::string>> Fetch(const std::string& key) {
+    ColdObjectMeta meta;
+    std::string data;
+    Status s = cold->Get(
+        key, [&](const ColdObjectMeta& m) { meta = m; return Status::Ok(); },
+        [&](std::span<const char> c) { data.append(c.data(), c.size()); return Status::Ok(); });
+    if (!s.ok()) return s;
+    return std::make_pair(meta, data);
+  }
+};
+
+TEST(DirColdStore, PutGetDeleteRoundTrip) {
+  Fixture fx;
+  std::string path;
+  auto meta = fx.MakeBody("K1", "payload", 5, &path);
+  ASSERT_TRUE(fx.cold->Put(meta, path).ok());
+  auto got = fx.Fetch("K1");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->second, "payload");
+  EXPECT_EQ(got->first.name, "n.txt");
+  EXPECT_EQ(got->first.consistency, 2);
+  EXPECT_EQ(got->first.user_meta, R"({"A":"b"})");
+  EXPECT_EQ(got->first.etag, meta.etag);
+  EXPECT_EQ(got->first.version, 5u);
+  ASSERT_TRUE(fx.cold->Delete("K1", 6).ok());
+  EXPECT_EQ(fx.Fetch("K1").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(fx.cold->Delete("K1", 7).ok());  // absent: not an error
+}
+
+TEST(DirColdStore, NewerVersionIsNeverReplacedOrDeletedByOlder) {
+  Fixture fx;
+  std::string p1, p2;
+  auto v2 = fx.MakeBody("K", "new", 20, &p2);
+  auto v1 = fx.MakeBody("K", "old", 10, &p1);
+  ASSERT_TRUE(fx.cold->Put(v2, p2).ok());
+  ASSERT_TRUE(fx.cold->Put(v1, p1).ok());
+  EXPECT_EQ(fx.Fetch("K")->second, "new");
+  ASSERT_TRUE(fx.cold->Delete("K", 15).ok());  // a delete older than the object
+  EXPECT_EQ(fx.Fetch("K")->second, "new");
+}
+
+TEST(DirColdStore, RejectsABodyThatDoesNotMatchItsMeta) {
+  Fixture fx;
+  std::string path;
+  auto meta = fx.MakeBody("K", "abc", 1, &path);
+  meta.etag = "\"00\"";
+  EXPECT_EQ(fx.cold->Put(meta, path).code(), StatusCode::kCorruption);
+  EXPECT_EQ(fx.Fetch("K").status().code(), StatusCode::kNotFound);
+}
+
+TEST(DirColdStore, OverwriteLeavesOneBody) {
+  Fixture fx;
+  for (uint64_t v = 1; v <= 3; ++v) {
+    std::string path;
+    auto meta = fx.MakeBody("K", "v" + std::to_string(v), v, &path);
+    ASSERT_TRUE(fx.cold->Put(meta, path).ok());
+  }
+  EXPECT_EQ(fx.Fetch("K")->second, "v3");
+  size_t files = 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(fx.dir / "cold")) {
+    files += e.is_regular_file();
+  }
+  EXPECT_EQ(files, 2u);  // one body, one .meta
+}
+
+}  // namespace
+}  // namespace objstore

@@ -1,0 +1,398 @@
+#include "http/server.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+#include <cerrno>
+#include <nlohmann/json.hpp>
+
+#include "http/range.h"
+
+namespace objstore::http {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+
+struct Connection {
+  explicit Connection(tcp::socket s) : stream(std::move(s)) {}
+  beast::tcp_stream stream;
+  beast::flat_buffer buffer;
+  // Waiting for the next request (may be closed at stop). Touched only on the
+  // connection's own thread.
+  bool idle = true;
+};
+
+namespace {
+
+// The Date header, formatted at most once a second per thread.
+const std::string& CachedDate() {
+  thread_local std::time_t last = 0;
+  thread_local std::string text;
+  std::time_t now = std::time(nullptr);
+  if (now != last) {
+    last = now;
+    text = FormatHttpDate(now);
+  }
+  return text;
+}
+
+// Waits until the socket is writable; false on timeout or error.
+asio::awaitable<bool> WaitWritable(Connection& conn, std::chrono::milliseconds timeout) {
+  using namespace asio::experimental::awaitable_operators;
+  asio::steady_timer timer(conn.stream.get_executor(), timeout);
+  auto r = co_await (conn.stream.socket().async_wait(tcp::socket::wait_write, kTuple) ||
+                     timer.async_wait(kTuple));
+  co_return r.index() == 0 && !std::get<0>(std::get<0>(r));
+}
+
+std::string SerializeHeader(const bhttp::response<bhttp::empty_body>& res) {
+  std::string out = fmt::format("HTTP/1.1 {} {}\r\n", res.result_int(),
+                                std::string_view(res.reason()));
+  for (const auto& f : res) {
+    out.append(f.name_string().data(), f.name_string().size());
+    out += ": ";
+    out.append(f.value().data(), f.value().size());
+    out += "\r\n";
+  }
+  out += "\r\n";
+  return out;
+}
+
+}  // namespace
+
+std::string ErrorJson(const std::string& code, const std::string& message) {
+  return nlohmann::json{{"error", message}, {"code", code}}.dump();
+}
+
+// ---------------------------------------------------------------- Exchange
+
+bool Exchange::keep_alive() const {
+  return !close_ && !failed_ && parser_.get().keep_alive() && parser_.is_done();
+}
+
+void Exchange::Finalize(bhttp::fields& fields, bool keep_alive) {
+  fields.set(bhttp::field::server, "objstore");
+  fields.set(bhttp::field::date, CachedDate());
+  if (!keep_alive) fields.set(bhttp::field::connection, "close");
+}
+
+asio::awaitable<Result<size_t>> Exchange::ReadBody(std::span<char> out) {
+  if (parser_.is_done()) co_return size_t{0};
+  if (failed_) co_return Status::Unavailable("connection failed");
+  if (!sent_continue_) {
+    sent_continue_ = true;
+    auto expect = header()[bhttp::field::expect];
+    if (beast::iequals(expect, "100-continue")) {
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      conn_.stream.expires_after(options_.idle_timeout);
+      auto [ec, n] = co_await asio::async_write(conn_.stream, asio::buffer(kContinue), kTuple);
+      if (ec) {
+        failed_ = true;
+        co_return Status::Unavailable("client went away: " + ec.message());
+      }
+    }
+  }
+  for (;;) {
+    auto& body = parser_.get().body();
+    body.data = out.data();
+    body.size = out.size();
+    conn_.stream.expires_after(options_.idle_timeout);
+    auto [ec, n] = co_await bhttp::async_read_some(conn_.stream, conn_.buffer, parser_, kTuple);
+    if (ec == bhttp::error::need_buffer) ec = {};
+    size_t got = out.size() - body.size;
+    if (ec == bhttp::error::body_limit) {
+      close_ = true;
+      co_return Status::TooLarge(fmt::format("request body exceeds the limit of {} bytes",
+                                             options_.max_body_bytes));
+    }
+    if (ec == beast::error::timeout || ec == asio::error::eof || ec == bhttp::error::end_of_stream ||
+        ec == bhttp::error::partial_message || ec == asio::error::connection_reset ||
+        ec == asio::error::operation_aborted) {
+      failed_ = true;
+      co_return Status::Unavailable("client stopped sending the body: " + ec.message());
+    }
+    if (ec) {
+      close_ = true;
+      co_return Status::Invalid("malformed request body: " + ec.message());
+    }
+    if (got > 0 || parser_.is_done()) co_return got;
+  }
+}
+
+asio::awaitable<void> Exchange::Send(bhttp::response<bhttp::string_body> res) {
+  responded_ = true;
+  if (failed_) co_return;
+  const bool ka = keep_alive();
+  Finalize(res, ka);
+  res.keep_alive(ka);
+  const bool no_body = is_head() || res.result() == bhttp::status::not_modified ||
+                       res.result() == bhttp::status::no_content;
+  if (no_body) {
+    if (!res.has_content_length() && res.result() != bhttp::status::not_modified &&
+        res.result() != bhttp::status::no_content) {
+      res.content_length(res.body().size());
+    }
+    res.body().clear();
+  } else {
+    res.prepare_payload();
+  }
+  conn_.stream.expires_after(options_.idle_timeout);
+  auto [ec, n] = co_await bhttp::async_write(conn_.stream, res, kTuple);
+  if (ec) failed_ = true;
+}
+
+asio::awaitable<void> Exchange::SendFile(bhttp::response<bhttp::empty_body> res, int fd,
+                                         uint64_t offset, uint64_t length) {
+  responded_ = true;
+  if (failed_) co_return;
+  const bool ka = keep_alive();
+  Finalize(res, ka);
+  res.keep_alive(ka);
+  res.content_length(length);
+  const std::string head = SerializeHeader(res);
+  const bool with_body = !is_head() && length > 0;
+
+  auto& sock = conn_.stream.socket();
+  const int sfd = sock.native_handle();
+  sock.native_non_blocking(true);
+  // The header first, corked with MSG_MORE so it leaves with the body.
+  size_t sent = 0;
+  while (sent < head.size()) {
+    ssize_t n = ::send(sfd, head.data() + sent, head.size() - sent,
+                       MSG_NOSIGNAL | (with_body ? MSG_MORE : 0));
+    if (n > 0) {
+      sent += static_cast<size_t>(n);
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      if (!co_await WaitWritable(conn_, options_.idle_timeout)) {
+        failed_ = true;
+        co_return;
+      }
+    } else {
+      failed_ = true;
+      co_return;
+    }
+  }
+  if (!with_body) co_return;
+  off_t off = static_cast<off_t>(offset);
+  uint64_t left = length;
+  while (left > 0) {
+    ssize_t n = ::sendfile(sfd, fd, &off, std::min<uint64_t>(left, 1u << 30));
+    if (n > 0) {
+      left -= static_cast<uint64_t>(n);
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      if (!co_await WaitWritable(conn_, options_.idle_timeout)) {
+        failed_ = true;
+        co_return;
+      }
+    } else {
+      // n == 0: the file is shorter than promised. The client sees a short body
+      // and a closed connection, never a wrong one.
+      spdlog::error("sendfile stopped with {} bytes left: {}", left,
+                    n == 0 ? "file truncated" : std::strerror(errno));
+      failed_ = true;
+      co_return;
+    }
+  }
+}
+
+// ---------------------------------------------------------------- HttpServer
+
+HttpServer::HttpServer(ServerOptions options, Handler handler)
+    : options_(std::move(options)), handler_(std::move(handler)) {
+  if (options_.threads == 0) options_.threads = 1;
+  for (size_t i = 0; i < options_.threads; ++i) {
+    contexts_.push_back(std::make_unique<asio::io_context>(1));
+  }
+}
+
+HttpServer::~HttpServer() {
+  if (!threads_.empty()) Stop(std::chrono::milliseconds(0));
+}
+
+Status HttpServer::Start() {
+  boost::system::error_code ec;
+  auto address = asio::ip::make_address(options_.host, ec);
+  if (ec) return Status::Invalid("bad listen address " + options_.host + ": " + ec.message());
+  tcp::endpoint endpoint(address, options_.port);
+  acceptor_ = std::make_unique<tcp::acceptor>(*contexts_[0]);
+  acceptor_->open(endpoint.protocol(), ec);
+  if (!ec) acceptor_->set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor_->bind(endpoint, ec);
+  if (!ec) acceptor_->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return Status::IOError(fmt::format("cannot listen on {}:{}: {}", options_.host, options_.port,
+                                       ec.message()));
+  }
+  bound_port_ = acceptor_->local_endpoint().port();
+  asio::co_spawn(*contexts_[0], AcceptLoop(), asio::detached);
+  for (auto& ctx : contexts_) {
+    threads_.emplace_back([ctx = ctx.get()] {
+      auto guard = asio::make_work_guard(*ctx);
+      ctx->run();
+    });
+  }
+  return Status::Ok();
+}
+
+asio::awaitable<void> HttpServer::AcceptLoop() {
+  while (!stopping_) {
+    auto& ctx = *contexts_[next_context_++ % contexts_.size()];
+    auto [ec, socket] = co_await acceptor_->async_accept(ctx, kTuple);
+    if (ec) {
+      if (stopping_ || ec == asio::error::operation_aborted) co_return;
+      spdlog::warn("accept failed: {}", ec.message());
+      // EMFILE and friends: back off instead of spinning.
+      asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(50));
+      co_await t.async_wait(kTuple);
+      continue;
+    }
+    auto conn = std::make_shared<Connection>(std::move(socket));
+    asio::co_spawn(ctx, Serve(std::move(conn)), asio::detached);
+  }
+}
+
+asio::awaitable<void> HttpServer::SendError(Connection& conn, bhttp::status status,
+                                            const std::string& code, const std::string& message) {
+  bhttp::response<bhttp::string_body> res{status, 11};
+  res.set(bhttp::field::server, "objstore");
+  res.set(bhttp::field::date, CachedDate());
+  res.set(bhttp::field::content_type, "application/json");
+  res.set(bhttp::field::connection, "close");
+  res.body() = ErrorJson(code, message);
+  res.prepare_payload();
+  conn.stream.expires_after(std::chrono::seconds(5));
+  co_await bhttp::async_write(conn.stream, res, kTuple);
+}
+
+asio::awaitable<void> HttpServer::Serve(std::shared_ptr<Connection> conn) {
+  ++active_;
+  {
+    std::lock_guard lock(conns_mu_);
+    conns_.insert(conn);
+  }
+  auto& stream = conn->stream;
+  boost::system::error_code ignored;
+  stream.socket().set_option(tcp::no_delay(true), ignored);
+
+  while (!stopping_) {
+    conn->idle = true;
+    if (conn->buffer.size() == 0) {
+      // Between requests: wait for the first byte under the idle timeout.
+      stream.expires_after(options_.idle_timeout);
+      auto [ec, n] = co_await stream.async_read_some(conn->buffer.prepare(4096), kTuple);
+      if (ec) break;
+      conn->buffer.commit(n);
+    }
+    conn->idle = false;
+    ++busy_;
+    bhttp::request_parser<bhttp::buffer_body> parser;
+    parser.header_limit(options_.max_header_bytes);
+    parser.body_limit(options_.max_body_bytes);
+    stream.expires_after(options_.header_timeout);
+    auto [ec, n] = co_await bhttp::async_read_header(stream, conn->buffer, parser, kTuple);
+    bool keep = false;
+    if (ec == bhttp::error::header_limit) {
+      co_await SendError(*conn, bhttp::status::request_header_fields_too_large,
+                         "headers_too_large",
+                         fmt::format("request header exceeds {} bytes", options_.max_header_bytes));
+    } else if (ec == bhttp::error::body_limit) {
+      co_await SendError(*conn, bhttp::status::payload_too_large, "body_too_large",
+                         fmt::format("request body exceeds the limit of {} bytes",
+                                     options_.max_body_bytes));
+    } else if (ec == beast::error::timeout) {
+      co_await SendError(*conn, bhttp::status::request_timeout, "request_timeout",
+                         "request header not received in time");
+    } else if (ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
+               ec == asio::error::connection_reset || ec == asio::error::operation_aborted) {
+      // The client closed or the server is stopping: nothing to answer.
+    } else if (ec) {
+      co_await SendError(*conn, bhttp::status::bad_request, "bad_request",
+                         "malformed HTTP request: " + ec.message());
+    } else if (static_cast<size_t>(std::distance(parser.get().begin(), parser.get().end())) >
+               options_.max_header_count) {
+      co_await SendError(*conn, bhttp::status::request_header_fields_too_large,
+                         "headers_too_large",
+                         fmt::format("more than {} header fields", options_.max_header_count));
+    } else {
+      Exchange ex(*conn, parser, options_);
+      bool crashed = false;
+      try {
+        co_await handler_(ex);
+      } catch (const std::exception& e) {
+        spdlog::error("handler failed on {}: {}", std::string_view(parser.get().target()),
+                      e.what());
+        crashed = true;
+      }
+      if (crashed) {
+        ex.CloseAfterResponse();
+        if (!ex.responded()) {
+          bhttp::response<bhttp::string_body> res{bhttp::status::internal_server_error, 11};
+          res.set(bhttp::field::content_type, "application/json");
+          res.body() = ErrorJson("internal", "internal error");
+          co_await ex.Send(std::move(res));
+        }
+      }
+      keep = ex.responded() && ex.keep_alive();
+    }
+    --busy_;
+    if (!keep) break;
+  }
+  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  stream.socket().close(ignored);
+  {
+    std::lock_guard lock(conns_mu_);
+    conns_.erase(conn);
+  }
+  --active_;
+}
+
+void HttpServer::Stop(std::chrono::milliseconds grace) {
+  if (threads_.empty()) return;
+  stopping_ = true;
+  asio::post(*contexts_[0], [this] {
+    boost::system::error_code ec;
+    acceptor_->close(ec);
+  });
+  auto close_idle = [this] {
+    std::lock_guard lock(conns_mu_);
+    for (const auto& conn : conns_) {
+      asio::post(conn->stream.get_executor(), [conn] {
+        if (!conn->idle) return;
+        boost::system::error_code ec;
+        conn->stream.socket().cancel(ec);
+      });
+    }
+  };
+  close_idle();
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  while (active_.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    close_idle();  // connections that finished a request and went idle since
+  }
+  if (active_.load() > 0) spdlog::warn("{} connections still open at stop", active_.load());
+  for (auto& ctx : contexts_) ctx->stop();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+  std::lock_guard lock(conns_mu_);
+  conns_.clear();
+}
+
+}  // namespace objstore::http

@@ -1,0 +1,144 @@
+// HttpServer: an HTTP/1.1 server on Boost.Beast with C++20 coroutines.
+//
+// Design (after Beast's awaitable server examples):
+// - Thread layout: one io_context per thread, each run by exactly one thread;
+//   the acceptor lives on the first and deals connections round-robin, so a
+//   connection's coroutine and all its state stay on one thread (no strands,
+//   no locks on the connection path).
+// - One coroutine per connection reads a request header, hands an Exchange to
+//   the handler, and loops while the connection may be kept alive.
+// - Limits: header bytes (431), header count (431), body bytes (413); a
+//   deadline for a whole request header once its first byte arrived (slow
+//   clients cannot hold a connection by trickling), an idle timeout between
+//   requests and between body reads. Malformed HTTP gets 400 and the
+//   connection closes. Beast rejects Transfer-Encoding with Content-Length.
+// - File bodies go out with sendfile(2) after the header, which is sent with
+//   MSG_MORE so header and first body bytes leave in one segment.
+// - Stop() closes the acceptor, closes idle connections, lets requests in
+//   flight finish (up to a grace period) and then stops the loops.
+//
+// Thread safety: Start/Stop from one controlling thread. An Exchange belongs to
+// its connection's coroutine.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+#include "base/status.h"
+
+namespace objstore::http {
+
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+
+struct ServerOptions {
+  std::string host = "0.0.0.0";
+  uint16_t port = 10999;
+  size_t threads = 2;                 // event loops; default: one per core
+  uint32_t max_header_bytes = 16384;  // request line + headers
+  uint32_t max_header_count = 100;
+  uint64_t max_body_bytes = 5ull << 30;  // S3's single-PUT limit
+  std::chrono::milliseconds header_timeout{10'000};  // whole header, from its first byte
+  std::chrono::milliseconds idle_timeout{60'000};    // between requests and between reads
+};
+
+struct Connection;
+
+// One request and its response. The handler reads the body (if it wants it)
+// and sends exactly one response.
+class Exchange {
+ public:
+  using Header = bhttp::request_header<>;
+  Exchange(Connection& conn, bhttp::request_parser<bhttp::buffer_body>& parser,
+           const ServerOptions& options)
+      : conn_(conn), parser_(parser), options_(options) {}
+
+  const Header& header() const { return parser_.get().base(); }
+  bool is_head() const { return header().method() == bhttp::verb::head; }
+
+  // Reads up to out.size() body bytes; 0 means the body is complete.
+  // TooLarge past the body limit, Invalid for a malformed body, Unavailable
+  // when the client went away or stalled past the idle timeout.
+  boost::asio::awaitable<Result<size_t>> ReadBody(std::span<char> out);
+  bool body_done() const { return parser_.is_done(); }
+
+  // Sends a response whose body is in memory (or empty for HEAD / 304: the
+  // Content-Length set by the caller is kept).
+  boost::asio::awaitable<void> Send(bhttp::response<bhttp::string_body> res);
+  // Sends the header of `res` and then `length` bytes of `fd` from `offset`.
+  boost::asio::awaitable<void> SendFile(bhttp::response<bhttp::empty_body> res, int fd,
+                                        uint64_t offset, uint64_t length);
+  bool responded() const { return responded_; }
+  // Asks for the connection to close after this response.
+  void CloseAfterResponse() { close_ = true; }
+  bool keep_alive() const;
+
+ private:
+  void Finalize(bhttp::fields& fields, bool keep_alive);
+  Connection& conn_;
+  bhttp::request_parser<bhttp::buffer_body>& parser_;
+  const ServerOptions& options_;
+  bool sent_continue_ = false;
+  bool responded_ = false;
+  bool close_ = false;
+  bool failed_ = false;  // the socket failed: nothing more can be sent
+  friend class HttpServer;
+};
+
+using Handler = std::function<boost::asio::awaitable<void>(Exchange&)>;
+
+class HttpServer {
+ public:
+  HttpServer(ServerOptions options, Handler handler);
+  ~HttpServer();
+  // Binds and listens, then starts the loops. IOError when the address is busy.
+  Status Start();
+  // Graceful stop; returns once every loop has stopped.
+  void Stop(std::chrono::milliseconds grace);
+  uint16_t port() const { return bound_port_; }
+  size_t active_connections() const { return active_.load(); }
+
+ private:
+  boost::asio::awaitable<void> AcceptLoop();
+  boost::asio::awaitable<void> Serve(std::shared_ptr<Connection> conn);
+  boost::asio::awaitable<void> SendError(Connection& conn, bhttp::status status,
+                                         const std::string& code, const std::string& message);
+
+  ServerOptions options_;
+  Handler handler_;
+  std::vector<std::unique_ptr<boost::asio::io_context>> contexts_;
+  std::vector<std::thread> threads_;
+  std::unique_ptr<boost::asio::ip::tcp::acceptor> acceptor_;
+  uint16_t bound_port_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::atomic<size_t> active_{0};  // connections open
+  std::atomic<size_t> busy_{0};    // connections inside a request
+  std::mutex conns_mu_;
+  std::unordered_set<std::shared_ptr<Connection>> conns_;  // guarded by conns_mu_
+  size_t next_context_ = 0;
+};
+
+// The JSON error body every 4xx/5xx carries: {"error": message, "code": code}.
+std::string ErrorJson(const std::string& code, const std::string& message);
+
+}  // namespace objstore::http

@@ -1,0 +1,287 @@
+#include "journal/journal.h"
+
+#include <sqlite3.h>
+
+#include <filesystem>
+#include <mutex>
+#include <vector>
+
+namespace objstore {
+
+const char* ColdStateName(ColdState s) {
+  switch (s) {
+    case ColdState::kNone: return "none";
+    case ColdState::kPending: return "pending";
+    case ColdState::kStored: return "stored";
+  }
+  return "none";
+}
+
+namespace {
+
+constexpr int kSchemaVersion = 1;
+
+// The schema is documented in docs/FORMATS.md; keep the two in step.
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS objects (
+  key          TEXT PRIMARY KEY,
+  name         TEXT NOT NULL,
+  size         INTEGER NOT NULL,
+  etag         TEXT NOT NULL,
+  timestamp_ns INTEGER NOT NULL,
+  version      INTEGER NOT NULL,
+  version_node TEXT NOT NULL,
+  consistency  INTEGER NOT NULL,
+  user_meta    TEXT NOT NULL,
+  deleted      INTEGER NOT NULL,
+  local_body   INTEGER NOT NULL,
+  cold_state   INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS settings (
+  name  TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) WITHOUT ROWID;
+)sql";
+
+Status SqlError(sqlite3* db, const std::string& what) {
+  int code = sqlite3_errcode(db);
+  std::string msg = what + ": " + sqlite3_errmsg(db);
+  if (code == SQLITE_FULL) return Status::NoSpace(msg);
+  if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) return Status::Corruption(msg);
+  return Status::IOError(msg);
+}
+
+Status Exec(sqlite3* db, const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : "unknown error";
+    sqlite3_free(err);
+    return Status::IOError(std::string("sqlite: ") + msg);
+  }
+  return Status::Ok();
+}
+
+// RAII for prepared statements used once.
+struct Stmt {
+  sqlite3_stmt* s = nullptr;
+  ~Stmt() { sqlite3_finalize(s); }
+};
+
+std::string ColumnText(sqlite3_stmt* s, int i) {
+  const unsigned char* t = sqlite3_column_text(s, i);
+  return t ? std::string(reinterpret_cast<const char*>(t), sqlite3_column_bytes(s, i)) : "";
+}
+
+void Account(JournalCounts& c, const ObjectRecord& r, int sign) {
+  auto add = [sign](uint64_t& field, uint64_t v) { field += sign > 0 ? v : -v; };
+  if (r.deleted) {
+    add(c.tombstones, 1);
+    return;
+  }
+  add(c.live_objects, 1);
+  if (r.local_body) {
+    add(c.local_bodies, 1);
+    add(c.local_bytes, r.size);
+  }
+  if (r.cold == ColdState::kPending) add(c.pending_cold, 1);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Journal>> Journal::Open(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Status::FromErrno(ec.value(), "create state dir " + dir);
+  const std::string path = (std::filesystem::path(dir) / "journal.db").string();
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                           nullptr);
+  if (rc != SQLITE_OK) {
+    Status s = SqlError(db, "open " + path);
+    sqlite3_close(db);
+    return s;
+  }
+  std::unique_ptr<Journal> j(new Journal(db));
+  if (Status s = j->Init(); !s.ok()) return s;
+  if (Status s = j->LoadIndex(); !s.ok()) return s;
+  return j;
+}
+
+Journal::~Journal() {
+  sqlite3_finalize(upsert_stmt_);
+  // A clean close checkpoints the WAL into the main file.
+  sqlite3_close(db_);
+}
+
+Status Journal::Init() {
+  sqlite3_busy_timeout(db_, 5000);
+  // WAL: readers do not block the writer; FULL: fsync at every commit, so an
+  // acknowledged record survives power loss, not only a process crash.
+  if (Status s = Exec(db_, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"); !s.ok()) return s;
+  if (Status s = Exec(db_, kSchema); !s.ok()) return s;
+  auto version = GetSetting("schema_version");
+  if (!version) {
+    if (Status s = PutSetting("schema_version", std::to_string(kSchemaVersion)); !s.ok()) return s;
+  } else if (*version != std::to_string(kSchemaVersion)) {
+    return Status::Corruption("journal schema version " + *version + " is not " +
+                              std::to_string(kSchemaVersion));
+  }
+  const char* sql =
+      "INSERT INTO objects (key, name, size, etag, timestamp_ns, version, version_node,"
+      " consistency, user_meta, deleted, local_body, cold_state)"
+      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+      " ON CONFLICT(key) DO UPDATE SET name=?2, size=?3, etag=?4, timestamp_ns=?5,"
+      " version=?6, version_node=?7, consistency=?8, user_meta=?9, deleted=?10,"
+      " local_body=?11, cold_state=?12";
+  if (sqlite3_prepare_v2(db_, sql, -1, &upsert_stmt_, nullptr) != SQLITE_OK) {
+    return SqlError(db_, "prepare upsert");
+  }
+  return Status::Ok();
+}
+
+Status Journal::LoadIndex() {
+  Stmt st;
+  const char* sql =
+      "SELECT key, name, size, etag, timestamp_ns, version, version_node, consistency,"
+      " user_meta, deleted, local_body, cold_state FROM objects";
+  if (sqlite3_prepare_v2(db_, sql, -1, &st.s, nullptr) != SQLITE_OK) {
+    return SqlError(db_, "prepare load");
+  }
+  std::unique_lock lock(index_mu_);
+  int rc;
+  while ((rc = sqlite3_step(st.s)) == SQLITE_ROW) {
+    auto r = std::make_shared<ObjectRecord>();
+    r->key = ColumnText(st.s, 0);
+    r->name = ColumnText(st.s, 1);
+    r->size = static_cast<uint64_t>(sqlite3_column_int64(st.s, 2));
+    r->etag = ColumnText(st.s, 3);
+    r->timestamp_ns = sqlite3_column_int64(st.s, 4);
+    r->version.packed = static_cast<uint64_t>(sqlite3_column_int64(st.s, 5));
+    r->version_node = ColumnText(st.s, 6);
+    r->consistency = sqlite3_column_int(st.s, 7);
+    r->user_meta = ColumnText(st.s, 8);
+    r->deleted = sqlite3_column_int(st.s, 9) != 0;
+    r->local_body = sqlite3_column_int(st.s, 10) != 0;
+    r->cold = static_cast<ColdState>(sqlite3_column_int(st.s, 11));
+    Account(counts_, *r, +1);
+    if (r->version > max_version_) max_version_ = r->version;
+    index_.emplace(r->key, std::move(r));
+  }
+  if (rc != SQLITE_DONE) return SqlError(db_, "load journal");
+  return Status::Ok();
+}
+
+Journal::RecordPtr Journal::Get(const std::string& key) const {
+  std::shared_lock lock(index_mu_);
+  auto it = index_.find(key);
+  return it == index_.end() ? nullptr : it->second;
+}
+
+Status Journal::WriteRecord(const ObjectRecord& r) {
+  sqlite3_stmt* s = upsert_stmt_;
+  sqlite3_reset(s);
+  sqlite3_bind_text(s, 1, r.key.data(), static_cast<int>(r.key.size()), SQLITE_STATIC);
+  sqlite3_bind_text(s, 2, r.name.data(), static_cast<int>(r.name.size()), SQLITE_STATIC);
+  sqlite3_bind_int64(s, 3, static_cast<sqlite3_int64>(r.size));
+  sqlite3_bind_text(s, 4, r.etag.data(), static_cast<int>(r.etag.size()), SQLITE_STATIC);
+  sqlite3_bind_int64(s, 5, r.timestamp_ns);
+  sqlite3_bind_int64(s, 6, static_cast<sqlite3_int64>(r.version.packed));
+  sqlite3_bind_text(s, 7, r.version_node.data(), static_cast<int>(r.version_node.size()),
+                    SQLITE_STATIC);
+  sqlite3_bind_int(s, 8, r.consistency);
+  sqlite3_bind_text(s, 9, r.user_meta.data(), static_cast<int>(r.user_meta.size()),
+                    SQLITE_STATIC);
+  sqlite3_bind_int(s, 10, r.deleted ? 1 : 0);
+  sqlite3_bind_int(s, 11, r.local_body ? 1 : 0);
+  sqlite3_bind_int(s, 12, static_cast<int>(r.cold));
+  int rc = sqlite3_step(s);
+  sqlite3_reset(s);
+  sqlite3_clear_bindings(s);
+  if (rc != SQLITE_DONE) return SqlError(db_, "write record " + r.key);
+  return Status::Ok();
+}
+
+void Journal::IndexPut(RecordPtr r) {
+  std::unique_lock lock(index_mu_);
+  auto [it, inserted] = index_.try_emplace(r->key, r);
+  if (!inserted) {
+    Account(counts_, *it->second, -1);
+    it->second = r;
+  }
+  Account(counts_, *r, +1);
+  if (r->version > max_version_) max_version_ = r->version;
+}
+
+Result<bool> Journal::Upsert(const ObjectRecord& record) {
+  std::lock_guard wlock(write_mu_);
+  if (RecordPtr cur = Get(record.key); cur && !record.NewerThan(*cur)) return false;
+  if (Status s = WriteRecord(record); !s.ok()) return s;
+  IndexPut(std::make_shared<const ObjectRecord>(record));
+  return true;
+}
+
+Status Journal::UpdateLocalState(const std::string& key, HlcTimestamp version, bool local_body,
+                                 ColdState cold) {
+  std::lock_guard wlock(write_mu_);
+  RecordPtr cur = Get(key);
+  if (!cur || cur->version != version) {
+    return Status::NotFound("record " + key + " was superseded");
+  }
+  if (cur->local_body == local_body && cur->cold == cold) return Status::Ok();
+  auto next = std::make_shared<ObjectRecord>(*cur);
+  next->local_body = local_body;
+  next->cold = cold;
+  if (Status s = WriteRecord(*next); !s.ok()) return s;
+  IndexPut(std::move(next));
+  return Status::Ok();
+}
+
+void Journal::ForEach(const std::function<void(const RecordPtr&)>& fn) const {
+  std::vector<RecordPtr> snapshot;
+  {
+    std::shared_lock lock(index_mu_);
+    snapshot.reserve(index_.size());
+    for (const auto& [k, v] : index_) snapshot.push_back(v);
+  }
+  for (const auto& r : snapshot) fn(r);
+}
+
+JournalCounts Journal::Counts() const {
+  std::shared_lock lock(index_mu_);
+  return counts_;
+}
+
+HlcTimestamp Journal::MaxVersion() const {
+  std::shared_lock lock(index_mu_);
+  return max_version_;
+}
+
+std::optional<std::string> Journal::GetSetting(const std::string& name) {
+  std::lock_guard wlock(write_mu_);
+  Stmt st;
+  if (sqlite3_prepare_v2(db_, "SELECT value FROM settings WHERE name = ?1", -1, &st.s,
+                         nullptr) != SQLITE_OK) {
+    return std::nullopt;
+  }
+  sqlite3_bind_text(st.s, 1, name.data(), static_cast<int>(name.size()), SQLITE_STATIC);
+  if (sqlite3_step(st.s) != SQLITE_ROW) return std::nullopt;
+  return ColumnText(st.s, 0);
+}
+
+Status Journal::PutSetting(const std::string& name, const std::string& value) {
+  std::lock_guard wlock(write_mu_);
+  Stmt st;
+  if (sqlite3_prepare_v2(db_,
+                         "INSERT INTO settings (name, value) VALUES (?1, ?2)"
+                         " ON CONFLICT(name) DO UPDATE SET value = ?2",
+                         -1, &st.s, nullptr) != SQLITE_OK) {
+    return SqlError(db_, "prepare setting");
+  }
+  sqlite3_bind_text(st.s, 1, name.data(), static_cast<int>(name.size()), SQLITE_STATIC);
+  sqlite3_bind_text(st.s, 2, value.data(), static_cast<int>(value.size()), SQLITE_STATIC);
+  if (sqlite3_step(st.s) != SQLITE_DONE) return SqlError(db_, "write setting " + name);
+  return Status::Ok();
+}
+
+}  // namespace objstore

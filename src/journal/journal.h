@@ -1,0 +1,91 @@
+// Journal: the node's durable metadata, one ObjectRecord per key, in SQLite.
+//
+// Design
+// - SQLite in WAL mode with synchronous=FULL: a committed record survives a
+//   process crash and a power loss; readers never block the writer. The file is
+//   `<state-dir>/journal.db`, inspectable with the sqlite3 shell (docs/FORMATS.md).
+// - Every record is also held in an in-memory index (key -> immutable record),
+//   loaded at open. The GET hit path reads only the index, never SQLite.
+// - Writes are serialised by one mutex, go to SQLite first and to the index
+//   only after the commit succeeded, so the index never shows an uncommitted
+//   record.
+// - Upsert applies last-writer-wins (HLC, then node id): an older version never
+//   replaces a newer one, whatever order concurrent writers commit in.
+//
+// Thread safety: all methods may be called from any thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+
+#include "base/status.h"
+#include "journal/record.h"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace objstore {
+
+struct JournalCounts {
+  uint64_t live_objects = 0;  // records that are not tombstones
+  uint64_t tombstones = 0;
+  uint64_t local_bodies = 0;  // live records whose body is on this node
+  uint64_t local_bytes = 0;   // their total size
+  uint64_t pending_cold = 0;  // live records waiting for the cold store
+};
+
+class Journal {
+ public:
+  using RecordPtr = std::shared_ptr<const ObjectRecord>;
+
+  // Opens or creates `<dir>/journal.db`. Fails with IOError/Corruption when the
+  // database cannot be opened or its schema is from an unknown version.
+  static Result<std::unique_ptr<Journal>> Open(const std::string& dir);
+  ~Journal();
+  Journal(const Journal&) = delete;
+  Journal& operator=(const Journal&) = delete;
+
+  // The current record of `key`, tombstones included; nullptr when unknown.
+  RecordPtr Get(const std::string& key) const;
+
+  // Writes `record` if it is newer (NewerThan) than the stored one or the key is
+  // unknown. Returns true when written, false when a newer version is stored.
+  Result<bool> Upsert(const ObjectRecord& record);
+
+  // Updates this node's local state of the exact version `version` of `key`.
+  // NotFound when the stored record is another version (it was superseded).
+  Status UpdateLocalState(const std::string& key, HlcTimestamp version, bool local_body,
+                          ColdState cold);
+
+  // Calls fn for every record (a snapshot of the index; fn may call Get).
+  void ForEach(const std::function<void(const RecordPtr&)>& fn) const;
+
+  JournalCounts Counts() const;
+  HlcTimestamp MaxVersion() const;
+
+  // Small persistent settings (node id, ...). Empty optional when unset.
+  std::optional<std::string> GetSetting(const std::string& name);
+  Status PutSetting(const std::string& name, const std::string& value);
+
+ private:
+  explicit Journal(sqlite3* db) : db_(db) {}
+  Status Init();
+  Status LoadIndex();
+  Status WriteRecord(const ObjectRecord& r);
+  void IndexPut(RecordPtr r);  // requires write_mu_
+
+  sqlite3* db_;
+  sqlite3_stmt* upsert_stmt_ = nullptr;
+  std::mutex write_mu_;  // serialises writers (SQLite connection + index changes)
+  mutable std::shared_mutex index_mu_;
+  std::unordered_map<std::string, RecordPtr> index_;  // guarded by index_mu_
+  JournalCounts counts_;                              // guarded by index_mu_
+  HlcTimestamp max_version_;                          // guarded by index_mu_
+};
+
+}  // namespace objstore

@@ -1,0 +1,231 @@
+// objstore: one node of the near-cache. main only parses flags and wires the
+// subsystems together (docs/ARCHITECTURE.md); all behaviour lives in them.
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+
+#include "api/public_api.h"
+#include "base/clock.h"
+#include "base/disk.h"
+#include "base/random.h"
+#include "coldstore/dir_cold_store.h"
+#include "http/server.h"
+#include "node/node.h"
+
+#ifndef OBJSTORE_VERSION
+#define OBJSTORE_VERSION "dev"
+#endif
+
+namespace {
+
+struct Flags {
+  int debug = 0;
+  std::string nodes;
+  std::string tag = "default";
+  std::string private_addr = "0.0.0.0:11999";
+  std::string debug_addr;
+  std::string public_addr = "0.0.0.0:10999";
+  std::string state_dir = "state/";
+  std::string files_dir = "files/";
+  std::string cold_dir = "coldstore/";
+  std::string region = "us-east-1";
+  std::string bucket;
+  size_t threads = 0;
+  size_t blocking_threads = 16;
+  uint64_t max_body_size = 5ull << 30;
+  uint32_t max_header_size = 16384;
+  uint32_t max_header_count = 100;
+  double header_timeout = 10;
+  double idle_timeout = 60;
+  double shutdown_grace = 10;
+  double retry_interval = 5;
+};
+
+// Splits "host:port" (IPv6 as "[::1]:port").
+bool SplitHostPort(const std::string& addr, std::string* host, uint16_t* port) {
+  auto colon = addr.rfind(':');
+  if (colon == std::string::npos) return false;
+  std::string h = addr.substr(0, colon);
+  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  try {
+    int p = std::stoi(addr.substr(colon + 1));
+    if (p < 0 || p > 65535) return false;
+    *port = static_cast<uint16_t>(p);
+  } catch (...) {
+    return false;
+  }
+  *host = h.empty() ? "0.0.0.0" : h;
+  return true;
+}
+
+std::chrono::milliseconds Millis(double seconds) {
+  return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Flags f;
+  CLI::App app{"A multi-master distributed caching layer for Amazon S3.\nVersion " OBJSTORE_VERSION,
+               "objstore"};
+  app.get_formatter()->column_width(44);
+  app.add_option("-d,--debug", f.debug, "Debug level to use, 0 or 1")
+      ->envname("APP_DEBUG_LEVEL")->capture_default_str()->check(CLI::Range(0, 1));
+  app.add_option("-N,--nodes", f.nodes,
+                 "A list of cluster nodes to join for discovery and journal updates")
+      ->envname("APP_CLUSTER_NODES");
+  app.add_option("-T,--tag", f.tag, "Cluster tag name")
+      ->envname("APP_CLUSTER_TAGNAME")->capture_default_str();
+  app.add_option("--private-addr", f.private_addr,
+                 "Listen address for cluster discovery and private API")
+      ->envname("NET_PRIVATE_ADDR")->capture_default_str();
+  app.add_option("--debug-addr", f.debug_addr,
+                 "Listen address for private API debugging using external tools")
+      ->envname("NET_DEBUG_ADDR");
+  app.add_option("--public-addr", f.public_addr, "Listen address for the public HTTP API")
+      ->envname("NET_PUBLIC_ADDR")->capture_default_str();
+  app.add_option("--state-dir", f.state_dir, "Directory where to keep local state and journals")
+      ->envname("APP_STATE_DIR")->capture_default_str();
+  app.add_option("--files-dir", f.files_dir, "Directory where to keep local files")
+      ->envname("APP_FILES_DIR")->capture_default_str();
+  app.add_option("--cold-dir", f.cold_dir,
+                 "Directory used as the cold store when no bucket is set (embedded default)")
+      ->envname("APP_COLD_DIR")->capture_default_str();
+  app.add_option("-R,--region", f.region, "Amazon S3 region name")
+      ->envname("S3_REGION_NAME")->capture_default_str();
+  app.add_option("-B,--bucket", f.bucket, "Amazon S3 bucket name (empty: use --cold-dir)")
+      ->envname("S3_BUCKET_NAME");
+  app.add_option("--threads", f.threads, "Event-loop threads for the public API (0: one per core)")
+      ->envname("APP_THREADS")->capture_default_str();
+  app.add_option("--blocking-threads", f.blocking_threads,
+                 "Threads for blocking work: fsync, journal commits, cold-store transfers")
+      ->envname("APP_BLOCKING_THREADS")->capture_default_str()->check(CLI::Range(1, 1024));
+  app.add_option("--max-body-size", f.max_body_size,
+                 "Largest object accepted, bytes (K, M, G, T suffixes)")
+      ->envname("APP_MAX_BODY_SIZE")->default_str("5G")->transform(CLI::AsSizeValue(false));
+  app.add_option("--max-header-size", f.max_header_size, "Largest request header, bytes")
+      ->envname("NET_MAX_HEADER_SIZE")->capture_default_str()->check(CLI::Range(1024, 1 << 20));
+  app.add_option("--max-header-count", f.max_header_count, "Most header fields in a request")
+      ->envname("NET_MAX_HEADER_COUNT")->capture_default_str()->check(CLI::Range(8, 10000));
+  app.add_option("--header-timeout", f.header_timeout,
+                 "Seconds a client has to send a whole request header")
+      ->envname("NET_HEADER_TIMEOUT")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--idle-timeout", f.idle_timeout,
+                 "Seconds an idle keep-alive connection or a stalled transfer is kept")
+      ->envname("NET_IDLE_TIMEOUT")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--shutdown-grace", f.shutdown_grace,
+                 "Seconds requests in flight get to finish at SIGTERM/SIGINT")
+      ->envname("APP_SHUTDOWN_GRACE")->capture_default_str()->check(CLI::NonNegativeNumber);
+  app.add_option("--cold-retry-interval", f.retry_interval,
+                 "Seconds between retries of pending cold-store uploads and deletes")
+      ->envname("APP_COLD_RETRY_INTERVAL")->capture_default_str()->check(CLI::PositiveNumber);
+  CLI11_PARSE(app, argc, argv);
+
+  spdlog::set_level(f.debug >= 1 ? spdlog::level::debug : spdlog::level::info);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e [%l] %v");
+
+  // Signals are taken synchronously by the main thread (sigwait); every
+  // other thread inherits the mask and never sees them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  objstore::http::ServerOptions server_options;
+  if (!SplitHostPort(f.public_addr, &server_options.host, &server_options.port)) {
+    spdlog::error("bad --public-addr '{}': expected host:port", f.public_addr);
+    return 2;
+  }
+  if (!f.bucket.empty()) {
+    spdlog::error("--bucket {} set, but the S3 cold store is not built into this version yet; "
+                  "unset it to use the directory cold store (--cold-dir)", f.bucket);
+    return 2;
+  }
+  if (!f.nodes.empty()) {
+    spdlog::warn("clustering is not built into this version yet: ignoring --nodes {}; "
+                 "this node starts solo", f.nodes);
+  } else {
+    spdlog::info("no additional cluster nodes specified, current node starts solo");
+  }
+
+  objstore::SystemClock clock;
+  objstore::SystemRandom random;
+  objstore::Disk& disk = objstore::DefaultDisk();
+  auto cold = objstore::DirColdStore::Open(f.cold_dir, disk);
+  if (!cold.ok()) {
+    spdlog::error("cannot open the cold store directory {}: {}", f.cold_dir,
+                  cold.status().ToString());
+    return 1;
+  }
+  spdlog::info("no bucket configured: cold store is the {}", (*cold)->Describe());
+
+  objstore::NodeOptions node_options;
+  node_options.files_dir = f.files_dir;
+  node_options.state_dir = f.state_dir;
+  node_options.blocking_threads = f.blocking_threads;
+  node_options.max_body_bytes = f.max_body_size;
+  auto node = objstore::Node::Open(node_options, clock, random, disk, std::move(cold).value());
+  if (!node.ok()) {
+    spdlog::error("cannot open the node: {}", node.status().ToString());
+    return 1;
+  }
+  spdlog::info("node ID: {}", (*node)->node_id());
+
+  objstore::api::ApiOptions api_options;
+  api_options.version = OBJSTORE_VERSION;
+  api_options.build = std::string("g++ ") + __VERSION__ + ", built " + __DATE__;
+  objstore::api::PublicApi api(**node, api_options);
+
+  server_options.threads = f.threads ? f.threads : std::max(1u, std::thread::hardware_concurrency());
+  server_options.max_header_bytes = f.max_header_size;
+  server_options.max_header_count = f.max_header_count;
+  server_options.max_body_bytes = f.max_body_size;
+  server_options.header_timeout = Millis(f.header_timeout);
+  server_options.idle_timeout = Millis(f.idle_timeout);
+  objstore::http::HttpServer server(server_options,
+                                    [&api](objstore::http::Exchange& ex) { return api.Handle(ex); });
+  if (objstore::Status s = server.Start(); !s.ok()) {
+    spdlog::error("{}", s.ToString());
+    return 1;
+  }
+  spdlog::info("listening on {}:{} ({} threads)", server_options.host, server.port(),
+               server_options.threads);
+
+  // Pending cold-store work (uploads that got a 503, deletes) is retried from
+  // the journal, which holds it durably; this thread only paces the retries.
+  std::mutex retry_mu;
+  std::condition_variable retry_cv;
+  bool stopping = false;
+  std::thread retry([&] {
+    std::unique_lock lock(retry_mu);
+    while (!retry_cv.wait_for(lock, Millis(f.retry_interval), [&] { return stopping; })) {
+      if ((*node)->Stats().journal.pending_cold == 0) continue;
+      lock.unlock();
+      size_t left = (*node)->RetryPendingColdWork();
+      if (left) spdlog::info("{} objects still wait for the cold store", left);
+      lock.lock();
+    }
+  });
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  spdlog::info("signal {} received: finishing requests in flight", sig);
+  server.Stop(Millis(f.shutdown_grace));
+  {
+    std::lock_guard lock(retry_mu);
+    stopping = true;
+  }
+  retry_cv.notify_all();
+  retry.join();
+  node->reset();  // joins the blocking pool, then closes the journal
+  spdlog::info("stopped cleanly");
+  return 0;
+}

@@ -1,0 +1,356 @@
+#include "node/node.h"
+
+#include <spdlog/spdlog.h>
+
+#include <unordered_map>
+
+#include "node/blocking.h"
+
+namespace objstore {
+
+Result<std::unique_ptr<Node>> Node::Open(const NodeOptions& options, const Clock& clock,
+                                         RandomSource& random, Disk& disk,
+                                         std::unique_ptr<ColdStore> cold_store) {
+  std::unique_ptr<Node> node(new Node(options, clock, random));
+  auto journal = Journal::Open(options.state_dir);
+  if (!journal.ok()) return journal.status();
+  node->journal_ = std::move(journal).value();
+  auto bodies = BodyStore::Open(options.files_dir, disk);
+  if (!bodies.ok()) return bodies.status();
+  node->bodies_ = std::move(bodies).value();
+  node->cold_ = std::move(cold_store);
+
+  if (auto id = node->journal_->GetSetting("node_id")) {
+    node->node_id_ = *id;
+  } else {
+    node->node_id_ = node->NewId();
+    if (Status s = node->journal_->PutSetting("node_id", node->node_id_); !s.ok()) return s;
+    spdlog::info("created node id {}", node->node_id_);
+  }
+  // Stamps issued after a restart must exceed every stamp already recorded,
+  // even if the wall clock went back while the node was down.
+  node->hlc_.Observe(node->journal_->MaxVersion());
+  if (Status s = node->Reconcile(); !s.ok()) return s;
+  node->RegisterMetrics();
+  return node;
+}
+
+Node::~Node() { pool_.join(); }
+
+Status Node::Reconcile() {
+  size_t temporaries = bodies_->RemoveTemporaries();
+  size_t missing = 0;
+  journal_->ForEach([&](const RecordPtr& r) {
+    if (!r->local_body) return;
+    auto size = bodies_->BodySize(r->key, r->version);
+    if (size.ok() && *size == r->size) return;
+    ++missing;
+    spdlog::warn("body of {} version {} is {}; marked missing", r->key, r->version.ToString(),
+                 size.ok() ? "of the wrong size" : "absent");
+    (void)journal_->UpdateLocalState(r->key, r->version, false, r->cold);
+  });
+  // Keys whose file name is a hash cannot be read back from the name.
+  std::unordered_map<std::string, std::string> hashed_names;
+  journal_->ForEach([&](const RecordPtr& r) {
+    if (r->local_body && BodyStore::FileNameKey(r->key) != r->key) {
+      hashed_names.emplace(BodyStore::FileNameKey(r->key), r->key);
+    }
+  });
+  size_t orphans = bodies_->RemoveUnreferenced([&](const std::string& fname, HlcTimestamp v) {
+    auto it = hashed_names.find(fname);
+    RecordPtr r = journal_->Get(it == hashed_names.end() ? fname : it->second);
+    return r && r->local_body && r->version == v;
+  });
+  if (temporaries || missing || orphans) {
+    spdlog::info("reconciled: {} temporary files removed, {} bodies missing, {} orphans removed",
+                 temporaries, missing, orphans);
+  }
+  return Status::Ok();
+}
+
+void Node::RegisterMetrics() {
+  auto& m = metrics_;
+  hits_ = &m.AddCounter("objstore_get_hits_total", "GETs served from a local body.");
+  misses_ = &m.AddCounter("objstore_get_misses_total", "GETs whose body was not on this node.");
+  cold_fetches_ = &m.AddCounter("objstore_cold_fetches_total", "Bodies fetched from the cold store.");
+  cold_fetch_errors_ =
+      &m.AddCounter("objstore_cold_fetch_errors_total", "Failed cold-store fetches.");
+  cold_puts_ = &m.AddCounter("objstore_cold_puts_total", "Bodies stored in the cold store.");
+  cold_put_errors_ = &m.AddCounter("objstore_cold_put_errors_total", "Failed cold-store puts.");
+  cold_deletes_ = &m.AddCounter("objstore_cold_deletes_total", "Objects deleted from the cold store.");
+  cold_delete_errors_ =
+      &m.AddCounter("objstore_cold_delete_errors_total", "Failed cold-store deletes.");
+  bytes_received_ = &m.AddCounter("objstore_put_bytes_total", "Body bytes committed by PUTs.");
+  m.AddGauge("objstore_objects", "Live objects in the journal.",
+             [this] { return static_cast<double>(journal_->Counts().live_objects); });
+  m.AddGauge("objstore_tombstones", "Tombstones in the journal.",
+             [this] { return static_cast<double>(journal_->Counts().tombstones); });
+  m.AddGauge("objstore_local_bodies", "Bodies stored on this node.",
+             [this] { return static_cast<double>(journal_->Counts().local_bodies); });
+  m.AddGauge("objstore_local_bytes", "Bytes of bodies stored on this node.",
+             [this] { return static_cast<double>(journal_->Counts().local_bytes); });
+  m.AddGauge("objstore_cold_pending", "Objects waiting for a cold-store upload or delete.",
+             [this] { return static_cast<double>(journal_->Counts().pending_cold); });
+  m.AddGauge("objstore_fetches_in_flight", "Cold-store fetches in flight.",
+             [this] { return static_cast<double>(fetches_.InFlight()); });
+  m.AddGauge("objstore_disk_free_bytes", "Free bytes on the files directory's filesystem.",
+             [this] { return static_cast<double>(bodies_->Usage().bytes_free); });
+}
+
+Status Node::CheckPut(const PutSpec& spec) const {
+  RecordPtr cur = journal_->Get(spec.key);
+  if (cur && !cur->deleted && spec.consistency < cur->consistency) {
+    return Status::Conflict("object " + spec.key + " has consistency level " +
+                            std::to_string(cur->consistency) + "; a level cannot be lowered");
+  }
+  return Status::Ok();
+}
+
+Status Node::UploadToCold(const ObjectRecord& r) {
+  ColdObjectMeta meta{r.key, r.name, r.consistency, r.timestamp_ns, r.user_meta,
+                      r.size, r.etag, r.version.packed};
+  Status s = cold_->Put(meta, bodies_->PathFor(r.key, r.version));
+  if (!s.ok()) {
+    cold_put_errors_->Inc();
+    spdlog::warn("cold store put of {} failed: {}", r.key, s.ToString());
+    return s;
+  }
+  cold_puts_->Inc();
+  Status u = journal_->UpdateLocalState(r.key, r.version, r.local_body, ColdState::kStored);
+  if (!u.ok() && u.code() != StatusCode::kNotFound) return u;  // NotFound: superseded
+  return Status::Ok();
+}
+
+Result<PutOutcome> Node::FinishPut(const PutSpec& spec, AtomicFile& body) {
+  if (Status s = CheckPut(spec); !s.ok()) return s;
+  ObjectRecord r;
+  r.key = spec.key;
+  r.name = spec.name;
+  r.consistency = spec.consistency;
+  r.user_meta = spec.user_meta;
+  r.size = body.size();
+  r.etag = body.ETag();
+  r.timestamp_ns = clock_.NowNanos();
+  r.version = hlc_.Now();
+  r.version_node = node_id_;
+  r.local_body = true;
+  r.cold = spec.consistency >= 1 ? ColdState::kPending : ColdState::kNone;
+  if (Status s = bodies_->Commit(body, r.key, r.version); !s.ok()) return s;
+
+  RecordPtr previous = journal_->Get(r.key);
+  auto written = journal_->Upsert(r);
+  if (!written.ok()) {
+    (void)bodies_->Remove(r.key, r.version);
+    return written.status();
+  }
+  bytes_received_->Inc(r.size);
+  if (!*written) {
+    // A newer version committed meanwhile: ours is superseded at once (LWW).
+    (void)bodies_->Remove(r.key, r.version);
+    return PutOutcome{std::make_shared<const ObjectRecord>(r), Status::Ok()};
+  }
+  if (previous && previous->local_body && previous->version != r.version) {
+    (void)bodies_->Remove(previous->key, previous->version);
+  }
+  PutOutcome out{nullptr, Status::Ok()};
+  if (r.consistency >= 1) out.cold_status = UploadToCold(r);
+  out.record = journal_->Get(r.key);
+  if (!out.record || out.record->version != r.version) out.record = std::make_shared<ObjectRecord>(r);
+  return out;
+}
+
+Result<UniqueFd> Node::OpenBody(const ObjectRecord& record) const {
+  if (!record.local_body) return Status::NotFound("no local body of " + record.key);
+  return bodies_->OpenBody(record.key, record.version);
+}
+
+void Node::ForgetLocalBody(const ObjectRecord& record) {
+  spdlog::warn("body of {} version {} vanished from disk", record.key, record.version.ToString());
+  (void)journal_->UpdateLocalState(record.key, record.version, false, record.cold);
+}
+
+boost::asio::awaitable<Result<Node::RecordPtr>> Node::FetchFromCold(const std::string& key,
+                                                                    bool restore_unknown) {
+  co_return co_await fetches_.Run(key, [this, key, restore_unknown]() {
+    return RunBlocking(pool_, [this, key, restore_unknown] {
+      return FetchFromColdBlocking(key, restore_unknown);
+    });
+  });
+}
+
+Result<Node::RecordPtr> Node::FetchFromColdBlocking(const std::string& key,
+                                                    bool restore_unknown) {
+  RecordPtr before = journal_->Get(key);
+  if (before && before->deleted) return Status::Deleted(key + " is deleted");
+  if (before && before->local_body) return before;  // a previous flight brought it
+  if (!before && !restore_unknown) return Status::NotFound("no object " + key);
+
+  auto body = bodies_->NewBody();
+  if (!body.ok()) return body.status();
+  ColdObjectMeta meta;
+  Status s = cold_->Get(
+      key,
+      [&](const ColdObjectMeta& m) {
+        meta = m;
+        if (m.size > options_.max_body_bytes) {
+          return Status::TooLarge("cold object " + key + " exceeds the body size limit");
+        }
+        return Status::Ok();
+      },
+      [&](std::span<const char> chunk) { return (*body)->Append(chunk); });
+  if (!s.ok()) {
+    cold_fetch_errors_->Inc();
+    if (s.code() == StatusCode::kNotFound) {
+      return before ? Status::Unavailable("the cold store has lost " + key) : s;
+    }
+    return s.code() == StatusCode::kNoSpace ? s
+                                            : Status::Unavailable("cold store: " + s.message());
+  }
+  if ((*body)->size() != meta.size || (*body)->ETag() != meta.etag) {
+    cold_fetch_errors_->Inc();
+    return Status::Corruption("cold copy of " + key + " does not match its size or etag");
+  }
+  cold_fetches_->Inc();
+  HlcTimestamp version{meta.version};
+  hlc_.Observe(version);
+
+  // The journal may have changed during the transfer: decide against its
+  // current state. A tombstone always wins; a known record is only completed
+  // with the bytes of its own version.
+  RecordPtr cur = journal_->Get(key);
+  if (cur && cur->deleted) return Status::Deleted(key + " is deleted");
+  if (cur && cur->local_body) return cur;
+  if (cur) {
+    if (cur->etag != meta.etag) {
+      return Status::Unavailable("the cold store holds another version of " + key);
+    }
+    if (Status c = bodies_->Commit(**body, key, cur->version); !c.ok()) return c;
+    Status u = journal_->UpdateLocalState(key, cur->version, true, cur->cold);
+    if (!u.ok()) {
+      (void)bodies_->Remove(key, cur->version);
+      return u;
+    }
+    return journal_->Get(key);
+  }
+  ObjectRecord r;
+  r.key = key;
+  r.name = meta.name;
+  r.size = meta.size;
+  r.etag = meta.etag;
+  r.timestamp_ns = meta.timestamp_ns;
+  r.version = version;
+  r.consistency = meta.consistency;
+  r.user_meta = meta.user_meta;
+  r.local_body = true;
+  r.cold = ColdState::kStored;
+  if (Status c = bodies_->Commit(**body, key, r.version); !c.ok()) return c;
+  auto written = journal_->Upsert(r);
+  if (!written.ok() || !*written) {
+    (void)bodies_->Remove(key, r.version);
+    if (!written.ok()) return written.status();
+    RecordPtr now = journal_->Get(key);  // someone wrote a newer version meanwhile
+    if (now && now->deleted) return Status::Deleted(key + " is deleted");
+    if (now && now->local_body) return now;
+    return Status::Unavailable("object " + key + " changed during the fetch");
+  }
+  return journal_->Get(key);
+}
+
+Result<Node::RecordPtr> Node::Delete(const std::string& key) {
+  RecordPtr cur = journal_->Get(key);
+  if (!cur) return Status::NotFound("no object " + key);
+  if (cur->deleted) return cur;
+  ObjectRecord t = *cur;
+  t.deleted = true;
+  t.version = hlc_.Now();
+  t.version_node = node_id_;
+  t.timestamp_ns = clock_.NowNanos();
+  t.local_body = false;
+  t.cold = (cur->consistency >= 1 || cur->cold != ColdState::kNone) ? ColdState::kPending
+                                                                   : ColdState::kNone;
+  auto written = journal_->Upsert(t);
+  if (!written.ok()) return written.status();
+  if (cur->local_body) (void)bodies_->Remove(cur->key, cur->version);
+  if (t.cold == ColdState::kPending) {
+    Status s = cold_->Delete(key, t.version.packed);
+    if (s.ok()) {
+      cold_deletes_->Inc();
+      (void)journal_->UpdateLocalState(key, t.version, false, ColdState::kNone);
+    } else {
+      cold_delete_errors_->Inc();
+      spdlog::warn("cold store delete of {} failed (will retry): {}", key, s.ToString());
+    }
+  }
+  return journal_->Get(key);
+}
+
+Result<PutOutcome> Node::RaiseLevel(const std::string& key, int consistency) {
+  RecordPtr cur = journal_->Get(key);
+  if (!cur) return Status::NotFound("no object " + key);
+  if (cur->deleted) return Status::Deleted(key + " is deleted");
+  if (consistency < cur->consistency) {
+    return Status::Conflict("object " + key + " has consistency level " +
+                            std::to_string(cur->consistency) + "; a level cannot be lowered");
+  }
+  if (consistency == cur->consistency) return PutOutcome{cur, Status::Ok()};
+  if (!cur->local_body && cur->cold != ColdState::kStored) {
+    return Status::Unavailable("the body of " + key + " is not on this node");
+  }
+  ObjectRecord r = *cur;
+  r.consistency = consistency;
+  r.version = hlc_.Now();
+  r.version_node = node_id_;
+  if (r.cold != ColdState::kStored) r.cold = ColdState::kPending;
+  // The body file is named by version: link the new version's name to it.
+  if (r.local_body) {
+    if (Status s = bodies_->LinkVersion(key, cur->version, r.version); !s.ok()) return s;
+  }
+  auto written = journal_->Upsert(r);
+  if (!written.ok() || !*written) {
+    if (r.local_body) (void)bodies_->Remove(key, r.version);
+    if (!written.ok()) return written.status();
+    return Status::Conflict("object " + key + " changed meanwhile; retry");
+  }
+  if (r.local_body) (void)bodies_->Remove(key, cur->version);
+  PutOutcome out{nullptr, Status::Ok()};
+  if (r.cold == ColdState::kPending) out.cold_status = UploadToCold(r);
+  out.record = journal_->Get(key);
+  return out;
+}
+
+size_t Node::RetryPendingColdWork() {
+  std::vector<RecordPtr> pending;
+  journal_->ForEach([&](const RecordPtr& r) {
+    if (r->cold == ColdState::kPending) pending.push_back(r);
+  });
+  size_t left = 0;
+  for (const RecordPtr& r : pending) {
+    if (r->deleted) {
+      Status s = cold_->Delete(r->key, r->version.packed);
+      if (s.ok()) {
+        cold_deletes_->Inc();
+        (void)journal_->UpdateLocalState(r->key, r->version, false, ColdState::kNone);
+      } else {
+        cold_delete_errors_->Inc();
+        ++left;
+      }
+    } else if (r->local_body) {
+      if (!UploadToCold(*r).ok()) ++left;
+    } else {
+      ++left;  // body gone before it reached the cold store: needs a peer (cluster)
+    }
+  }
+  return left;
+}
+
+NodeStats Node::Stats() const {
+  NodeStats s;
+  s.journal = journal_->Counts();
+  s.disk = bodies_->Usage();
+  s.hits = hits_->Value();
+  s.misses = misses_->Value();
+  s.cold_fetches = cold_fetches_->Value();
+  return s;
+}
+
+}  // namespace objstore

@@ -1,0 +1,163 @@
+// Node: one objstore node's object service, independent of HTTP.
+//
+// It owns the journal (metadata), the body store (local bodies), the cold store
+// and the clocks, and implements the object operations of SPEC §1–2 on them.
+//
+// Write path (PUT), in this order, so that a crash at any point leaves either
+// the previous object or the new one, never a mix, and never loses an
+// acknowledged object:
+//   1. the body streams into <files>/tmp (BeginPut + AtomicFile::Append);
+//   2. FinishPut: fsync, rename to its versioned path, fsync the directory;
+//   3. the journal record commits (cold state "pending" for level >= 1);
+//   4. level >= 1: the cold store stores the body, then the record is marked
+//      "stored"; if the cold store fails, the record stays pending (the body is
+//      on this node), the caller answers 503, and the retry loop uploads later;
+//   5. the previous version's body file is removed.
+// Deletes commit a tombstone first, then remove the body, then delete from the
+// cold store (pending until it succeeds). A tombstone is never revived: fetches
+// check the journal before and after the transfer.
+//
+// Start-up reconciles journal and disk: temporaries are removed, bodies no
+// record points at are removed, and records whose body is missing or of the
+// wrong size are marked as having no local body (never served as empty).
+//
+// Thread safety: every method may be called from any thread. Blocking methods
+// (marked) must run on the blocking pool (RunBlocking), never on an event loop.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "base/clock.h"
+#include "base/disk.h"
+#include "base/random.h"
+#include "base/status.h"
+#include "base/unique_fd.h"
+#include "coldstore/cold_store.h"
+#include "ids/hlc.h"
+#include "ids/ulid.h"
+#include "journal/journal.h"
+#include "metrics/metrics.h"
+#include "node/single_flight.h"
+#include "store/body_store.h"
+
+namespace objstore {
+
+struct NodeOptions {
+  std::string files_dir = "files/";
+  std::string state_dir = "state/";
+  // Threads for blocking work (fsync, SQLite, cold-store transfers). fsync
+  // latency, not CPU, bounds PUT throughput, so more threads than cores help.
+  size_t blocking_threads = 16;
+  // Largest object a cold-store fetch may bring in (guards the disk).
+  uint64_t max_body_bytes = 5ull << 30;
+};
+
+// A validated PUT request (the API layer checks ids, levels, names and JSON).
+struct PutSpec {
+  std::string key;
+  std::string name;
+  int consistency = 0;
+  std::string user_meta = "{}";  // compact JSON object
+};
+
+// The outcome of FinishPut: the committed record, and whether the cold store
+// acknowledged it (false: 503 to the client, upload queued).
+struct PutOutcome {
+  Journal::RecordPtr record;
+  Status cold_status;
+};
+
+struct NodeStats {
+  JournalCounts journal;
+  DiskUsage disk;
+  uint64_t hits = 0, misses = 0, cold_fetches = 0, peer_fetches = 0;
+};
+
+class Node {
+ public:
+  using RecordPtr = Journal::RecordPtr;
+
+  static Result<std::unique_ptr<Node>> Open(const NodeOptions& options, const Clock& clock,
+                                            RandomSource& random, Disk& disk,
+                                            std::unique_ptr<ColdStore> cold_store);
+  ~Node();
+
+  const std::string& node_id() const { return node_id_; }
+  std::string NewId() { return ulids_.Next().ToString(); }
+  boost::asio::thread_pool& blocking_pool() { return pool_; }
+  MetricsRegistry& metrics() { return metrics_; }
+  const ColdStore& cold_store() const { return *cold_; }
+
+  // Ok, or Conflict when `spec` would lower the level of the live object.
+  Status CheckPut(const PutSpec& spec) const;
+  // A temporary body for a PUT. Blocking (creates a file).
+  Result<std::unique_ptr<AtomicFile>> BeginPut() { return bodies_->NewBody(); }
+  // Commits a received body as `spec`. Blocking. Errors: Conflict, NoSpace, IOError.
+  Result<PutOutcome> FinishPut(const PutSpec& spec, AtomicFile& body);
+
+  // The current record (tombstones included), nullptr when unknown. Never blocks.
+  RecordPtr Lookup(const std::string& key) const { return journal_->Get(key); }
+  // Opens the local body of `record`. NotFound when this node has none.
+  Result<UniqueFd> OpenBody(const ObjectRecord& record) const;
+
+  // Brings the body of `key` from the cold store (single-flight per key) and
+  // returns the record it is now served under. `restore_unknown`: an id the
+  // journal does not know is restored from the cold store's metadata (SPEC §2
+  // step 5); otherwise NotFound. Deleted when the id is a tombstone.
+  boost::asio::awaitable<Result<RecordPtr>> FetchFromCold(const std::string& key,
+                                                          bool restore_unknown);
+  // Marks that the local body of `record` vanished (found missing on open).
+  void ForgetLocalBody(const ObjectRecord& record);
+
+  // Tombstones `key`. Blocking. NotFound when unknown; a tombstone is returned
+  // as is (deleting twice is not an error).
+  Result<RecordPtr> Delete(const std::string& key);
+  // Raises the level of a live object without re-sending its body. Blocking.
+  // Conflict when lower than the current level; the cold status as in PutOutcome.
+  Result<PutOutcome> RaiseLevel(const std::string& key, int consistency);
+
+  // Retries cold-store uploads and deletes left pending. Blocking. Returns how
+  // many are still pending.
+  size_t RetryPendingColdWork();
+
+  void RecordHit() { hits_->Inc(); }
+  void RecordMiss() { misses_->Inc(); }
+  NodeStats Stats() const;
+
+ private:
+  Node(const NodeOptions& options, const Clock& clock, RandomSource& random)
+      : options_(options), clock_(clock), hlc_(clock), ulids_(clock, random),
+        pool_(options.blocking_threads) {}
+  Status Reconcile();
+  void RegisterMetrics();
+  Status UploadToCold(const ObjectRecord& record);
+  Result<RecordPtr> FetchFromColdBlocking(const std::string& key, bool restore_unknown);
+
+  NodeOptions options_;
+  const Clock& clock_;
+  HybridLogicalClock hlc_;
+  UlidGenerator ulids_;
+  std::string node_id_;
+  std::unique_ptr<Journal> journal_;
+  std::unique_ptr<BodyStore> bodies_;
+  std::unique_ptr<ColdStore> cold_;
+  MetricsRegistry metrics_;
+  SingleFlight<Result<RecordPtr>> fetches_;
+  Counter* hits_ = nullptr;
+  Counter* misses_ = nullptr;
+  Counter* cold_fetches_ = nullptr;
+  Counter* cold_fetch_errors_ = nullptr;
+  Counter* cold_puts_ = nullptr;
+  Counter* cold_put_errors_ = nullptr;
+  Counter* cold_deletes_ = nullptr;
+  Counter* cold_delete_errors_ = nullptr;
+  Counter* bytes_received_ = nullptr;
+  // Declared last: destroyed (joined) first, while the stores still exist.
+  boost::asio::thread_pool pool_;
+};
+
+}  // namespace objstore

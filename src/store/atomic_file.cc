@@ -1,0 +1,107 @@
+#include "store/atomic_file.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <filesystem>
+
+#include "base/random.h"
+
+namespace objstore {
+namespace {
+
+std::string RandomName() {
+  static SystemRandom random;
+  uint8_t b[12];
+  random.Fill(b);
+  char out[25];
+  for (int i = 0; i < 12; ++i) std::snprintf(out + 2 * i, 3, "%02x", b[i]);
+  return out;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<AtomicFile>> AtomicFile::Create(Disk& disk, const std::string& tmp_dir) {
+  std::string path = tmp_dir + "/" + RandomName() + kTempSuffix;
+  int fd = disk.Open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+  if (fd < 0) return Status::FromErrno(-fd, "create " + path);
+  return std::unique_ptr<AtomicFile>(new AtomicFile(disk, fd, std::move(path)));
+}
+
+AtomicFile::AtomicFile(Disk& disk, int fd, std::string temp_path)
+    : disk_(disk), fd_(fd), temp_path_(std::move(temp_path)), hash_(XXH3_createState()) {
+  XXH3_128bits_reset(hash_);
+}
+
+AtomicFile::~AtomicFile() {
+  Abort();
+  XXH3_freeState(hash_);
+}
+
+Status AtomicFile::Append(std::span<const char> data) {
+  if (done_) return Status::IOError("append to a finished file");
+  if (data.empty()) return Status::Ok();
+  ssize_t n = disk_.Write(fd_, data.data(), data.size());
+  if (n < 0) return Status::FromErrno(static_cast<int>(-n), "write " + temp_path_);
+  XXH3_128bits_update(hash_, data.data(), data.size());
+  size_ += data.size();
+  return Status::Ok();
+}
+
+std::string AtomicFile::ETag() const {
+  XXH128_hash_t h = XXH3_128bits_digest(hash_);
+  char buf[35];
+  std::snprintf(buf, sizeof buf, "\"%016llx%016llx\"", static_cast<unsigned long long>(h.high64),
+                static_cast<unsigned long long>(h.low64));
+  return buf;
+}
+
+Status AtomicFile::Commit(const std::string& final_path) {
+  if (done_) return Status::IOError("commit of a finished file");
+  if (int rc = disk_.Fsync(fd_); rc < 0) return Status::FromErrno(-rc, "fsync " + temp_path_);
+  ::close(fd_);
+  fd_ = -1;
+  if (int rc = disk_.Rename(temp_path_.c_str(), final_path.c_str()); rc < 0) {
+    return Status::FromErrno(-rc, "rename to " + final_path);
+  }
+  done_ = true;
+  std::string dir = std::filesystem::path(final_path).parent_path().string();
+  if (int rc = disk_.SyncDir(dir.c_str()); rc < 0) {
+    return Status::FromErrno(-rc, "fsync dir " + dir);
+  }
+  return Status::Ok();
+}
+
+void AtomicFile::Abort() {
+  if (fd_ >= 0) {
+    ::close(fd_);
+    fd_ = -1;
+  }
+  if (!done_) {
+    disk_.Unlink(temp_path_.c_str());
+    done_ = true;
+  }
+}
+
+Status MakeDirsDurable(Disk& disk, const std::string& path) {
+  namespace fs = std::filesystem;
+  fs::path p(path);
+  std::error_code ec;
+  if (fs::is_directory(p, ec)) return Status::Ok();
+  if (p.has_parent_path() && p.parent_path() != p) {
+    if (Status s = MakeDirsDurable(disk, p.parent_path().string()); !s.ok()) return s;
+  }
+  if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) {
+    return Status::FromErrno(errno, "mkdir " + path);
+  }
+  std::string parent = p.has_parent_path() ? p.parent_path().string() : ".";
+  if (int rc = disk.SyncDir(parent.c_str()); rc < 0) {
+    return Status::FromErrno(-rc, "fsync dir " + parent);
+  }
+  return Status::Ok();
+}
+
+}  // namespace objstore

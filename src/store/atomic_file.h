@@ -1,0 +1,58 @@
+// AtomicFile: write a file so that it is either absent or complete.
+//
+// Bytes go to a temporary file in a scratch directory on the same filesystem;
+// Commit() fsyncs it, renames it over the final path and fsyncs the final
+// directory, so after Commit returns the file survives a crash, and before it
+// no reader can see a partial file. Destroying an uncommitted AtomicFile
+// removes the temporary. A content hash (XXH3-128) is computed while writing.
+//
+// Not thread-safe: one writer owns it.
+#pragma once
+
+#include <xxhash.h>
+
+#include <memory>
+#include <span>
+#include <string>
+
+#include "base/disk.h"
+#include "base/status.h"
+
+namespace objstore {
+
+class AtomicFile {
+ public:
+  // Creates `<tmp_dir>/<random>.part`. `tmp_dir` must exist.
+  static Result<std::unique_ptr<AtomicFile>> Create(Disk& disk, const std::string& tmp_dir);
+  ~AtomicFile();
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+
+  // Appends bytes. NoSpace on ENOSPC; the object is then unusable (Abort it).
+  Status Append(std::span<const char> data);
+  uint64_t size() const { return size_; }
+  // Quoted lower-case hex of the XXH3-128 of everything appended.
+  std::string ETag() const;
+  // fsync, rename to `final_path` (whose directory must exist), fsync that dir.
+  Status Commit(const std::string& final_path);
+  // Removes the temporary file. Idempotent; called by the destructor.
+  void Abort();
+  const std::string& temp_path() const { return temp_path_; }
+
+ private:
+  AtomicFile(Disk& disk, int fd, std::string temp_path);
+  Disk& disk_;
+  int fd_;
+  std::string temp_path_;
+  uint64_t size_ = 0;
+  XXH3_state_t* hash_;
+  bool done_ = false;
+};
+
+// Suffix of temporary files; start-up removes every file that has it.
+inline constexpr const char* kTempSuffix = ".part";
+
+// Makes `path` and its parents exist, fsyncing each parent it creates.
+Status MakeDirsDurable(Disk& disk, const std::string& path);
+
+}  // namespace objstore

@@ -1,0 +1,143 @@
+#include "store/body_store.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <cstdio>
+#include <filesystem>
+
+namespace objstore {
+namespace fs = std::filesystem;
+
+namespace {
+
+bool IsPlainKey(const std::string& key) {
+  if (key.empty() || key.size() > 128) return false;
+  for (unsigned char c : key) {
+    bool ok = (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+              c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::string NormalizeDir(const std::string& dir) {
+  std::string d = fs::path(dir).lexically_normal().string();
+  while (d.size() > 1 && d.back() == '/') d.pop_back();
+  return d;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<BodyStore>> BodyStore::Open(const std::string& dir, Disk& disk) {
+  std::unique_ptr<BodyStore> store(new BodyStore(NormalizeDir(dir), disk));
+  store->tmp_dir_ = store->dir_ + "/tmp";
+  if (Status s = MakeDirsDurable(disk, store->tmp_dir_); !s.ok()) return s;
+  return store;
+}
+
+std::string BodyStore::FileNameKey(const std::string& key) {
+  if (IsPlainKey(key)) return key;
+  XXH128_hash_t h = XXH3_128bits(key.data(), key.size());
+  char buf[34];
+  std::snprintf(buf, sizeof buf, "~%016llx%016llx", static_cast<unsigned long long>(h.high64),
+                static_cast<unsigned long long>(h.low64));
+  return buf;
+}
+
+std::string BodyStore::ShardDir(const std::string& key) const {
+  uint64_t h = XXH64(key.data(), key.size(), 0);
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "%02x/%02x", static_cast<unsigned>(h >> 56),
+                static_cast<unsigned>((h >> 48) & 0xff));
+  return dir_ + "/" + buf;
+}
+
+std::string BodyStore::PathFor(const std::string& key, HlcTimestamp version) const {
+  return ShardDir(key) + "/" + FileNameKey(key) + "@" + version.ToString();
+}
+
+Result<std::unique_ptr<AtomicFile>> BodyStore::NewBody() {
+  return AtomicFile::Create(disk_, tmp_dir_);
+}
+
+Status BodyStore::Commit(AtomicFile& body, const std::string& key, HlcTimestamp version) {
+  if (Status s = MakeDirsDurable(disk_, ShardDir(key)); !s.ok()) return s;
+  return body.Commit(PathFor(key, version));
+}
+
+Result<UniqueFd> BodyStore::OpenBody(const std::string& key, HlcTimestamp version) const {
+  std::string path = PathFor(key, version);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::FromErrno(errno, "open " + path);
+  return UniqueFd(fd);
+}
+
+Result<uint64_t> BodyStore::BodySize(const std::string& key, HlcTimestamp version) const {
+  struct stat st;
+  std::string path = PathFor(key, version);
+  if (::stat(path.c_str(), &st) != 0) return Status::FromErrno(errno, "stat " + path);
+  return static_cast<uint64_t>(st.st_size);
+}
+
+Status BodyStore::LinkVersion(const std::string& key, HlcTimestamp from, HlcTimestamp to) {
+  std::string src = PathFor(key, from), dst = PathFor(key, to);
+  if (::link(src.c_str(), dst.c_str()) != 0) return Status::FromErrno(errno, "link " + dst);
+  std::string dir = ShardDir(key);
+  if (int rc = disk_.SyncDir(dir.c_str()); rc < 0) return Status::FromErrno(-rc, "fsync " + dir);
+  return Status::Ok();
+}
+
+Status BodyStore::Remove(const std::string& key, HlcTimestamp version) {
+  std::string path = PathFor(key, version);
+  int rc = disk_.Unlink(path.c_str());
+  if (rc < 0 && rc != -ENOENT) return Status::FromErrno(-rc, "unlink " + path);
+  return Status::Ok();
+}
+
+size_t BodyStore::RemoveTemporaries() {
+  size_t removed = 0;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(tmp_dir_, ec)) {
+    if (e.path().extension() == kTempSuffix && disk_.Unlink(e.path().c_str()) == 0) ++removed;
+  }
+  return removed;
+}
+
+size_t BodyStore::RemoveUnreferenced(
+    const std::function<bool(const std::string&, HlcTimestamp)>& keep) {
+  size_t removed = 0;
+  std::error_code ec;
+  for (const auto& l1 : fs::directory_iterator(dir_, ec)) {
+    if (!l1.is_directory() || l1.path().filename() == "tmp") continue;
+    for (const auto& l2 : fs::directory_iterator(l1.path(), ec)) {
+      if (!l2.is_directory()) continue;
+      for (const auto& f : fs::directory_iterator(l2.path(), ec)) {
+        const std::string name = f.path().filename().string();
+        auto at = name.rfind('@');
+        HlcTimestamp version;
+        bool parsed = at != std::string::npos &&
+                      HlcTimestamp::Parse(name.substr(at + 1), &version);
+        if (parsed && keep(name.substr(0, at), version)) continue;
+        if (disk_.Unlink(f.path().c_str()) == 0) ++removed;
+      }
+    }
+  }
+  return removed;
+}
+
+DiskUsage BodyStore::Usage() const {
+  struct statvfs st;
+  DiskUsage u;
+  if (::statvfs(dir_.c_str(), &st) == 0) {
+    u.bytes_all = static_cast<uint64_t>(st.f_blocks) * st.f_frsize;
+    u.bytes_free = static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
+    u.bytes_used = u.bytes_all - static_cast<uint64_t>(st.f_bfree) * st.f_frsize;
+  }
+  return u;
+}
+
+}  // namespace objstore

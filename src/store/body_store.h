@@ -1,0 +1,82 @@
+// BodyStore: object bodies as files under --files-dir.
+//
+// Layout (docs/FORMATS.md):
+//   <dir>/tmp/<random>.part             bodies being received
+//   <dir>/<h0h1>/<h2h3>/<name>@<version> committed bodies
+// where h = hex XXH64 of the key, <name> is the key itself when it is made of
+// [0-9A-Za-z_-] only and at most 128 bytes long (every ULID), else '~' and the
+// hex XXH3-128 of the key, and <version> is the record's HLC stamp in hex.
+//
+// Why: sharding by a hash of the key (not the ULID's prefix, which is a
+// timestamp and would put every recent object in one directory) keeps every
+// directory small and evenly filled (65,536 leaves). No byte of a key or name
+// reaches a path unescaped, so no input can point outside <dir>. The version in
+// the file name means an overwrite never changes the bytes behind an open file
+// or behind a record: a GET that looked up version V opens exactly V's body.
+//
+// Thread safety: all methods may be called concurrently; a Writer belongs to
+// one request.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "base/disk.h"
+#include "base/status.h"
+#include "base/unique_fd.h"
+#include "ids/hlc.h"
+#include "store/atomic_file.h"
+
+namespace objstore {
+
+struct DiskUsage {
+  uint64_t bytes_all = 0;   // filesystem size
+  uint64_t bytes_free = 0;  // available to this process
+  uint64_t bytes_used = 0;
+};
+
+class BodyStore {
+ public:
+  // Creates the directory (and tmp/) when missing.
+  static Result<std::unique_ptr<BodyStore>> Open(const std::string& dir, Disk& disk);
+
+  // A new body in tmp/; commit it with Commit(writer, key, version).
+  Result<std::unique_ptr<AtomicFile>> NewBody();
+  // Makes the body durable as `key`'s `version` (fsync, rename, fsync dir).
+  Status Commit(AtomicFile& body, const std::string& key, HlcTimestamp version);
+
+  // Opens a committed body for reading. NotFound when absent.
+  Result<UniqueFd> OpenBody(const std::string& key, HlcTimestamp version) const;
+  // Size of a committed body, NotFound when absent.
+  Result<uint64_t> BodySize(const std::string& key, HlcTimestamp version) const;
+  // Makes the body of `from` also the body of `to` (a hard link, made durable),
+  // for a new version whose bytes are unchanged (a raised level).
+  Status LinkVersion(const std::string& key, HlcTimestamp from, HlcTimestamp to);
+  // Removes a committed body; absent is not an error.
+  Status Remove(const std::string& key, HlcTimestamp version);
+
+  // Start-up: deletes every temporary file left by a crash. Returns how many.
+  size_t RemoveTemporaries();
+  // Start-up: calls keep(file_name_key, version) for every committed body and
+  // deletes those for which it returns false (orphans of interrupted writes).
+  // `file_name_key` is the <name> part of the layout above.
+  size_t RemoveUnreferenced(const std::function<bool(const std::string&, HlcTimestamp)>& keep);
+
+  // The <name> part of the layout for `key`.
+  static std::string FileNameKey(const std::string& key);
+  std::string PathFor(const std::string& key, HlcTimestamp version) const;
+  const std::string& dir() const { return dir_; }
+  DiskUsage Usage() const;
+
+ private:
+  BodyStore(std::string dir, Disk& disk) : dir_(std::move(dir)), disk_(disk) {}
+  std::string ShardDir(const std::string& key) const;
+
+  std::string dir_;
+  std::string tmp_dir_;
+  Disk& disk_;
+};
+
+}  // namespace objstore

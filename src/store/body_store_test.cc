@@ -1,0 +1,155 @@
+#include "store/body_store.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <vector>
+
+#include "base/test_util.h"
+
+namespace objstore {
+namespace {
+namespace fs = std::filesystem;
+
+std::string ReadAll(int fd) {
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+  return out;
+}
+
+size_t CountFiles(const std::string& dir) {
+  size_t n = 0;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) n += e.is_regular_file();
+  return n;
+}
+
+TEST(BodyStore, CommitThenReadBack) {
+  testing::TempDir dir;
+  auto store = std::move(BodyStore::Open(dir / "files", DefaultDisk()).value());
+  auto body = std::move(store->NewBody().value());
+  ASSERT_TRUE(body->Append(std::string_view("hello ")).ok());
+  ASSERT_TRUE(body->Append(std::string_view("world")).ok());
+  EXPECT_EQ(body->size(), 11u);
+  std::string etag = body->ETag();
+  EXPECT_EQ(etag.size(), 34u);
+  EXPECT_EQ(etag.front(), '"');
+  HlcTimestamp v{77};
+  ASSERT_TRUE(store->Commit(*body, "01ARZ3NDEKTSV4RRFFQ69G5FAV", v).ok());
+  auto fd = store->OpenBody("01ARZ3NDEKTSV4RRFFQ69G5FAV", v);
+  ASSERT_TRUE(fd.ok());
+  EXPECT_EQ(ReadAll(fd->get()), "hello world");
+  EXPECT_EQ(store->BodySize("01ARZ3NDEKTSV4RRFFQ69G5FAV", v).value(), 11u);
+  EXPECT_EQ(store->OpenBody("01ARZ3NDEKTSV4RRFFQ69G5FAV", HlcTimestamp{78}).status().code(),
+            StatusCode::kNotFound);
+  // Nothing is left in tmp/ after a commit.
+  EXPECT_TRUE(fs::is_empty(dir / "files/tmp"));
+}
+
+TEST(BodyStore, SameBytesSameEtagDifferentBytesDifferentEtag) {
+  testing::TempDir dir;
+  auto store = std::move(BodyStore::Open(dir.path(), DefaultDisk()).value());
+  auto a = std::move(store->NewBody().value());
+  auto b = std::move(store->NewBody().value());
+  auto c = std::move(store->NewBody().value());
+  ASSERT_TRUE(a->Append(std::string_view("abc")).ok());
+  ASSERT_TRUE(b->Append(std::string_view("ab")).ok());
+  ASSERT_TRUE(b->Append(std::string_view("c")).ok());
+  ASSERT_TRUE(c->Append(std::string_view("abd")).ok());
+  EXPECT_EQ(a->ETag(), b->ETag());
+  EXPECT_NE(a->ETag(), c->ETag());
+}
+
+TEST(BodyStore, AbandonedBodyLeavesNothing) {
+  testing::TempDir dir;
+  auto store = std::move(BodyStore::Open(dir.path(), DefaultDisk()).value());
+  {
+    auto body = std::move(store->NewBody().value());
+    ASSERT_TRUE(body->Append(std::string_view("partial")).ok());
+  }
+  EXPECT_EQ(CountFiles(dir.path()), 0u);
+}
+
+TEST(BodyStore, DiskFullFailsCleanly) {
+  testing::TempDir dir;
+  testing::FaultyDisk disk;
+  auto store = std::move(BodyStore::Open(dir.path(), disk).value());
+  disk.write_budget = 10;
+  auto body = std::move(store->NewBody().value());
+  ASSERT_TRUE(body->Append(std::string_view("12345")).ok());
+  Status s = body->Append(std::string_view("6789012345"));
+  EXPECT_EQ(s.code(), StatusCode::kNoSpace);
+  body.reset();
+  EXPECT_EQ(CountFiles(dir.path()), 0u);
+}
+
+TEST(BodyStore, FailedFsyncIsNotACommit) {
+  testing::TempDir dir;
+  testing::FaultyDisk disk;
+  auto store = std::move(BodyStore::Open(dir.path(), disk).value());
+  auto body = std::move(store->NewBody().value());
+  ASSERT_TRUE(body->Append(std::string_view("data")).ok());
+  disk.fail_fsync = true;
+  EXPECT_FALSE(store->Commit(*body, "KEY", HlcTimestamp{1}).ok());
+  disk.fail_fsync = false;
+  body.reset();
+  EXPECT_EQ(store->OpenBody("KEY", HlcTimestamp{1}).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(CountFiles(dir.path()), 0u);
+}
+
+TEST(BodyStore, HostileKeysStayInsideTheDirectory) {
+  testing::TempDir dir;
+  auto store = std::move(BodyStore::Open(dir / "files", DefaultDisk()).value());
+  const std::vector<std::string> keys = {"../../escape", "/etc/passwd",       "..", ".", "a/b",
+                                       std::string("x\0y", 3), std::string(2000, 'k'),
+                                       "%2e%2e%2f"};
+  for (const std::string& key : keys) {
+    std::string path = store->PathFor(key, HlcTimestamp{1});
+    EXPECT_EQ(path.rfind(dir / "files/", 0), 0u) << path;
+    std::string rel = path.substr((dir / "files/").size());
+    EXPECT_EQ(rel.find(".."), std::string::npos) << path;
+    EXPECT_EQ(std::count(rel.begin(), rel.end(), '/'), 2) << path;
+    auto body = std::move(store->NewBody().value());
+    ASSERT_TRUE(body->Append(std::string_view("x")).ok());
+    ASSERT_TRUE(store->Commit(*body, key, HlcTimestamp{1}).ok());
+    EXPECT_TRUE(store->OpenBody(key, HlcTimestamp{1}).ok());
+  }
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir.path()), fs::directory_iterator()), 1);
+}
+
+TEST(BodyStore, ShardsSpreadUlidsAcrossDirectories) {
+  testing::TempDir dir;
+  auto store = std::move(BodyStore::Open(dir.path(), DefaultDisk()).value());
+  // ULIDs made in one millisecond share their first 10 characters.
+  std::set<std::string> shards;
+  for (int i = 0; i < 64; ++i) {
+    std::string key = "01ARZ3NDEK" + std::string(14, 'A') + std::to_string(10 + i);
+    std::string path = store->PathFor(key, HlcTimestamp{1});
+    shards.insert(fs::path(path).parent_path().string());
+  }
+  EXPECT_GT(shards.size(), 50u);
+}
+
+TEST(BodyStore, StartupRemovesTemporariesAndOrphans) {
+  testing::TempDir dir;
+  auto store = std::move(BodyStore::Open(dir.path(), DefaultDisk()).value());
+  for (const char* key : {"KEEP", "ORPHAN"}) {
+    auto body = std::move(store->NewBody().value());
+    ASSERT_TRUE(body->Append(std::string_view("x")).ok());
+    ASSERT_TRUE(store->Commit(*body, key, HlcTimestamp{9}).ok());
+  }
+  std::ofstream(dir / "tmp/leftover.part") << "half";
+  EXPECT_EQ(store->RemoveTemporaries(), 1u);
+  size_t removed = store->RemoveUnreferenced(
+      [](const std::string& name, HlcTimestamp v) { return name == "KEEP" && v.packed == 9; });
+  EXPECT_EQ(removed, 1u);
+  EXPECT_TRUE(store->OpenBody("KEEP", HlcTimestamp{9}).ok());
+  EXPECT_FALSE(store->OpenBody("ORPHAN", HlcTimestamp{9}).ok());
+}
+
+}  // namespace
+}  // namespace objstore
