@@ -64,6 +64,26 @@ bool SplitHostPort(const std::string& addr, std::string* host, uint16_t* port) {
   return true;
 }
 
+// --help in the original's shape: usage, description, then one line per option
+// with its default and its environment variable.
+class OriginalStyleHelp : public CLI::Formatter {
+ public:
+  std::string make_help(const CLI::App* app, std::string, CLI::AppFormatMode) const override {
+    std::string out = "\nUsage: objstore [OPTIONS]\n\n" + app->get_description() + "\n\nOptions:\n";
+    for (const CLI::Option* opt : app->get_options()) {
+      std::string names;
+      for (const auto& s : opt->get_snames()) names += "-" + s + ", ";
+      for (const auto& l : opt->get_lnames()) names += "--" + l + ", ";
+      names.resize(names.size() - 2);
+      if (!opt->get_default_str().empty()) names += "=\"" + opt->get_default_str() + "\"";
+      std::string text = opt->get_description();
+      if (!opt->get_envname().empty()) text += " ($" + opt->get_envname() + ")";
+      out += fmt::format("  {:<36}{}\n", names, text);
+    }
+    return out;
+  }
+};
+
 std::chrono::milliseconds Millis(double seconds) {
   return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
 }
@@ -74,7 +94,7 @@ int main(int argc, char** argv) {
   Flags f;
   CLI::App app{"A multi-master distributed caching layer for Amazon S3.\nVersion " OBJSTORE_VERSION,
                "objstore"};
-  app.get_formatter()->column_width(44);
+  app.formatter(std::make_shared<OriginalStyleHelp>());
   app.add_option("-d,--debug", f.debug, "Debug level to use, 0 or 1")
       ->envname("APP_DEBUG_LEVEL")->capture_default_str()->check(CLI::Range(0, 1));
   app.add_option("-N,--nodes", f.nodes,
