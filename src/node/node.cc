@@ -169,13 +169,15 @@ void Node::ForgetLocalBody(const ObjectRecord& record) {
   (void)journal_->UpdateLocalState(record.key, record.version, false, record.cold);
 }
 
-boost::asio::awaitable<Result<Node::RecordPtr>> Node::FetchFromCold(const std::string& key,
+boost::asio::awaitable<Result<Node::RecordPtr>> Node::FetchFromCold(std::string key,
                                                                     bool restore_unknown) {
-  co_return co_await fetches_.Run(key, [this, key, restore_unknown]() {
+  // Named, not a temporary in the co_await expression (docs/ARCHITECTURE.md).
+  auto work = [this, key, restore_unknown]() {
     return RunBlocking(pool_, [this, key, restore_unknown] {
       return FetchFromColdBlocking(key, restore_unknown);
     });
-  });
+  };
+  co_return co_await fetches_.Run(key, std::move(work));
 }
 
 Result<Node::RecordPtr> Node::FetchFromColdBlocking(const std::string& key,

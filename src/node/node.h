@@ -108,7 +108,7 @@ class Node {
   // returns the record it is now served under. `restore_unknown`: an id the
   // journal does not know is restored from the cold store's metadata (SPEC §2
   // step 5); otherwise NotFound. Deleted when the id is a tombstone.
-  boost::asio::awaitable<Result<RecordPtr>> FetchFromCold(const std::string& key,
+  boost::asio::awaitable<Result<RecordPtr>> FetchFromCold(std::string key,
                                                           bool restore_unknown);
   // Marks that the local body of `record` vanished (found missing on open).
   void ForgetLocalBody(const ObjectRecord& record);

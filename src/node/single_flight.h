@@ -28,7 +28,7 @@ template <typename R>
 class SingleFlight {
  public:
   // Runs work() unless a run for `key` is in flight, in which case waits for it.
-  boost::asio::awaitable<R> Run(const std::string& key,
+  boost::asio::awaitable<R> Run(std::string key,
                                 std::function<boost::asio::awaitable<R>()> work) {
     namespace asio = boost::asio;
     std::shared_ptr<Flight> flight;
@@ -43,24 +43,26 @@ class SingleFlight {
       flight = slot;
     }
     if (!leader) {
+      // Named, not a temporary in the co_await expression: g++ 12 destroys
+      // capturing lambda temporaries there twice (docs/ARCHITECTURE.md).
+      auto wait = [flight](auto handler) {
+        // Type-erase the (move-only) handler together with the executor it
+        // must be resumed on.
+        auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+        Waiter waiter{asio::get_associated_executor(*shared),
+                      [shared](std::optional<R> r) { std::move (*shared)(std::move(r)); }};
+        std::unique_lock lock(flight->mu);
+        if (flight->done) {  // finished between the map lookup and now
+          std::optional<R> copy = flight->result;
+          lock.unlock();
+          Complete(std::move(waiter), std::move(copy));
+          return;
+        }
+        flight->waiters.push_back(std::move(waiter));
+      };
       std::optional<R> r = co_await asio::async_initiate<const asio::use_awaitable_t<>&,
                                                          void(std::optional<R>)>(
-          [flight](auto handler) {
-            // Type-erase the (move-only) handler together with the executor it
-            // must be resumed on.
-            auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-            Waiter waiter{asio::get_associated_executor(*shared),
-                          [shared](std::optional<R> r) { std::move (*shared)(std::move(r)); }};
-            std::unique_lock lock(flight->mu);
-            if (flight->done) {  // finished between the map lookup and now
-              std::optional<R> copy = flight->result;
-              lock.unlock();
-              Complete(std::move(waiter), std::move(copy));
-              return;
-            }
-            flight->waiters.push_back(std::move(waiter));
-          },
-          asio::use_awaitable);
+          std::move(wait), asio::use_awaitable);
       if (!r) throw std::runtime_error("the shared run for " + key + " failed");
       co_return std::move(*r);
     }
