@@ -257,7 +257,12 @@ asio::awaitable<void> PublicApi::Handle(http::Exchange& ex) {
     } else if (!key.ok()) {
       res = ErrorResponse(bhttp::status::bad_request, "bad_id", key.status().message());
     } else {
-      co_await (get_like ? Meta(ex, *key) : RaiseLevel(ex, *key));
+      // if/else, not ?: — g++ 12 destroys the chosen awaitable twice.
+      if (get_like) {
+        co_await Meta(ex, *key);
+      } else {
+        co_await RaiseLevel(ex, *key);
+      }
       co_return;
     }
   } else if (path.starts_with(kDeletePrefix)) {
@@ -354,10 +359,10 @@ asio::awaitable<void> PublicApi::Put(http::Exchange& ex) {
     auto n = co_await ex.ReadBody(buf);
     if (!n.ok()) {
       if (n.status().code() == StatusCode::kUnavailable) co_return;  // client gone: nothing kept
-      co_await fail(n.status().code() == StatusCode::kTooLarge
-                        ? ErrorResponse(ErrorFor(n.status()))
-                        : ErrorResponse(bhttp::status::bad_request, "bad_request",
-                                        n.status().message()));
+      StringResponse res = ErrorResponse(bhttp::status::bad_request, "bad_request",
+                                         n.status().message());
+      if (n.status().code() == StatusCode::kTooLarge) res = ErrorResponse(ErrorFor(n.status()));
+      co_await fail(std::move(res));
       co_return;
     }
     if (*n == 0) break;
@@ -510,9 +515,9 @@ asio::awaitable<void> PublicApi::RaiseLevel(http::Exchange& ex, const std::strin
   auto level = ParseLevel(ex.header()["X-Meta-ConsistencyLevel"]);
   if (!level.ok() || ex.header()["X-Meta-ConsistencyLevel"].empty()) {
     errors_4xx_->Inc();
-    co_await ex.Send(ErrorResponse(bhttp::status::bad_request, "bad_level",
-                                   level.ok() ? "X-Meta-ConsistencyLevel is required"
-                                              : level.status().message()));
+    std::string why = "X-Meta-ConsistencyLevel is required";
+    if (!level.ok()) why = level.status().message();
+    co_await ex.Send(ErrorResponse(bhttp::status::bad_request, "bad_level", std::move(why)));
     co_return;
   }
   int target = *level;

@@ -331,6 +331,11 @@ asio::awaitable<void> HttpServer::Serve(std::shared_ptr<Connection> conn) {
       co_await SendError(*conn, bhttp::status::request_header_fields_too_large,
                          "headers_too_large",
                          fmt::format("more than {} header fields", options_.max_header_count));
+    } else if (parser.get().count(bhttp::field::transfer_encoding) > 0 && !parser.chunked()) {
+      // RFC 9112 §6.3: a request whose final coding is not chunked cannot be
+      // framed; any coding but chunked is not implemented here.
+      co_await SendError(*conn, bhttp::status::not_implemented, "bad_request",
+                         "unsupported Transfer-Encoding: only chunked is accepted");
     } else {
       Exchange ex(*conn, parser, options_);
       bool crashed = false;

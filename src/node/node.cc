@@ -295,27 +295,28 @@ Result<PutOutcome> Node::RaiseLevel(const std::string& key, int consistency) {
                             std::to_string(cur->consistency) + "; a level cannot be lowered");
   }
   if (consistency == cur->consistency) return PutOutcome{cur, Status::Ok()};
-  if (!cur->local_body && cur->cold != ColdState::kStored) {
-    return Status::Unavailable("the body of " + key + " is not on this node");
+  // The cold copy carries the level in its metadata, so it is rewritten even
+  // when it exists; that needs the body here.
+  if (!cur->local_body) {
+    return Status::Unavailable("the body of " + key +
+                               " is not on this node; GET it (which fetches it) and retry");
   }
   ObjectRecord r = *cur;
   r.consistency = consistency;
   r.version = hlc_.Now();
   r.version_node = node_id_;
-  if (r.cold != ColdState::kStored) r.cold = ColdState::kPending;
+  r.cold = ColdState::kPending;
   // The body file is named by version: link the new version's name to it.
-  if (r.local_body) {
-    if (Status s = bodies_->LinkVersion(key, cur->version, r.version); !s.ok()) return s;
-  }
+  if (Status s = bodies_->LinkVersion(key, cur->version, r.version); !s.ok()) return s;
   auto written = journal_->Upsert(r);
   if (!written.ok() || !*written) {
-    if (r.local_body) (void)bodies_->Remove(key, r.version);
+    (void)bodies_->Remove(key, r.version);
     if (!written.ok()) return written.status();
-    return Status::Conflict("object " + key + " changed meanwhile; retry");
+    return Status::Unavailable("object " + key + " changed meanwhile; retry");
   }
-  if (r.local_body) (void)bodies_->Remove(key, cur->version);
+  (void)bodies_->Remove(key, cur->version);
   PutOutcome out{nullptr, Status::Ok()};
-  if (r.cold == ColdState::kPending) out.cold_status = UploadToCold(r);
+  out.cold_status = UploadToCold(r);
   out.record = journal_->Get(key);
   return out;
 }
