@@ -14,7 +14,9 @@
 #include "base/clock.h"
 #include "base/disk.h"
 #include "base/random.h"
+#include "coldstore/aws_credentials.h"
 #include "coldstore/dir_cold_store.h"
+#include "coldstore/s3_cold_store.h"
 #include "http/server.h"
 #include "node/node.h"
 
@@ -36,6 +38,10 @@ struct Flags {
   std::string cold_dir = "coldstore/";
   std::string region = "us-east-1";
   std::string bucket;
+  std::string s3_endpoint;
+  bool s3_path_style = false;
+  uint64_t s3_multipart_threshold = 64ull << 20;
+  uint64_t s3_part_size = 16ull << 20;
   size_t threads = 0;
   size_t blocking_threads = 16;
   uint64_t max_body_size = 5ull << 30;
@@ -121,6 +127,18 @@ int main(int argc, char** argv) {
       ->envname("S3_REGION_NAME")->capture_default_str();
   app.add_option("-B,--bucket", f.bucket, "Amazon S3 bucket name (empty: use --cold-dir)")
       ->envname("S3_BUCKET_NAME");
+  app.add_option("--s3-endpoint", f.s3_endpoint,
+                 "S3-compatible endpoint, e.g. http://127.0.0.1:9000 (also AWS_ENDPOINT_URL_S3, "
+                 "AWS_ENDPOINT_URL); empty: AWS")
+      ->envname("S3_ENDPOINT");
+  app.add_flag("--s3-path-style", f.s3_path_style,
+               "Path-style bucket addressing (endpoint/bucket/key), for custom endpoints")
+      ->envname("S3_PATH_STYLE");
+  app.add_option("--s3-multipart-threshold", f.s3_multipart_threshold,
+                 "Objects this large or larger are uploaded in parts (K, M, G suffixes)")
+      ->envname("S3_MULTIPART_THRESHOLD")->default_str("64M")->transform(CLI::AsSizeValue(false));
+  app.add_option("--s3-part-size", f.s3_part_size, "Size of multipart upload parts, at least 5M")
+      ->envname("S3_PART_SIZE")->default_str("16M")->transform(CLI::AsSizeValue(false));
   app.add_option("--threads", f.threads, "Event-loop threads for the public API (0: one per core)")
       ->envname("APP_THREADS")->capture_default_str();
   app.add_option("--blocking-threads", f.blocking_threads,
@@ -164,11 +182,6 @@ int main(int argc, char** argv) {
     spdlog::error("bad --public-addr '{}': expected host:port", f.public_addr);
     return 2;
   }
-  if (!f.bucket.empty()) {
-    spdlog::error("--bucket {} set, but the S3 cold store is not built into this version yet; "
-                  "unset it to use the directory cold store (--cold-dir)", f.bucket);
-    return 2;
-  }
   if (!f.nodes.empty()) {
     spdlog::warn("clustering is not built into this version yet: ignoring --nodes {}; "
                  "this node starts solo", f.nodes);
@@ -179,20 +192,49 @@ int main(int argc, char** argv) {
   objstore::SystemClock clock;
   objstore::SystemRandom random;
   objstore::Disk& disk = objstore::DefaultDisk();
-  auto cold = objstore::DirColdStore::Open(f.cold_dir, disk);
-  if (!cold.ok()) {
-    spdlog::error("cannot open the cold store directory {}: {}", f.cold_dir,
-                  cold.status().ToString());
-    return 1;
+  std::unique_ptr<objstore::ColdStore> cold;
+  if (f.bucket.empty()) {
+    auto dir = objstore::DirColdStore::Open(f.cold_dir, disk);
+    if (!dir.ok()) {
+      spdlog::error("cannot open the cold store directory {}: {}", f.cold_dir,
+                    dir.status().ToString());
+      return 1;
+    }
+    spdlog::info("no bucket configured: cold store is the {}", (*dir)->Describe());
+    cold = std::move(dir).value();
+  } else {
+    objstore::S3Options s3;
+    s3.bucket = f.bucket;
+    s3.region = f.region;
+    s3.endpoint = f.s3_endpoint;
+    for (const char* var : {"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"}) {
+      if (s3.endpoint.empty()) s3.endpoint = objstore::ProcessEnv(var).value_or("");
+    }
+    s3.path_style = f.s3_path_style;
+    s3.multipart_threshold = f.s3_multipart_threshold;
+    s3.part_size = std::max<uint64_t>(f.s3_part_size, 5ull << 20);
+    auto credentials = objstore::LoadAwsCredentials();
+    if (credentials.ok()) {
+      spdlog::info("S3 credentials from {}", credentials->source);
+    } else {
+      spdlog::error("{}; level 1 and 2 objects will be refused with 503 until this is fixed",
+                    credentials.status().message());
+    }
+    auto store = std::make_unique<objstore::S3ColdStore>(s3, std::move(credentials));
+    spdlog::info("cold store is the {}", store->Describe());
+    // A node serves level 0 whatever S3's state: a failed check only warns.
+    if (objstore::Status s = store->CheckBucket(); !s.ok()) {
+      spdlog::warn("S3 bucket check failed: {}", s.message());
+    }
+    cold = std::move(store);
   }
-  spdlog::info("no bucket configured: cold store is the {}", (*cold)->Describe());
 
   objstore::NodeOptions node_options;
   node_options.files_dir = f.files_dir;
   node_options.state_dir = f.state_dir;
   node_options.blocking_threads = f.blocking_threads;
   node_options.max_body_bytes = f.max_body_size;
-  auto node = objstore::Node::Open(node_options, clock, random, disk, std::move(cold).value());
+  auto node = objstore::Node::Open(node_options, clock, random, disk, std::move(cold));
   if (!node.ok()) {
     spdlog::error("cannot open the node: {}", node.status().ToString());
     return 1;

@@ -28,6 +28,14 @@ struct ColdObjectMeta {
   uint64_t version = 0;  // the record's packed HLC stamp; a Put never replaces a newer one
 };
 
+// The store's state as /stats and /metrics show it.
+struct ColdStoreHealth {
+  bool reachable = true;       // false after a failed call, until one succeeds
+  std::string last_error;      // message of the last failure, empty if none
+  int64_t last_error_unix = 0;
+  uint64_t requests = 0, retries = 0, errors = 0, bytes_up = 0, bytes_down = 0;
+};
+
 class ColdStore {
  public:
   virtual ~ColdStore() = default;
@@ -46,6 +54,7 @@ class ColdStore {
   // Removes the object if its version is not newer than `version` (a delete
   // never removes a later re-PUT); absent is not an error.
   virtual Status Delete(const std::string& key, uint64_t version) = 0;
+  virtual ColdStoreHealth Health() const { return {}; }
 };
 
 }  // namespace objstore

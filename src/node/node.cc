@@ -107,6 +107,13 @@ Status Node::CheckPut(const PutSpec& spec) const {
 }
 
 Status Node::UploadToCold(const ObjectRecord& r) {
+  // Uploads of one key run one at a time, and only for the key's current
+  // version: an older version can then never overwrite a newer one in the
+  // cold store, whatever order the uploads were started in.
+  std::lock_guard lock(UploadLock(r.key));
+  RecordPtr cur = journal_->Get(r.key);
+  if (!cur || cur->version != r.version || cur->deleted) return Status::Ok();  // superseded
+  if (cur->cold == ColdState::kStored) return Status::Ok();
   ColdObjectMeta meta{r.key, r.name, r.consistency, r.timestamp_ns, r.user_meta,
                       r.size, r.etag, r.version.packed};
   Status s = cold_->Put(meta, bodies_->PathFor(r.key, r.version));
@@ -119,6 +126,23 @@ Status Node::UploadToCold(const ObjectRecord& r) {
   Status u = journal_->UpdateLocalState(r.key, r.version, r.local_body, ColdState::kStored);
   if (!u.ok() && u.code() != StatusCode::kNotFound) return u;  // NotFound: superseded
   return Status::Ok();
+}
+
+std::mutex& Node::UploadLock(const std::string& key) {
+  return upload_locks_[std::hash<std::string>{}(key) % upload_locks_.size()];
+}
+
+Status Node::DeleteFromCold(const ObjectRecord& tomb) {
+  std::lock_guard lock(UploadLock(tomb.key));  // after any upload of this key in flight
+  Status s = cold_->Delete(tomb.key, tomb.version.packed);
+  if (!s.ok()) {
+    cold_delete_errors_->Inc();
+    spdlog::warn("cold store delete of {} failed (will retry): {}", tomb.key, s.ToString());
+    return s;
+  }
+  cold_deletes_->Inc();
+  (void)journal_->UpdateLocalState(tomb.key, tomb.version, false, ColdState::kNone);
+  return s;
 }
 
 Result<PutOutcome> Node::FinishPut(const PutSpec& spec, AtomicFile& body) {
@@ -208,6 +232,9 @@ Result<Node::RecordPtr> Node::FetchFromColdBlocking(const std::string& key,
     return s.code() == StatusCode::kNoSpace ? s
                                             : Status::Unavailable("cold store: " + s.message());
   }
+  // An object written to the bucket by something else has no content hash of
+  // ours: its size is all there is to check.
+  if (meta.etag.empty()) meta.etag = (*body)->ETag();
   if ((*body)->size() != meta.size || (*body)->ETag() != meta.etag) {
     cold_fetch_errors_->Inc();
     return Status::Corruption("cold copy of " + key + " does not match its size or etag");
@@ -273,16 +300,7 @@ Result<Node::RecordPtr> Node::Delete(const std::string& key) {
   auto written = journal_->Upsert(t);
   if (!written.ok()) return written.status();
   if (cur->local_body) (void)bodies_->Remove(cur->key, cur->version);
-  if (t.cold == ColdState::kPending) {
-    Status s = cold_->Delete(key, t.version.packed);
-    if (s.ok()) {
-      cold_deletes_->Inc();
-      (void)journal_->UpdateLocalState(key, t.version, false, ColdState::kNone);
-    } else {
-      cold_delete_errors_->Inc();
-      spdlog::warn("cold store delete of {} failed (will retry): {}", key, s.ToString());
-    }
-  }
+  if (t.cold == ColdState::kPending) (void)DeleteFromCold(t);
   return journal_->Get(key);
 }
 
@@ -329,14 +347,7 @@ size_t Node::RetryPendingColdWork() {
   size_t left = 0;
   for (const RecordPtr& r : pending) {
     if (r->deleted) {
-      Status s = cold_->Delete(r->key, r->version.packed);
-      if (s.ok()) {
-        cold_deletes_->Inc();
-        (void)journal_->UpdateLocalState(r->key, r->version, false, ColdState::kNone);
-      } else {
-        cold_delete_errors_->Inc();
-        ++left;
-      }
+      if (!DeleteFromCold(*r).ok()) ++left;
     } else if (r->local_body) {
       if (!UploadToCold(*r).ok()) ++left;
     } else {

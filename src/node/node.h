@@ -27,7 +27,9 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <array>
 #include <atomic>
+#include <mutex>
 #include <memory>
 #include <string>
 
@@ -135,6 +137,8 @@ class Node {
   Status Reconcile();
   void RegisterMetrics();
   Status UploadToCold(const ObjectRecord& record);
+  Status DeleteFromCold(const ObjectRecord& tombstone);
+  std::mutex& UploadLock(const std::string& key);
   Result<RecordPtr> FetchFromColdBlocking(const std::string& key, bool restore_unknown);
 
   NodeOptions options_;
@@ -156,6 +160,7 @@ class Node {
   Counter* cold_deletes_ = nullptr;
   Counter* cold_delete_errors_ = nullptr;
   Counter* bytes_received_ = nullptr;
+  std::array<std::mutex, 64> upload_locks_;  // by hash of key: one upload per key at a time
   // Declared last: destroyed (joined) first, while the stores still exist.
   boost::asio::thread_pool pool_;
 };

@@ -1,0 +1,521 @@
+#include "coldstore/s3_cold_store.h"
+
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+#include <ctime>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "base/unique_fd.h"
+#include "coldstore/sigv4.h"
+#include "http/mime.h"
+#include "http/range.h"
+
+namespace objstore {
+
+using Params = std::vector<std::pair<std::string, std::string>>;
+
+// One HTTP exchange with S3, described before it runs.
+struct S3ColdStore::Call {
+  std::string method = "GET";
+  std::string key;  // empty: the bucket itself
+  Params query;
+  Params headers;
+  bool transfer = false;  // a large body: low-speed limit instead of a total timeout
+  // Request body: a file range, or a string.
+  int body_fd = -1;
+  uint64_t body_offset = 0;
+  uint64_t body_length = 0;
+  std::string body;
+  bool has_body = false;
+  // Response body of a 2xx: streamed here when set (else kept in Response::body).
+  std::function<Status(const Response&)> on_headers;
+  std::function<Status(std::span<const char>)> on_data;
+};
+
+namespace {
+
+constexpr size_t kMaxErrorBody = 64 * 1024;
+
+std::string Lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// Value of <tag>…</tag> in a small XML document (S3's replies are flat).
+std::string XmlValue(const std::string& xml, const std::string& tag) {
+  auto b = xml.find("<" + tag + ">");
+  if (b == std::string::npos) return "";
+  b += tag.size() + 2;
+  auto e = xml.find("</" + tag + ">", b);
+  return e == std::string::npos ? "" : xml.substr(b, e - b);
+}
+
+std::string PercentDecode(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+      out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+bool Retryable(long status, const std::string& code) {
+  return status >= 500 || status == 429 || code == "SlowDown" || code == "RequestTimeout" ||
+         code == "RequestTimeTooSkewed" || code == "InternalError";
+}
+
+std::once_flag curl_init_once;
+
+// Transfer state shared with curl's callbacks for one attempt.
+struct Transfer {
+  S3ColdStore::Call* call;
+  S3ColdStore::Response* response;
+  ColdStoreCounters* counters;
+  uint64_t sent = 0;
+  bool headers_done = false;
+  bool delivered = false;  // a byte reached call->on_data
+  Status callback_status;  // a caller callback's refusal, returned as is
+};
+
+size_t OnHeader(char* data, size_t size, size_t n, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  std::string line(data, size * n);
+  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+  if (line.rfind("HTTP/", 0) == 0) {  // a new status line (after 100 Continue, redirects)
+    t->response->headers.clear();
+    auto sp = line.find(' ');
+    t->response->status = sp == std::string::npos ? 0 : std::atol(line.c_str() + sp + 1);
+  } else if (auto colon = line.find(':'); colon != std::string::npos) {
+    std::string value = line.substr(colon + 1);
+    value.erase(0, value.find_first_not_of(" \t"));
+    t->response->headers[Lower(line.substr(0, colon))] = value;
+  }
+  return size * n;
+}
+
+size_t OnWrite(char* data, size_t size, size_t n, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  const size_t len = size * n;
+  const bool success = t->response->status >= 200 && t->response->status < 300;
+  if (success && t->call->on_data) {
+    if (!t->headers_done) {
+      t->headers_done = true;
+      if (t->call->on_headers) {
+        t->callback_status = t->call->on_headers(*t->response);
+        if (!t->callback_status.ok()) return 0;  // aborts the transfer
+      }
+    }
+    t->delivered = true;
+    t->counters->bytes_down += len;
+    t->callback_status = t->call->on_data({data, len});
+    return t->callback_status.ok() ? len : 0;
+  }
+  if (t->response->body.size() + len > kMaxErrorBody) return 0;
+  t->response->body.append(data, len);
+  return len;
+}
+
+size_t OnRead(char* buffer, size_t size, size_t n, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  S3ColdStore::Call& c = *t->call;
+  const size_t want = size * n;
+  if (c.body_fd >= 0) {
+    uint64_t left = c.body_length - t->sent;
+    if (left == 0) return 0;
+    ssize_t got = ::pread(c.body_fd, buffer, std::min<uint64_t>(want, left),
+                          static_cast<off_t>(c.body_offset + t->sent));
+    if (got <= 0) return CURL_READFUNC_ABORT;  // the file shrank or failed
+    t->sent += static_cast<uint64_t>(got);
+    t->counters->bytes_up += static_cast<uint64_t>(got);
+    return static_cast<size_t>(got);
+  }
+  size_t len = std::min<size_t>(want, c.body.size() - t->sent);
+  std::memcpy(buffer, c.body.data() + t->sent, len);
+  t->sent += len;
+  return len;
+}
+
+}  // namespace
+
+S3ColdStore::S3ColdStore(S3Options options, Result<AwsCredentials> credentials)
+    : options_(std::move(options)), credentials_(std::move(credentials)) {
+  std::call_once(curl_init_once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  std::string endpoint = options_.endpoint;
+  while (!endpoint.empty() && endpoint.back() == '/') endpoint.pop_back();
+  if (endpoint.empty()) endpoint = "https://s3." + options_.region + ".amazonaws.com";
+  auto scheme_end = endpoint.find("://");
+  std::string scheme = scheme_end == std::string::npos ? "https" : endpoint.substr(0, scheme_end);
+  std::string host = scheme_end == std::string::npos ? endpoint : endpoint.substr(scheme_end + 3);
+  if (options_.path_style) {
+    host_header_ = host;
+    base_path_ = "/" + options_.bucket;
+  } else {
+    host_header_ = options_.bucket + "." + host;
+  }
+  scheme_host_ = scheme + "://" + host_header_;
+}
+
+S3ColdStore::~S3ColdStore() {
+  for (void* h : handles_) curl_easy_cleanup(static_cast<CURL*>(h));
+}
+
+std::string S3ColdStore::Describe() const {
+  return fmt::format("S3 bucket {} at {}{} (region {}, {} addressing)", options_.bucket,
+                     scheme_host_, base_path_, options_.region,
+                     options_.path_style ? "path-style" : "virtual-hosted");
+}
+
+ColdStoreHealth S3ColdStore::Health() const {
+  ColdStoreHealth h;
+  {
+    std::lock_guard lock(health_mu_);
+    h = health_;
+  }
+  h.requests = counters_.requests;
+  h.retries = counters_.retries;
+  h.errors = counters_.errors;
+  h.bytes_up = counters_.bytes_up;
+  h.bytes_down = counters_.bytes_down;
+  return h;
+}
+
+Status S3ColdStore::Remember(Status s) {
+  std::lock_guard lock(health_mu_);
+  if (s.ok() || s.code() == StatusCode::kNotFound) {
+    health_.reachable = true;
+  } else {
+    health_.reachable = false;
+    health_.last_error = s.message();
+    health_.last_error_unix = static_cast<int64_t>(std::time(nullptr));
+  }
+  return s;
+}
+
+void* S3ColdStore::AcquireHandle() {
+  {
+    std::lock_guard lock(handles_mu_);
+    if (!handles_.empty()) {
+      void* h = handles_.back();
+      handles_.pop_back();
+      return h;
+    }
+  }
+  return curl_easy_init();
+}
+
+void S3ColdStore::ReleaseHandle(void* handle) {
+  std::lock_guard lock(handles_mu_);
+  handles_.push_back(handle);
+}
+
+Result<S3ColdStore::Response> S3ColdStore::PerformOnce(Call& call, bool* delivered) {
+  const AwsCredentials& creds = credentials_.value();
+  sigv4::Request req;
+  req.method = call.method;
+  req.path = base_path_ + "/" + call.key;  // raw: the signer encodes it once, as S3 does
+  req.query = call.query;
+  // curl does not send a header whose value is empty, so none may be signed.
+  for (const auto& h : call.headers) {
+    if (!h.second.empty()) req.headers.push_back(h);
+  }
+  req.headers.emplace_back("host", host_header_);
+  req.payload_hash = std::string(sigv4::kUnsignedPayload);
+  req.region = options_.region;
+  req.service = "s3";
+  req.time = std::time(nullptr);
+  auto sig = sigv4::SignV4(req, {creds.access_key, creds.secret_key, creds.session_token});
+  if (!sig.ok()) return sig.status();
+  spdlog::debug("S3 canonical request:\n{}", sig->canonical_request);
+  // The URL is built from exactly what was signed.
+  const std::string url = scheme_host_ + sig->canonical_uri +
+                          (sig->canonical_query.empty() ? "" : "?" + sig->canonical_query);
+
+  CURL* curl = static_cast<CURL*>(AcquireHandle());
+  if (curl == nullptr) return Status::IOError("curl_easy_init failed");
+  curl_easy_reset(curl);
+  curl_slist* list = nullptr;
+  for (const auto& [k, v] : req.headers) {
+    if (k != "host") list = curl_slist_append(list, (k + ": " + v).c_str());
+  }
+  for (const auto& [k, v] : sig->headers) list = curl_slist_append(list, (k + ": " + v).c_str());
+  list = curl_slist_append(list, "Expect:");  // no 100-continue round trip
+
+  Response response;
+  Transfer t{&call, &response, &counters_};
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, options_.connect_timeout_ms);
+  if (call.transfer) {
+    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, options_.low_speed_seconds);
+  } else {
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, options_.request_timeout_ms);
+  }
+  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, OnHeader);
+  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &t);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, OnWrite);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &t);
+  if (call.method == "HEAD") {
+    curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
+  } else if (call.method == "PUT" || call.method == "POST") {
+    if (call.method == "PUT") {
+      curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
+    } else {
+      curl_easy_setopt(curl, CURLOPT_POST, 1L);
+    }
+    uint64_t len = call.body_fd >= 0 ? call.body_length : call.body.size();
+    curl_easy_setopt(curl, CURLOPT_READFUNCTION, OnRead);
+    curl_easy_setopt(curl, CURLOPT_READDATA, &t);
+    if (call.method == "PUT") {
+      curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(len));
+    } else {
+      curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(len));
+    }
+  } else if (call.method != "GET") {
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, call.method.c_str());
+  }
+  ++counters_.requests;
+  CURLcode rc = curl_easy_perform(curl);
+  curl_slist_free_all(list);
+  ReleaseHandle(curl);
+  *delivered = t.delivered;
+  if (!t.callback_status.ok()) return t.callback_status;
+  if (rc != CURLE_OK) {
+    return Status::Unavailable(fmt::format("S3 {} {}: {}", call.method, url,
+                                           curl_easy_strerror(rc)));
+  }
+  return response;
+}
+
+Result<S3ColdStore::Response> S3ColdStore::Perform(Call& call) {
+  if (!credentials_.ok()) return Remember(Status::Unavailable(credentials_.status().message()));
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  Status last;
+  for (int attempt = 1;; ++attempt) {
+    bool delivered = false;
+    auto r = PerformOnce(call, &delivered);
+    bool retry = false;
+    if (!r.ok()) {
+      last = r.status();
+      // Only transport failures are retried; a caller's refusal is final.
+      retry = r.status().code() == StatusCode::kUnavailable && !delivered;
+    } else if (r->status >= 200 && r->status < 300) {
+      Remember(Status::Ok());
+      return r;
+    } else {
+      const std::string code = XmlValue(r->body, "Code");
+      const std::string message = XmlValue(r->body, "Message");
+      if (r->status == 404 && code != "NoSuchBucket") {
+        return Remember(Status::NotFound(fmt::format("S3 has no {}", call.key)));
+      }
+      last = Status::Unavailable(fmt::format(
+          "S3 {} {} answered {} {}{}{}", call.method, call.key.empty() ? "bucket" : call.key,
+          r->status, code.empty() ? "(no error code)" : code, message.empty() ? "" : ": ",
+          message));
+      retry = Retryable(r->status, code) && !delivered;
+    }
+    ++counters_.errors;
+    if (!retry || attempt >= options_.max_attempts) break;
+    ++counters_.retries;
+    // Exponential backoff with full jitter (AWS architecture blog, 2015).
+    auto cap = std::min<int64_t>(options_.max_backoff.count(),
+                                 options_.base_backoff.count() << std::min(attempt - 1, 20));
+    auto sleep = std::uniform_int_distribution<int64_t>(0, cap)(rng);
+    spdlog::debug("S3 {} {} failed ({}); retry {} in {} ms", call.method, call.key,
+                  last.message(), attempt, sleep);
+    std::this_thread::sleep_for(std::chrono::milliseconds(sleep));
+  }
+  spdlog::warn("{}", last.message());
+  return Remember(last);
+}
+
+Params S3ColdStore::MetaHeaders(const ColdObjectMeta& m) const {
+  auto enc = [](const std::string& v) { return sigv4::UriEncode(v, true); };
+  return {
+      {"content-type", std::string(http::ContentTypeForName(m.name))},
+      {"x-amz-meta-name", enc(m.name)},
+      {"x-amz-meta-level", std::to_string(m.consistency)},
+      {"x-amz-meta-timestamp", std::to_string(m.timestamp_ns)},
+      {"x-amz-meta-version", std::to_string(m.version)},
+      {"x-amz-meta-etag", enc(m.etag)},
+      {"x-amz-meta-user-meta", enc(m.user_meta)},
+  };
+}
+
+Status S3ColdStore::Put(const ColdObjectMeta& meta, const std::string& body_path) {
+  UniqueFd fd(::open(body_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return Status::FromErrno(errno, "open " + body_path);
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return Status::FromErrno(errno, "stat " + body_path);
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  if (size != meta.size) {
+    return Status::Corruption(fmt::format("body of {} has {} bytes, expected {}", meta.key, size,
+                                          meta.size));
+  }
+  return size >= options_.multipart_threshold ? PutMultipart(meta, fd.get(), size)
+                                              : PutSingle(meta, fd.get(), size);
+}
+
+Status S3ColdStore::PutSingle(const ColdObjectMeta& meta, int fd, uint64_t size) {
+  Call call;
+  call.method = "PUT";
+  call.key = meta.key;
+  call.headers = MetaHeaders(meta);
+  call.transfer = true;
+  call.body_fd = fd;
+  call.body_length = size;
+  call.has_body = true;
+  auto r = Perform(call);
+  return r.ok() ? Status::Ok() : r.status();
+}
+
+Status S3ColdStore::PutMultipart(const ColdObjectMeta& meta, int fd, uint64_t size) {
+  Call create;
+  create.method = "POST";
+  create.key = meta.key;
+  create.query = {{"uploads", ""}};
+  create.headers = MetaHeaders(meta);
+  create.has_body = true;
+  auto created = Perform(create);
+  if (!created.ok()) return created.status();
+  const std::string upload_id = XmlValue(created->body, "UploadId");
+  if (upload_id.empty()) return Remember(Status::Unavailable("S3 gave no UploadId for " + meta.key));
+
+  auto abort = [&](Status why) {
+    Call del;
+    del.method = "DELETE";
+    del.key = meta.key;
+    del.query = {{"uploadId", upload_id}};
+    if (auto r = Perform(del); !r.ok()) {
+      spdlog::warn("could not abort multipart upload {} of {}: {}", upload_id, meta.key,
+                   r.status().message());
+    }
+    return why;
+  };
+
+  std::string complete = "<CompleteMultipartUpload>";
+  const uint64_t part = std::max<uint64_t>(options_.part_size, 5ull << 20);
+  int number = 1;
+  for (uint64_t offset = 0; offset < size; offset += part, ++number) {
+    Call up;
+    up.method = "PUT";
+    up.key = meta.key;
+    up.query = {{"partNumber", std::to_string(number)}, {"uploadId", upload_id}};
+    up.transfer = true;
+    up.body_fd = fd;
+    up.body_offset = offset;
+    up.body_length = std::min(part, size - offset);
+    up.has_body = true;
+    auto r = Perform(up);
+    if (!r.ok()) return abort(r.status());
+    auto etag = r->headers.find("etag");
+    if (etag == r->headers.end()) {
+      return abort(Remember(Status::Unavailable("S3 gave no ETag for a part of " + meta.key)));
+    }
+    complete += fmt::format("<Part><PartNumber>{}</PartNumber><ETag>{}</ETag></Part>", number,
+                            etag->second);
+  }
+  complete += "</CompleteMultipartUpload>";
+  Call done;
+  done.method = "POST";
+  done.key = meta.key;
+  done.query = {{"uploadId", upload_id}};
+  done.headers = {{"content-type", "application/xml"}};
+  done.body = std::move(complete);
+  done.has_body = true;
+  done.transfer = true;  // S3 may take long to assemble large objects
+  auto r = Perform(done);
+  if (!r.ok()) return abort(r.status());
+  // CompleteMultipartUpload can fail after a 200: the error is in the body.
+  if (r->body.find("<Error>") != std::string::npos) {
+    return abort(Remember(Status::Unavailable("S3 could not complete the upload of " + meta.key +
+                                              ": " + XmlValue(r->body, "Message"))));
+  }
+  return Status::Ok();
+}
+
+Status S3ColdStore::Get(const std::string& key,
+                        const std::function<Status(const ColdObjectMeta&)>& on_meta,
+                        const std::function<Status(std::span<const char>)>& on_data) {
+  Call call;
+  call.method = "GET";
+  call.key = key;
+  call.transfer = true;
+  call.on_headers = [&](const Response& r) {
+    ColdObjectMeta m;
+    m.key = key;
+    auto get = [&](const char* name) -> std::string {
+      auto it = r.headers.find(name);
+      return it == r.headers.end() ? "" : it->second;
+    };
+    m.size = std::strtoull(get("content-length").c_str(), nullptr, 10);
+    m.name = PercentDecode(get("x-amz-meta-name"));
+    std::string level = get("x-amz-meta-level");
+    m.consistency = level.size() == 1 && level[0] >= '1' && level[0] <= '2' ? level[0] - '0' : 1;
+    m.timestamp_ns = std::strtoll(get("x-amz-meta-timestamp").c_str(), nullptr, 10);
+    if (m.timestamp_ns == 0) {  // not written by objstore: use S3's own date
+      auto t = http::ParseHttpDate(get("last-modified"));
+      m.timestamp_ns = t ? static_cast<int64_t>(*t) * 1'000'000'000 : 0;
+    }
+    m.version = std::strtoull(get("x-amz-meta-version").c_str(), nullptr, 10);
+    m.etag = PercentDecode(get("x-amz-meta-etag"));
+    m.user_meta = PercentDecode(get("x-amz-meta-user-meta"));
+    if (m.user_meta.empty()) m.user_meta = "{}";
+    return on_meta(m);
+  };
+  call.on_data = on_data;
+  auto r = Perform(call);
+  if (!r.ok()) return r.status();
+  // An empty object has no body bytes: the metadata has not been delivered yet.
+  if (r->headers.count("content-length") && r->headers.at("content-length") == "0") {
+    if (Status s = call.on_headers(*r); !s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
+Status S3ColdStore::Delete(const std::string& key, uint64_t version) {
+  Call head;
+  head.method = "HEAD";
+  head.key = key;
+  auto h = Perform(head);
+  if (!h.ok()) return h.status().code() == StatusCode::kNotFound ? Status::Ok() : h.status();
+  auto v = h->headers.find("x-amz-meta-version");
+  if (v != h->headers.end() && std::strtoull(v->second.c_str(), nullptr, 10) > version) {
+    return Status::Ok();  // a later PUT replaced the object: keep it
+  }
+  Call del;
+  del.method = "DELETE";
+  del.key = key;
+  auto r = Perform(del);
+  if (!r.ok() && r.status().code() != StatusCode::kNotFound) return r.status();
+  return Status::Ok();
+}
+
+Status S3ColdStore::CheckBucket() {
+  Call head;
+  head.method = "HEAD";
+  auto r = Perform(head);
+  if (r.ok()) return Status::Ok();
+  if (r.status().code() == StatusCode::kNotFound) {
+    return Status::NotFound("bucket " + options_.bucket + " does not exist");
+  }
+  return r.status();
+}
+
+}  // namespace objstore
