@@ -398,25 +398,34 @@ asio::awaitable<void> PublicApi::Put(http::Exchange& ex) {
 
 asio::awaitable<void> PublicApi::Get(http::Exchange& ex, const std::string& key) {
   Node::RecordPtr rec = node_.Lookup(key);
+  // A concurrent overwrite may remove the body of the version looked up
+  // between the lookup and the open: look again, and serve the newer version.
+  for (int attempt = 0; rec && !rec->deleted && rec->local_body; ++attempt) {
+    co_await ServeBody(ex, *rec, false);
+    if (ex.responded()) co_return;
+    Node::RecordPtr again = node_.Lookup(key);
+    if (again && again->version != rec->version && attempt < 8) {
+      rec = std::move(again);
+      continue;
+    }
+    // The body of the current version vanished (e.g. removed by hand).
+    co_await RunBlocking(node_.blocking_pool(), [&] {
+      node_.ForgetLocalBody(*rec);
+      return Status::Ok();
+    });
+    rec = node_.Lookup(key);
+    break;
+  }
   if (rec && rec->deleted) {
     errors_4xx_->Inc();
     co_await ex.Send(ErrorResponse(bhttp::status::not_found, "deleted", key + " was deleted"));
     co_return;
   }
-  if (rec && rec->local_body) {
-    co_await ServeBody(ex, *rec, false);
-    if (ex.responded()) co_return;
-    // The body vanished under us (e.g. removed by hand): record it, then miss.
-    co_await RunBlocking(node_.blocking_pool(), [&] {
-      node_.ForgetLocalBody(*rec);
-      return Status::Ok();
-    });
-  }
   node_.RecordMiss();
   const bool may_fetch = rec ? rec->consistency >= 1 : IsTrue(ex.header()["X-Meta-Fetch"]);
   if (!may_fetch) {
-    errors_4xx_->Inc();
     if (!rec) {
+      errors_4xx_->Inc();
       co_await ex.Send(ErrorResponse(bhttp::status::not_found, "not_found", "no object " + key));
     } else {
       errors_5xx_->Inc();
@@ -426,49 +435,44 @@ asio::awaitable<void> PublicApi::Get(http::Exchange& ex, const std::string& key)
     }
     co_return;
   }
-  auto fetched = co_await node_.FetchFromCold(key, /*restore_unknown=*/!rec);
-  if (!fetched.ok()) {
-    ApiError e = ErrorFor(fetched.status());
-    (e.status >= bhttp::status::internal_server_error ? errors_5xx_ : errors_4xx_)->Inc();
-    co_await ex.Send(ErrorResponse(e));
-    co_return;
-  }
-  co_await ServeBody(ex, **fetched, true);
-  if (!ex.responded()) {
-    co_await ex.Send(ErrorResponse(bhttp::status::service_unavailable, "body_unavailable",
-                                   "the body of " + key + " vanished after the fetch"));
-  }
+  std::shared_ptr<ColdFetch> fetch = node_.FetchFromCold(key, /*restore_unknown=*/!rec);
+  co_await ServeFetch(ex, *fetch);
 }
 
-asio::awaitable<void> PublicApi::ServeBody(http::Exchange& ex, const ObjectRecord& rec,
-                                           bool fetched) {
-  auto fd = node_.OpenBody(rec);
-  if (!fd.ok()) co_return;  // not responded: the caller treats it as a miss
-  if (!fetched) node_.RecordHit();
+// Decides the answer to a GET of `rec` from its headers: a complete answer
+// (304, 416) in `early`, or the header of a 200/206 and the byte range to send.
+struct PublicApi::BodyPlan {
+  std::optional<StringResponse> early;
+  FileResponse head{bhttp::status::ok, 11};
+  uint64_t offset = 0;
+  uint64_t length = 0;
+};
+
+PublicApi::BodyPlan PublicApi::PlanBody(const http::Exchange& ex, const ObjectRecord& rec,
+                                        bool fetched) {
   const auto& h = ex.header();
   const std::time_t last_modified = LastModified(rec);
-
   auto set_common = [&](bhttp::fields& f) {
-    f.set(bhttp::field::etag, rec.etag);
+    if (!rec.etag.empty()) f.set(bhttp::field::etag, rec.etag);
     f.set(bhttp::field::last_modified, http::FormatHttpDate(last_modified));
     f.set(bhttp::field::accept_ranges, "bytes");
     SetMetaHeaders(f, rec);
     if (fetched) f.set("X-Meta-Fetched", "true");
   };
+  BodyPlan plan;
 
   // Conditionals (RFC 9110 §13.2.2): If-None-Match wins over If-Modified-Since.
   bool not_modified = false;
   if (auto inm = h[bhttp::field::if_none_match]; !inm.empty()) {
-    not_modified = http::IfNoneMatchMatches(inm, rec.etag);
+    not_modified = !rec.etag.empty() && http::IfNoneMatchMatches(inm, rec.etag);
   } else if (auto ims = h[bhttp::field::if_modified_since]; !ims.empty()) {
     auto since = http::ParseHttpDate(ims);
     not_modified = since && last_modified <= *since;
   }
   if (not_modified) {
-    StringResponse res{bhttp::status::not_modified, 11};
-    set_common(res);
-    co_await ex.Send(std::move(res));
-    co_return;
+    plan.early.emplace(bhttp::status::not_modified, 11);
+    set_common(*plan.early);
+    return plan;
   }
 
   http::RangeDecision range;
@@ -478,25 +482,81 @@ asio::awaitable<void> PublicApi::ServeBody(http::Exchange& ex, const ObjectRecor
   }
   if (range.kind == http::RangeKind::kUnsatisfiable) {
     errors_4xx_->Inc();
-    auto res = ErrorResponse(bhttp::status::range_not_satisfiable, "range_not_satisfiable",
-                             fmt::format("range not satisfiable for a body of {} bytes", rec.size));
-    res.set(bhttp::field::content_range, fmt::format("bytes */{}", rec.size));
-    set_common(res);
-    co_await ex.Send(std::move(res));
+    plan.early = ErrorResponse(bhttp::status::range_not_satisfiable, "range_not_satisfiable",
+                               fmt::format("range not satisfiable for a body of {} bytes",
+                                           rec.size));
+    plan.early->set(bhttp::field::content_range, fmt::format("bytes */{}", rec.size));
+    set_common(*plan.early);
+    return plan;
+  }
+  set_common(plan.head);
+  plan.head.set(bhttp::field::content_type, http::ContentTypeForName(rec.name));
+  plan.length = rec.size;
+  if (range.kind == http::RangeKind::kPartial) {
+    plan.head.result(bhttp::status::partial_content);
+    plan.head.set(bhttp::field::content_range,
+                  fmt::format("bytes {}-{}/{}", range.range.first, range.range.last, rec.size));
+    plan.offset = range.range.first;
+    plan.length = range.range.length();
+  }
+  return plan;
+}
+
+asio::awaitable<void> PublicApi::ServeBody(http::Exchange& ex, const ObjectRecord& rec,
+                                           bool fetched) {
+  auto fd = node_.OpenBody(rec);
+  if (!fd.ok()) co_return;  // not responded: the caller treats it as a miss
+  if (!fetched) node_.RecordHit();
+  BodyPlan plan = PlanBody(ex, rec, fetched);
+  if (plan.early) {
+    co_await ex.Send(std::move(*plan.early));
     co_return;
   }
-  FileResponse res{bhttp::status::ok, 11};
-  set_common(res);
-  res.set(bhttp::field::content_type, http::ContentTypeForName(rec.name));
-  uint64_t offset = 0, length = rec.size;
-  if (range.kind == http::RangeKind::kPartial) {
-    res.result(bhttp::status::partial_content);
-    res.set(bhttp::field::content_range,
-            fmt::format("bytes {}-{}/{}", range.range.first, range.range.last, rec.size));
-    offset = range.range.first;
-    length = range.range.length();
+  co_await ex.SendFile(std::move(plan.head), fd->get(), plan.offset, plan.length);
+}
+
+asio::awaitable<void> PublicApi::ServeFetch(http::Exchange& ex, ColdFetch& fetch) {
+  ColdFetch::Progress p = co_await fetch.Wait(0, /*wait_meta=*/true);
+  if (!p.status.ok()) {
+    ApiError e = ErrorFor(p.status);
+    (e.status >= bhttp::status::internal_server_error ? errors_5xx_ : errors_4xx_)->Inc();
+    co_await ex.Send(ErrorResponse(e));
+    co_return;
   }
-  co_await ex.SendFile(std::move(res), fd->get(), offset, length);
+  if (!p.has_meta) {  // nothing was transferred: the body was already here
+    ColdFetch::RecordPtr rec = fetch.outcome();
+    if (rec) co_await ServeBody(ex, *rec, false);
+    if (!ex.responded()) {
+      co_await ex.Send(ErrorResponse(bhttp::status::service_unavailable, "body_unavailable",
+                                     "the body vanished during the fetch"));
+    }
+    co_return;
+  }
+  BodyPlan plan = PlanBody(ex, fetch.record(), true);
+  if (plan.early) {
+    co_await ex.Send(std::move(*plan.early));
+    co_return;
+  }
+  const uint64_t end = plan.offset + plan.length;
+  const bool head_sent = co_await ex.SendHead(std::move(plan.head), plan.length);
+  if (!head_sent || ex.is_head()) co_return;
+  // Stream the body while it arrives; the fetch holds its last byte back
+  // until the whole body is verified.
+  uint64_t pos = plan.offset;
+  while (pos < end) {
+    ColdFetch::Progress now = co_await fetch.Wait(pos);
+    if (!now.status.ok()) {
+      spdlog::warn("fetch of {} failed while streaming: {}", fetch.record().key,
+                   now.status.ToString());
+      ex.Abort();  // the client sees a short body and a closed connection
+      co_return;
+    }
+    const uint64_t until = std::min(now.sendable, end);
+    if (until <= pos) continue;
+    const bool sent = co_await ex.SendFileBytes(fetch.fd(), pos, until - pos);
+    if (!sent) co_return;
+    pos = until;
+  }
 }
 
 // ------------------------------------------------------------ meta, level, delete, stats

@@ -38,6 +38,9 @@ class PublicApi {
   boost::asio::awaitable<void> Stats(http::Exchange& ex);
   boost::asio::awaitable<void> ServeBody(http::Exchange& ex, const ObjectRecord& record,
                                          bool fetched);
+  boost::asio::awaitable<void> ServeFetch(http::Exchange& ex, ColdFetch& fetch);
+  struct BodyPlan;
+  BodyPlan PlanBody(const http::Exchange& ex, const ObjectRecord& record, bool fetched);
 
   Node& node_;
   ApiOptions options_;

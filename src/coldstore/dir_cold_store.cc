@@ -7,9 +7,8 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
+#include <cstring>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <vector>
 
 #include "base/unique_fd.h"
@@ -109,11 +108,20 @@ Status DirColdStore::Put(const ColdObjectMeta& meta, const std::string& body_pat
 Result<std::string> DirColdStore::ReadMetaFile(const std::string& key,
                                                ColdObjectMeta* meta) const {
   const std::string path = ShardDir(key) + "/" + BodyStore::FileNameKey(key) + ".meta";
-  std::ifstream in(path);
-  if (!in) return Status::NotFound("cold store has no " + key);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  json doc = json::parse(ss.str(), nullptr, /*allow_exceptions=*/false);
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) {
+    // Only "no such file" means the object is absent; anything else (the
+    // directory gone, EIO, EACCES) is an outage, and must not be taken for
+    // "deleted" or "never stored".
+    if (errno == ENOENT) return Status::NotFound("cold store has no " + key);
+    return Status::Unavailable(std::string("cold store directory: ") + std::strerror(errno));
+  }
+  std::string text;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fd.get(), buf, sizeof buf)) > 0) text.append(buf, static_cast<size_t>(n));
+  if (n < 0) return Status::Unavailable(std::string("cold store read: ") + std::strerror(errno));
+  json doc = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded() || !doc.is_object() || doc.value("key", "") != key) {
     return Status::Corruption("cold store metadata of " + key + " is unreadable");
   }

@@ -155,10 +155,10 @@ asio::awaitable<void> Exchange::Send(bhttp::response<bhttp::string_body> res) {
   if (ec) failed_ = true;
 }
 
-asio::awaitable<void> Exchange::SendFile(bhttp::response<bhttp::empty_body> res, int fd,
-                                         uint64_t offset, uint64_t length) {
+asio::awaitable<bool> Exchange::SendHead(bhttp::response<bhttp::empty_body> res,
+                                         uint64_t length) {
   responded_ = true;
-  if (failed_) co_return;
+  if (failed_) co_return false;
   const bool ka = keep_alive();
   Finalize(res, ka);
   res.keep_alive(ka);
@@ -169,7 +169,7 @@ asio::awaitable<void> Exchange::SendFile(bhttp::response<bhttp::empty_body> res,
   auto& sock = conn_.stream.socket();
   const int sfd = sock.native_handle();
   sock.native_non_blocking(true);
-  // The header first, corked with MSG_MORE so it leaves with the body.
+  // Corked with MSG_MORE when a body follows, so both leave in one segment.
   size_t sent = 0;
   while (sent < head.size()) {
     ssize_t n = ::send(sfd, head.data() + sent, head.size() - sent,
@@ -179,16 +179,22 @@ asio::awaitable<void> Exchange::SendFile(bhttp::response<bhttp::empty_body> res,
     } else if (n < 0 && errno == EINTR) {
       continue;
     } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      if (!co_await WaitWritable(conn_, options_.idle_timeout)) {
+      const bool writable = co_await WaitWritable(conn_, options_.idle_timeout);
+      if (!writable) {
         failed_ = true;
-        co_return;
+        co_return false;
       }
     } else {
       failed_ = true;
-      co_return;
+      co_return false;
     }
   }
-  if (!with_body) co_return;
+  co_return true;
+}
+
+asio::awaitable<bool> Exchange::SendFileBytes(int fd, uint64_t offset, uint64_t length) {
+  if (failed_) co_return false;
+  const int sfd = conn_.stream.socket().native_handle();
   off_t off = static_cast<off_t>(offset);
   uint64_t left = length;
   while (left > 0) {
@@ -198,9 +204,10 @@ asio::awaitable<void> Exchange::SendFile(bhttp::response<bhttp::empty_body> res,
     } else if (n < 0 && errno == EINTR) {
       continue;
     } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      if (!co_await WaitWritable(conn_, options_.idle_timeout)) {
+      const bool writable = co_await WaitWritable(conn_, options_.idle_timeout);
+      if (!writable) {
         failed_ = true;
-        co_return;
+        co_return false;
       }
     } else {
       // n == 0: the file is shorter than promised. The client sees a short body
@@ -208,9 +215,17 @@ asio::awaitable<void> Exchange::SendFile(bhttp::response<bhttp::empty_body> res,
       spdlog::error("sendfile stopped with {} bytes left: {}", left,
                     n == 0 ? "file truncated" : std::strerror(errno));
       failed_ = true;
-      co_return;
+      co_return false;
     }
   }
+  co_return true;
+}
+
+asio::awaitable<void> Exchange::SendFile(bhttp::response<bhttp::empty_body> res, int fd,
+                                         uint64_t offset, uint64_t length) {
+  // co_await stands alone in its statement (docs/ARCHITECTURE.md, g++ 12).
+  const bool head_sent = co_await SendHead(std::move(res), length);
+  if (head_sent && !is_head()) co_await SendFileBytes(fd, offset, length);
 }
 
 // ---------------------------------------------------------------- HttpServer
@@ -331,11 +346,12 @@ asio::awaitable<void> HttpServer::Serve(std::shared_ptr<Connection> conn) {
       co_await SendError(*conn, bhttp::status::request_header_fields_too_large,
                          "headers_too_large",
                          fmt::format("more than {} header fields", options_.max_header_count));
-    } else if (parser.get().count(bhttp::field::transfer_encoding) > 0 && !parser.chunked()) {
+    } else if (parser.get().count(bhttp::field::transfer_encoding) > 0 &&
+               !beast::iequals(parser.get()[bhttp::field::transfer_encoding], "chunked")) {
       // RFC 9112 §6.3: a request whose final coding is not chunked cannot be
       // framed; any coding but chunked is not implemented here.
       co_await SendError(*conn, bhttp::status::not_implemented, "bad_request",
-                         "unsupported Transfer-Encoding: only chunked is accepted");
+                         "unsupported Transfer-Encoding: only chunked alone is accepted");
     } else {
       Exchange ex(*conn, parser, options_);
       bool crashed = false;

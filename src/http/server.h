@@ -88,6 +88,13 @@ class Exchange {
   // Sends the header of `res` and then `length` bytes of `fd` from `offset`.
   boost::asio::awaitable<void> SendFile(bhttp::response<bhttp::empty_body> res, int fd,
                                         uint64_t offset, uint64_t length);
+  // The same in steps, for a body that is still being written (a cold fetch):
+  // the header announcing `length` bytes, then ranges of `fd` with sendfile.
+  // Both return false once the connection failed. A body left short closes
+  // the connection (Abort), so the client sees the truncation.
+  boost::asio::awaitable<bool> SendHead(bhttp::response<bhttp::empty_body> res, uint64_t length);
+  boost::asio::awaitable<bool> SendFileBytes(int fd, uint64_t offset, uint64_t length);
+  void Abort() { failed_ = true; }
   bool responded() const { return responded_; }
   // Asks for the connection to close after this response.
   void CloseAfterResponse() { close_ = true; }

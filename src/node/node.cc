@@ -4,6 +4,10 @@
 
 #include <unordered_map>
 
+#include <fcntl.h>
+
+#include <boost/asio/post.hpp>
+
 #include "node/blocking.h"
 
 namespace objstore {
@@ -91,8 +95,10 @@ void Node::RegisterMetrics() {
              [this] { return static_cast<double>(journal_->Counts().local_bytes); });
   m.AddGauge("objstore_cold_pending", "Objects waiting for a cold-store upload or delete.",
              [this] { return static_cast<double>(journal_->Counts().pending_cold); });
-  m.AddGauge("objstore_fetches_in_flight", "Cold-store fetches in flight.",
-             [this] { return static_cast<double>(fetches_.InFlight()); });
+  m.AddGauge("objstore_fetches_in_flight", "Cold-store fetches in flight.", [this] {
+    std::lock_guard lock(fetches_mu_);
+    return static_cast<double>(fetches_.size());
+  });
   m.AddGauge("objstore_disk_free_bytes", "Free bytes on the files directory's filesystem.",
              [this] { return static_cast<double>(bodies_->Usage().bytes_free); });
 }
@@ -193,26 +199,43 @@ void Node::ForgetLocalBody(const ObjectRecord& record) {
   (void)journal_->UpdateLocalState(record.key, record.version, false, record.cold);
 }
 
-boost::asio::awaitable<Result<Node::RecordPtr>> Node::FetchFromCold(std::string key,
-                                                                    bool restore_unknown) {
-  // Named, not a temporary in the co_await expression (docs/ARCHITECTURE.md).
-  auto work = [this, key, restore_unknown]() {
-    return RunBlocking(pool_, [this, key, restore_unknown] {
-      return FetchFromColdBlocking(key, restore_unknown);
-    });
-  };
-  co_return co_await fetches_.Run(key, std::move(work));
+std::shared_ptr<ColdFetch> Node::FetchFromCold(const std::string& key, bool restore_unknown) {
+  std::lock_guard lock(fetches_mu_);
+  auto& slot = fetches_[key];
+  if (slot) return slot;  // join the transfer in flight
+  auto fetch = std::make_shared<ColdFetch>();
+  slot = fetch;
+  boost::asio::post(pool_, [this, key, restore_unknown, fetch] {
+    Result<RecordPtr> outcome = Status::IOError("fetch did not run");
+    try {
+      outcome = RunColdFetch(key, restore_unknown, *fetch);
+    } catch (const std::exception& e) {
+      outcome = Status::IOError(std::string("cold fetch failed: ") + e.what());
+    }
+    if (!outcome.ok() && outcome.status().code() != StatusCode::kNotFound &&
+        outcome.status().code() != StatusCode::kDeleted) {
+      cold_fetch_errors_->Inc();
+    }
+    fetch->Finish(std::move(outcome));
+    std::lock_guard lock(fetches_mu_);
+    if (auto it = fetches_.find(key); it != fetches_.end() && it->second == fetch) {
+      fetches_.erase(it);
+    }
+  });
+  return fetch;
 }
 
-Result<Node::RecordPtr> Node::FetchFromColdBlocking(const std::string& key,
-                                                    bool restore_unknown) {
+Result<Node::RecordPtr> Node::RunColdFetch(const std::string& key, bool restore_unknown,
+                                           ColdFetch& fetch) {
   RecordPtr before = journal_->Get(key);
   if (before && before->deleted) return Status::Deleted(key + " is deleted");
-  if (before && before->local_body) return before;  // a previous flight brought it
+  if (before && before->local_body) return before;  // a previous fetch brought it
   if (!before && !restore_unknown) return Status::NotFound("no object " + key);
 
   auto body = bodies_->NewBody();
   if (!body.ok()) return body.status();
+  UniqueFd reader(::open((*body)->temp_path().c_str(), O_RDONLY | O_CLOEXEC));
+  if (!reader.valid()) return Status::FromErrno(errno, "open " + (*body)->temp_path());
   ColdObjectMeta meta;
   Status s = cold_->Get(
       key,
@@ -221,22 +244,44 @@ Result<Node::RecordPtr> Node::FetchFromColdBlocking(const std::string& key,
         if (m.size > options_.max_body_bytes) {
           return Status::TooLarge("cold object " + key + " exceeds the body size limit");
         }
+        // Refuse before any byte is served: a known record is only completed
+        // with the bytes of its own version.
+        if (before && !m.etag.empty() && m.etag != before->etag) {
+          return Status::Unavailable("the cold store holds another version of " + key);
+        }
+        ObjectRecord shown;
+        if (before) {
+          shown = *before;
+        } else {
+          shown.key = key;
+          shown.name = m.name;
+          shown.size = m.size;
+          shown.etag = m.etag;  // empty for objects not written by objstore
+          shown.timestamp_ns = m.timestamp_ns;
+          shown.version = HlcTimestamp{m.version};
+          shown.consistency = m.consistency;
+          shown.user_meta = m.user_meta;
+          shown.cold = ColdState::kStored;
+        }
+        fetch.PublishMeta(std::move(shown), std::move(reader));
         return Status::Ok();
       },
-      [&](std::span<const char> chunk) { return (*body)->Append(chunk); });
+      [&](std::span<const char> chunk) {
+        Status a = (*body)->Append(chunk);
+        if (a.ok()) fetch.PublishBytes((*body)->size());
+        return a;
+      });
   if (!s.ok()) {
-    cold_fetch_errors_->Inc();
     if (s.code() == StatusCode::kNotFound) {
       return before ? Status::Unavailable("the cold store has lost " + key) : s;
     }
-    return s.code() == StatusCode::kNoSpace ? s
-                                            : Status::Unavailable("cold store: " + s.message());
+    if (s.code() == StatusCode::kNoSpace || s.code() == StatusCode::kTooLarge) return s;
+    return s.code() == StatusCode::kUnavailable ? s : Status::Unavailable("cold store: " + s.message());
   }
   // An object written to the bucket by something else has no content hash of
   // ours: its size is all there is to check.
   if (meta.etag.empty()) meta.etag = (*body)->ETag();
   if ((*body)->size() != meta.size || (*body)->ETag() != meta.etag) {
-    cold_fetch_errors_->Inc();
     return Status::Corruption("cold copy of " + key + " does not match its size or etag");
   }
   cold_fetches_->Inc();
@@ -244,14 +289,13 @@ Result<Node::RecordPtr> Node::FetchFromColdBlocking(const std::string& key,
   hlc_.Observe(version);
 
   // The journal may have changed during the transfer: decide against its
-  // current state. A tombstone always wins; a known record is only completed
-  // with the bytes of its own version.
+  // current state. A tombstone always wins.
   RecordPtr cur = journal_->Get(key);
   if (cur && cur->deleted) return Status::Deleted(key + " is deleted");
   if (cur && cur->local_body) return cur;
   if (cur) {
     if (cur->etag != meta.etag) {
-      return Status::Unavailable("the cold store holds another version of " + key);
+      return Status::Unavailable("object " + key + " changed during the fetch");
     }
     if (Status c = bodies_->Commit(**body, key, cur->version); !c.ok()) return c;
     Status u = journal_->UpdateLocalState(key, cur->version, true, cur->cold);
@@ -279,7 +323,6 @@ Result<Node::RecordPtr> Node::FetchFromColdBlocking(const std::string& key,
     if (!written.ok()) return written.status();
     RecordPtr now = journal_->Get(key);  // someone wrote a newer version meanwhile
     if (now && now->deleted) return Status::Deleted(key + " is deleted");
-    if (now && now->local_body) return now;
     return Status::Unavailable("object " + key + " changed during the fetch");
   }
   return journal_->Get(key);

@@ -32,6 +32,7 @@
 #include <mutex>
 #include <memory>
 #include <string>
+#include <unordered_map>
 
 #include "base/clock.h"
 #include "base/disk.h"
@@ -43,7 +44,7 @@
 #include "ids/ulid.h"
 #include "journal/journal.h"
 #include "metrics/metrics.h"
-#include "node/single_flight.h"
+#include "node/cold_fetch.h"
 #include "store/body_store.h"
 
 namespace objstore {
@@ -106,12 +107,12 @@ class Node {
   // Opens the local body of `record`. NotFound when this node has none.
   Result<UniqueFd> OpenBody(const ObjectRecord& record) const;
 
-  // Brings the body of `key` from the cold store (single-flight per key) and
-  // returns the record it is now served under. `restore_unknown`: an id the
-  // journal does not know is restored from the cold store's metadata (SPEC §2
-  // step 5); otherwise NotFound. Deleted when the id is a tombstone.
-  boost::asio::awaitable<Result<RecordPtr>> FetchFromCold(std::string key,
-                                                          bool restore_unknown);
+  // Brings the body of `key` from the cold store. Concurrent callers for one
+  // key share one transfer (single flight) and stream it as it arrives
+  // (ColdFetch). `restore_unknown`: an id the journal does not know is restored
+  // from the cold store's metadata (SPEC §2 step 5); otherwise the fetch fails
+  // with NotFound. A tombstone fails it with Deleted. Never blocks.
+  std::shared_ptr<ColdFetch> FetchFromCold(const std::string& key, bool restore_unknown);
   // Marks that the local body of `record` vanished (found missing on open).
   void ForgetLocalBody(const ObjectRecord& record);
 
@@ -139,7 +140,7 @@ class Node {
   Status UploadToCold(const ObjectRecord& record);
   Status DeleteFromCold(const ObjectRecord& tombstone);
   std::mutex& UploadLock(const std::string& key);
-  Result<RecordPtr> FetchFromColdBlocking(const std::string& key, bool restore_unknown);
+  Result<RecordPtr> RunColdFetch(const std::string& key, bool restore_unknown, ColdFetch& fetch);
 
   NodeOptions options_;
   const Clock& clock_;
@@ -150,7 +151,8 @@ class Node {
   std::unique_ptr<BodyStore> bodies_;
   std::unique_ptr<ColdStore> cold_;
   MetricsRegistry metrics_;
-  SingleFlight<Result<RecordPtr>> fetches_;
+  std::mutex fetches_mu_;
+  std::unordered_map<std::string, std::shared_ptr<ColdFetch>> fetches_;  // guarded by fetches_mu_
   Counter* hits_ = nullptr;
   Counter* misses_ = nullptr;
   Counter* cold_fetches_ = nullptr;

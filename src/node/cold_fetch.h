@@ -1,0 +1,83 @@
+// ColdFetch: one transfer of a body from the cold store, shared by every GET
+// that wants it while it runs (single flight), and streamed to them as it
+// arrives (a client does not wait for the whole object before the first byte).
+//
+// Protocol
+// - The fetcher (a blocking-pool thread, Node::RunColdFetch) writes the body
+//   into a temporary file and publishes, in order: the object's metadata and a
+//   read descriptor of that file (PublishMeta), the count of bytes written
+//   (PublishBytes, after every chunk), and the outcome (Finish): the committed
+//   record, or the error.
+// - Readers (GET coroutines on any event loop) call Wait(have) and are resumed
+//   on their own executor when more than `have` bytes may be sent, or when the
+//   fetch failed. No polling, no blocked threads.
+// - The last byte is held back until the body is verified (size and content
+//   hash) and committed: a client never receives a complete body that failed
+//   verification; on failure readers close the connection mid-body.
+//
+// Thread safety: all methods may be called from any thread.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "base/status.h"
+#include "base/unique_fd.h"
+#include "journal/record.h"
+
+namespace objstore {
+
+class ColdFetch {
+ public:
+  using RecordPtr = std::shared_ptr<const ObjectRecord>;
+
+  struct Progress {
+    Status status;           // not Ok: the fetch failed (readers stop)
+    bool has_meta = false;   // record() and fd() are valid
+    uint64_t sendable = 0;   // bytes readers may send now
+    bool complete = false;   // verified and committed: outcome() is valid
+  };
+
+  // Resumes when sendable > have, or the fetch failed, or (have == 0 and
+  // wait_meta) the metadata is known. Call from a coroutine.
+  boost::asio::awaitable<Progress> Wait(uint64_t have, bool wait_meta = false);
+  Progress Current() const;
+
+  // Valid once has_meta: what the object will be served as.
+  const ObjectRecord& record() const { return record_; }
+  int fd() const { return fd_.get(); }
+  // Valid once complete.
+  RecordPtr outcome() const;
+
+  // Fetcher side.
+  void PublishMeta(ObjectRecord record, UniqueFd read_fd);
+  void PublishBytes(uint64_t written);
+  void Finish(Result<RecordPtr> outcome);
+
+ private:
+  struct Waiter {
+    uint64_t have;
+    bool wait_meta;
+    boost::asio::any_io_executor executor;
+    std::function<void(Progress)> resume;
+  };
+  Progress CurrentLocked() const;
+  bool Ready(const Waiter& w, const Progress& p) const;
+  void WakeReady(std::unique_lock<std::mutex>& lock);
+
+  mutable std::mutex mu_;
+  bool has_meta_ = false;  // guarded by mu_; record_ and fd_ are immutable once set
+  ObjectRecord record_;
+  UniqueFd fd_;
+  uint64_t written_ = 0;              // guarded by mu_
+  bool finished_ = false;             // guarded by mu_
+  Status status_;                     // guarded by mu_
+  RecordPtr outcome_;                 // guarded by mu_
+  std::vector<Waiter> waiters_;       // guarded by mu_
+};
+
+}  // namespace objstore

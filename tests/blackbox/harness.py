@@ -1,0 +1,566 @@
+"""Black-box test harness for objstore.
+
+Starts the real binary (env OBJSTORE_BIN, default /work/main/build/objstore) on
+free loopback ports in a fresh temporary directory, talks HTTP to it, and always
+stops it again (SIGTERM, then SIGKILL after 10 s).
+
+Standard library only. Environment knobs:
+  OBJSTORE_BIN       path of the binary
+  OBJSTORE_TEST_TMP  parent directory for the per-node temp dirs (default: system tmp)
+  OBJSTORE_KEEP_TMP  if set (non-empty), node directories are not removed
+"""
+
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+DEFAULT_BIN = "/work/main/build/objstore"
+HOST = "127.0.0.1"
+
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+ULID_RE = re.compile(r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$")
+
+
+def binary_path():
+    return os.environ.get("OBJSTORE_BIN", DEFAULT_BIN)
+
+
+def make_ulid(ts_ms=None):
+    """A syntactically valid ULID generated locally (unknown to any node)."""
+    if ts_ms is None:
+        ts_ms = int(time.time() * 1000)
+    value = (ts_ms & ((1 << 48) - 1)) << 80 | int.from_bytes(os.urandom(10), "big")
+    out = []
+    for _ in range(26):
+        out.append(CROCKFORD[value & 31])
+        value >>= 5
+    return "".join(reversed(out))
+
+
+def free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+def free_ports(n):
+    ports = set()
+    while len(ports) < n:
+        ports.add(free_port())
+    return list(ports)
+
+
+def list_files(root):
+    """All regular files under root (relative paths), sorted."""
+    out = []
+    for dirpath, _dirnames, filenames in os.walk(root):
+        for f in filenames:
+            full = os.path.join(dirpath, f)
+            out.append(os.path.relpath(full, root))
+    return sorted(out)
+
+
+def tree_size(root):
+    total = 0
+    for dirpath, _d, filenames in os.walk(root):
+        for f in filenames:
+            try:
+                st = os.lstat(os.path.join(dirpath, f))
+            except FileNotFoundError:
+                continue
+            if not os.path.islink(os.path.join(dirpath, f)):
+                total += st.st_size
+    return total
+
+
+TEMP_SUFFIXES = (".tmp", ".part", ".partial", ".temp", ".inprogress", ".incomplete")
+
+
+def leftover_temp_files(root):
+    """Files that look like unfinished writes: *.tmp / *.part ... anywhere under
+    root, and anything inside a directory named tmp/temp/.tmp/incoming."""
+    bad = []
+    for dirpath, _dirnames, filenames in os.walk(root):
+        rel_dir = os.path.relpath(dirpath, root)
+        parts = [] if rel_dir == "." else rel_dir.split(os.sep)
+        in_tmp_dir = any(p.lower() in ("tmp", ".tmp", "temp", ".temp", "incoming", "partial")
+                         for p in parts)
+        for f in filenames:
+            low = f.lower()
+            if in_tmp_dir or low.endswith(TEMP_SUFFIXES) or ".tmp." in low or low.startswith(".tmp"):
+                bad.append(os.path.join(rel_dir, f))
+    return bad
+
+
+def parse_responses(data, head_flags=None):
+    """Parse one or more HTTP/1.x responses from raw bytes.
+
+    Returns a list of dicts {status, reason, version, headers (lower-cased, dict),
+    header_list, body}. head_flags[i] true means response i answers a HEAD (no body).
+    Stops at the first incomplete response (its dict gets 'incomplete': True).
+    """
+    out = []
+    pos = 0
+    idx = 0
+    while pos < len(data):
+        end = data.find(b"\r\n\r\n", pos)
+        if end < 0:
+            out.append({"incomplete": True, "raw": data[pos:]})
+            break
+        head = data[pos:end].decode("latin-1")
+        lines = head.split("\r\n")
+        status_line = lines[0]
+        m = re.match(r"^(HTTP/\d\.\d) (\d{3})(?: (.*))?$", status_line)
+        if not m:
+            out.append({"incomplete": True, "bad_status_line": status_line, "raw": data[pos:]})
+            break
+        headers = {}
+        header_list = []
+        for line in lines[1:]:
+            if ":" not in line:
+                continue
+            k, v = line.split(":", 1)
+            k = k.strip().lower()
+            v = v.strip()
+            header_list.append((k, v))
+            headers[k] = (headers[k] + ", " + v) if k in headers else v
+        status = int(m.group(2))
+        pos = end + 4
+        is_head = bool(head_flags and idx < len(head_flags) and head_flags[idx])
+        body = b""
+        incomplete = False
+        if is_head or status in (204, 304) or 100 <= status < 200:
+            pass
+        elif "chunked" in headers.get("transfer-encoding", "").lower():
+            chunks = []
+            while True:
+                le = data.find(b"\r\n", pos)
+                if le < 0:
+                    incomplete = True
+                    break
+                size = int(data[pos:le].split(b";")[0].strip() or b"0", 16)
+                pos = le + 2
+                if size == 0:
+                    te = data.find(b"\r\n\r\n", pos - 2)
+                    pos = te + 4 if te >= 0 else len(data)
+                    break
+                chunks.append(data[pos:pos + size])
+                pos += size + 2
+            body = b"".join(chunks)
+        elif "content-length" in headers:
+            n = int(headers["content-length"])
+            body = data[pos:pos + n]
+            if len(body) < n:
+                incomplete = True
+            pos += n
+        else:
+            body = data[pos:]
+            pos = len(data)
+        out.append({"status": status, "reason": m.group(3) or "", "version": m.group(1),
+                    "headers": headers, "header_list": header_list, "body": body,
+                    "incomplete": incomplete})
+        idx += 1
+    return out
+
+
+class NodeStartError(Exception):
+    pass
+
+
+class Node:
+    """One objstore process with its own directories and ports."""
+
+    def __init__(self, extra_args=(), base_dir=None, files_dir=None, name="node",
+                 binary=None, precreate_dirs=True):
+        self.binary = binary or binary_path()
+        parent = base_dir or os.environ.get("OBJSTORE_TEST_TMP") or None
+        if parent:
+            os.makedirs(parent, exist_ok=True)
+        self.dir = tempfile.mkdtemp(prefix="objstore-bb-%s-" % name, dir=parent)
+        self.state_dir = os.path.join(self.dir, "state")
+        self.files_dir = files_dir or os.path.join(self.dir, "files")
+        self.cold_dir = os.path.join(self.dir, "cold")
+        self.log_path = os.path.join(self.dir, "node.log")
+        if precreate_dirs:
+            for d in (self.state_dir, self.files_dir, self.cold_dir):
+                os.makedirs(d, exist_ok=True)
+        self.extra_args = list(extra_args)
+        self.extra_env = {}       # added to the environment of the process
+        self.config_via_env = False  # True: addresses and dirs as environment variables (SPEC §6)
+        self.public_port, self.private_port = free_ports(2)
+        self.proc = None
+        self._log = None
+        self.last_exit_code = None
+
+    # ---------------------------------------------------------------- process
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def environment(self):
+        env = dict(os.environ)
+        if self.config_via_env:
+            env.update({"NET_PUBLIC_ADDR": "%s:%d" % (HOST, self.public_port),
+                        "NET_PRIVATE_ADDR": "%s:%d" % (HOST, self.private_port),
+                        "APP_STATE_DIR": self.state_dir, "APP_FILES_DIR": self.files_dir,
+                        "APP_DEBUG_LEVEL": "1"})
+        env.update(self.extra_env)
+        return env
+
+    def command(self):
+        if self.config_via_env:
+            return [self.binary, "--cold-dir", self.cold_dir] + self.extra_args
+        return [self.binary,
+                "--public-addr", "%s:%d" % (HOST, self.public_port),
+                "--private-addr", "%s:%d" % (HOST, self.private_port),
+                "--state-dir", self.state_dir,
+                "--files-dir", self.files_dir,
+                "--cold-dir", self.cold_dir,
+                "-d", "1"] + self.extra_args
+
+    def start(self, timeout=10.0):
+        if self.alive():
+            raise RuntimeError("node already running")
+        if not os.path.exists(self.binary):
+            raise NodeStartError("objstore binary not found at %s (set OBJSTORE_BIN)" % self.binary)
+        self._log = open(self.log_path, "ab")
+        self._log.write(("\n===== start %s: %s\n" % (time.strftime("%H:%M:%S"),
+                                                     " ".join(self.command()))).encode())
+        self._log.flush()
+        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, env=self.environment(),
+                                     stdout=self._log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        deadline = time.monotonic() + timeout
+        last_err = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                code = self.proc.returncode
+                self.last_exit_code = code
+                self.proc = None
+                self._close_log()
+                raise NodeStartError("objstore exited during startup with code %s\n%s"
+                                     % (code, self.log_tail()))
+            try:
+                st, _h, _b = self.request("GET", "/api/v1/ping", timeout=1.0)
+                if st == 200:
+                    return self
+                last_err = "ping status %d" % st
+            except (OSError, http.client.HTTPException) as e:
+                last_err = repr(e)
+            time.sleep(0.05)
+        self.stop()
+        raise NodeStartError("objstore not ready after %.0f s (last: %s)\n%s"
+                             % (timeout, last_err, self.log_tail()))
+
+    def stop(self, term_timeout=10.0):
+        """SIGTERM, then SIGKILL after term_timeout. Returns the exit code (or None)."""
+        if self.proc is None:
+            return self.last_exit_code
+        proc = self.proc
+        code = None
+        if proc.poll() is None:
+            try:
+                os.kill(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                code = proc.wait(timeout=term_timeout)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.kill(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait(timeout=30)
+                code = "killed-after-timeout"
+        else:
+            code = proc.returncode
+        self.last_exit_code = code
+        self.proc = None
+        self._close_log()
+        return code
+
+    def kill9(self):
+        if self.proc is None:
+            return
+        try:
+            os.kill(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=30)
+        self.last_exit_code = self.proc.returncode
+        self.proc = None
+        self._close_log()
+
+    def restart(self, timeout=10.0):
+        self.stop()
+        return self.start(timeout=timeout)
+
+    def _close_log(self):
+        if self._log:
+            try:
+                self._log.close()
+            except OSError:
+                pass
+            self._log = None
+
+    def remove_dirs(self):
+        if os.environ.get("OBJSTORE_KEEP_TMP"):
+            return
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def log_tail(self, n=60):
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                size = f.tell()
+                f.seek(max(0, size - 64 * 1024))
+                lines = f.read().decode("utf-8", "replace").splitlines()
+        except OSError:
+            return "(no log)"
+        return "----- %s (last %d lines) -----\n%s\n-----" % (self.log_path, n, "\n".join(lines[-n:]))
+
+    def rss_kib(self):
+        """Current VmRSS of the node in KiB (None if unavailable)."""
+        if not self.pid:
+            return None
+        try:
+            with open("/proc/%d/status" % self.pid) as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1])
+        except OSError:
+            return None
+        return None
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        self.remove_dirs()
+        return False
+
+    # ------------------------------------------------------------------- HTTP
+    def connection(self, timeout=30.0, port=None):
+        return http.client.HTTPConnection(HOST, port or self.public_port, timeout=timeout)
+
+    def request(self, method, path, body=None, headers=None, timeout=30.0, port=None):
+        """One request over a fresh connection -> (status, headers lower-cased, body bytes)."""
+        conn = self.connection(timeout=timeout, port=port)
+        try:
+            conn.request(method, path, body=body, headers=dict(headers or {}))
+            resp = conn.getresponse()
+            data = resp.read()
+            return resp.status, lower_headers(resp), data
+        finally:
+            conn.close()
+
+    def new_id(self):
+        st, _h, body = self.request("GET", "/api/v1/id")
+        if st != 200:
+            raise AssertionError("GET /api/v1/id -> %d %r" % (st, body[:200]))
+        return body.decode().strip()
+
+    def put(self, oid, body, level=0, name=None, user_meta=None, headers=None, method="POST"):
+        h = {"X-Meta-ID": oid, "X-Meta-ConsistencyLevel": str(level)}
+        if name is not None:
+            h["X-Meta-Name"] = name
+        if user_meta is not None:
+            h["X-Meta-UserMeta"] = user_meta if isinstance(user_meta, str) else json.dumps(user_meta)
+        if headers:
+            h.update(headers)
+        if isinstance(body, (bytes, bytearray)) and not any(k.lower() == "transfer-encoding" for k in h):
+            h.setdefault("Content-Length", str(len(body)))
+        return self.request(method, "/api/v1/put", body=body, headers=h)
+
+    def get(self, oid, headers=None, method="GET"):
+        return self.request(method, "/api/v1/get/" + oid, headers=headers)
+
+    def meta(self, oid, headers=None):
+        st, h, body = self.request("GET", "/api/v1/meta/" + oid, headers=headers)
+        js = None
+        if body:
+            try:
+                js = json.loads(body)
+            except ValueError:
+                js = None
+        return st, h, js
+
+    def delete(self, oid, method="POST"):
+        return self.request(method, "/api/v1/delete/" + oid)
+
+    def ping(self):
+        st, _h, body = self.request("GET", "/api/v1/ping", timeout=5.0)
+        if st != 200:
+            raise AssertionError("ping -> %d" % st)
+        return body.decode().strip()
+
+    def raw(self, data, timeout=3.0, return_closed=False, port=None, shutdown_write=False):
+        """Send raw bytes on a new connection; return what comes back until the server
+        closes or `timeout` seconds pass without the connection closing.
+        With return_closed=True returns (bytes, closed_by_server)."""
+        s = socket.create_connection((HOST, port or self.public_port), timeout=timeout)
+        chunks = []
+        closed = False
+        try:
+            try:
+                s.sendall(data)
+                if shutdown_write:
+                    s.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass  # server may close early (e.g. 413/431); read what it sent
+            deadline = time.monotonic() + timeout
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                s.settimeout(left)
+                try:
+                    b = s.recv(65536)
+                except socket.timeout:
+                    break
+                except ConnectionResetError:
+                    closed = True
+                    break
+                if not b:
+                    closed = True
+                    break
+                chunks.append(b)
+        finally:
+            s.close()
+        out = b"".join(chunks)
+        return (out, closed) if return_closed else out
+
+    def wait_closed(self, sock, limit):
+        """Read from sock until EOF/reset or `limit` seconds. Returns (seconds, data, closed)."""
+        t0 = time.monotonic()
+        data = []
+        while True:
+            left = limit - (time.monotonic() - t0)
+            if left <= 0:
+                return time.monotonic() - t0, b"".join(data), False
+            sock.settimeout(left)
+            try:
+                b = sock.recv(65536)
+            except socket.timeout:
+                return time.monotonic() - t0, b"".join(data), False
+            except (ConnectionResetError, BrokenPipeError):
+                return time.monotonic() - t0, b"".join(data), True
+            if not b:
+                return time.monotonic() - t0, b"".join(data), True
+            data.append(b)
+
+
+def lower_headers(resp):
+    out = {}
+    for k, v in resp.getheaders():
+        k = k.lower()
+        out[k] = (out[k] + ", " + v) if k in out else v
+    return out
+
+
+def _test_failed(tc):
+    """True when the running test has already recorded a failure or error (read from
+    inside a cleanup; Python 3.11 reports failures to the result immediately)."""
+    outcome = getattr(tc, "_outcome", None)
+    if outcome is None:
+        return False
+    result = getattr(outcome, "result", None)
+    if result is None:
+        return not getattr(outcome, "success", True)
+    for test, _tb in list(getattr(result, "failures", [])) + list(getattr(result, "errors", [])):
+        if test is tc or getattr(test, "test_case", None) is tc:
+            return True
+    return False
+
+
+class NodeTestCase(unittest.TestCase):
+    """TestCase with start_node(): a node that is stopped and cleaned up whatever happens,
+    whose log tail is printed when the test fails."""
+
+    maxDiff = 4000
+
+    def start_node(self, *extra_args, base_dir=None, files_dir=None, name=None,
+                   start=True, precreate_dirs=True):
+        if not os.path.exists(binary_path()):
+            self.fail("objstore binary not found at %s (build it or set OBJSTORE_BIN)" % binary_path())
+        node = Node(extra_args=extra_args, base_dir=base_dir, files_dir=files_dir,
+                    name=name or self._testMethodName[:20], precreate_dirs=precreate_dirs)
+        self.addCleanup(self._cleanup_node, node)
+        if start:
+            node.start()
+        return node
+
+    def _cleanup_node(self, node):
+        """Stop the node; fail the test if it died on its own (crash after the last
+        request) or did not shut down cleanly on SIGTERM."""
+        failed = _test_failed(self)
+        problem = None
+        try:
+            if node.proc is not None:
+                # a crash right after the last response shows up a moment later
+                time.sleep(0.15)
+                if node.proc.poll() is None:
+                    try:
+                        node.request("GET", "/api/v1/ping", timeout=5.0)
+                    except (OSError, http.client.HTTPException):
+                        pass
+                    time.sleep(0.05)
+                if node.proc.poll() is not None:
+                    problem = "objstore died during the test (exit status %s)" % node.proc.returncode
+            code = node.stop()
+            if problem is None and code not in (0, -signal.SIGTERM, None):
+                problem = "objstore did not stop cleanly on SIGTERM (exit status %s)" % (code,)
+        finally:
+            if failed or problem:
+                sys.stderr.write("\n" + node.log_tail() + "\n")
+                sys.stderr.write("(node dir %s%s)\n" % (node.dir, "" if os.environ.get("OBJSTORE_KEEP_TMP") else ", removed; set OBJSTORE_KEEP_TMP=1 to keep it"))
+            node.remove_dirs()
+        if problem and not failed:
+            raise AssertionError(problem)
+
+    # ---------------------------------------------------------- assertions
+    def assertJsonError(self, resp, status, code=None, msg=None):
+        st, h, body = resp
+        ctx = "%s: got %d %r" % (msg or "", st, body[:300])
+        if isinstance(status, (tuple, list, set)):
+            self.assertIn(st, status, ctx)
+        else:
+            self.assertEqual(st, status, ctx)
+        self.assertTrue(h.get("content-type", "").startswith("application/json"),
+                        "%s: error Content-Type %r" % (ctx, h.get("content-type")))
+        try:
+            js = json.loads(body)
+        except ValueError:
+            self.fail("%s: error body is not JSON" % ctx)
+        self.assertIsInstance(js, dict, ctx)
+        self.assertIsInstance(js.get("error"), str, ctx)
+        self.assertTrue(js["error"].strip(), ctx + ": empty error text")
+        self.assertIsInstance(js.get("code"), str, ctx)
+        if code is not None:
+            if isinstance(code, (tuple, list, set)):
+                self.assertIn(js["code"], code, ctx)
+            else:
+                self.assertEqual(js["code"], code, ctx)
+        return js
+
+    def assertOk(self, resp, msg=None):
+        st, _h, body = resp
+        self.assertEqual(st, 200, "%s: got %d %r" % (msg or "", st, body[:300]))
+        return resp

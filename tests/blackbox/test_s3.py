@@ -1,0 +1,616 @@
+"""objstore caching a real S3 bucket: moto_server with signature checking on.
+
+Run from the repository root:
+    python3 -m unittest tests/blackbox/test_s3.py -v
+
+Needs moto_server and boto3 for the python3 that runs the tests (the image's
+python3 has both). Only 127.0.0.1 is used. Environment: OBJSTORE_BIN,
+OBJSTORE_TEST_TMP, OBJSTORE_KEEP_TMP (see harness.py), OBJSTORE_S3_BIG_BYTES
+(size of the multipart round-trip object, default 200 MiB).
+"""
+
+import hashlib
+import http.client
+import json
+import os
+import re
+import struct
+import sys
+import threading
+import time
+import unittest
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from harness import HOST  # noqa: E402
+from moto_fixture import S3TestCase, botocore  # noqa: E402
+
+MiB = 1024 * 1024
+BIG_SIZE = int(os.environ.get("OBJSTORE_S3_BIG_BYTES", 200 * MiB))
+RSS_LIMIT_KIB = 64 * 1024
+FETCH = {"X-Meta-Fetch": "1"}
+
+UNICODE_NAME = "Quarterly report — Ärger & Übermut 2024 (final).txt"
+USER_META = {"OwnerName": "Ann", "mixedCASEKey": "Value With Spaces", "unicode": "naïve café ☕"}
+
+
+def payload(n, seed=b"x"):
+    h = hashlib.sha256(seed).digest()
+    out = bytearray()
+    while len(out) < n:
+        h = hashlib.sha256(h).digest()
+        out += h
+    return bytes(out[:n])
+
+
+def hdr_text(h, key):
+    """A header value that may carry raw UTF-8 (http.client decodes it as latin-1)."""
+    v = h.get(key)
+    if v is None:
+        return None
+    try:
+        return v.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return v
+
+
+def sha(b):
+    return hashlib.sha256(b).hexdigest()
+
+
+class RssSampler(threading.Thread):
+    def __init__(self, node, period=0.05):
+        super().__init__(daemon=True)
+        self.node = node
+        self.period = period
+        self.max_kib = 0
+        self.samples = 0
+        self.ev = threading.Event()
+
+    def run(self):
+        while not self.ev.is_set():
+            v = self.node.rss_kib()
+            if v is not None:
+                self.samples += 1
+                self.max_kib = max(self.max_kib, v)
+            self.ev.wait(self.period)
+
+    def stop(self):
+        self.ev.set()
+        self.join(timeout=5)
+
+
+class S3Base(S3TestCase):
+    def setUp(self):
+        super().setUp()
+        self.moto = self.start_moto()
+        self.bucket = self.new_bucket(self.moto)
+
+    # ------------------------------------------------------------ helpers
+    def put_ok(self, node, oid, body, level=1, name=None, **kw):
+        # non-ASCII names go as raw UTF-8 header bytes (http.client would use latin-1)
+        if isinstance(name, str):
+            name = name.encode("utf-8")
+        st, h, b = node.put(oid, body, level=level, name=name, **kw)
+        self.assertEqual(st, 200, "PUT %s level %d: %d %r" % (oid, level, st, b[:400]))
+        return h
+
+    def s3_object(self, key):
+        obj = self.moto.client().get_object(Bucket=self.bucket, Key=key)
+        return obj, obj["Body"].read()
+
+    def meta_json(self, node, oid):
+        st, _h, js = node.meta(oid)
+        self.assertEqual(st, 200, "meta %s" % oid)
+        return js
+
+    def stats(self, node):
+        st, _h, b = node.request("GET", "/api/v1/stats")
+        self.assertEqual(st, 200)
+        return json.loads(b)
+
+    def assert_s3_metadata(self, key, body, name, level, user_meta, node_meta):
+        obj, data = self.s3_object(key)
+        self.assertEqual(sha(data), sha(body), "bytes in the bucket differ")
+        self.assertEqual(len(data), len(body))
+        md = obj["Metadata"]
+        for k in ("name", "level", "timestamp", "version", "etag", "user-meta"):
+            self.assertIn(k, md, "x-amz-meta-%s missing: %r" % (k, md))
+        dec = {k: urllib.parse.unquote(v) for k, v in md.items()}
+        self.assertEqual(dec["name"], name)
+        self.assertEqual(dec["level"], str(level))
+        self.assertEqual(dec["timestamp"], str(node_meta["timestamp"]))
+        # the bucket has the HLC stamp in decimal, meta JSON in hex: same number
+        self.assertEqual(int(dec["version"], 10), int(str(node_meta["version"]), 16))
+        self.assertEqual(dec["etag"].strip('"'), node_meta["etag"].strip('"'))
+        self.assertEqual(json.loads(dec["user-meta"]), user_meta)
+        self.assertEqual(obj["ContentType"], node_meta["content_type"])
+        return obj
+
+
+class TestS3Mapping(S3Base):
+    def test_fixture_checks_signatures(self):
+        """Sanity: moto really checks signatures (otherwise the node's signing is untested)."""
+        bad = self.moto.client(secret_key="definitely-wrong-secret")
+        with self.assertRaises(botocore.exceptions.ClientError) as cm:
+            bad.list_objects_v2(Bucket=self.bucket)
+        self.assertIn(cm.exception.response["Error"]["Code"], ("SignatureDoesNotMatch", "403"))
+
+    def test_level1_and_level2_put_store_object_and_metadata(self):
+        node = self.start_s3_node(self.moto, self.bucket)
+        cases = [
+            (1, UNICODE_NAME, USER_META, payload(70000, b"l1"), "text/plain"),
+            (2, "holiday photo.jpg", {"OwnerName": "Ann"}, payload(1234, b"l2"), "image/jpeg"),
+            (1, "no-meta.bin", None, b"", "application/octet-stream"),
+        ]
+        for level, name, um, body, ctype in cases:
+            with self.subTest(level=level, name=name):
+                oid = node.new_id()
+                h = self.put_ok(node, oid, body, level=level, name=name, user_meta=um)
+                self.assertEqual(h.get("x-meta-consistencylevel"), str(level))
+                m = self.meta_json(node, oid)
+                self.assertEqual(m["cold"], "stored", m)
+                self.assertTrue(m["content_type"].startswith(ctype), m)
+                self.assert_s3_metadata(oid, body, name, level, um or {}, m)
+
+    def test_level0_put_does_not_touch_bucket(self):
+        node = self.start_s3_node(self.moto, self.bucket)
+        oid = node.new_id()
+        self.put_ok(node, oid, b"local only", level=0, name="a.txt")
+        self.assertEqual(self.meta_json(node, oid)["cold"], "none")
+        self.assertIsNone(self.head_or_none(self.moto, self.bucket, oid))
+
+    def test_raise_level_uploads_to_bucket(self):
+        node = self.start_s3_node(self.moto, self.bucket)
+        oid = node.new_id()
+        body = payload(9000, b"raise")
+        self.put_ok(node, oid, body, level=0, name="raise me.txt", user_meta={"OwnerName": "Ann"})
+        self.assertIsNone(self.head_or_none(self.moto, self.bucket, oid))
+        st, _h, b = node.request("POST", "/api/v1/meta/" + oid, headers={"X-Meta-ConsistencyLevel": "1"})
+        self.assertEqual(st, 200, b[:300])
+        m = self.meta_json(node, oid)
+        self.assertEqual((m["consistency"], m["cold"]), (1, "stored"), m)
+        self.assert_s3_metadata(oid, body, "raise me.txt", 1, {"OwnerName": "Ann"}, m)
+
+    def test_stats_and_metrics_show_cold_store(self):
+        node = self.start_s3_node(self.moto, self.bucket)
+        _st, _h, m0 = node.request("GET", "/metrics")
+        oid = node.new_id()
+        self.put_ok(node, oid, payload(5000), level=1, name="c.bin")
+        st, h, m1 = node.request("GET", "/metrics")
+        self.assertEqual(st, 200)
+        cold0 = {l.split()[0]: l.split()[-1] for l in m0.decode().splitlines()
+                 if l and not l.startswith("#") and "cold" in l.split()[0]}
+        cold1 = {l.split()[0]: l.split()[-1] for l in m1.decode().splitlines()
+                 if l and not l.startswith("#") and "cold" in l.split()[0]}
+        self.assertTrue(cold1, "no cold-store metric in /metrics:\n%s" % m1.decode()[:3000])
+        self.assertNotEqual(cold0, cold1, "no cold-store counter moved after a level-1 PUT:\n%r" % cold1)
+        s = self.stats(node)
+        self.assertIn("pending_uploads", s)
+        self.assertEqual(s["pending_uploads"], 0)
+        self.assertIn("cold_fetches", s)
+
+
+class TestS3Fetch(S3Base):
+    def test_wiped_node_fetches_with_x_meta_fetch_only(self):
+        node = self.start_s3_node(self.moto, self.bucket)
+        objs = {}
+        for level, name, um, n in ((1, UNICODE_NAME, USER_META, 300000),
+                                   (2, "pic of me.png", {"OwnerName": "Ann"}, 4096)):
+            oid = node.new_id()
+            body = payload(n, name.encode())
+            self.put_ok(node, oid, body, level=level, name=name, user_meta=um)
+            st, h, _ = node.get(oid)
+            self.assertEqual(st, 200)
+            objs[oid] = (level, name, um, body, h.get("content-type"), h.get("etag"),
+                         h.get("last-modified"), self.meta_json(node, oid)["timestamp"])
+        self.wipe_and_restart(node)
+        for oid, (level, name, um, body, ctype, etag, lastmod, ts) in objs.items():
+            with self.subTest(oid=oid, level=level):
+                st, h, b = node.get(oid)
+                self.assertEqual(st, 404, "GET of a wiped id without X-Meta-Fetch must be 404: %r" % b[:200])
+                self.assertNotEqual(h.get("x-meta-fetched"), "true")
+                mark = self.moto.mark()
+                st, h, b = node.get(oid, headers=FETCH)
+                self.assertEqual(st, 200, b[:300])
+                self.assertEqual(h.get("x-meta-fetched"), "true")
+                self.assertEqual(sha(b), sha(body))
+                self.assertEqual(h.get("content-length"), str(len(body)))
+                self.assertEqual(hdr_text(h, "x-meta-name"), name,
+                                 "X-Meta-Name %r" % h.get("x-meta-name"))
+                self.assertEqual(h.get("content-type"), ctype)
+                self.assertEqual(h.get("x-meta-consistencylevel"), str(level))
+                self.assertEqual(json.loads(hdr_text(h, "x-meta-usermeta") or "null"), um)
+                self.assertEqual(h.get("etag"), etag)
+                self.assertEqual(h.get("last-modified"), lastmod)
+                self.assertEqual(self.moto.count("GET", "/%s/%s" % (self.bucket, oid), since=mark), 1)
+                m = self.meta_json(node, oid)
+                self.assertEqual(m["timestamp"], ts, "creation timestamp not restored")
+                self.assertEqual(m["name"], name)
+                self.assertEqual(m["consistency"], level)
+                self.assertEqual(m["user_meta"], um)
+                self.assertEqual(m["cold"], "stored")
+                self.assertTrue(m["local_body"])
+                # now local: served without S3 and without the Fetched flag
+                mark = self.moto.mark()
+                st, h, b = node.get(oid)
+                self.assertEqual(st, 200)
+                self.assertNotEqual(h.get("x-meta-fetched"), "true")
+                self.assertEqual(sha(b), sha(body))
+                self.assertEqual(self.moto.count("GET", "/%s/%s" % (self.bucket, oid), since=mark), 0)
+
+    def test_fetch_of_id_not_in_bucket_is_404(self):
+        node = self.start_s3_node(self.moto, self.bucket)
+        from harness import make_ulid
+        st, h, b = node.get(make_ulid(), headers=FETCH)
+        self.assertJsonError((st, h, b), 404)
+
+    def test_50_concurrent_cold_gets_cause_one_s3_get(self):
+        node = self.start_s3_node(self.moto, self.bucket)
+        oid = node.new_id()
+        body = payload(4 * MiB, b"single-flight")
+        self.put_ok(node, oid, body, level=1, name="sf.bin")
+        self.wipe_and_restart(node)
+        n = 50
+        barrier = threading.Barrier(n)
+        results = [None] * n
+        mark = self.moto.mark()
+
+        def worker(i):
+            try:
+                barrier.wait(timeout=20)
+                conn = http.client.HTTPConnection(HOST, node.public_port, timeout=60)
+                try:
+                    conn.request("GET", "/api/v1/get/" + oid, headers=FETCH)
+                    r = conn.getresponse()
+                    data = r.read()
+                    results[i] = (r.status, sha(data), len(data))
+                finally:
+                    conn.close()
+            except Exception as e:  # noqa: BLE001
+                results[i] = ("exception", repr(e), 0)
+
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=90)
+        self.assertFalse(any(t.is_alive() for t in threads), "GETs hung")
+        bad = [r for r in results if r != (200, sha(body), len(body))]
+        self.assertFalse(bad, "%d of %d concurrent GETs wrong: %r" % (len(bad), n, bad[:5]))
+        gets = self.moto.count("GET", "/%s/%s" % (self.bucket, oid), since=mark)
+        self.assertEqual(gets, 1, "S3 GETs of the key for %d concurrent misses: %r"
+                         % (n, [r for r in self.moto.requests()[mark:] if oid in r[1]]))
+
+    def test_concurrent_fetches_while_s3_down_all_fail_cleanly(self):
+        proxy = self.start_proxy(self.moto.port)
+        node = self.start_s3_node(self.moto, self.bucket, endpoint=proxy.endpoint)
+        oid = node.new_id()
+        self.put_ok(node, oid, payload(10000), level=1, name="x.bin")
+        self.wipe_and_restart(node)
+        proxy.down()
+        n = 20
+        results = [None] * n
+
+        def worker(i):
+            try:
+                results[i] = node.get(oid, headers=FETCH)
+            except Exception as e:  # noqa: BLE001
+                results[i] = ("exception", repr(e), b"")
+
+        t0 = time.monotonic()
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=90)
+        elapsed = time.monotonic() - t0
+        self.assertFalse(any(t.is_alive() for t in threads), "GETs hung with S3 down")
+        for r in results:
+            self.assertNotEqual(r[0], "exception", r)
+            js = self.assertJsonError(r, (502, 503, 504))
+        self.assertLess(elapsed, 60)
+        self.assertTrue(node.alive())
+        # S3 back: the same GET works, the failure was not cached as "absent"
+        proxy.up()
+        st, h, b = node.get(oid, headers=FETCH)
+        self.assertEqual(st, 200, b[:300])
+        self.assertEqual(h.get("x-meta-fetched"), "true")
+
+
+class TestS3Delete(S3Base):
+    def test_delete_removes_from_bucket_and_is_not_revived(self):
+        node = self.start_s3_node(self.moto, self.bucket)
+        oid = node.new_id()
+        self.put_ok(node, oid, payload(2000), level=1, name="d.txt")
+        self.assertIsNotNone(self.head_or_none(self.moto, self.bucket, oid))
+        st, h, b = node.delete(oid)
+        self.assertEqual(st, 200, b[:300])
+        self.assertEqual(h.get("x-meta-deleted"), "true")
+        self.wait_for(lambda: self.head_or_none(self.moto, self.bucket, oid) is None, 15,
+                      "the object to be deleted from the bucket")
+        # tombstone still on the node: 404 deleted even with X-Meta-Fetch, no S3 GET
+        mark = self.moto.mark()
+        st, h, b = node.get(oid, headers=FETCH)
+        self.assertJsonError((st, h, b), 404, "deleted")
+        self.assertEqual(h.get("x-meta-deleted"), "true")
+        self.assertEqual(self.moto.count("GET", "/%s/%s" % (self.bucket, oid), since=mark), 0)
+        m = self.meta_json(node, oid)
+        self.assertTrue(m["deleted"])
+        # restart: still deleted
+        node.restart(timeout=15)
+        st, h, b = node.get(oid, headers=FETCH)
+        self.assertJsonError((st, h, b), 404, "deleted")
+        self.assertEqual(h.get("x-meta-deleted"), "true")
+        # wiped node: the bucket no longer has it
+        self.wipe_and_restart(node)
+        st, h, b = node.get(oid, headers=FETCH)
+        self.assertJsonError((st, h, b), 404)
+        self.assertIsNone(self.head_or_none(self.moto, self.bucket, oid))
+
+    def test_delete_while_s3_down_reaches_bucket_later(self):
+        proxy = self.start_proxy(self.moto.port)
+        node = self.start_s3_node(self.moto, self.bucket, endpoint=proxy.endpoint)
+        oid = node.new_id()
+        self.put_ok(node, oid, payload(3000), level=1, name="dd.txt")
+        proxy.down()
+        st, h, b = node.delete(oid)
+        self.assertEqual(st, 200, b[:300])
+        self.assertEqual(h.get("x-meta-deleted"), "true")
+        st, h, b = node.get(oid, headers=FETCH)
+        self.assertEqual(st, 404)
+        self.assertEqual(h.get("x-meta-deleted"), "true")
+        # survives a restart while S3 is still down
+        node.restart(timeout=15)
+        time.sleep(1.5)
+        self.assertIsNotNone(self.head_or_none(self.moto, self.bucket, oid))
+        proxy.up()
+        self.wait_for(lambda: self.head_or_none(self.moto, self.bucket, oid) is None, 30,
+                      "the queued delete to reach the bucket")
+        st, h, b = node.get(oid, headers=FETCH)
+        self.assertEqual(st, 404)
+        self.assertEqual(h.get("x-meta-deleted"), "true")
+
+
+class TestS3Outage(S3Base):
+    def _put_during_outage(self, node, oid, body, level=1, name=None):
+        t0 = time.monotonic()
+        resp = node.put(oid, body, level=level, name=name)
+        elapsed = time.monotonic() - t0
+        js = self.assertJsonError(resp, 503, "cold_store_unavailable", "PUT %s with S3 down" % oid)
+        self.assertLess(elapsed, 60, "PUT with S3 down took %.1f s" % elapsed)
+        return js
+
+    def _wait_drained(self, node, objs, timeout=45):
+        def all_stored():
+            return all(self.meta_json(node, oid).get("cold") == "stored" for oid in objs)
+        self.wait_for(all_stored, timeout, "the upload queue to drain",
+                      period=0.25)
+        for oid, (body, name) in objs.items():
+            obj, data = self.s3_object(oid)
+            self.assertEqual(sha(data), sha(body), "bucket copy of %s differs" % oid)
+            self.assertEqual(urllib.parse.unquote(obj["Metadata"].get("name", "")), name)
+        self.wait_for(lambda: self.stats(node).get("pending_uploads") == 0, 10,
+                      "stats pending_uploads == 0")
+
+    def test_s3_down_during_puts_then_back(self):
+        proxy = self.start_proxy(self.moto.port)
+        node = self.start_s3_node(self.moto, self.bucket, endpoint=proxy.endpoint)
+        before = node.new_id()
+        body0 = payload(1000, b"before")
+        self.put_ok(node, before, body0, level=1, name="before.txt")
+        proxy.down()
+        objs = {}
+        for i in range(4):
+            oid = node.new_id()
+            body = payload(50000 + i * 7777, b"outage%d" % i)
+            name = "outage %d.txt" % i
+            js = self._put_during_outage(node, oid, body, level=1 if i % 2 == 0 else 2, name=name)
+            objs[oid] = (body, name)
+        for oid, (body, name) in objs.items():
+            st, h, b = node.get(oid)
+            self.assertEqual(st, 200, "body of a 503'd PUT must stay readable: %r" % b[:200])
+            self.assertEqual(sha(b), sha(body))
+            m = self.meta_json(node, oid)
+            self.assertEqual(m["cold"], "pending", m)
+            self.assertIsNone(self.head_or_none(self.moto, self.bucket, oid))
+        self.assertGreaterEqual(self.stats(node)["pending_uploads"], len(objs))
+        # the object stored before the outage is still served locally
+        st, _h, b = node.get(before)
+        self.assertEqual((st, sha(b)), (200, sha(body0)))
+        proxy.up()
+        self._wait_drained(node, objs)
+        self.assertTrue(node.alive())
+
+    def test_pending_uploads_survive_restart(self):
+        proxy = self.start_proxy(self.moto.port)
+        node = self.start_s3_node(self.moto, self.bucket, endpoint=proxy.endpoint)
+        proxy.down()
+        objs = {}
+        for i in range(3):
+            oid = node.new_id()
+            body = payload(20000 + i, b"restart%d" % i)
+            name = "r%d.bin" % i
+            self._put_during_outage(node, oid, body, name=name)
+            objs[oid] = (body, name)
+        node.restart(timeout=15)
+        for oid, (body, _name) in objs.items():
+            st, _h, b = node.get(oid)
+            self.assertEqual((st, sha(b)), (200, sha(body)))
+            self.assertEqual(self.meta_json(node, oid)["cold"], "pending")
+        self.assertGreaterEqual(self.stats(node)["pending_uploads"], len(objs))
+        # a kill -9 too, still with S3 down
+        node.kill9()
+        node.start(timeout=15)
+        self.assertGreaterEqual(self.stats(node)["pending_uploads"], len(objs))
+        proxy.up()
+        self._wait_drained(node, objs)
+        # nothing lost: wipe and fetch everything back from the bucket
+        self.wipe_and_restart(node)
+        for oid, (body, name) in objs.items():
+            st, h, b = node.get(oid, headers=FETCH)
+            self.assertEqual((st, sha(b)), (200, sha(body)))
+            self.assertEqual(hdr_text(h, "x-meta-name"), name)
+
+    def test_node_starts_while_s3_unreachable(self):
+        proxy = self.start_proxy(self.moto.port, up=False)
+        node = self.start_s3_node(self.moto, self.bucket, endpoint=proxy.endpoint)
+        oid = node.new_id()
+        self.put_ok(node, oid, b"level zero while S3 is down", level=0, name="z.txt")
+        st, _h, b = node.get(oid)
+        self.assertEqual((st, b), (200, b"level zero while S3 is down"))
+        self.assertEqual(self.stats(node)["objects"], 1)
+        st, _h, _b = node.request("GET", "/metrics")
+        self.assertEqual(st, 200)
+        proxy.up()
+        oid1 = node.new_id()
+        self.put_ok(node, oid1, b"level one after S3 came up", level=1, name="o.txt")
+        _obj, data = self.s3_object(oid1)
+        self.assertEqual(data, b"level one after S3 came up")
+
+
+class TestS3Credentials(S3Base):
+    def _level0_works(self, node):
+        oid = node.new_id()
+        self.put_ok(node, oid, b"zero", level=0, name="z.txt")
+        st, _h, b = node.get(oid)
+        self.assertEqual((st, b), (200, b"zero"))
+
+    def _log_text(self, node):
+        with open(node.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def test_wrong_secret_key(self):
+        node = self.start_s3_node(self.moto, self.bucket,
+                                  credentials=(self.moto.access_key, "wrong" + self.moto.secret_key[5:]))
+        self._level0_works(node)
+        oid = node.new_id()
+        js = self.assertJsonError(node.put(oid, b"one", level=1, name="a.txt"), 503, "cold_store_unavailable")
+        self.assertRegex(js["error"], r"SignatureDoesNotMatch|403", js)
+        self.assertRegex(self._log_text(node), r"SignatureDoesNotMatch")
+        st, _h, b = node.get(oid)
+        self.assertEqual((st, b), (200, b"one"))
+        self.assertIsNone(self.head_or_none(self.moto, self.bucket, oid))
+        self._level0_works(node)
+
+    def test_unknown_access_key(self):
+        node = self.start_s3_node(self.moto, self.bucket, credentials=("AKIAUNKNOWNKEY000000", "x" * 40))
+        self._level0_works(node)
+        js = self.assertJsonError(node.put(node.new_id(), b"one", level=1), 503, "cold_store_unavailable")
+        self.assertRegex(js["error"], r"InvalidAccessKeyId|403", js)
+        self.assertRegex(self._log_text(node), r"InvalidAccessKeyId")
+
+    def test_no_credentials_at_all(self):
+        node = self.start_s3_node(self.moto, self.bucket, credentials=None)
+        self._level0_works(node)
+        js = self.assertJsonError(node.put(node.new_id(), b"one", level=1), 503, "cold_store_unavailable")
+        self.assertRegex(js["error"].lower(), r"credential", js)
+        self.assertTrue(node.alive())
+
+    def test_credentials_from_aws_files_in_home(self):
+        node = self.start_s3_node(self.moto, self.bucket, credentials=None, start=False)
+        os.makedirs(os.path.join(node.home, ".aws"), exist_ok=True)
+        with open(os.path.join(node.home, ".aws", "credentials"), "w") as f:
+            f.write("[default]\naws_access_key_id = bogus\naws_secret_access_key = bogus\n\n"
+                    "[objstore]\naws_access_key_id = %s\naws_secret_access_key = %s\n"
+                    % (self.moto.access_key, self.moto.secret_key))
+        node.env_set["AWS_PROFILE"] = "objstore"
+        node.start(timeout=15)
+        oid = node.new_id()
+        self.put_ok(node, oid, b"from profile", level=1, name="p.txt")
+        _obj, data = self.s3_object(oid)
+        self.assertEqual(data, b"from profile")
+
+
+class TestS3BigObject(S3Base):
+    def test_multipart_round_trip_bounded_rss(self):
+        node = self.start_s3_node(self.moto, self.bucket,
+                                  extra=("--s3-multipart-threshold", "8M", "--s3-part-size", "8M"))
+        oid = node.new_id()
+        chunk = payload(MiB, b"big")
+        nchunks = BIG_SIZE // MiB
+
+        def gen():
+            for i in range(nchunks):
+                yield struct.pack(">Q", i) + chunk[8:]
+
+        want = hashlib.sha256()
+        for c in gen():
+            want.update(c)
+        want = want.hexdigest()
+
+        sampler = RssSampler(node)
+        sampler.start()
+        mark = self.moto.mark()
+        try:
+            conn = http.client.HTTPConnection(HOST, node.public_port, timeout=300)
+            conn.putrequest("POST", "/api/v1/put")
+            for k, v in (("X-Meta-ID", oid), ("X-Meta-ConsistencyLevel", "1"),
+                         ("X-Meta-Name", "big.bin"), ("Content-Length", str(nchunks * MiB))):
+                conn.putheader(k, v)
+            conn.endheaders()
+            for c in gen():
+                conn.send(c)
+            r = conn.getresponse()
+            rb = r.read()
+            conn.close()
+        finally:
+            sampler.stop()
+        self.assertEqual(r.status, 200, rb[:300])
+        self.assertGreater(sampler.samples, 5)
+        if os.environ.get("OBJSTORE_S3_VERBOSE"):
+            sys.stderr.write("\nPUT of %d MiB: max RSS %d KiB over %d samples\n"
+                             % (BIG_SIZE // MiB, sampler.max_kib, sampler.samples))
+        self.assertLess(sampler.max_kib, RSS_LIMIT_KIB, "node RSS %d KiB during a %d MiB PUT"
+                        % (sampler.max_kib, BIG_SIZE // MiB))
+        reqs = self.moto.requests()[mark:]
+        self.assertTrue(any(m == "POST" and "uploads" in p.partition("?")[2] for m, p, _ in reqs),
+                        "no CreateMultipartUpload (?uploads) in moto's log")
+        parts = self.moto.count("PUT", query="partNumber=", since=mark)
+        self.assertGreaterEqual(parts, BIG_SIZE // (8 * MiB))
+        self.assertEqual(self.moto.count("PUT", query="partNumber=", since=mark, status=200), parts)
+        # the bucket's copy, streamed
+        obj = self.moto.client().get_object(Bucket=self.bucket, Key=oid)
+        self.assertEqual(obj["ContentLength"], nchunks * MiB)
+        h = hashlib.sha256()
+        for c in obj["Body"].iter_chunks(MiB):
+            h.update(c)
+        self.assertEqual(h.hexdigest(), want, "bucket copy differs")
+        del obj
+        # back from the bucket into a wiped node
+        self.wipe_and_restart(node)
+        sampler = RssSampler(node)
+        sampler.start()
+        try:
+            conn = http.client.HTTPConnection(HOST, node.public_port, timeout=300)
+            conn.request("GET", "/api/v1/get/" + oid, headers=FETCH)
+            r = conn.getresponse()
+            h = hashlib.sha256()
+            n = 0
+            while True:
+                c = r.read(MiB)
+                if not c:
+                    break
+                n += len(c)
+                h.update(c)
+            conn.close()
+        finally:
+            sampler.stop()
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.getheader("X-Meta-Fetched"), "true")
+        self.assertEqual(n, nchunks * MiB)
+        self.assertEqual(h.hexdigest(), want, "fetched copy differs")
+        if os.environ.get("OBJSTORE_S3_VERBOSE"):
+            sys.stderr.write("fetch of %d MiB: max RSS %d KiB over %d samples\n"
+                             % (BIG_SIZE // MiB, sampler.max_kib, sampler.samples))
+        self.assertLess(sampler.max_kib, RSS_LIMIT_KIB, "node RSS %d KiB during the fetch" % sampler.max_kib)
+        # committed locally, hash checked: a second GET is local and identical
+        st, hd, _b = node.request("HEAD", "/api/v1/get/" + oid)
+        self.assertEqual(st, 200)
+        self.assertEqual(hd.get("content-length"), str(nchunks * MiB))
+        self.assertTrue(self.meta_json(node, oid)["local_body"])
+
+
+if __name__ == "__main__":
+    unittest.main()
