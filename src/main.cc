@@ -266,14 +266,28 @@ int main(int argc, char** argv) {
   std::mutex retry_mu;
   std::condition_variable retry_cv;
   bool stopping = false;
+  // While the cold store keeps failing, the pause doubles up to 32 intervals
+  // (exponential backoff), and falls back to one interval after a success.
   std::thread retry([&] {
     std::unique_lock lock(retry_mu);
-    while (!retry_cv.wait_for(lock, Millis(f.retry_interval), [&] { return stopping; })) {
-      if ((*node)->Stats().journal.pending_cold == 0) continue;
+    int backoff = 1;
+    while (!retry_cv.wait_for(lock, Millis(f.retry_interval * backoff), [&] { return stopping; })) {
+      const uint64_t pending = (*node)->Stats().journal.pending_cold;
+      if (pending == 0) {
+        backoff = 1;
+        continue;
+      }
       lock.unlock();
       size_t left = (*node)->RetryPendingColdWork();
-      if (left) spdlog::info("{} objects still wait for the cold store", left);
       lock.lock();
+      if (left == 0) {
+        backoff = 1;
+        spdlog::info("cold-store queue drained ({} objects)", pending);
+      } else {
+        backoff = left < pending ? 1 : std::min(backoff * 2, 32);
+        spdlog::info("{} objects still wait for the cold store; next try in {:.1f} s", left,
+                     f.retry_interval * backoff);
+      }
     }
   });
 

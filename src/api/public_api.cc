@@ -112,6 +112,19 @@ json MetaJson(const ObjectRecord& r) {
               {"cold", ColdStateName(r.cold)}};
 }
 
+json ColdStoreJson(const ColdStore& cold) {
+  ColdStoreHealth h = cold.Health();
+  return json{{"location", cold.Describe()},
+              {"reachable", h.reachable},
+              {"last_error", h.last_error},
+              {"last_error_unix", h.last_error_unix},
+              {"requests", h.requests},
+              {"retries", h.retries},
+              {"errors", h.errors},
+              {"bytes_up", h.bytes_up},
+              {"bytes_down", h.bytes_down}};
+}
+
 StringResponse RecordResponse(bhttp::status status, const ObjectRecord& r) {
   auto res = JsonResponse(status, MetaJson(r).dump());
   SetMetaHeaders(res, r);
@@ -635,7 +648,7 @@ asio::awaitable<void> PublicApi::Stats(http::Exchange& ex) {
            {"peer_fetches", s.peer_fetches},
            {"cold_fetches", s.cold_fetches},
            {"pending_uploads", s.journal.pending_cold},
-           {"cold_store", node_.cold_store().Describe()},
+           {"cold_store", ColdStoreJson(node_.cold_store())},
            {"members", json::array({node_.node_id()})}};
   co_await ex.Send(JsonResponse(bhttp::status::ok, doc.dump()));
 }

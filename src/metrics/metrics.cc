@@ -42,6 +42,12 @@ void MetricsRegistry::AddGauge(const std::string& name, const std::string& help,
   series_.push_back({name, help, labels, Kind::kGauge, nullptr, nullptr, std::move(read)});
 }
 
+void MetricsRegistry::AddCounterFn(const std::string& name, const std::string& help,
+                                   std::function<double()> read, const std::string& labels) {
+  std::lock_guard lock(mu_);
+  series_.push_back({name, help, labels, Kind::kCounterFn, nullptr, nullptr, std::move(read)});
+}
+
 Histogram& MetricsRegistry::AddHistogram(const std::string& name, const std::string& help,
                                          std::vector<double> bounds, const std::string& labels) {
   std::lock_guard lock(mu_);
@@ -61,7 +67,7 @@ std::string MetricsRegistry::Render() const {
   };
   for (const Series& s : series_) {
     if (described.insert(s.name).second) {
-      const char* type = s.kind == Kind::kCounter ? "counter"
+      const char* type = s.kind == Kind::kCounter || s.kind == Kind::kCounterFn ? "counter"
                          : s.kind == Kind::kGauge ? "gauge"
                                                   : "histogram";
       out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", s.name, s.help, s.name, type);
@@ -70,6 +76,7 @@ std::string MetricsRegistry::Render() const {
       case Kind::kCounter:
         out += fmt::format("{}{} {}\n", s.name, braces(s.labels), s.counter->Value());
         break;
+      case Kind::kCounterFn:
       case Kind::kGauge:
         out += fmt::format("{}{} {}\n", s.name, braces(s.labels), s.gauge());
         break;

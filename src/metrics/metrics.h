@@ -52,12 +52,15 @@ class MetricsRegistry {
                       const std::string& labels = "");
   void AddGauge(const std::string& name, const std::string& help, std::function<double()> read,
                 const std::string& labels = "");
+  // A counter kept elsewhere, read at scrape time (it must only grow).
+  void AddCounterFn(const std::string& name, const std::string& help, std::function<double()> read,
+                    const std::string& labels = "");
   Histogram& AddHistogram(const std::string& name, const std::string& help,
                           std::vector<double> bounds, const std::string& labels = "");
   std::string Render() const;
 
  private:
-  enum class Kind { kCounter, kGauge, kHistogram };
+  enum class Kind { kCounter, kCounterFn, kGauge, kHistogram };
   struct Series {
     std::string name, help, labels;
     Kind kind;

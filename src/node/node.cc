@@ -99,6 +99,22 @@ void Node::RegisterMetrics() {
     std::lock_guard lock(fetches_mu_);
     return static_cast<double>(fetches_.size());
   });
+  // The cold store's own traffic (S3 requests, retries, bytes), read at scrape time.
+  auto cold = [this](uint64_t ColdStoreHealth::*field) {
+    return [this, field] { return static_cast<double>(cold_->Health().*field); };
+  };
+  m.AddCounterFn("objstore_cold_requests_total", "Requests sent to the cold store.",
+             cold(&ColdStoreHealth::requests));
+  m.AddCounterFn("objstore_cold_retries_total", "Cold-store requests retried after a failure.",
+             cold(&ColdStoreHealth::retries));
+  m.AddCounterFn("objstore_cold_errors_total", "Failed cold-store requests (each attempt).",
+             cold(&ColdStoreHealth::errors));
+  m.AddCounterFn("objstore_cold_bytes_total", "Bytes moved to and from the cold store.",
+                 cold(&ColdStoreHealth::bytes_up), "direction=\"up\"");
+  m.AddCounterFn("objstore_cold_bytes_total", "Bytes moved to and from the cold store.",
+             cold(&ColdStoreHealth::bytes_down), "direction=\"down\"");
+  m.AddGauge("objstore_cold_reachable", "1 when the last cold-store call succeeded.",
+             [this] { return cold_->Health().reachable ? 1.0 : 0.0; });
   m.AddGauge("objstore_disk_free_bytes", "Free bytes on the files directory's filesystem.",
              [this] { return static_cast<double>(bodies_->Usage().bytes_free); });
 }
