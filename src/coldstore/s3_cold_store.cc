@@ -256,7 +256,7 @@ Result<S3ColdStore::Response> S3ColdStore::PerformOnce(Call& call, bool* deliver
   list = curl_slist_append(list, "Expect:");  // no 100-continue round trip
 
   Response response;
-  Transfer t{&call, &response, &counters_};
+  Transfer t{&call, &response, &counters_, 0, false, false, Status::Ok()};
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
@@ -316,7 +316,7 @@ Result<S3ColdStore::Response> S3ColdStore::Perform(Call& call) {
       // Only transport failures are retried; a caller's refusal is final.
       retry = r.status().code() == StatusCode::kUnavailable && !delivered;
     } else if (r->status >= 200 && r->status < 300) {
-      Remember(Status::Ok());
+      (void)Remember(Status::Ok());
       return r;
     } else {
       const std::string code = XmlValue(r->body, "Code");

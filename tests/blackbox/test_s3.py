@@ -173,6 +173,14 @@ class TestS3Mapping(S3Base):
         self.assertEqual((m["consistency"], m["cold"]), (1, "stored"), m)
         self.assert_s3_metadata(oid, body, "raise me.txt", 1, {"OwnerName": "Ann"}, m)
 
+    def test_overwrite_replaces_bucket_copy(self):
+        node = self.start_s3_node(self.moto, self.bucket)
+        oid = node.new_id()
+        self.put_ok(node, oid, b"version one", level=1, name="one.txt", user_meta={"V": "1"})
+        self.put_ok(node, oid, b"version two!", level=1, name="two.json", user_meta={"V": "2"})
+        m = self.meta_json(node, oid)
+        self.assert_s3_metadata(oid, b"version two!", "two.json", 1, {"V": "2"}, m)
+
     def test_stats_and_metrics_show_cold_store(self):
         node = self.start_s3_node(self.moto, self.bucket)
         _st, _h, m0 = node.request("GET", "/metrics")
@@ -453,6 +461,63 @@ class TestS3Outage(S3Base):
             self.assertEqual((st, sha(b)), (200, sha(body)))
             self.assertEqual(hdr_text(h, "x-meta-name"), name)
 
+    def test_delete_while_upload_pending_never_reaches_bucket(self):
+        proxy = self.start_proxy(self.moto.port)
+        node = self.start_s3_node(self.moto, self.bucket, endpoint=proxy.endpoint)
+        proxy.down()
+        oid = node.new_id()
+        self._put_during_outage(node, oid, b"pending, then deleted", name="pd.txt")
+        # a second pending object makes sure the retry loop runs after S3 is back
+        other = node.new_id()
+        self._put_during_outage(node, other, b"other pending", name="other.txt")
+        st, h, _b = node.delete(oid)
+        self.assertEqual((st, h.get("x-meta-deleted")), (200, "true"))
+        proxy.up()
+        self._wait_drained(node, {other: (b"other pending", "other.txt")})
+        time.sleep(2)
+        self.assertIsNone(self.head_or_none(self.moto, self.bucket, oid),
+                          "a deleted object was uploaded by the retry queue")
+        self.assertEqual(self.moto.count("PUT", "/%s/%s" % (self.bucket, oid)), 0)
+        st, h, _b = node.get(oid, headers=FETCH)
+        self.assertEqual((st, h.get("x-meta-deleted")), (404, "true"))
+
+    def test_put_with_hung_s3_answers_in_bounded_time(self):
+        """S3 accepts connections but never answers (black hole). The level-1 PUT must
+        still answer 503 in bounded time (here: within the node's own 60 s default
+        --idle-timeout), and the node keeps serving level 0 meanwhile."""
+        proxy = self.start_proxy(self.moto.port)
+        node = self.start_s3_node(self.moto, self.bucket, endpoint=proxy.endpoint)
+        proxy.down(mode="hang")
+        oid = node.new_id()
+        out = {}
+
+        def put():
+            t0 = time.monotonic()
+            try:
+                out["resp"] = node.request("POST", "/api/v1/put", body=b"hung",
+                                           headers={"X-Meta-ID": oid, "X-Meta-ConsistencyLevel": "1",
+                                                    "Content-Length": "4"}, timeout=70)
+            except Exception as e:  # noqa: BLE001
+                out["resp"] = ("exception", repr(e), b"")
+            out["elapsed"] = time.monotonic() - t0
+
+        t = threading.Thread(target=put, daemon=True)
+        t.start()
+        time.sleep(1)
+        z = node.new_id()
+        self.put_ok(node, z, b"level zero during the hang", level=0, name="z.txt")
+        self.assertEqual(node.get(z)[0], 200)
+        t.join(timeout=75)
+        self.assertFalse(t.is_alive())
+        self.assertNotEqual(out["resp"][0], "exception",
+                            "no answer to a level-1 PUT within 70 s with a hung S3: %r" % (out["resp"],))
+        self.assertJsonError(out["resp"], 503, "cold_store_unavailable")
+        self.assertLess(out["elapsed"], 65)
+        st, _h, b = node.get(oid)
+        self.assertEqual((st, b), (200, b"hung"))
+        proxy.up()
+        self._wait_drained(node, {oid: (b"hung", "")})
+
     def test_node_starts_while_s3_unreachable(self):
         proxy = self.start_proxy(self.moto.port, up=False)
         node = self.start_s3_node(self.moto, self.bucket, endpoint=proxy.endpoint)
@@ -493,6 +558,16 @@ class TestS3Credentials(S3Base):
         self.assertEqual((st, b), (200, b"one"))
         self.assertIsNone(self.head_or_none(self.moto, self.bucket, oid))
         self._level0_works(node)
+
+    def test_wrong_secret_key_fetch_is_503_not_404(self):
+        good = self.start_s3_node(self.moto, self.bucket, name="good")
+        oid = good.new_id()
+        self.put_ok(good, oid, b"in the bucket", level=1, name="b.txt")
+        bad = self.start_s3_node(self.moto, self.bucket, name="bad",
+                                 credentials=(self.moto.access_key, "wrong" + self.moto.secret_key[5:]))
+        js = self.assertJsonError(bad.get(oid, headers=FETCH), 503, "cold_store_unavailable",
+                                  "an S3 403 must not look like 'no such object'")
+        self.assertRegex(js["error"], r"SignatureDoesNotMatch|403")
 
     def test_unknown_access_key(self):
         node = self.start_s3_node(self.moto, self.bucket, credentials=("AKIAUNKNOWNKEY000000", "x" * 40))
