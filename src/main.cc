@@ -272,7 +272,8 @@ int main(int argc, char** argv) {
     std::unique_lock lock(retry_mu);
     int backoff = 1;
     while (!retry_cv.wait_for(lock, Millis(f.retry_interval * backoff), [&] { return stopping; })) {
-      const uint64_t pending = (*node)->Stats().journal.pending_cold;
+      const auto counts = (*node)->Stats().journal;
+      const uint64_t pending = counts.pending_cold + counts.pending_deletes;
       if (pending == 0) {
         backoff = 1;
         continue;

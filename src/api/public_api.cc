@@ -648,6 +648,7 @@ asio::awaitable<void> PublicApi::Stats(http::Exchange& ex) {
            {"peer_fetches", s.peer_fetches},
            {"cold_fetches", s.cold_fetches},
            {"pending_uploads", s.journal.pending_cold},
+           {"pending_deletes", s.journal.pending_deletes},
            {"cold_store", ColdStoreJson(node_.cold_store())},
            {"members", json::array({node_.node_id()})}};
   co_await ex.Send(JsonResponse(bhttp::status::ok, doc.dump()));

@@ -306,6 +306,7 @@ Result<S3ColdStore::Response> S3ColdStore::PerformOnce(Call& call, bool* deliver
 Result<S3ColdStore::Response> S3ColdStore::Perform(Call& call) {
   if (!credentials_.ok()) return Remember(Status::Unavailable(credentials_.status().message()));
   thread_local std::mt19937_64 rng{std::random_device{}()};
+  const auto started = std::chrono::steady_clock::now();
   Status last;
   for (int attempt = 1;; ++attempt) {
     bool delivered = false;
@@ -332,11 +333,15 @@ Result<S3ColdStore::Response> S3ColdStore::Perform(Call& call) {
     }
     ++counters_.errors;
     if (!retry || attempt >= options_.max_attempts) break;
-    ++counters_.retries;
     // Exponential backoff with full jitter (AWS architecture blog, 2015).
     auto cap = std::min<int64_t>(options_.max_backoff.count(),
                                  options_.base_backoff.count() << std::min(attempt - 1, 20));
     auto sleep = std::uniform_int_distribution<int64_t>(0, cap)(rng);
+    if (std::chrono::steady_clock::now() + std::chrono::milliseconds(sleep) - started >
+        options_.retry_budget) {
+      break;
+    }
+    ++counters_.retries;
     spdlog::debug("S3 {} {} failed ({}); retry {} in {} ms", call.method, call.key,
                   last.message(), attempt, sleep);
     std::this_thread::sleep_for(std::chrono::milliseconds(sleep));

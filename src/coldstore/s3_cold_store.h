@@ -53,8 +53,12 @@ struct S3Options {
   std::chrono::milliseconds base_backoff{100};
   std::chrono::milliseconds max_backoff{5000};
   long connect_timeout_ms = 3000;
-  long request_timeout_ms = 30000;  // calls without a large body
-  long low_speed_seconds = 30;      // transfers: give up below 1 KiB/s for this long
+  long request_timeout_ms = 10000;  // calls without a large body
+  long low_speed_seconds = 10;      // transfers: give up below 1 KiB/s for this long
+  // No retry starts later than this after a call began: a client waiting on a
+  // PUT gets its 503 (and the upload is queued) in bounded time, about
+  // retry_budget + one attempt's timeout, even when S3 hangs.
+  std::chrono::milliseconds retry_budget{15000};
 };
 
 // Counters of the cold store's traffic, for /stats and /metrics.

@@ -76,6 +76,7 @@ void Account(JournalCounts& c, const ObjectRecord& r, int sign) {
   auto add = [sign](uint64_t& field, uint64_t v) { field += sign > 0 ? v : -v; };
   if (r.deleted) {
     add(c.tombstones, 1);
+    if (r.cold == ColdState::kPending) add(c.pending_deletes, 1);
     return;
   }
   add(c.live_objects, 1);

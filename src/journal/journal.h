@@ -36,7 +36,8 @@ struct JournalCounts {
   uint64_t tombstones = 0;
   uint64_t local_bodies = 0;  // live records whose body is on this node
   uint64_t local_bytes = 0;   // their total size
-  uint64_t pending_cold = 0;  // live records waiting for the cold store
+  uint64_t pending_cold = 0;     // live records waiting for a cold-store upload
+  uint64_t pending_deletes = 0;  // tombstones waiting for a cold-store delete
 };
 
 class Journal {

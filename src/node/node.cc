@@ -93,8 +93,12 @@ void Node::RegisterMetrics() {
              [this] { return static_cast<double>(journal_->Counts().local_bodies); });
   m.AddGauge("objstore_local_bytes", "Bytes of bodies stored on this node.",
              [this] { return static_cast<double>(journal_->Counts().local_bytes); });
-  m.AddGauge("objstore_cold_pending", "Objects waiting for a cold-store upload or delete.",
-             [this] { return static_cast<double>(journal_->Counts().pending_cold); });
+  m.AddGauge("objstore_cold_pending", "Objects waiting for the cold store.",
+             [this] { return static_cast<double>(journal_->Counts().pending_cold); },
+             "op=\"upload\"");
+  m.AddGauge("objstore_cold_pending", "Objects waiting for the cold store.",
+             [this] { return static_cast<double>(journal_->Counts().pending_deletes); },
+             "op=\"delete\"");
   m.AddGauge("objstore_fetches_in_flight", "Cold-store fetches in flight.", [this] {
     std::lock_guard lock(fetches_mu_);
     return static_cast<double>(fetches_.size());
