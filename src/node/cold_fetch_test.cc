@@ -37,7 +37,9 @@ TEST(ColdFetch, ReadersFollowProgressAndGetTheLastByteOnlyAfterFinish) {
         auto p = co_await fetch.Wait(have);
         EXPECT_TRUE(p.status.ok());
         EXPECT_GT(p.sendable, have);
-        if (!p.complete) EXPECT_LE(p.sendable, 99u);  // the last byte waits for Finish
+        if (!p.complete) {
+          EXPECT_LE(p.sendable, 99u);  // the last byte waits for Finish
+        }
         have = p.sendable;
         seen[i].push_back(have);
       }
