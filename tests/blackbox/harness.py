@@ -18,6 +18,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import sys
 import tempfile
 import time
@@ -564,3 +565,27 @@ class NodeTestCase(unittest.TestCase):
         st, _h, body = resp
         self.assertEqual(st, 200, "%s: got %d %r" % (msg or "", st, body[:300]))
         return resp
+
+
+class RssSampler(threading.Thread):
+    """Samples a node's VmRSS every `period` seconds until stop(); keeps the peak."""
+
+    def __init__(self, node, period=0.05):
+        super().__init__(daemon=True)
+        self.node = node
+        self.period = period
+        self.max_kib = 0
+        self.samples = 0
+        self.stop_ev = threading.Event()
+
+    def run(self):
+        while not self.stop_ev.is_set():
+            v = self.node.rss_kib()
+            if v is not None:
+                self.samples += 1
+                self.max_kib = max(self.max_kib, v)
+            self.stop_ev.wait(self.period)
+
+    def stop(self):
+        self.stop_ev.set()
+        self.join(timeout=5)

@@ -12,7 +12,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import HOST, NodeTestCase  # noqa: E402
+from harness import HOST, NodeTestCase, RssSampler  # noqa: E402
 
 GiB = 1024 ** 3
 SIZE = int(os.environ.get("OBJSTORE_BIG_BYTES", GiB))  # smaller only to debug the test itself
@@ -39,26 +39,6 @@ def chunk_at(i):
     return struct.pack(">Q", i) + BLOCK[8:]
 
 
-class RssSampler(threading.Thread):
-    def __init__(self, node, period=0.05):
-        super().__init__(daemon=True)
-        self.node = node
-        self.period = period
-        self.max_kib = 0
-        self.samples = 0
-        self.stop_ev = threading.Event()
-
-    def run(self):
-        while not self.stop_ev.is_set():
-            v = self.node.rss_kib()
-            if v is not None:
-                self.samples += 1
-                self.max_kib = max(self.max_kib, v)
-            self.stop_ev.wait(self.period)
-
-    def stop(self):
-        self.stop_ev.set()
-        self.join(timeout=5)
 
 
 def on_tmpfs(path):

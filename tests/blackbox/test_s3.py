@@ -23,7 +23,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import HOST  # noqa: E402
+from harness import HOST, RssSampler  # noqa: E402
 from moto_fixture import S3TestCase, botocore  # noqa: E402
 
 MiB = 1024 * 1024
@@ -59,26 +59,6 @@ def sha(b):
     return hashlib.sha256(b).hexdigest()
 
 
-class RssSampler(threading.Thread):
-    def __init__(self, node, period=0.05):
-        super().__init__(daemon=True)
-        self.node = node
-        self.period = period
-        self.max_kib = 0
-        self.samples = 0
-        self.ev = threading.Event()
-
-    def run(self):
-        while not self.ev.is_set():
-            v = self.node.rss_kib()
-            if v is not None:
-                self.samples += 1
-                self.max_kib = max(self.max_kib, v)
-            self.ev.wait(self.period)
-
-    def stop(self):
-        self.ev.set()
-        self.join(timeout=5)
 
 
 class S3Base(S3TestCase):
