@@ -112,9 +112,16 @@ json MetaJson(const ObjectRecord& r) {
               {"cold", ColdStateName(r.cold)}};
 }
 
-json ColdStoreJson(const ColdStore& cold) {
+json ColdStoreJson(const ColdStore& cold, const NodeStats& s) {
   ColdStoreHealth h = cold.Health();
   return json{{"location", cold.Describe()},
+              {"gets", s.cold_fetches},
+              {"get_errors", s.cold_fetch_errors},
+              {"puts", s.cold_puts},
+              {"put_errors", s.cold_put_errors},
+              {"deletes", s.cold_deletes},
+              {"delete_errors", s.cold_delete_errors},
+              {"queue", s.journal.pending_cold + s.journal.pending_deletes},
               {"reachable", h.reachable},
               {"last_error", h.last_error},
               {"last_error_unix", h.last_error_unix},
@@ -649,7 +656,7 @@ asio::awaitable<void> PublicApi::Stats(http::Exchange& ex) {
            {"cold_fetches", s.cold_fetches},
            {"pending_uploads", s.journal.pending_cold},
            {"pending_deletes", s.journal.pending_deletes},
-           {"cold_store", ColdStoreJson(node_.cold_store())},
+           {"cold_store", ColdStoreJson(node_.cold_store(), s)},
            {"members", json::array({node_.node_id()})}};
   co_await ex.Send(JsonResponse(bhttp::status::ok, doc.dump()));
 }

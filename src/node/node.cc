@@ -427,6 +427,11 @@ NodeStats Node::Stats() const {
   s.hits = hits_->Value();
   s.misses = misses_->Value();
   s.cold_fetches = cold_fetches_->Value();
+  s.cold_fetch_errors = cold_fetch_errors_->Value();
+  s.cold_puts = cold_puts_->Value();
+  s.cold_put_errors = cold_put_errors_->Value();
+  s.cold_deletes = cold_deletes_->Value();
+  s.cold_delete_errors = cold_delete_errors_->Value();
   return s;
 }
 

@@ -78,6 +78,8 @@ struct NodeStats {
   JournalCounts journal;
   DiskUsage disk;
   uint64_t hits = 0, misses = 0, cold_fetches = 0, peer_fetches = 0;
+  uint64_t cold_fetch_errors = 0, cold_puts = 0, cold_put_errors = 0, cold_deletes = 0,
+           cold_delete_errors = 0;
 };
 
 class Node {
