@@ -24,8 +24,7 @@ constexpr size_t kChunk = 256 * 1024;
 }
 
 Result<std::unique_ptr<DirColdStore>> DirColdStore::Open(const std::string& dir, Disk& disk) {
-  std::string d = fs::path(dir).lexically_normal().string();
-  while (d.size() > 1 && d.back() == '/') d.pop_back();
+  const std::string d = NormalizeDir(dir);
   std::unique_ptr<DirColdStore> store(new DirColdStore(d, disk));
   store->tmp_dir_ = d + "/tmp";
   if (Status s = MakeDirsDurable(disk, store->tmp_dir_); !s.ok()) return s;

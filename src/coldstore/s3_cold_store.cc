@@ -15,6 +15,7 @@
 #include <random>
 #include <thread>
 
+#include "base/percent_encoding.h"
 #include "base/unique_fd.h"
 #include "coldstore/sigv4.h"
 #include "http/mime.h"
@@ -60,19 +61,9 @@ std::string XmlValue(const std::string& xml, const std::string& tag) {
   return e == std::string::npos ? "" : xml.substr(b, e - b);
 }
 
-std::string PercentDecode(const std::string& s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
-        std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
-      out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
-      i += 2;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
+// Metadata values as written by Put; a value that is not valid percent-encoding
+// (written by another tool) is taken as it is.
+std::string DecodeMetaValue(const std::string& s) { return PercentDecode(s).value_or(s); }
 
 bool Retryable(long status, const std::string& code) {
   return status >= 500 || status == 429 || code == "SlowDown" || code == "RequestTimeout" ||
@@ -473,7 +464,7 @@ Status S3ColdStore::Get(const std::string& key,
       return it == r.headers.end() ? "" : it->second;
     };
     m.size = std::strtoull(get("content-length").c_str(), nullptr, 10);
-    m.name = PercentDecode(get("x-amz-meta-name"));
+    m.name = DecodeMetaValue(get("x-amz-meta-name"));
     std::string level = get("x-amz-meta-level");
     m.consistency = level.size() == 1 && level[0] >= '1' && level[0] <= '2' ? level[0] - '0' : 1;
     m.timestamp_ns = std::strtoll(get("x-amz-meta-timestamp").c_str(), nullptr, 10);
@@ -482,8 +473,8 @@ Status S3ColdStore::Get(const std::string& key,
       m.timestamp_ns = t ? static_cast<int64_t>(*t) * 1'000'000'000 : 0;
     }
     m.version = std::strtoull(get("x-amz-meta-version").c_str(), nullptr, 10);
-    m.etag = PercentDecode(get("x-amz-meta-etag"));
-    m.user_meta = PercentDecode(get("x-amz-meta-user-meta"));
+    m.etag = DecodeMetaValue(get("x-amz-meta-etag"));
+    m.user_meta = DecodeMetaValue(get("x-amz-meta-user-meta"));
     if (m.user_meta.empty()) m.user_meta = "{}";
     return on_meta(m);
   };

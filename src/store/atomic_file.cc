@@ -86,6 +86,12 @@ void AtomicFile::Abort() {
   }
 }
 
+std::string NormalizeDir(const std::string& dir) {
+  std::string d = std::filesystem::path(dir).lexically_normal().string();
+  while (d.size() > 1 && d.back() == '/') d.pop_back();
+  return d;
+}
+
 Status MakeDirsDurable(Disk& disk, const std::string& path) {
   namespace fs = std::filesystem;
   fs::path p(path);

@@ -52,6 +52,9 @@ class AtomicFile {
 // Suffix of temporary files; start-up removes every file that has it.
 inline constexpr const char* kTempSuffix = ".part";
 
+// `dir` without "." / ".." components or trailing slashes ("files/" -> "files").
+std::string NormalizeDir(const std::string& dir);
+
 // Makes `path` and its parents exist, fsyncing each parent it creates.
 Status MakeDirsDurable(Disk& disk, const std::string& path);
 

@@ -24,12 +24,6 @@ bool IsPlainKey(const std::string& key) {
   return true;
 }
 
-std::string NormalizeDir(const std::string& dir) {
-  std::string d = fs::path(dir).lexically_normal().string();
-  while (d.size() > 1 && d.back() == '/') d.pop_back();
-  return d;
-}
-
 }  // namespace
 
 Result<std::unique_ptr<BodyStore>> BodyStore::Open(const std::string& dir, Disk& disk) {
