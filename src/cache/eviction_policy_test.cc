@@ -19,9 +19,9 @@ std::unique_ptr<EvictionPolicy> Make(const std::string& name, uint64_t capacity)
 
 // The node's eviction loop (eviction_policy.h): evict victims until the budget
 // holds. Returns the evicted keys in order.
-std::vector<std::string> EvictDownTo(EvictionPolicy& p, uint64_t budget,
-                                     const EvictablePredicate& evictable =
-                                         [](const std::string&) { return true; }) {
+std::vector<std::string> EvictDownTo(
+    EvictionPolicy& p, uint64_t budget,
+    const EvictablePredicate& evictable = [](const std::string&) { return true; }) {
   std::vector<std::string> out;
   while (p.bytes() > budget) {
     auto v = p.Victim(evictable);
@@ -55,10 +55,18 @@ void RunWorkload(EvictionPolicy& p, uint64_t capacity, uint64_t seed, int steps)
 
 // ------------------------------------------------------------ typed suite
 
-struct Lru { static constexpr const char* kName = "lru"; };
-struct Fifo { static constexpr const char* kName = "fifo"; };
-struct S3Fifo { static constexpr const char* kName = "s3fifo"; };
-struct Sieve { static constexpr const char* kName = "sieve"; };
+struct Lru {
+  static constexpr const char* kName = "lru";
+};
+struct Fifo {
+  static constexpr const char* kName = "fifo";
+};
+struct S3Fifo {
+  static constexpr const char* kName = "s3fifo";
+};
+struct Sieve {
+  static constexpr const char* kName = "sieve";
+};
 
 template <typename T>
 class EvictionPolicyTest : public ::testing::Test {
@@ -255,9 +263,10 @@ TEST(MakePolicy, DefaultIsS3FifoAndUnknownNamesAreInvalid) {
 }
 
 TEST(PolicyStateCodec, RejectsDamagedBlobs) {
-  std::vector<PolicyEntryState> state = {{"key-1", 300, PolicyQueue::kSmall, 2},
-                                         {"", 0, PolicyQueue::kGhost, 0},
-                                         {std::string(200, 'x'), 1ull << 40, PolicyQueue::kHand, 1}};
+  std::vector<PolicyEntryState> state = {
+      {"key-1", 300, PolicyQueue::kSmall, 2},
+      {"", 0, PolicyQueue::kGhost, 0},
+      {std::string(200, 'x'), 1ull << 40, PolicyQueue::kHand, 1}};
   const std::string blob = EncodePolicyState(state);
   ASSERT_EQ(*DecodePolicyState(blob), state);
   for (size_t cut = 0; cut < blob.size(); ++cut) {

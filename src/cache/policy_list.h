@@ -98,6 +98,11 @@ class NodeMap {
     return inserted ? raw : nullptr;
   }
   void Destroy(PolicyNode* n) { map_.erase(std::string_view(n->key)); }
+  // Hands a node (unlinked from any list) to `other` without reallocating it or
+  // its key: s3fifo moves keys between its tracked and ghost maps on every miss.
+  void MoveTo(PolicyNode* n, NodeMap& other) {
+    other.map_.insert(map_.extract(std::string_view(n->key)));
+  }
   size_t size() const { return map_.size(); }
   void Clear() { map_.clear(); }
 

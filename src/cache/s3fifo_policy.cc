@@ -62,13 +62,16 @@ class S3FifoPolicy final : public EvictionPolicy {
       return;
     }
     ++stats_.inserts;
-    PolicyNode* n = nodes_.Create(key, size);
     if (PolicyNode* g = ghost_nodes_.Find(key)) {
       ++stats_.ghost_hits;
-      DropGhost(g);
-      n->queue = PolicyQueue::kMain;
-      main_.PushHead(n);
+      ghost_.Unlink(g);
+      ghost_nodes_.MoveTo(g, nodes_);
+      g->size = size;
+      g->freq = 0;
+      g->queue = PolicyQueue::kMain;
+      main_.PushHead(g);
     } else {
+      PolicyNode* n = nodes_.Create(key, size);
       n->queue = PolicyQueue::kSmall;
       small_.PushHead(n);
     }
@@ -98,11 +101,16 @@ class S3FifoPolicy final : public EvictionPolicy {
     PolicyNode* n = nodes_.Find(key);
     if (n == nullptr) return false;
     ++stats_.evictions;
-    const bool from_small = n->queue == PolicyQueue::kSmall;
-    const uint64_t size = n->size;
     ListOf(n).Unlink(n);
-    nodes_.Destroy(n);
-    if (from_small) AddGhost(key, size);
+    if (n->queue == PolicyQueue::kMain || n->size > ghost_capacity_) {
+      nodes_.Destroy(n);
+      return true;
+    }
+    while (ghost_.bytes() + n->size > ghost_capacity_) DropGhost(ghost_.tail());
+    nodes_.MoveTo(n, ghost_nodes_);
+    n->queue = PolicyQueue::kGhost;
+    n->freq = 0;
+    ghost_.PushHead(n);
     return true;
   }
 
@@ -147,8 +155,8 @@ class S3FifoPolicy final : public EvictionPolicy {
     // is pinned and small is searched even below its 10% share.
     size_t main_refused = 0;
     for (size_t probes = 10 * size() + 1; probes > 0 && size() > 0; --probes) {
-      if (!small_.empty() && (small_.bytes() >= small_capacity_ || main_.empty() ||
-                              main_refused >= main_.size())) {
+      if (!small_.empty() &&
+          (small_.bytes() >= small_capacity_ || main_.empty() || main_refused >= main_.size())) {
         PolicyNode* n = small_.tail();
         if (n->freq >= kMoveToMainFreq) {
           ++stats_.promotions;

@@ -65,8 +65,8 @@ class SievePolicy final : public EvictionPolicy {
     std::vector<PolicyEntryState> out;
     out.reserve(list_.size());
     for (PolicyNode* n = list_.tail(); n != nullptr; n = n->newer) {
-      out.push_back({n->key, n->size, n == hand_ ? PolicyQueue::kHand : PolicyQueue::kMain,
-                     n->freq});
+      out.push_back(
+          {n->key, n->size, n == hand_ ? PolicyQueue::kHand : PolicyQueue::kMain, n->freq});
     }
     return out;
   }

@@ -144,13 +144,12 @@ Result<Trace> ParseTrace(std::string_view text, const TraceFormat& format) {
     uint64_t size = 0;
     if (fields.size() < need || !ParseU64(fields[format.size_col - 1], size)) {
       if (format.csv && line_no == 1) continue;  // a header
-      return Status::Invalid("trace line " + std::to_string(line_no) + ": expected " +
-                             (format.csv ? "a CSV row with id in column " +
-                                               std::to_string(format.key_col) +
-                                               " and size in column " +
-                                               std::to_string(format.size_col)
-                                         : std::string("'time id size'")) +
-                             ", got '" + std::string(line.substr(0, 80)) + "'");
+      return Status::Invalid(
+          "trace line " + std::to_string(line_no) + ": expected " +
+          (format.csv ? "a CSV row with id in column " + std::to_string(format.key_col) +
+                            " and size in column " + std::to_string(format.size_col)
+                      : std::string("'time id size'")) +
+          ", got '" + std::string(line.substr(0, 80)) + "'");
     }
     builder.Add(fields[format.key_col - 1], size);
   }
@@ -205,8 +204,7 @@ Trace GenerateZipf(const ZipfParams& p) {
   return t;
 }
 
-Result<SimResult> Simulate(const Trace& trace, const std::string& policy_name,
-                           uint64_t capacity) {
+Result<SimResult> Simulate(const Trace& trace, const std::string& policy_name, uint64_t capacity) {
   auto made = MakePolicy(policy_name, capacity);
   if (!made.ok()) return made.status();
   EvictionPolicy& policy = **made;
@@ -286,9 +284,11 @@ Result<uint64_t> ParseCapacity(std::string_view text, uint64_t distinct_bytes) {
       bytes = std::floor(double(distinct_bytes) * v / 100.0);
       if (bytes < 1 && v > 0) bytes = 1;
     } else {
-      static const std::map<std::string_view, double> kMult = {
-          {"", 1.0},           {"K", 1024.0},         {"M", 1024.0 * 1024},
-          {"G", 1024.0 * 1024 * 1024}, {"T", 1024.0 * 1024 * 1024 * 1024}};
+      static const std::map<std::string_view, double> kMult = {{"", 1.0},
+                                                               {"K", 1024.0},
+                                                               {"M", 1024.0 * 1024},
+                                                               {"G", 1024.0 * 1024 * 1024},
+                                                               {"T", 1024.0 * 1024 * 1024 * 1024}};
       auto it = kMult.find(suffix);
       if (it != kMult.end()) bytes = std::floor(v * it->second);
     }

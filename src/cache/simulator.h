@@ -33,11 +33,11 @@
 namespace objstore::sim {
 
 struct Trace {
-  std::vector<uint32_t> requests;     // object index per request, in order
-  std::vector<std::string> keys;      // object index -> key given to the policy
-  std::vector<uint64_t> sizes;        // object index -> size in bytes
-  uint64_t distinct_bytes = 0;        // sum of sizes over objects
-  uint64_t requested_bytes = 0;       // sum of sizes over requests
+  std::vector<uint32_t> requests;  // object index per request, in order
+  std::vector<std::string> keys;   // object index -> key given to the policy
+  std::vector<uint64_t> sizes;     // object index -> size in bytes
+  uint64_t distinct_bytes = 0;     // sum of sizes over objects
+  uint64_t requested_bytes = 0;    // sum of sizes over requests
 };
 
 // How to read a text trace.
