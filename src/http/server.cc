@@ -9,7 +9,6 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -27,13 +26,18 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
-struct Connection {
-  explicit Connection(tcp::socket s) : stream(std::move(s)) {}
+struct Connection : std::enable_shared_from_this<Connection> {
+  explicit Connection(tcp::socket s) : stream(std::move(s)), write_timer(stream.get_executor()) {}
   beast::tcp_stream stream;
   beast::flat_buffer buffer;
-  // Waiting for the next request (may be closed at stop). Touched only on the
-  // connection's own thread.
-  bool idle = true;
+  // Everything below is touched only on the connection's own thread.
+  bool idle = true;  // waiting for the next request (may be closed at stop)
+  // Deadline of a wait for the socket to drain during sendfile, armed once
+  // per wait on one timer (no allocation per wait); `write_wait` tells a late
+  // timer completion from the current wait's.
+  asio::steady_timer write_timer;
+  uint64_t write_wait = 0;
+  bool write_timed_out = false;
 };
 
 namespace {
@@ -52,11 +56,19 @@ const std::string& CachedDate() {
 
 // Waits until the socket is writable; false on timeout or error.
 asio::awaitable<bool> WaitWritable(Connection& conn, std::chrono::milliseconds timeout) {
-  using namespace asio::experimental::awaitable_operators;
-  asio::steady_timer timer(conn.stream.get_executor(), timeout);
-  auto r = co_await (conn.stream.socket().async_wait(tcp::socket::wait_write, kTuple) ||
-                     timer.async_wait(kTuple));
-  co_return r.index() == 0 && !std::get<0>(std::get<0>(r));
+  const uint64_t wait = ++conn.write_wait;
+  conn.write_timed_out = false;
+  conn.write_timer.expires_after(timeout);
+  conn.write_timer.async_wait([c = conn.shared_from_this(), wait](boost::system::error_code ec) {
+    if (ec || c->write_wait != wait) return;  // cancelled, or a wait that already ended
+    c->write_timed_out = true;
+    boost::system::error_code ignored;
+    c->stream.socket().cancel(ignored);
+  });
+  auto [ec] = co_await conn.stream.socket().async_wait(tcp::socket::wait_write, kTuple);
+  ++conn.write_wait;
+  conn.write_timer.cancel();
+  co_return !ec && !conn.write_timed_out;
 }
 
 std::string SerializeHeader(const bhttp::response<bhttp::empty_body>& res) {
