@@ -240,6 +240,9 @@ class FaultProxy:
     down():  stop listening (connections are refused) and cut every open connection.
     mode "reset" (down(mode="reset")): keep listening but reset each connection at once.
     mode "hang"  (down(mode="hang")):  accept and never answer (a black hole).
+    throttle(n, status, code): the next n connections each get one HTTP error
+                 answer (e.g. 503 SlowDown) after their request was read, then
+                 the proxy forwards again.
     """
 
     def __init__(self, target_port, port=None):
@@ -307,6 +310,42 @@ class FaultProxy:
             self._cut_all()
         return self
 
+    def throttle(self, n, status=503, code="SlowDown"):
+        with self._lock:
+            self._throttle_left = n
+            self._throttle_answer = (status, code)
+            self.throttled = 0
+            self._cut_all()  # kept-alive connections would bypass the throttle
+        return self
+
+    def _answer_error(self, client, status, code):
+        """Reads one request (header and Content-Length body), answers an S3 error."""
+        try:
+            client.settimeout(10)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = client.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+            head, _, rest = data.partition(b"\r\n\r\n")
+            m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+            left = (int(m.group(1)) if m else 0) - len(rest)
+            while left > 0:
+                chunk = client.recv(min(left, 262144))
+                if not chunk:
+                    break
+                left -= len(chunk)
+            body = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>%s</Code>"
+                    "<Message>injected by the test proxy</Message></Error>" % code).encode()
+            client.sendall(b"HTTP/1.1 %d Injected\r\nContent-Type: application/xml\r\n"
+                           b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
+                           % (status, len(body), body))
+        except OSError:
+            pass
+        finally:
+            client.close()
+
     def stop(self):
         with self._lock:
             self.mode = "down"
@@ -346,6 +385,16 @@ class FaultProxy:
                 continue
             if mode == "hang":
                 self._conns.add(client)
+                continue
+            with self._lock:
+                throttled = getattr(self, "_throttle_left", 0) > 0
+                if throttled:
+                    self._throttle_left -= 1
+                    self.throttled += 1
+            if throttled:
+                status, code = self._throttle_answer
+                threading.Thread(target=self._answer_error, args=(client, status, code),
+                                 daemon=True).start()
                 continue
             try:
                 upstream = socket.create_connection((HOST, self.target_port), timeout=5)

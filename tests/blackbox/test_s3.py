@@ -411,6 +411,28 @@ class TestS3Outage(S3Base):
         self._wait_drained(node, objs)
         self.assertTrue(node.alive())
 
+    def test_slowdown_and_5xx_are_retried_with_backoff(self):
+        proxy = self.start_proxy(self.moto.port)
+        node = self.start_s3_node(self.moto, self.bucket, endpoint=proxy.endpoint)
+        for status, code in ((503, "SlowDown"), (500, "InternalError")):
+            oid = node.new_id()
+            body = payload(40000, code.encode())
+            retries_before = self.stats(node)["cold_store"]["retries"]
+            proxy.throttle(2, status, code)
+            self.put_ok(node, oid, body, level=1, name="retry.bin")
+            self.assertEqual(proxy.throttled, 2, "the node did not go through the injected errors")
+            self.assertGreaterEqual(self.stats(node)["cold_store"]["retries"], retries_before + 2)
+            self.assertEqual(self.meta_json(node, oid)["cold"], "stored")
+            _obj, data = self.s3_object(oid)
+            self.assertEqual(sha(data), sha(body))
+        # An error S3 does not ask to retry (403) is not retried: one answer, then 503.
+        oid = node.new_id()
+        proxy.throttle(5, 403, "AccessDenied")
+        js = self.assertJsonError(node.put(oid, b"x", level=1), 503, "cold_store_unavailable")
+        self.assertIn("AccessDenied", json.dumps(js))
+        self.assertEqual(proxy.throttled, 1)
+        proxy.throttle(0)
+
     def test_pending_uploads_survive_restart(self):
         proxy = self.start_proxy(self.moto.port)
         node = self.start_s3_node(self.moto, self.bucket, endpoint=proxy.endpoint)
