@@ -13,16 +13,12 @@
 namespace objstore::cache_internal {
 namespace {
 
-class LruPolicy final : public EvictionPolicy {
+class LruPolicy final : public SingleListPolicy {
  public:
   LruPolicy(uint64_t capacity, bool promote_on_hit)
-      : capacity_(capacity), promote_on_hit_(promote_on_hit) {}
+      : SingleListPolicy(capacity), promote_on_hit_(promote_on_hit) {}
 
   std::string name() const override { return promote_on_hit_ ? "lru" : "fifo"; }
-  uint64_t capacity() const override { return capacity_; }
-  uint64_t bytes() const override { return list_.bytes(); }
-  size_t size() const override { return list_.size(); }
-  PolicyStats stats() const override { return stats_; }
 
   void Insert(const std::string& key, uint64_t size) override {
     if (PolicyNode* n = nodes_.Find(key)) {
@@ -44,19 +40,6 @@ class LruPolicy final : public EvictionPolicy {
     return true;
   }
 
-  bool Contains(const std::string& key) const override { return nodes_.Find(key) != nullptr; }
-
-  bool Erase(const std::string& key) override {
-    if (!Remove(key)) return false;
-    ++stats_.erases;
-    return true;
-  }
-  bool Evict(const std::string& key) override {
-    if (!Remove(key)) return false;
-    ++stats_.evictions;
-    return true;
-  }
-
   std::vector<PolicyEntryState> SaveState() const override {
     std::vector<PolicyEntryState> out;
     out.reserve(list_.size());
@@ -66,23 +49,8 @@ class LruPolicy final : public EvictionPolicy {
     return out;
   }
 
-  // Every queue but the ghost is folded into the one list, in the order given
-  // (an s3fifo state lists small before main: its small keys come out older).
   Status RestoreState(const std::vector<PolicyEntryState>& state) override {
-    list_.Clear();
-    nodes_.Clear();
-    stats_ = {};
-    for (const PolicyEntryState& e : state) {
-      if (e.queue == PolicyQueue::kGhost) continue;
-      PolicyNode* n = nodes_.Create(e.key, e.size);
-      if (n == nullptr) {
-        list_.Clear();
-        nodes_.Clear();
-        return Status::Invalid("policy state lists key twice: " + e.key);
-      }
-      list_.PushHead(n);
-    }
-    return Status::Ok();
+    return RestoreList(state, [](const PolicyEntryState&, PolicyNode*) {});
   }
 
  protected:
@@ -102,19 +70,7 @@ class LruPolicy final : public EvictionPolicy {
   void Touch(PolicyNode* n) {
     if (promote_on_hit_) list_.MoveToHead(n);
   }
-  bool Remove(const std::string& key) {
-    PolicyNode* n = nodes_.Find(key);
-    if (n == nullptr) return false;
-    list_.Unlink(n);
-    nodes_.Destroy(n);
-    return true;
-  }
-
-  const uint64_t capacity_;
   const bool promote_on_hit_;
-  NodeMap nodes_;
-  NodeList list_;
-  PolicyStats stats_;
 };
 
 }  // namespace

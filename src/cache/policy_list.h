@@ -12,6 +12,7 @@
 
 #include <cassert>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -108,6 +109,73 @@ class NodeMap {
 
  private:
   std::unordered_map<std::string_view, std::unique_ptr<PolicyNode>> map_;
+};
+
+// The parts LRU/FIFO and SIEVE share: one list of tracked keys with its map,
+// their accounting, removal and the folding of any saved state into the list.
+// Subclasses decide hits, victims and what a saved entry adds (freq, hand).
+class SingleListPolicy : public EvictionPolicy {
+ public:
+  explicit SingleListPolicy(uint64_t capacity) : capacity_(capacity) {}
+  uint64_t capacity() const override { return capacity_; }
+  uint64_t bytes() const override { return list_.bytes(); }
+  size_t size() const override { return list_.size(); }
+  PolicyStats stats() const override { return stats_; }
+  bool Contains(const std::string& key) const override { return nodes_.Find(key) != nullptr; }
+  bool Erase(const std::string& key) override {
+    if (!Remove(key)) return false;
+    ++stats_.erases;
+    return true;
+  }
+  bool Evict(const std::string& key) override {
+    if (!Remove(key)) return false;
+    ++stats_.evictions;
+    return true;
+  }
+
+ protected:
+  // Called before `n` leaves the list (SIEVE moves its hand off it).
+  virtual void BeforeRemove(PolicyNode* n) {}
+  // Forgets every key and the counters.
+  virtual void Clear() {
+    list_.Clear();
+    nodes_.Clear();
+    stats_ = {};
+  }
+  // Every queue but the ghost folded into the list in the order given (an
+  // s3fifo state lists small before main: its small keys come out older);
+  // `adopt` sets what the entry carries beyond key and size.
+  Status RestoreList(const std::vector<PolicyEntryState>& state,
+                     const std::function<void(const PolicyEntryState&, PolicyNode*)>& adopt) {
+    Clear();
+    for (const PolicyEntryState& e : state) {
+      if (e.queue == PolicyQueue::kGhost) continue;
+      PolicyNode* n = nodes_.Create(e.key, e.size);
+      if (n == nullptr) {
+        Clear();
+        return Status::Invalid("policy state lists key twice: " + e.key);
+      }
+      adopt(e, n);
+      list_.PushHead(n);
+    }
+    return Status::Ok();
+  }
+
+  NodeMap nodes_;
+  NodeList list_;
+  PolicyStats stats_;
+
+ private:
+  bool Remove(const std::string& key) {
+    PolicyNode* n = nodes_.Find(key);
+    if (n == nullptr) return false;
+    BeforeRemove(n);
+    list_.Unlink(n);
+    nodes_.Destroy(n);
+    return true;
+  }
+
+  const uint64_t capacity_;
 };
 
 // Constructors for the factory (eviction_policy.cc).

@@ -19,15 +19,11 @@
 namespace objstore::cache_internal {
 namespace {
 
-class SievePolicy final : public EvictionPolicy {
+class SievePolicy final : public SingleListPolicy {
  public:
-  explicit SievePolicy(uint64_t capacity) : capacity_(capacity) {}
+  explicit SievePolicy(uint64_t capacity) : SingleListPolicy(capacity) {}
 
   std::string name() const override { return "sieve"; }
-  uint64_t capacity() const override { return capacity_; }
-  uint64_t bytes() const override { return list_.bytes(); }
-  size_t size() const override { return list_.size(); }
-  PolicyStats stats() const override { return stats_; }
 
   void Insert(const std::string& key, uint64_t size) override {
     if (PolicyNode* n = nodes_.Find(key)) {
@@ -48,19 +44,6 @@ class SievePolicy final : public EvictionPolicy {
     return true;
   }
 
-  bool Contains(const std::string& key) const override { return nodes_.Find(key) != nullptr; }
-
-  bool Erase(const std::string& key) override {
-    if (!Remove(key)) return false;
-    ++stats_.erases;
-    return true;
-  }
-  bool Evict(const std::string& key) override {
-    if (!Remove(key)) return false;
-    ++stats_.evictions;
-    return true;
-  }
-
   std::vector<PolicyEntryState> SaveState() const override {
     std::vector<PolicyEntryState> out;
     out.reserve(list_.size());
@@ -74,19 +57,10 @@ class SievePolicy final : public EvictionPolicy {
   // Foreign queues: all but the ghost are folded into the list in the order
   // given; any nonzero freq becomes the visited bit.
   Status RestoreState(const std::vector<PolicyEntryState>& state) override {
-    Clear();
-    for (const PolicyEntryState& e : state) {
-      if (e.queue == PolicyQueue::kGhost) continue;
-      PolicyNode* n = nodes_.Create(e.key, e.size);
-      if (n == nullptr) {
-        Clear();
-        return Status::Invalid("policy state lists key twice: " + e.key);
-      }
+    return RestoreList(state, [this](const PolicyEntryState& e, PolicyNode* n) {
       n->freq = e.freq > 0 ? 1 : 0;
-      list_.PushHead(n);
       if (e.queue == PolicyQueue::kHand) hand_ = n;
-    }
-    return Status::Ok();
+    });
   }
 
  protected:
@@ -110,26 +84,15 @@ class SievePolicy final : public EvictionPolicy {
   }
 
  private:
-  bool Remove(const std::string& key) {
-    PolicyNode* n = nodes_.Find(key);
-    if (n == nullptr) return false;
+  void BeforeRemove(PolicyNode* n) override {
     if (hand_ == n) hand_ = n->newer;  // nullptr: wrap to the tail next time
-    list_.Unlink(n);
-    nodes_.Destroy(n);
-    return true;
   }
-  void Clear() {
-    list_.Clear();
-    nodes_.Clear();
+  void Clear() override {
+    SingleListPolicy::Clear();
     hand_ = nullptr;
-    stats_ = {};
   }
 
-  const uint64_t capacity_;
-  NodeMap nodes_;
-  NodeList list_;
   PolicyNode* hand_ = nullptr;
-  PolicyStats stats_;
 };
 
 }  // namespace
