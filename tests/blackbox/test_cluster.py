@@ -6,7 +6,11 @@ shared directory cold store. Every wait is bounded in time and iterations; every
 process is stopped by addCleanup (paused ones are continued first).
 
 Environment: as harness.py, plus OBJSTORE_JEPSEN_SECONDS (load phase of the set
-check, default 20).
+check, default 20) and OBJSTORE_JEPSEN_NODES (default 3).
+
+The cold store is one directory shared by all nodes of a cluster (they would share
+one bucket); the fake-free way to reproduce a failure is the test name:
+    python3 -m unittest tests/blackbox/test_cluster.py -k <name> -v
 """
 
 import hashlib
@@ -194,17 +198,17 @@ class TestData(ClusterBase):
         self.assertEqual(gh.get("etag"), h0.get("etag"))
         self.assertEqual(gh.get("content-length"), str(len(body0)))
         self.assertEqual(gh.get("x-meta-id"), oid0)
-        st, h, b = cc.get(oid0, headers={"Range": "bytes=1000-1999"})
-        self.assertEqual(st, 206, b[:200])
+        st, h, rb = cc.get(oid0, headers={"Range": "bytes=1000-1999"})
+        self.assertEqual(st, 206, rb[:200])
         self.assertEqual(h.get("content-range"), "bytes 1000-1999/%d" % len(body0))
         self.assertEqual(h.get("x-meta-symlink"), "true")
-        self.assertTrue(b == body0[1000:2000], "range slice through the symlink")
-        st, h, b = cc.get(oid0, headers={"Range": "bytes=-100"})
-        self.assertEqual(st, 206, b[:200])
-        self.assertTrue(b == body0[-100:], "suffix range through the symlink")
-        st, h, b = cc.get(oid0, headers={"Range": "bytes=400000-"})
-        self.assertEqual(st, 416, b[:200])
-        st, h, b = cc.get(oid0, method="HEAD")
+        self.assertTrue(rb == body0[1000:2000], "range slice through the symlink")
+        st, h, rb = cc.get(oid0, headers={"Range": "bytes=-100"})
+        self.assertEqual(st, 206, rb[:200])
+        self.assertTrue(rb == body0[-100:], "suffix range through the symlink")
+        st, h, rb = cc.get(oid0, headers={"Range": "bytes=400000-"})
+        self.assertEqual(st, 416, rb[:200])
+        st, h, rb = cc.get(oid0, method="HEAD")
         self.assertEqual(st, 200)
         self.assertEqual(h.get("content-length"), str(len(body0)))
 
@@ -223,6 +227,33 @@ class TestData(ClusterBase):
             self.assertIs(js["local_body"], True, "A lost its body of %s: %s" % (oid, js))
             self.assertEqual(len(body_files(a, oid)), 1, body_files(a, oid))
         self.assertIs(b.meta(oid1)[2]["local_body"], True)
+
+    def test_level2_copy_is_verified(self):
+        """A corrupted source body never becomes a replica (SPEC §7: no truncated or
+        wrong level-2 copies); once the source is good again the copy completes."""
+        c = self.start_cluster(2)
+        a, b = c.nodes
+        c.sigstop(1)
+        oid = a.new_id()
+        body = os.urandom(200000)
+        self.put_ok(a, oid, body, 2)
+        [rel] = body_files(a, oid)
+        path = os.path.join(a.files_dir, rel)
+        with open(path, "r+b") as f:      # same size, one byte flipped in the middle
+            f.seek(100000)
+            f.write(bytes([body[100000] ^ 0xFF]))
+        c.sigcont(1)
+        self.wait_meta(b, oid, timeout=15)
+        time.sleep(4)   # several pull attempts
+        for rel_b in body_files(b, oid):
+            with open(os.path.join(b.files_dir, rel_b), "rb") as f:
+                self.assertTrue(f.read() == body, "B committed a corrupted replica %s" % rel_b)
+        with open(path, "r+b") as f:      # repair the source
+            f.seek(100000)
+            f.write(bytes([body[100000]]))
+        files = self.wait_body_file(b, oid, timeout=30, count=1)
+        with open(os.path.join(b.files_dir, files[0]), "rb") as f:
+            self.assertTrue(f.read() == body, "B's replica differs from the body")
 
     def test_delete_on_b_is_404_everywhere(self):
         c = self.start_cluster(3)
@@ -592,7 +623,7 @@ class TestJepsenSet(ClusterBase):
     restarts, pauses and continues random nodes; after healing every acknowledged id is
     readable on every node with its bytes."""
 
-    NODES = 3
+    NODES = int(os.environ.get("OBJSTORE_JEPSEN_NODES", "3"))
     LOAD_SECONDS = float(os.environ.get("OBJSTORE_JEPSEN_SECONDS", "20"))
     WRITERS = 4
 
