@@ -9,7 +9,7 @@ Environment: as harness.py, plus OBJSTORE_JEPSEN_SECONDS (load phase of the set
 check, default 20) and OBJSTORE_JEPSEN_NODES (default 3).
 
 The cold store is one directory shared by all nodes of a cluster (they would share
-one bucket); the fake-free way to reproduce a failure is the test name:
+one bucket). To reproduce one failure, run its test alone:
     python3 -m unittest tests/blackbox/test_cluster.py -k <name> -v
 """
 
@@ -18,6 +18,7 @@ import http.client
 import json
 import os
 import random
+import socket
 import sys
 import threading
 import time
@@ -25,7 +26,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import HOST, NodeStartError, make_ulid  # noqa: E402
+from harness import HOST, NodeStartError, RssSampler, make_ulid  # noqa: E402
 from cluster_fixture import (CLOCK_ENV, ClusterTestCase, WaitTimeout, body_files,  # noqa: E402
                              private_request, response_signature, sign_headers, wait_for)
 
@@ -35,6 +36,24 @@ HOUR_MS = 3600 * 1000
 
 def sha(b):
     return hashlib.sha256(b).hexdigest()
+
+
+def fd_count(node):
+    return len(os.listdir("/proc/%d/fd" % node.pid))
+
+
+def established_to(port):
+    """ESTABLISHED IPv4 TCP sockets on this host whose remote port is `port` (the
+    client ends of connections to it)."""
+    n = 0
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            parts = line.split()
+            rem, state = parts[2], parts[3]
+            if state == "01" and int(rem.split(":")[1], 16) == port:
+                n += 1
+    return n
 
 
 class ClusterBase(ClusterTestCase):
@@ -228,6 +247,17 @@ class TestData(ClusterBase):
             self.assertEqual(len(body_files(a, oid)), 1, body_files(a, oid))
         self.assertIs(b.meta(oid1)[2]["local_body"], True)
 
+        # raising level 0 -> 2 on A replicates the body without re-sending it
+        st, _h, rb = a.request("POST", "/api/v1/meta/" + oid0,
+                               headers={"X-Meta-ConsistencyLevel": "2"})
+        self.assertEqual(st, 200, rb[:300])
+        for node in (b, cc):
+            self.wait_meta(node, oid0, lambda js: js["consistency"] == 2, what="raised level")
+            files = self.wait_body_file(node, oid0, count=1)
+            with open(os.path.join(node.files_dir, files[0]), "rb") as f:
+                self.assertTrue(f.read() == body0, "replica of the raised object on %s" % node.dir)
+        self.assert_body(cc, oid0, body0, "C after the raise", symlink=False)
+
     def test_level2_copy_is_verified(self):
         """A corrupted source body never becomes a replica (SPEC §7: no truncated or
         wrong level-2 copies); once the source is good again the copy completes."""
@@ -254,6 +284,46 @@ class TestData(ClusterBase):
         files = self.wait_body_file(b, oid, timeout=30, count=1)
         with open(os.path.join(b.files_dir, files[0]), "rb") as f:
             self.assertTrue(f.read() == body, "B's replica differs from the body")
+
+    def test_peer_reads_pool_connections_and_leak_nothing(self):
+        """Symlink reads reuse a few pooled private connections (issue 4 §2), and reads
+        the client abandons leak neither descriptors nor peer connections (SPEC §7)."""
+        c = self.start_cluster(2)
+        a, b = c.nodes
+        oid = a.new_id()
+        body = os.urandom(256 * 1024)
+        self.put_ok(a, oid, body, 0)
+        self.wait_meta(b, oid)
+        self.assert_body(b, oid, body, "warm-up", symlink=True)
+        time.sleep(0.5)
+        fds0 = fd_count(b)
+        conn = b.connection(timeout=10)
+        try:
+            for k in range(150):
+                hdr = {"Range": "bytes=%d-%d" % (k, k + 999)} if k % 3 == 0 else {}
+                conn.request("GET", "/api/v1/get/" + oid, headers=hdr)
+                resp = conn.getresponse()
+                data = resp.read()
+                self.assertEqual(resp.status, 206 if hdr else 200)
+                self.assertTrue(data == (body[k:k + 1000] if hdr else body))
+        finally:
+            conn.close()
+        peak_pool = established_to(a.private_port)
+        # 40 GETs abandoned after the status line (the client closes mid-body)
+        for _ in range(40):
+            s = socket.create_connection((HOST, b.public_port), timeout=5)
+            s.sendall(("GET /api/v1/get/%s HTTP/1.1\r\nHost: x\r\n\r\n" % oid).encode())
+            s.recv(100)
+            s.close()
+        time.sleep(2.0)
+        self.assert_body(b, oid, body, "after abandoned reads", symlink=True)
+        fds1 = fd_count(b)
+        pool = established_to(a.private_port)
+        sys.stderr.write("\n  B fds %d -> %d; connections to A's private port: %d while reading, %d after\n"
+                         % (fds0, fds1, peak_pool, pool))
+        self.assertLessEqual(peak_pool, 8, "150 sequential peer reads used %d connections" % peak_pool)
+        self.assertLessEqual(pool, 8, "peer connections left open after abandoned reads: %d" % pool)
+        self.assertLessEqual(fds1, fds0 + 10, "B's descriptors grew from %d to %d" % (fds0, fds1))
 
     def test_delete_on_b_is_404_everywhere(self):
         c = self.start_cluster(3)
@@ -486,9 +556,12 @@ class TestData(ClusterBase):
         oid1 = a.new_id()
         body1 = os.urandom(10000)
         self.put_ok(a, oid1, body1, 1)
+        oid_del = a.new_id()
+        self.put_ok(a, oid_del, b"deleted while its holder is down", 0)
         for node in (b, cc):
             self.wait_meta(node, oid0)
             self.wait_meta(node, oid1)
+            self.wait_meta(node, oid_del)
         self.assert_body(b, oid0, body0, "B before", symlink=True)
 
         # A hung (paused): a GET on B waits at most about --peer-timeout (1 s)
@@ -517,10 +590,17 @@ class TestData(ClusterBase):
             # level 1 of the dead node: from the cold store
             h = self.assert_body(node, oid1, body1, "level 1, origin dead")
             self.assertEqual(h.get("x-meta-fetched"), "true", h)
+        # a delete of A's level-0 object while A is down reaches A when it returns
+        st, h, rb = b.delete(oid_del)
+        self.assertEqual(st, 200, rb[:300])
         c.restart(0)
         c.wait_alive(3, timeout=20)
         wait_for(lambda: b.get(oid0)[0] == 200, 10, "level 0 readable on B again")
         self.assert_body(b, oid0, body0, "B after A's restart", symlink=True)
+        c.wait_converged()
+        for node in c.nodes:
+            self.wait_deleted(node, oid_del)
+        wait_for(lambda: body_files(a, oid_del) == [], 10, "A's body of the deleted object removed")
 
 
 class TestSecurity(ClusterBase):
@@ -616,6 +696,47 @@ class TestSecurity(ClusterBase):
                              401, "bad_signature", msg="unsigned ping")
         self.assertNotIn(forged["from"]["id"], c.member_states(0))
         c.wait_alive(2)
+
+
+    def test_unauthenticated_huge_body_does_not_exhaust_memory(self):
+        """An unsigned private call with a 256 MiB body: the node refuses it without
+        buffering it (private bodies are small JSON; SPEC §2: nothing a client sends
+        can take a node down)."""
+        c = self.start_cluster(1, secret=SECRET, tag="blue")
+        node = c.nodes[0]
+        sampler = RssSampler(node, period=0.02)
+        base = node.rss_kib()
+        sampler.start()
+        total = 256 * 1024 * 1024
+        chunk = b"[" * (1024 * 1024)
+        sent = 0
+        answer = b""
+        s = socket.create_connection((HOST, node.private_port), timeout=10)
+        try:
+            s.sendall(("POST /cluster/v1/records HTTP/1.1\r\nHost: x\r\nX-Cluster-Tag: blue\r\n"
+                       "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % total).encode())
+            t0 = time.monotonic()
+            while sent < total and time.monotonic() - t0 < 30:
+                try:
+                    s.sendall(chunk)
+                except OSError:
+                    break       # the node closed the connection: fine
+                sent += len(chunk)
+            s.settimeout(10)
+            try:
+                answer = s.recv(4096)
+            except OSError:
+                pass
+        finally:
+            s.close()
+            sampler.stop()
+        grown = (sampler.max_kib - base) / 1024.0
+        sys.stderr.write("\n  sent %d MiB, node RSS %d -> peak %d KiB, answer %r\n"
+                         % (sent >> 20, base, sampler.max_kib, answer[:80]))
+        self.assertLess(grown, 64, "RSS grew by %.0f MiB for an unauthenticated body" % grown)
+        self.assertTrue(node.alive())
+        if answer:
+            self.assertRegex(answer, rb"^HTTP/1\.1 4\d\d ")
 
 
 class TestJepsenSet(ClusterBase):
