@@ -16,6 +16,7 @@
 #include "base/random.h"
 #include "coldstore/aws_credentials.h"
 #include "coldstore/dir_cold_store.h"
+#include "cluster/cluster.h"
 #include "coldstore/s3_cold_store.h"
 #include "http/server.h"
 #include "node/node.h"
@@ -51,7 +52,28 @@ struct Flags {
   double idle_timeout = 60;
   double shutdown_grace = 10;
   double retry_interval = 5;
+  std::string advertise_addr;
+  std::string cluster_secret;
+  double gossip_interval = 0.5;
+  double suspect_timeout = 3;
+  double sync_interval = 10;
+  double peer_timeout = 2;
 };
+
+std::vector<std::string> SplitList(const std::string& list) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= list.size()) {
+    size_t comma = list.find(',', start);
+    if (comma == std::string::npos) comma = list.size();
+    std::string item = list.substr(start, comma - start);
+    while (!item.empty() && item.front() == ' ') item.erase(item.begin());
+    while (!item.empty() && item.back() == ' ') item.pop_back();
+    if (!item.empty()) out.push_back(item);
+    start = comma + 1;
+  }
+  return out;
+}
 
 // Splits "host:port" (IPv6 as "[::1]:port").
 bool SplitHostPort(const std::string& addr, std::string* host, uint16_t* port) {
@@ -111,6 +133,24 @@ int main(int argc, char** argv) {
   app.add_option("--private-addr", f.private_addr,
                  "Listen address for cluster discovery and private API")
       ->envname("NET_PRIVATE_ADDR")->capture_default_str();
+  app.add_option("--advertise-addr", f.advertise_addr,
+                 "Private address other nodes use to reach this one (default: --private-addr)")
+      ->envname("NET_ADVERTISE_ADDR");
+  app.add_option("--cluster-secret", f.cluster_secret,
+                 "Shared secret that signs every private call (empty: calls are not signed)")
+      ->envname("APP_CLUSTER_SECRET");
+  app.add_option("--gossip-interval", f.gossip_interval,
+                 "Seconds between failure-detector probes of cluster members")
+      ->envname("APP_GOSSIP_INTERVAL")->capture_default_str()->check(CLI::Range(0.01, 60.0));
+  app.add_option("--suspect-timeout", f.suspect_timeout,
+                 "Seconds a suspected member has to answer before it is declared dead")
+      ->envname("APP_SUSPECT_TIMEOUT")->capture_default_str()->check(CLI::Range(0.05, 3600.0));
+  app.add_option("--sync-interval", f.sync_interval,
+                 "Seconds between anti-entropy journal exchanges with a random member")
+      ->envname("APP_SYNC_INTERVAL")->capture_default_str()->check(CLI::Range(0.05, 86400.0));
+  app.add_option("--peer-timeout", f.peer_timeout,
+                 "Seconds any call to another node may take (bounds public requests too)")
+      ->envname("APP_PEER_TIMEOUT")->capture_default_str()->check(CLI::Range(0.05, 600.0));
   app.add_option("--debug-addr", f.debug_addr,
                  "Listen address for private API debugging using external tools")
       ->envname("NET_DEBUG_ADDR");
@@ -182,14 +222,34 @@ int main(int argc, char** argv) {
     spdlog::error("bad --public-addr '{}': expected host:port", f.public_addr);
     return 2;
   }
-  if (!f.nodes.empty()) {
-    spdlog::warn("clustering is not built into this version yet: ignoring --nodes {}; "
-                 "this node starts solo", f.nodes);
-  } else {
+  objstore::cluster::ClusterOptions cluster_options;
+  if (!SplitHostPort(f.private_addr, &cluster_options.private_host,
+                     &cluster_options.private_port)) {
+    spdlog::error("bad --private-addr '{}': expected host:port", f.private_addr);
+    return 2;
+  }
+  cluster_options.seeds = SplitList(f.nodes);
+  if (cluster_options.seeds.empty()) {
     spdlog::info("no additional cluster nodes specified, current node starts solo");
   }
+  cluster_options.tag = f.tag;
+  cluster_options.secret = f.cluster_secret;
+  cluster_options.advertise_addr = f.advertise_addr.empty() ? f.private_addr : f.advertise_addr;
+  cluster_options.public_addr = f.public_addr;
+  cluster_options.gossip_interval = Millis(f.gossip_interval);
+  cluster_options.suspect_timeout = Millis(f.suspect_timeout);
+  cluster_options.sync_interval = Millis(f.sync_interval);
+  cluster_options.peer_timeout = Millis(f.peer_timeout);
 
-  objstore::SystemClock clock;
+  // Fault injection for tests: this node's wall clock shifted (HLC and
+  // timestamps; timeouts and the private API's replay window use real time).
+  int64_t clock_offset_ms = 0;
+  if (auto offset = objstore::ProcessEnv("OBJSTORE_CLOCK_OFFSET_MS")) {
+    clock_offset_ms = std::strtoll(offset->c_str(), nullptr, 10);
+    spdlog::warn("OBJSTORE_CLOCK_OFFSET_MS: this node's clock is shifted by {} ms", clock_offset_ms);
+  }
+  objstore::SystemClock clock(clock_offset_ms * 1'000'000);
+  objstore::SystemClock real_clock;
   objstore::SystemRandom random;
   objstore::Disk& disk = objstore::DefaultDisk();
   std::unique_ptr<objstore::ColdStore> cold;
@@ -244,7 +304,13 @@ int main(int argc, char** argv) {
   objstore::api::ApiOptions api_options;
   api_options.version = OBJSTORE_VERSION;
   api_options.build = std::string("g++ ") + __VERSION__ + ", built " + __DATE__;
-  objstore::api::PublicApi api(**node, api_options);
+  auto cluster = std::make_unique<objstore::cluster::Cluster>(**node, cluster_options, random,
+                                                              real_clock);
+  if (objstore::Status s = cluster->Start(); !s.ok()) {
+    spdlog::error("cannot start the cluster service: {}", s.ToString());
+    return 1;
+  }
+  objstore::api::PublicApi api(**node, api_options, cluster.get());
 
   server_options.threads = f.threads ? f.threads : std::max(1u, std::thread::hardware_concurrency());
   server_options.max_header_bytes = f.max_header_size;
@@ -252,13 +318,13 @@ int main(int argc, char** argv) {
   server_options.max_body_bytes = f.max_body_size;
   server_options.header_timeout = Millis(f.header_timeout);
   server_options.idle_timeout = Millis(f.idle_timeout);
-  objstore::http::HttpServer server(server_options,
-                                    [&api](objstore::http::Exchange& ex) { return api.Handle(ex); });
-  if (objstore::Status s = server.Start(); !s.ok()) {
+  auto server = std::make_unique<objstore::http::HttpServer>(
+      server_options, [&api](objstore::http::Exchange& ex) { return api.Handle(ex); });
+  if (objstore::Status s = server->Start(); !s.ok()) {
     spdlog::error("{}", s.ToString());
     return 1;
   }
-  spdlog::info("listening on {}:{} ({} threads)", server_options.host, server.port(),
+  spdlog::info("listening on {}:{} ({} threads)", server_options.host, server->port(),
                server_options.threads);
 
   // Pending cold-store work (uploads that got a 503, deletes) is retried from
@@ -295,13 +361,18 @@ int main(int argc, char** argv) {
   int sig = 0;
   sigwait(&stop_signals, &sig);
   spdlog::info("signal {} received: finishing requests in flight", sig);
-  server.Stop(Millis(f.shutdown_grace));
+  server->Stop(Millis(f.shutdown_grace));
+  cluster->Stop();
   {
     std::lock_guard lock(retry_mu);
     stopping = true;
   }
   retry_cv.notify_all();
   retry.join();
+  // Destroyed in this order: public requests still parked may hold peer
+  // streams (cluster), and everything holds the node.
+  server.reset();
+  cluster.reset();
   node->reset();  // joins the blocking pool, then closes the journal
   spdlog::info("stopped cleanly");
   return 0;

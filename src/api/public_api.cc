@@ -201,8 +201,8 @@ StringResponse MethodNotAllowed(std::string_view allowed) {
 
 }  // namespace
 
-PublicApi::PublicApi(Node& node, ApiOptions options)
-    : node_(node), options_(std::move(options)) {
+PublicApi::PublicApi(Node& node, ApiOptions options, cluster::Cluster* cluster)
+    : node_(node), options_(std::move(options)), cluster_(cluster) {
   auto& m = node_.metrics();
   std::vector<double> bounds{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
                              0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5, 10};
@@ -418,11 +418,23 @@ asio::awaitable<void> PublicApi::Get(http::Exchange& ex, const std::string& key)
     co_return;
   }
   node_.RecordMiss();
+  // SPEC §2 step 3: a body on another live node is streamed from there.
+  Status peer = Status::NotFound("no cluster");
+  if (rec && cluster_) {
+    peer = co_await ServePeer(ex, rec);
+    if (peer.ok()) co_return;
+  }
   const bool may_fetch = rec ? rec->consistency >= 1 : IsTrue(ex.header()["X-Meta-Fetch"]);
   if (!may_fetch) {
     if (!rec) {
       errors_4xx_->Inc();
       co_await ex.Send(ErrorResponse(bhttp::status::not_found, "not_found", "no object " + key));
+    } else if (peer.code() == StatusCode::kUnavailable) {
+      errors_5xx_->Inc();
+      co_await ex.Send(ErrorResponse(bhttp::status::service_unavailable, "peer_unavailable",
+                                     "level-0 object " + key + " lives only on node " +
+                                         rec->version_node + ", which cannot be reached: " +
+                                         peer.message()));
     } else {
       errors_5xx_->Inc();
       co_await ex.Send(ErrorResponse(bhttp::status::service_unavailable, "body_unavailable",
@@ -555,6 +567,43 @@ asio::awaitable<void> PublicApi::ServeFetch(http::Exchange& ex, ColdFetch& fetch
   }
 }
 
+asio::awaitable<Status> PublicApi::ServePeer(http::Exchange& ex, Node::RecordPtr rec) {
+  BodyPlan plan = PlanBody(ex, *rec, false);
+  if (plan.early) {  // 304 or 416: decided from the metadata alone
+    plan.early->set("X-Meta-Symlink", "true");
+    co_await ex.Send(std::move(*plan.early));
+    co_return Status::Ok();
+  }
+  std::string range;
+  if (plan.head.result() == bhttp::status::partial_content) {
+    range = fmt::format("bytes={}-{}", plan.offset, plan.offset + plan.length - 1);
+  }
+  auto opened = co_await cluster_->OpenPeerBody(rec, std::move(range));
+  if (!opened.ok()) co_return opened.status();
+  std::unique_ptr<cluster::PeerBodyStream> stream = std::move(opened).value();
+  if (stream->content_length() != plan.length) {
+    co_return Status::Unavailable("a peer answered a body of another length");
+  }
+  plan.head.set("X-Meta-Symlink", "true");
+  const bool head_sent = co_await ex.SendHead(std::move(plan.head), plan.length);
+  if (!head_sent || ex.is_head()) co_return Status::Ok();
+  std::vector<char> buf(kBodyChunk);
+  uint64_t sent = 0;
+  while (sent < plan.length) {
+    auto n = co_await stream->Read(std::span<char>(buf.data(), buf.size()));
+    if (!n.ok() || *n == 0) {
+      spdlog::warn("relay of {} from a peer stopped after {} of {} bytes", rec->key, sent,
+                   plan.length);
+      ex.Abort();  // the client sees a short body and a closed connection
+      co_return Status::Ok();
+    }
+    const bool ok = co_await ex.SendBytes(std::span<const char>(buf.data(), *n));
+    if (!ok) co_return Status::Ok();
+    sent += *n;
+  }
+  co_return Status::Ok();
+}
+
 // ------------------------------------------------------------ meta, level, delete, stats
 
 asio::awaitable<void> PublicApi::Meta(http::Exchange& ex, const std::string& key) {
@@ -634,6 +683,16 @@ asio::awaitable<void> PublicApi::Stats(http::Exchange& ex) {
            {"pending_deletes", s.journal.pending_deletes},
            {"cold_store", ColdStoreJson(node_.cold_store(), s)},
            {"members", json::array({node_.node_id()})}};
+  if (cluster_) {
+    json cluster = cluster_->StatsJson();
+    json members = json::array();
+    for (const json& m : cluster["members"]) {
+      if (m["state"] == "alive") members.push_back(m["id"]);
+    }
+    doc["members"] = std::move(members);
+    doc["peer_fetches"] = cluster["peer_reads"];
+    doc["cluster"] = std::move(cluster);
+  }
   co_await ex.Send(JsonResponse(bhttp::status::ok, doc.dump()));
 }
 

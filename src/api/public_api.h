@@ -14,6 +14,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <string>
 
+#include "cluster/cluster.h"
 #include "http/server.h"
 #include "node/node.h"
 
@@ -26,7 +27,9 @@ struct ApiOptions {
 
 class PublicApi {
  public:
-  PublicApi(Node& node, ApiOptions options);
+  // `cluster`: null for a node without the cluster (unit tests); then a miss
+  // goes straight to the cold store.
+  PublicApi(Node& node, ApiOptions options, cluster::Cluster* cluster = nullptr);
   boost::asio::awaitable<void> Handle(http::Exchange& ex);
 
  private:
@@ -39,11 +42,15 @@ class PublicApi {
   boost::asio::awaitable<void> ServeBody(http::Exchange& ex, const ObjectRecord& record,
                                          bool fetched);
   boost::asio::awaitable<void> ServeFetch(http::Exchange& ex, ColdFetch& fetch);
+  // Relays the body of `record` from a peer (X-Meta-Symlink). Ok once an
+  // answer went out (even one cut short); otherwise why no peer could serve it.
+  boost::asio::awaitable<Status> ServePeer(http::Exchange& ex, Node::RecordPtr record);
   struct BodyPlan;
   BodyPlan PlanBody(const http::Exchange& ex, const ObjectRecord& record, bool fetched);
 
   Node& node_;
   ApiOptions options_;
+  cluster::Cluster* cluster_;
   Histogram* get_latency_ = nullptr;
   Histogram* put_latency_ = nullptr;
   Counter* requests_ = nullptr;

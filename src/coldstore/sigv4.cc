@@ -153,6 +153,11 @@ Status AddOwnHeader(std::vector<Header>& headers, Params& added, std::string_vie
 
 // ------------------------------------------------------------------ hashing
 
+std::string HmacSha256Hex(std::string_view key, std::string_view data) {
+  Key mac = HmacSha256(key.data(), key.size(), data);
+  return Hex(mac.data(), mac.size());
+}
+
 std::string Sha256Hex(std::string_view data) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;

@@ -64,6 +64,9 @@ inline constexpr std::string_view kEmptySha256 =
 // Lower-case hex SHA-256 of `data`.
 std::string Sha256Hex(std::string_view data);
 
+// Lower-case hex HMAC-SHA256 of `data` under `key` (also signs cluster calls).
+std::string HmacSha256Hex(std::string_view key, std::string_view data);
+
 // SHA-256 of a body fed in pieces (a file streamed to S3).
 class Sha256 {
  public:

@@ -233,6 +233,21 @@ asio::awaitable<bool> Exchange::SendFileBytes(int fd, uint64_t offset, uint64_t 
   co_return true;
 }
 
+asio::awaitable<bool> Exchange::SendBytes(std::span<const char> bytes) {
+  if (failed_) co_return false;
+  conn_.stream.expires_after(options_.idle_timeout);
+  auto [ec, n] = co_await asio::async_write(conn_.stream, asio::buffer(bytes.data(), bytes.size()),
+                                            kTuple);
+  if (ec) failed_ = true;
+  co_return !ec;
+}
+
+std::string Exchange::remote_address() const {
+  boost::system::error_code ec;
+  auto ep = conn_.stream.socket().remote_endpoint(ec);
+  return ec ? "" : ep.address().to_string();
+}
+
 asio::awaitable<void> Exchange::SendFile(bhttp::response<bhttp::empty_body> res, int fd,
                                          uint64_t offset, uint64_t length) {
   // co_await stands alone in its statement (docs/ARCHITECTURE.md, g++ 12).

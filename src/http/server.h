@@ -94,6 +94,10 @@ class Exchange {
   // the connection (Abort), so the client sees the truncation.
   boost::asio::awaitable<bool> SendHead(bhttp::response<bhttp::empty_body> res, uint64_t length);
   boost::asio::awaitable<bool> SendFileBytes(int fd, uint64_t offset, uint64_t length);
+  // Body bytes from memory after SendHead (a body relayed from a peer).
+  boost::asio::awaitable<bool> SendBytes(std::span<const char> bytes);
+  // The client's IP address ("" when the socket is gone).
+  std::string remote_address() const;
   void Abort() { failed_ = true; }
   bool responded() const { return responded_; }
   // Asks for the connection to close after this response.

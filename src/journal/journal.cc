@@ -204,14 +204,81 @@ Status Journal::WriteRecord(const ObjectRecord& r) {
 }
 
 void Journal::IndexPut(RecordPtr r) {
-  std::unique_lock lock(index_mu_);
-  auto [it, inserted] = index_.try_emplace(r->key, r);
-  if (!inserted) {
-    Account(counts_, *it->second, -1);
-    it->second = r;
+  RecordPtr before;
+  {
+    std::unique_lock lock(index_mu_);
+    auto [it, inserted] = index_.try_emplace(r->key, r);
+    if (!inserted) {
+      before = std::move(it->second);
+      Account(counts_, *before, -1);
+      it->second = r;
+    }
+    Account(counts_, *r, +1);
+    if (r->version > max_version_) max_version_ = r->version;
   }
-  Account(counts_, *r, +1);
-  if (r->version > max_version_) max_version_ = r->version;
+  if (listener_) listener_(before.get(), *r);
+}
+
+void Journal::SetChangeListener(ChangeListener listener) {
+  std::lock_guard wlock(write_mu_);
+  listener_ = std::move(listener);
+  std::shared_lock lock(index_mu_);
+  for (const auto& [key, record] : index_) listener_(nullptr, *record);
+}
+
+Result<std::vector<Journal::Applied>> Journal::ApplyRemote(
+    const std::vector<ObjectRecord>& records) {
+  std::vector<Applied> out(records.size());
+  std::vector<RecordPtr> next(records.size());
+  std::lock_guard wlock(write_mu_);
+  // Decide every record against the index (and against earlier records of the
+  // same batch), then write them all in one transaction: one fsync per batch.
+  std::unordered_map<std::string, RecordPtr> batch;
+  auto current = [&](const std::string& key) {
+    auto it = batch.find(key);
+    return it != batch.end() ? it->second : Get(key);
+  };
+  for (size_t i = 0; i < records.size(); ++i) {
+    const ObjectRecord& in = records[i];
+    RecordPtr cur = current(in.key);
+    if (!cur || in.NewerThan(*cur)) {
+      auto r = std::make_shared<ObjectRecord>(in);
+      r->local_body = false;
+      // The node that made a version uploads it and deletes from the cold
+      // store; here a tombstone has no cold work and a live record only
+      // remembers whether the cold store has it.
+      if (r->deleted) {
+        r->cold = ColdState::kNone;
+      } else if (r->cold != ColdState::kStored) {
+        r->cold = r->consistency >= 1 ? ColdState::kPending : ColdState::kNone;
+      }
+      out[i] = Applied{true, cur};
+      next[i] = r;
+    } else if (!cur->deleted && in.version == cur->version &&
+               in.version_node == cur->version_node && in.cold == ColdState::kStored &&
+               cur->cold != ColdState::kStored) {
+      auto r = std::make_shared<ObjectRecord>(*cur);
+      r->cold = ColdState::kStored;
+      next[i] = r;
+    } else {
+      continue;
+    }
+    batch[in.key] = next[i];
+  }
+  if (batch.empty()) return out;
+  if (Status s = Exec(db_, "BEGIN IMMEDIATE"); !s.ok()) return s;
+  for (const auto& [key, r] : batch) {
+    if (Status s = WriteRecord(*r); !s.ok()) {
+      (void)Exec(db_, "ROLLBACK");
+      return s;
+    }
+  }
+  if (Status s = Exec(db_, "COMMIT"); !s.ok()) {
+    (void)Exec(db_, "ROLLBACK");
+    return s;
+  }
+  for (const auto& [key, r] : batch) IndexPut(r);
+  return out;
 }
 
 Result<bool> Journal::Upsert(const ObjectRecord& record) {

@@ -22,6 +22,7 @@
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "base/status.h"
 #include "journal/record.h"
@@ -58,6 +59,17 @@ class Journal {
   // unknown. Returns true when written, false when a newer version is stored.
   Result<bool> Upsert(const ObjectRecord& record);
 
+  // Applies records made by other nodes, in one transaction. A record replaces
+  // the stored one only when newer (NewerThan); it then arrives without a local
+  // body (local state never travels). A record of the stored version that says
+  // the cold store has it upgrades the stored cold state. For each record the
+  // answer tells what happened; `replaced` is the record it superseded.
+  struct Applied {
+    bool written = false;
+    RecordPtr replaced;
+  };
+  Result<std::vector<Applied>> ApplyRemote(const std::vector<ObjectRecord>& records);
+
   // Updates this node's local state of the exact version `version` of `key`.
   // NotFound when the stored record is another version (it was superseded).
   Status UpdateLocalState(const std::string& key, HlcTimestamp version, bool local_body,
@@ -65,6 +77,13 @@ class Journal {
 
   // Calls fn for every record (a snapshot of the index; fn may call Get).
   void ForEach(const std::function<void(const RecordPtr&)>& fn) const;
+
+  // Called for every change of the index, under the writer lock, with the
+  // record before (nullptr for a new key) and after. It must be quick and must
+  // not call back into the journal's writers. Set once, before concurrent use:
+  // the listener first receives every existing record (before = nullptr).
+  using ChangeListener = std::function<void(const ObjectRecord* before, const ObjectRecord& after)>;
+  void SetChangeListener(ChangeListener listener);
 
   JournalCounts Counts() const;
   HlcTimestamp MaxVersion() const;
@@ -79,6 +98,7 @@ class Journal {
   Status LoadIndex();
   Status WriteRecord(const ObjectRecord& r);
   void IndexPut(RecordPtr r);  // requires write_mu_
+  ChangeListener listener_;    // guarded by write_mu_
 
   sqlite3* db_;
   sqlite3_stmt* upsert_stmt_ = nullptr;

@@ -402,10 +402,47 @@ Result<PutOutcome> Node::RaiseLevel(const std::string& key, int consistency) {
   return out;
 }
 
+Result<std::vector<Node::RecordPtr>> Node::ApplyRemote(const std::vector<ObjectRecord>& records) {
+  for (const ObjectRecord& r : records) hlc_.Observe(r.version);
+  auto applied = journal_->ApplyRemote(records);
+  if (!applied.ok()) return applied.status();
+  std::vector<RecordPtr> written;
+  for (size_t i = 0; i < records.size(); ++i) {
+    const Journal::Applied& a = (*applied)[i];
+    if (!a.written) continue;
+    // Only this node's own disk decides local_body; a newer version from a
+    // peer retires the body of the version it replaces.
+    if (a.replaced && a.replaced->local_body && a.replaced->version != records[i].version) {
+      (void)bodies_->Remove(a.replaced->key, a.replaced->version);
+    }
+    if (RecordPtr now = journal_->Get(records[i].key)) written.push_back(std::move(now));
+  }
+  return written;
+}
+
+Status Node::CommitReplica(const ObjectRecord& record, AtomicFile& body) {
+  RecordPtr cur = journal_->Get(record.key);
+  if (!cur || cur->deleted || cur->version != record.version) {
+    return Status::Conflict("object " + record.key + " changed during the transfer");
+  }
+  if (cur->local_body) return Status::Ok();
+  if (body.size() != cur->size || body.ETag() != cur->etag) {
+    return Status::Corruption("the copy of " + record.key + " does not match its size or etag");
+  }
+  if (Status c = bodies_->Commit(body, cur->key, cur->version); !c.ok()) return c;
+  Status u = journal_->UpdateLocalState(cur->key, cur->version, true, cur->cold);
+  if (!u.ok()) {
+    (void)bodies_->Remove(cur->key, cur->version);
+    return u.code() == StatusCode::kNotFound ? Status::Conflict(u.message()) : u;
+  }
+  return Status::Ok();
+}
+
 size_t Node::RetryPendingColdWork() {
   std::vector<RecordPtr> pending;
   journal_->ForEach([&](const RecordPtr& r) {
-    if (r->cold == ColdState::kPending) pending.push_back(r);
+    // The node that made a version owns its cold-store work (docs/CLUSTER.md).
+    if (r->cold == ColdState::kPending && r->version_node == node_id_) pending.push_back(r);
   });
   size_t left = 0;
   for (const RecordPtr& r : pending) {

@@ -129,6 +129,23 @@ class Node {
   // many are still pending.
   size_t RetryPendingColdWork();
 
+  // ---- cluster (src/cluster/)
+  // Applies records made by other nodes (Journal::ApplyRemote, last writer
+  // wins) and removes the local bodies of the versions they superseded; moves
+  // the HLC past every version seen. Blocking. Returns the records written.
+  Result<std::vector<RecordPtr>> ApplyRemote(const std::vector<ObjectRecord>& records);
+  // Commits `body`, pulled from a peer, as the local body of `record`'s
+  // version. Blocking. Conflict when that version was superseded, Corruption
+  // when size or content hash differ from the record's.
+  Status CommitReplica(const ObjectRecord& record, AtomicFile& body);
+  // Journal change notifications (Journal::SetChangeListener).
+  void SetChangeListener(Journal::ChangeListener listener) {
+    journal_->SetChangeListener(std::move(listener));
+  }
+  void ForEachRecord(const std::function<void(const RecordPtr&)>& fn) const {
+    journal_->ForEach(fn);
+  }
+
   void RecordHit() { hits_->Inc(); }
   void RecordMiss() { misses_->Inc(); }
   NodeStats Stats() const;

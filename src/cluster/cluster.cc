@@ -1,0 +1,789 @@
+#include "cluster/cluster.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <random>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <unordered_set>
+
+#include "base/percent_encoding.h"
+#include "cluster/codec.h"
+#include "coldstore/sigv4.h"
+#include "http/range.h"
+#include "node/blocking.h"
+
+namespace objstore::cluster {
+
+namespace asio = boost::asio;
+namespace bhttp = boost::beast::http;
+using json = nlohmann::json;
+
+namespace {
+
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+constexpr std::string_view kPrefix = "/cluster/v1/";
+constexpr std::string_view kBodyPrefix = "/cluster/v1/body/";
+constexpr size_t kPushBatch = 1000;        // records per push call
+constexpr size_t kSyncBatch = 5000;        // records per anti-entropy call
+constexpr size_t kOutboxLimit = 100'000;   // beyond: dropped, anti-entropy repairs
+constexpr size_t kReadChunk = 256 * 1024;  // body relay and pull buffer
+constexpr int kIndirectProbes = 2;
+
+int64_t RealNowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string BodyTarget(const ObjectRecord& r) {
+  return std::string(kBodyPrefix) + sigv4::UriEncode(r.key, true) + "?v=" + r.version.ToString();
+}
+
+// host:port with the host replaced, keeping IPv6 brackets.
+std::string WithHost(const std::string& addr, const std::string& host) {
+  auto colon = addr.rfind(':');
+  if (colon == std::string::npos) return addr;
+  const bool v6 = host.find(':') != std::string::npos;
+  return (v6 ? "[" + host + "]" : host) + addr.substr(colon);
+}
+
+bool Unspecified(const std::string& addr) {
+  return addr.rfind("0.0.0.0:", 0) == 0 || addr.rfind("[::]:", 0) == 0;
+}
+
+}  // namespace
+
+Cluster::Cluster(Node& node, ClusterOptions options, RandomSource& random, const Clock& clock)
+    : node_(node), options_(std::move(options)), random_(random), clock_(clock),
+      auth_(options_.secret, options_.tag, random),
+      membership_(clock, Member{node.node_id(), options_.advertise_addr, options_.public_addr}),
+      client_(auth_, node.node_id(), options_.peer_timeout) {}
+
+Cluster::~Cluster() { Stop(); }
+
+Status Cluster::Start() {
+  node_.SetChangeListener(
+      [this](const ObjectRecord* before, const ObjectRecord& after) { OnJournalChange(before, after); });
+  replaying_ = false;
+
+  http::ServerOptions so;
+  so.host = options_.private_host;
+  so.port = options_.private_port;
+  so.threads = 1;
+  so.max_body_bytes = 256ull << 20;
+  so.header_timeout = std::chrono::milliseconds(10'000);
+  so.idle_timeout = std::chrono::milliseconds(120'000);
+  server_ = std::make_unique<http::HttpServer>(so, [this](http::Exchange& ex) { return Handle(ex); });
+  if (Status s = server_->Start(); !s.ok()) return s;
+  if (options_.private_port == 0 || options_.advertise_addr.empty() ||
+      options_.advertise_addr.ends_with(":0")) {
+    // Port 0 (tests): advertise the port actually bound.
+    std::string host = options_.advertise_addr.empty() ? options_.private_host
+                                                       : options_.advertise_addr.substr(
+                                                             0, options_.advertise_addr.rfind(':'));
+    options_.advertise_addr = fmt::format("{}:{}", host, server_->port());
+    membership_.SetSelfAddr(options_.advertise_addr);
+  }
+  if (!auth_.enabled()) {
+    spdlog::warn("no --cluster-secret: private calls are not authenticated; anyone who can "
+                 "reach {} can change this node's journal", options_.advertise_addr);
+  }
+  work_ = std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(
+      ctx_.get_executor());
+  asio::co_spawn(ctx_, GossipLoop(), asio::detached);
+  asio::co_spawn(ctx_, SyncLoop(), asio::detached);
+  asio::co_spawn(ctx_, ReplicationLoop(), asio::detached);
+  thread_ = std::thread([this] { ctx_.run(); });
+  spdlog::info("cluster: private API on {}:{}, advertised as {}, tag '{}'", options_.private_host,
+               server_->port(), options_.advertise_addr, options_.tag);
+  return Status::Ok();
+}
+
+void Cluster::Stop() {
+  if (stopping_.exchange(true)) return;
+  if (server_) server_->Stop(std::chrono::milliseconds(1000));
+  work_.reset();
+  ctx_.stop();
+  if (thread_.joinable()) thread_.join();
+  client_.Clear();
+}
+
+// ------------------------------------------------------------ journal changes
+
+void Cluster::OnJournalChange(const ObjectRecord* before, const ObjectRecord& after) {
+  tree_.Change(before, after);
+  if (replaying_) return;
+  const bool replicated_change =
+      !before || SyncTree::RecordHash(*before) != SyncTree::RecordHash(after);
+  if (!replicated_change) {
+    // Only local state changed: a body that vanished may need a new copy.
+    if (!after.deleted && after.consistency == 2 && !after.local_body) {
+      auto copy = std::make_shared<const ObjectRecord>(after);
+      asio::post(ctx_, [this, copy] { WantBody(*copy); });
+    }
+    return;
+  }
+  auto record = std::make_shared<const ObjectRecord>(after);
+  asio::post(ctx_, [this, record] {
+    if (record->version_node == node_.node_id()) {
+      for (const Member& peer : membership_.ReachablePeers()) {
+        Outbox& box = outboxes_[peer.id];
+        if (box.records.size() >= kOutboxLimit) continue;  // anti-entropy repairs
+        box.records.push_back(record);
+        push_backlog_.fetch_add(1);
+        if (!box.sending) {
+          box.sending = true;
+          asio::co_spawn(ctx_, PushTo(peer.id), asio::detached);
+        }
+      }
+    }
+    WantBody(*record);
+  });
+}
+
+asio::awaitable<void> Cluster::PushTo(std::string peer_id) {
+  while (!stopping_) {
+    Outbox& box = outboxes_[peer_id];
+    if (box.records.empty()) {
+      box.sending = false;
+      co_return;
+    }
+    const size_t n = std::min(box.records.size(), kPushBatch);
+    json records = json::array();
+    for (size_t i = 0; i < n; ++i) records.push_back(RecordToJson(*box.records[i]));
+    box.records.erase(box.records.begin(), box.records.begin() + static_cast<ptrdiff_t>(n));
+    push_backlog_.fetch_sub(n);
+    auto member = membership_.Find(peer_id);
+    if (!member || member->state == MemberState::kDead) {
+      push_backlog_.fetch_sub(box.records.size());
+      box.records.clear();
+      continue;
+    }
+    json body{{"records", std::move(records)}};
+    auto answer = co_await client_.Call(member->addr, "/cluster/v1/records", body.dump());
+    if (answer.ok()) {
+      pushed_.fetch_add(n);
+    } else {
+      push_failures_.fetch_add(1);
+      spdlog::debug("push of {} records to {} failed: {}", n, peer_id, answer.status().ToString());
+    }
+  }
+}
+
+// ------------------------------------------------------------ private API
+
+asio::awaitable<void> Cluster::Handle(http::Exchange& ex) {
+  const auto& h = ex.header();
+  const std::string target(h.target());
+  const bool is_get = h.method() == bhttp::verb::get || h.method() == bhttp::verb::head;
+  std::string body;
+  std::vector<char> buf(64 * 1024);
+  while (!ex.body_done()) {
+    auto n = co_await ex.ReadBody(std::span<char>(buf.data(), buf.size()));
+    if (!n.ok()) {
+      bhttp::response<bhttp::string_body> res{bhttp::status::bad_request, 11};
+      res.body() = http::ErrorJson("bad_body", n.status().message());
+      ex.CloseAfterResponse();
+      co_await ex.Send(std::move(res));
+      co_return;
+    }
+    if (*n == 0) break;
+    body.append(buf.data(), *n);
+  }
+
+  RequestFacts facts{std::string(h.method_string()), target, std::string(h[kTagHeader]),
+                     std::string(h[kNodeHeader]), std::string(h[kTimeHeader]),
+                     std::string(h[kNonceHeader]), std::string(h[kSignatureHeader]), body};
+  CallAuthenticator::Verdict verdict = auth_.VerifyRequest(facts, RealNowMs());
+  if (!verdict.ok()) {
+    spdlog::warn("private call {} from {} ({}) refused: {}", target, ex.remote_address(),
+                 facts.node, verdict.code);
+    bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(verdict.status), 11};
+    res.set(bhttp::field::content_type, "application/json");
+    res.body() = http::ErrorJson(verdict.code, verdict.message);
+    co_await ex.Send(std::move(res));
+    co_return;
+  }
+  if (is_get && target.starts_with(kBodyPrefix)) {
+    co_await ServeBody(ex, target);
+    co_return;
+  }
+
+  Result<json> answer = Status::NotFound("no such private call: " + target);
+  auto parsed = ParseBody(body.empty() ? std::string_view("{}") : std::string_view(body));
+  if (h.method() != bhttp::verb::post) {
+    answer = Status::NotFound("no such private call: " + std::string(h.method_string()) + " " + target);
+  } else if (!parsed.ok() || !parsed->is_object()) {
+    answer = Status::Invalid("the body must be a JSON object");
+  } else if (target == "/cluster/v1/ping") {
+    std::string remote = ex.remote_address();
+    answer = co_await OnPing(std::move(parsed).value(), std::move(remote));
+  } else if (target == "/cluster/v1/ping-req") {
+    answer = co_await OnPingReq(std::move(parsed).value());
+  } else if (target == "/cluster/v1/records") {
+    answer = co_await OnRecords(std::move(parsed).value());
+  } else if (target == "/cluster/v1/tree") {
+    answer = OnTree(*parsed);
+  } else if (target == "/cluster/v1/leaves") {
+    answer = OnLeaves(*parsed);
+  }
+  bhttp::response<bhttp::string_body> res{bhttp::status::ok, 11};
+  res.set(bhttp::field::content_type, "application/json");
+  if (answer.ok()) {
+    res.body() = answer->dump();
+    const std::string signature = auth_.SignResponse(200, facts.nonce, res.body());
+    if (!signature.empty()) res.set(kSignatureHeader, signature);
+  } else {
+    const Status& s = answer.status();
+    const bool missing = s.code() == StatusCode::kNotFound;
+    const bool invalid = s.code() == StatusCode::kInvalid;
+    res.result(missing ? bhttp::status::not_found
+                       : invalid ? bhttp::status::bad_request
+                                 : bhttp::status::service_unavailable);
+    res.body() = http::ErrorJson(missing ? "not_found" : invalid ? "bad_request" : "unavailable",
+                                 s.message());
+  }
+  co_await ex.Send(std::move(res));
+}
+
+asio::awaitable<void> Cluster::ServeBody(http::Exchange& ex, std::string target) {
+  // /cluster/v1/body/<percent-encoded key>?v=<version>
+  std::string rest = target.substr(kBodyPrefix.size());
+  auto q = rest.find("?v=");
+  std::optional<std::string> key;
+  HlcTimestamp version;
+  if (q != std::string::npos) key = PercentDecode(rest.substr(0, q));
+  bhttp::response<bhttp::string_body> err{bhttp::status::bad_request, 11};
+  err.set(bhttp::field::content_type, "application/json");
+  if (!key || !HlcTimestamp::Parse(rest.substr(q + 3), &version)) {
+    err.body() = http::ErrorJson("bad_request", "expected /cluster/v1/body/<key>?v=<version>");
+    co_await ex.Send(std::move(err));
+    co_return;
+  }
+  Node::RecordPtr rec = node_.Lookup(*key);
+  Result<UniqueFd> fd = Status::NotFound("no body");
+  if (rec && !rec->deleted && rec->version == version) fd = node_.OpenBody(*rec);
+  if (!fd.ok()) {
+    err.result(bhttp::status::not_found);
+    err.body() = http::ErrorJson("no_body", "this node holds no body of " + *key + " version " +
+                                                version.ToString());
+    co_await ex.Send(std::move(err));
+    co_return;
+  }
+  bhttp::response<bhttp::empty_body> res{bhttp::status::ok, 11};
+  res.set(bhttp::field::etag, rec->etag);
+  uint64_t offset = 0, length = rec->size;
+  if (auto r = ex.header()[bhttp::field::range]; !r.empty()) {
+    http::RangeDecision d = http::ParseRange(r, rec->size);
+    if (d.kind == http::RangeKind::kUnsatisfiable) {
+      err.result(bhttp::status::range_not_satisfiable);
+      err.set(bhttp::field::content_range, fmt::format("bytes */{}", rec->size));
+      err.body() = http::ErrorJson("range_not_satisfiable", "range not satisfiable");
+      co_await ex.Send(std::move(err));
+      co_return;
+    }
+    if (d.kind == http::RangeKind::kPartial) {
+      res.result(bhttp::status::partial_content);
+      res.set(bhttp::field::content_range,
+              fmt::format("bytes {}-{}/{}", d.range.first, d.range.last, rec->size));
+      offset = d.range.first;
+      length = d.range.length();
+    }
+  }
+  co_await ex.SendFile(std::move(res), fd->get(), offset, length);
+}
+
+json Cluster::PingBody() const {
+  json members = json::array();
+  for (const Member& m : membership_.All()) members.push_back(MemberToJson(m, options_.tag));
+  return json{{"from", MemberToJson(membership_.self(), options_.tag)},
+              {"members", std::move(members)}};
+}
+
+asio::awaitable<json> Cluster::OnPing(json body, std::string remote_ip) {
+  if (body.contains("from")) {
+    auto from = MemberFromJson(body["from"]);
+    if (from.ok()) {
+      // A peer listening on 0.0.0.0 is reached at the address we see it from.
+      if (Unspecified(from->addr) && !remote_ip.empty()) from->addr = WithHost(from->addr, remote_ip);
+      OnEvents(membership_.Heard(*from));
+    }
+  }
+  if (body.contains("members")) {
+    auto members = MembersFromJson(body["members"]);
+    if (members.ok()) OnEvents(membership_.Merge(*members));
+  }
+  co_return PingBody();
+}
+
+asio::awaitable<json> Cluster::OnPingReq(json body) {
+  std::string target = body.value("target", "");
+  auto member = membership_.Find(target);
+  bool ack = false;
+  if (member) ack = co_await Ping(member->addr);
+  co_return json{{"ack", ack}};
+}
+
+asio::awaitable<Result<json>> Cluster::OnRecords(json body) {
+  if (!body.contains("records")) co_return Status::Invalid("records missing");
+  auto records = RecordsFromJson(body["records"]);
+  if (!records.ok()) co_return records.status();
+  auto applied = co_await ApplyRecords(std::move(records).value());
+  if (!applied.ok()) co_return applied.status();
+  co_return json{{"applied", *applied}};
+}
+
+asio::awaitable<Result<size_t>> Cluster::ApplyRecords(std::vector<ObjectRecord> records) {
+  const size_t n = records.size();
+  auto work = [this, records = std::move(records)]() -> Result<size_t> {
+    auto written = node_.ApplyRemote(records);
+    if (!written.ok()) return written.status();
+    return written->size();
+  };
+  Result<size_t> applied = co_await RunBlocking(node_.blocking_pool(), std::move(work));
+  if (applied.ok()) sync_records_received_.fetch_add(n);
+  co_return applied;
+}
+
+Result<json> Cluster::OnTree(const json& body) const {
+  if (!body.contains("level") || !body["level"].is_number_integer() || !body.contains("nodes") ||
+      !body["nodes"].is_array()) {
+    return Status::Invalid("expected {\"level\": l, \"nodes\": [[index, hash]...]}");
+  }
+  const int level = body["level"].get<int>();
+  if (level < 0 || level > SyncTree::kLeafLevel) return Status::Invalid("bad tree level");
+  json differ = json::array();
+  for (const json& node : body["nodes"]) {
+    if (!node.is_array() || node.size() != 2 || !node[0].is_number_unsigned() ||
+        !node[1].is_string()) {
+      return Status::Invalid("a tree node must be [index, hash]");
+    }
+    const uint32_t index = node[0].get<uint32_t>();
+    uint64_t hash = 0;
+    if (index >= SyncTree::NodesAt(level) || !HexToHash(node[1].get<std::string>(), &hash)) {
+      return Status::Invalid("bad tree node index or hash");
+    }
+    if (tree_.Hash(level, index) != hash) differ.push_back(index);
+  }
+  return json{{"differ", std::move(differ)}};
+}
+
+Result<json> Cluster::OnLeaves(const json& body) const {
+  if (!body.contains("leaves") || !body["leaves"].is_array() || !body.contains("hashes") ||
+      !body["hashes"].is_array()) {
+    return Status::Invalid("expected {\"leaves\": [...], \"hashes\": [...]}");
+  }
+  std::unordered_set<uint32_t> leaves;
+  for (const json& l : body["leaves"]) {
+    if (!l.is_number_unsigned() || l.get<uint64_t>() >= SyncTree::kLeaves) {
+      return Status::Invalid("bad leaf index");
+    }
+    leaves.insert(l.get<uint32_t>());
+  }
+  std::unordered_set<uint64_t> theirs;
+  for (const json& h : body["hashes"]) {
+    uint64_t v = 0;
+    if (!h.is_string() || !HexToHash(h.get<std::string>(), &v)) return Status::Invalid("bad hash");
+    theirs.insert(v);
+  }
+  json records = json::array();
+  std::unordered_set<uint64_t> mine;
+  node_.ForEachRecord([&](const Node::RecordPtr& r) {
+    if (!leaves.count(SyncTree::LeafOf(r->key))) return;
+    const uint64_t h = SyncTree::RecordHash(*r);
+    mine.insert(h);
+    if (!theirs.count(h)) records.push_back(RecordToJson(*r));
+  });
+  json want = json::array();
+  for (uint64_t h : theirs) {
+    if (!mine.count(h)) want.push_back(HashToHex(h));
+  }
+  return json{{"records", std::move(records)}, {"want", std::move(want)}};
+}
+
+// ------------------------------------------------------------ membership
+
+void Cluster::OnEvents(const std::vector<MembershipEvent>& events) {
+  for (const MembershipEvent& e : events) {
+    if (e.is_new) {
+      spdlog::info("cluster: member {} joined ({})", e.id, MemberStateName(e.to));
+    } else {
+      spdlog::info("cluster: member {} is {} (was {})", e.id, MemberStateName(e.to),
+                   MemberStateName(e.from));
+    }
+    // A member that (re)appears gets an anti-entropy exchange at once.
+    if (e.to == MemberState::kAlive && (e.is_new || e.from == MemberState::kDead)) {
+      if (auto m = membership_.Find(e.id)) {
+        asio::co_spawn(ctx_, AntiEntropy(*m), asio::detached);
+      }
+    }
+  }
+}
+
+asio::awaitable<bool> Cluster::Ping(std::string addr) {
+  auto answer = co_await client_.Call(addr, "/cluster/v1/ping", PingBody().dump());
+  if (!answer.ok()) {
+    spdlog::debug("ping {} failed: {}", addr, answer.status().ToString());
+    co_return false;
+  }
+  const json& j = *answer;
+  if (j.contains("from")) {
+    auto from = MemberFromJson(j["from"]);
+    if (from.ok()) {
+      if (from->addr.empty() || Unspecified(from->addr)) from->addr = addr;
+      OnEvents(membership_.Heard(*from));
+    }
+  }
+  if (j.contains("members")) {
+    auto members = MembersFromJson(j["members"]);
+    if (members.ok()) OnEvents(membership_.Merge(*members));
+  }
+  co_return true;
+}
+
+asio::awaitable<void> Cluster::Contact(std::string addr) {
+  bool ok = co_await Ping(std::move(addr));
+  (void)ok;  // a failure changes nothing: the address is only a hint
+}
+
+asio::awaitable<void> Cluster::ProbeRound(Member target) {
+  bool ok = co_await Ping(target.addr);
+  if (ok) co_return;
+  // Indirect probes through up to two other members (SWIM's ping-req): a
+  // congested link between us and the target does not make it suspect.
+  std::vector<Member> helpers;
+  for (const Member& m : membership_.ReachablePeers()) {
+    if (m.id != target.id && m.state == MemberState::kAlive) helpers.push_back(m);
+  }
+  std::shuffle(helpers.begin(), helpers.end(), std::mt19937(static_cast<uint32_t>(RealNowMs())));
+  if (helpers.size() > kIndirectProbes) helpers.resize(kIndirectProbes);
+  for (const Member& helper : helpers) {
+    json req{{"target", target.id}};
+    auto answer = co_await client_.Call(helper.addr, "/cluster/v1/ping-req", req.dump());
+    if (answer.ok() && answer->value("ack", false)) co_return;
+  }
+  OnEvents(membership_.ProbeFailed(target.id));
+}
+
+asio::awaitable<void> Cluster::GossipLoop() {
+  asio::steady_timer timer(ctx_);
+  uint64_t tick = 0;
+  std::mt19937 rng(static_cast<uint32_t>(RealNowMs()));
+  while (!stopping_) {
+    ++tick;
+    OnEvents(membership_.ExpireSuspects(options_.suspect_timeout));
+    std::vector<Member> peers = membership_.ReachablePeers();
+    // Seeds: until some peer is known, every tick; afterwards now and then, so
+    // a node that was split from the rest finds it again.
+    if (peers.empty() || tick % 20 == 0) {
+      for (const std::string& seed : options_.seeds) {
+        if (seed == options_.advertise_addr) continue;
+        asio::co_spawn(ctx_, Contact(seed), asio::detached);
+      }
+    }
+    if (!peers.empty()) {
+      // Round-robin over a shuffled order: every member is probed once per round.
+      if (probe_order_.empty()) {
+        for (const Member& m : peers) probe_order_.push_back(m.id);
+        std::shuffle(probe_order_.begin(), probe_order_.end(), rng);
+      }
+      std::string id = probe_order_.back();
+      probe_order_.pop_back();
+      if (auto m = membership_.Find(id); m && m->state != MemberState::kDead) {
+        asio::co_spawn(ctx_, ProbeRound(*m), asio::detached);
+      }
+    }
+    // Dead members are tried again every few seconds: a healed partition or a
+    // restarted node is found even if it does not call first.
+    if (tick % 8 == 0) {
+      std::vector<Member> dead = membership_.DeadPeers();
+      if (!dead.empty()) {
+        Member m = dead[rng() % dead.size()];
+        asio::co_spawn(ctx_, Contact(m.addr), asio::detached);
+      }
+    }
+    timer.expires_after(options_.gossip_interval);
+    co_await timer.async_wait(kTuple);
+  }
+}
+
+// ------------------------------------------------------------ anti-entropy
+
+std::vector<Member> Cluster::SyncCandidates() const {
+  std::vector<Member> out;
+  for (const Member& m : membership_.ReachablePeers()) {
+    if (m.state == MemberState::kAlive) out.push_back(m);
+  }
+  return out;
+}
+
+asio::awaitable<void> Cluster::SyncLoop() {
+  asio::steady_timer timer(ctx_);
+  std::mt19937 rng(static_cast<uint32_t>(RealNowMs()) ^ 0x9e3779b9u);
+  while (!stopping_) {
+    timer.expires_after(options_.sync_interval);
+    co_await timer.async_wait(kTuple);
+    std::vector<Member> peers = SyncCandidates();
+    if (!peers.empty()) co_await AntiEntropy(peers[rng() % peers.size()]);
+    ScanForReplication();
+  }
+}
+
+asio::awaitable<void> Cluster::AntiEntropy(Member peer) {
+  sync_rounds_.fetch_add(1);
+  auto call = [this, &peer](std::string target, json body) -> asio::awaitable<Result<json>> {
+    std::string text = body.dump();
+    sync_bytes_sent_.fetch_add(text.size());
+    auto answer = co_await client_.Call(peer.addr, std::move(target), std::move(text));
+    if (answer.ok()) sync_bytes_received_.fetch_add(answer->dump().size());
+    co_return answer;
+  };
+  // Descend the tree through the nodes that differ.
+  std::vector<uint32_t> frontier{0};
+  for (int level = 0; level <= SyncTree::kLeafLevel && !frontier.empty(); ++level) {
+    json nodes = json::array();
+    for (uint32_t parent : frontier) {
+      if (level == 0) {
+        nodes.push_back(json::array({0, HashToHex(tree_.Root())}));
+        continue;
+      }
+      for (uint32_t c = parent * SyncTree::kFanout; c < (parent + 1) * SyncTree::kFanout; ++c) {
+        nodes.push_back(json::array({c, HashToHex(tree_.Hash(level, c))}));
+      }
+    }
+    json query{{"level", level}, {"nodes", std::move(nodes)}};
+    auto answer = co_await call("/cluster/v1/tree", std::move(query));
+    if (!answer.ok() || !answer->contains("differ")) {
+      spdlog::debug("anti-entropy with {} failed: {}", peer.id,
+                    answer.ok() ? "malformed answer" : answer.status().ToString());
+      co_return;
+    }
+    frontier.clear();
+    for (const json& i : (*answer)["differ"]) {
+      if (i.is_number_unsigned()) frontier.push_back(i.get<uint32_t>());
+    }
+    if (level == 0 && frontier.empty()) {
+      last_sync_ms_ = RealNowMs();
+      co_return;  // the journals agree
+    }
+  }
+  if (frontier.empty()) co_return;
+  // The differing leaves: trade record hashes, then records.
+  std::unordered_set<uint32_t> leaves(frontier.begin(), frontier.end());
+  std::unordered_map<uint64_t, Node::RecordPtr> mine;
+  node_.ForEachRecord([&](const Node::RecordPtr& r) {
+    if (leaves.count(SyncTree::LeafOf(r->key))) mine.emplace(SyncTree::RecordHash(*r), r);
+  });
+  json hashes = json::array();
+  for (const auto& [h, r] : mine) hashes.push_back(HashToHex(h));
+  json query{{"leaves", frontier}, {"hashes", std::move(hashes)}};
+  auto answer = co_await call("/cluster/v1/leaves", std::move(query));
+  if (!answer.ok() || !answer->contains("records") || !answer->contains("want")) co_return;
+  auto theirs = RecordsFromJson((*answer)["records"]);
+  if (theirs.ok() && !theirs->empty()) {
+    auto applied = co_await ApplyRecords(std::move(theirs).value());
+    if (!applied.ok()) spdlog::warn("anti-entropy: applying records failed: {}", applied.status().ToString());
+  }
+  std::vector<Node::RecordPtr> wanted;
+  for (const json& h : (*answer)["want"]) {
+    uint64_t v = 0;
+    if (!h.is_string() || !HexToHash(h.get<std::string>(), &v)) continue;
+    if (auto it = mine.find(v); it != mine.end()) wanted.push_back(it->second);
+  }
+  for (size_t i = 0; i < wanted.size(); i += kSyncBatch) {
+    json records = json::array();
+    for (size_t k = i; k < std::min(wanted.size(), i + kSyncBatch); ++k) {
+      records.push_back(RecordToJson(*wanted[k]));
+    }
+    const size_t n = records.size();
+    json body{{"records", std::move(records)}};
+    auto pushed = co_await call("/cluster/v1/records", std::move(body));
+    if (!pushed.ok()) co_return;
+    sync_records_sent_.fetch_add(n);
+  }
+  last_sync_ms_ = RealNowMs();
+}
+
+// ------------------------------------------------------------ replication
+
+void Cluster::WantBody(const ObjectRecord& r) {
+  if (r.deleted || r.consistency < 2 || r.local_body) return;
+  if (wanted_.insert(r.key).second) {
+    want_queue_.push_back(r.key);
+    want_size_ = wanted_.size();
+  }
+}
+
+void Cluster::ScanForReplication() {
+  std::vector<Node::RecordPtr> missing;
+  node_.ForEachRecord([&](const Node::RecordPtr& r) {
+    if (!r->deleted && r->consistency == 2 && !r->local_body) missing.push_back(r);
+  });
+  for (const auto& r : missing) WantBody(*r);
+}
+
+asio::awaitable<void> Cluster::ReplicationLoop() {
+  asio::steady_timer timer(ctx_);
+  ScanForReplication();  // the queue after a restart: it is the journal
+  while (!stopping_) {
+    const int64_t now = RealNowMs();
+    size_t looked = 0;
+    while (pulls_in_flight_ < options_.replication_parallelism && looked < want_queue_.size()) {
+      std::string key = want_queue_.front();
+      want_queue_.pop_front();
+      ++looked;
+      auto retry = retry_after_ms_.find(key);
+      if (retry != retry_after_ms_.end() && retry->second > now) {
+        want_queue_.push_back(key);  // not yet: keep its place in the queue
+        continue;
+      }
+      ++pulls_in_flight_;
+      asio::co_spawn(ctx_, Replicate(key), asio::detached);
+    }
+    timer.expires_after(std::chrono::milliseconds(100));
+    co_await timer.async_wait(kTuple);
+  }
+}
+
+asio::awaitable<void> Cluster::Replicate(std::string key) {
+  Node::RecordPtr rec = node_.Lookup(key);
+  Status result = Status::Ok();
+  if (rec && !rec->deleted && rec->consistency == 2 && !rec->local_body) {
+    result = Status::Unavailable("no live member holds " + key);
+    std::vector<Member> sources;
+    if (auto origin = membership_.Find(rec->version_node);
+        origin && origin->id != node_.node_id() && origin->state != MemberState::kDead) {
+      sources.push_back(*origin);
+    }
+    for (const Member& m : SyncCandidates()) {
+      if (m.id != rec->version_node) sources.push_back(m);
+    }
+    for (const Member& from : sources) {
+      result = co_await PullBody(rec, from);
+      if (result.ok() || result.code() == StatusCode::kConflict) break;
+    }
+  }
+  --pulls_in_flight_;
+  if (result.ok() || result.code() == StatusCode::kConflict) {
+    wanted_.erase(key);
+    retry_after_ms_.erase(key);
+    if (result.ok() && rec && !rec->local_body) replicated_.fetch_add(1);
+  } else {
+    replication_failures_.fetch_add(1);
+    // Back off: 1 s, doubling to a minute, while no member can give the body.
+    auto& when = retry_after_ms_[key];
+    const int64_t prev_gap = when ? std::max<int64_t>(when - RealNowMs(), 1000) : 500;
+    when = RealNowMs() + std::min<int64_t>(prev_gap * 2, 60'000);
+    want_queue_.push_back(key);
+    spdlog::debug("replication of {} failed: {}", key, result.ToString());
+  }
+  want_size_ = wanted_.size();
+}
+
+asio::awaitable<Status> Cluster::PullBody(Node::RecordPtr rec, Member from) {
+  auto opened = co_await client_.OpenBody(from.addr, BodyTarget(*rec), "");
+  if (!opened.ok()) co_return opened.status();
+  std::unique_ptr<PeerBodyStream> stream = std::move(opened).value();
+  if (stream->status() != 200) {
+    co_return Status::NotFound(from.id + " has no body of " + rec->key);
+  }
+  auto begin = [this] { return node_.BeginPut(); };
+  auto file = co_await RunBlocking(node_.blocking_pool(), std::move(begin));
+  if (!file.ok()) co_return file.status();
+  std::shared_ptr<AtomicFile> body(std::move(file).value());
+  std::vector<char> buf(kReadChunk);
+  while (true) {
+    auto n = co_await stream->Read(std::span<char>(buf.data(), buf.size()));
+    if (!n.ok()) co_return n.status();
+    if (*n == 0) break;
+    if (body->size() + *n > rec->size) co_return Status::Corruption("the copy is too long");
+    auto append = [&body, &buf, len = *n] { return body->Append(std::span<const char>(buf.data(), len)); };
+    Status a = co_await RunBlocking(node_.blocking_pool(), std::move(append));
+    if (!a.ok()) co_return a;
+  }
+  auto commit = [this, rec, body] { return node_.CommitReplica(*rec, *body); };
+  Status c = co_await RunBlocking(node_.blocking_pool(), std::move(commit));
+  co_return c;
+}
+
+// ------------------------------------------------------------ peer reads
+
+asio::awaitable<Result<std::unique_ptr<PeerBodyStream>>> Cluster::OpenPeerBody(
+    Node::RecordPtr record, std::string range) {
+  std::vector<Member> candidates;
+  if (auto origin = membership_.Find(record->version_node);
+      origin && origin->id != node_.node_id() && origin->state != MemberState::kDead) {
+    candidates.push_back(*origin);
+  }
+  if (record->consistency == 2) {
+    for (const Member& m : SyncCandidates()) {
+      if (m.id != record->version_node && candidates.size() < 3) candidates.push_back(m);
+    }
+  }
+  Status last = Status::Unavailable("no live member holds the body of " + record->key);
+  bool any_answer = false;
+  for (const Member& m : candidates) {
+    auto opened = co_await client_.OpenBody(m.addr, BodyTarget(*record), range);
+    if (!opened.ok()) {
+      last = opened.status();
+      continue;
+    }
+    any_answer = true;
+    const int status = (*opened)->status();
+    if (status == 200 || status == 206) {
+      peer_reads_.fetch_add(1);
+      co_return std::move(opened).value();
+    }
+  }
+  if (any_answer && last.code() != StatusCode::kUnavailable) {
+    co_return Status::NotFound("no member holds the body of " + record->key);
+  }
+  if (any_answer) co_return Status::NotFound("no reachable member holds the body of " + record->key);
+  co_return last;
+}
+
+// ------------------------------------------------------------ stats
+
+json Cluster::StatsJson() const {
+  json members = json::array();
+  const int64_t now = clock_.NowNanos() / 1'000'000;
+  for (const Member& m : membership_.All()) {
+    json j = MemberToJson(m, options_.tag);
+    j["last_seen_ms_ago"] = m.id == node_.node_id() ? 0 : (m.last_seen_ms ? now - m.last_seen_ms : -1);
+    members.push_back(std::move(j));
+  }
+  const int64_t last_sync = last_sync_ms_.load();
+  return json{
+      {"node_id", node_.node_id()},
+      {"tag", options_.tag},
+      {"private_addr", options_.advertise_addr},
+      {"authenticated", auth_.enabled()},
+      {"members", std::move(members)},
+      {"alive", membership_.AliveCount()},
+      {"digest", HashToHex(tree_.Root())},
+      {"records", tree_.records()},
+      {"replication_queue", want_size_.load()},
+      {"push_queue", push_backlog_.load()},
+      {"peer_reads", peer_reads_.load()},
+      {"replicated", replicated_.load()},
+      {"sync",
+       {{"rounds", sync_rounds_.load()},
+        {"records_sent", sync_records_sent_.load() + pushed_.load()},
+        {"records_received", sync_records_received_.load()},
+        {"bytes_sent", sync_bytes_sent_.load()},
+        {"bytes_received", sync_bytes_received_.load()},
+        {"last_sync_ms_ago", last_sync ? RealNowMs() - last_sync : -1}}},
+      {"private_calls",
+       {{"calls", client_.traffic().calls.load()},
+        {"failures", client_.traffic().failures.load()},
+        {"bytes_sent", client_.traffic().bytes_sent.load()},
+        {"bytes_received", client_.traffic().bytes_received.load()}}}};
+}
+
+}  // namespace objstore::cluster

@@ -1,0 +1,158 @@
+// Cluster: this node's part in the multi-master cluster (SPEC §3,
+// docs/CLUSTER.md has the design and the private API).
+//
+// What it owns
+// - The private API server (`--private-addr`, its own event loop) and the
+//   PeerClient used for every call to other nodes (signed, with deadlines).
+// - Membership and the SWIM failure detector (probe, indirect probe,
+//   suspicion, death, refutation), seeded by `-N`.
+// - Journal convergence: a journal change listener feeds the SyncTree and the
+//   push outboxes (one per peer: this node's own changes go out at once, in
+//   batches); periodic anti-entropy repairs anything a push missed.
+// - Level-2 replication: live level-2 records without a local body are pulled
+//   from peers, verified by size and hash, and committed.
+// - Peer reads for the public API (OpenPeerBody).
+//
+// Threads: one "cluster loop" (an io_context and its thread) runs gossip,
+// pushes, anti-entropy and replication; the private server has its own loop;
+// blocking work (SQLite, fsync) goes to the node's blocking pool. Outboxes and
+// the replication queue are touched only on the cluster loop.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/random.h"
+#include "cluster/auth.h"
+#include "cluster/membership.h"
+#include "cluster/peer_client.h"
+#include "cluster/sync_tree.h"
+#include "http/server.h"
+#include "node/node.h"
+
+namespace objstore::cluster {
+
+struct ClusterOptions {
+  std::string tag = "default";
+  std::string secret;          // empty: calls are not signed (a warning at start)
+  std::string private_host = "0.0.0.0";
+  uint16_t private_port = 11999;
+  std::string advertise_addr;  // host:port peers use; 0.0.0.0 host: peers fill it in
+  std::string public_addr;     // shown to operators
+  std::vector<std::string> seeds;
+  std::chrono::milliseconds gossip_interval{500};
+  std::chrono::milliseconds suspect_timeout{3000};
+  std::chrono::milliseconds sync_interval{10000};
+  std::chrono::milliseconds peer_timeout{2000};
+  size_t replication_parallelism = 2;
+};
+
+class Cluster {
+ public:
+  // `clock`: real time for timeouts (not the node's possibly skewed clock).
+  Cluster(Node& node, ClusterOptions options, RandomSource& random, const Clock& clock);
+  ~Cluster();
+  Cluster(const Cluster&) = delete;
+  Cluster& operator=(const Cluster&) = delete;
+
+  // Listens on the private address and starts the cluster loop.
+  Status Start();
+  // Stops the loops and the private server; call before the public server's
+  // event loops are destroyed (it closes pooled connections bound to them).
+  void Stop();
+
+  // Opens a stream of `record`'s body (exactly its version) from a peer that
+  // has it: the node that made the version first, then (level 2) any other
+  // live member. `range`: a Range header value to pass through ("" for all).
+  // NotFound when every reachable candidate answered that it has no copy;
+  // Unavailable when no candidate could be reached.
+  boost::asio::awaitable<Result<std::unique_ptr<PeerBodyStream>>> OpenPeerBody(
+      Node::RecordPtr record, std::string range);
+
+  // The "cluster" block of /api/v1/stats.
+  nlohmann::json StatsJson() const;
+
+ private:
+  // ---- private API (runs on the private server's loop)
+  boost::asio::awaitable<void> Handle(http::Exchange& ex);
+  boost::asio::awaitable<void> ServeBody(http::Exchange& ex, std::string target);
+  boost::asio::awaitable<nlohmann::json> OnPing(nlohmann::json body, std::string remote_ip);
+  boost::asio::awaitable<nlohmann::json> OnPingReq(nlohmann::json body);
+  boost::asio::awaitable<Result<nlohmann::json>> OnRecords(nlohmann::json body);
+  Result<nlohmann::json> OnTree(const nlohmann::json& body) const;
+  Result<nlohmann::json> OnLeaves(const nlohmann::json& body) const;
+
+  // ---- cluster loop
+  boost::asio::awaitable<void> GossipLoop();
+  boost::asio::awaitable<void> SyncLoop();
+  boost::asio::awaitable<void> ReplicationLoop();
+  boost::asio::awaitable<void> ProbeRound(Member target);
+  boost::asio::awaitable<bool> Ping(std::string addr);
+  boost::asio::awaitable<void> Contact(std::string addr);  // a seed or a dead member
+  boost::asio::awaitable<void> AntiEntropy(Member peer);
+  boost::asio::awaitable<void> PushTo(std::string peer_id);
+  boost::asio::awaitable<void> Replicate(std::string key);
+  boost::asio::awaitable<Status> PullBody(Node::RecordPtr record, Member from);
+  boost::asio::awaitable<Result<size_t>> ApplyRecords(std::vector<ObjectRecord> records);
+  void OnJournalChange(const ObjectRecord* before, const ObjectRecord& after);
+  void OnEvents(const std::vector<MembershipEvent>& events);
+  void WantBody(const ObjectRecord& r);  // cluster loop only
+  void ScanForReplication();             // cluster loop only
+  nlohmann::json PingBody() const;
+  std::vector<Member> SyncCandidates() const;
+
+  Node& node_;
+  ClusterOptions options_;
+  RandomSource& random_;
+  const Clock& clock_;
+  CallAuthenticator auth_;
+  SyncTree tree_;
+  Membership membership_;
+  PeerClient client_;
+  std::atomic<bool> replaying_{true};  // the journal listener's initial replay
+
+  // Cluster-loop state (touched only on ctx_'s thread).
+  struct Outbox {
+    std::vector<Node::RecordPtr> records;
+    bool sending = false;
+  };
+  std::map<std::string, Outbox> outboxes_;
+  std::deque<std::string> want_queue_;   // keys needing a level-2 body
+  std::set<std::string> wanted_;          // the same keys, for dedup
+  std::map<std::string, int64_t> retry_after_ms_;  // key -> time of the next pull attempt
+  size_t pulls_in_flight_ = 0;
+  std::vector<std::string> probe_order_;
+
+  // Figures for /stats and /metrics.
+  std::atomic<uint64_t> sync_rounds_{0}, sync_records_sent_{0}, sync_records_received_{0};
+  std::atomic<uint64_t> sync_bytes_sent_{0}, sync_bytes_received_{0};
+  std::atomic<uint64_t> pushed_{0}, push_failures_{0};
+  std::atomic<uint64_t> replicated_{0}, replication_failures_{0};
+  std::atomic<uint64_t> peer_reads_{0};
+  std::atomic<size_t> want_size_{0}, push_backlog_{0};
+  std::atomic<int64_t> last_sync_ms_{0};
+
+  std::unique_ptr<http::HttpServer> server_;
+  // Declared last: destroyed first, so coroutine frames still parked on the
+  // loop are destroyed while everything they refer to exists.
+  boost::asio::io_context ctx_;
+  std::unique_ptr<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
+  std::thread thread_;
+  std::atomic<bool> stopping_{false};
+};
+
+}  // namespace objstore::cluster

@@ -1,0 +1,112 @@
+#include "cluster/codec.h"
+
+namespace objstore::cluster {
+
+using nlohmann::json;
+
+namespace {
+
+// Reads field `name` of type T; false when missing or of another type.
+template <typename T>
+bool Field(const json& j, const char* name, T* out) {
+  auto it = j.find(name);
+  if (it == j.end()) return false;
+  if constexpr (std::is_same_v<T, std::string>) {
+    if (!it->is_string()) return false;
+  } else if constexpr (std::is_same_v<T, bool>) {
+    if (!it->is_boolean()) return false;
+  } else if constexpr (std::is_unsigned_v<T>) {
+    if (!it->is_number_unsigned()) return false;
+  } else {
+    if (!it->is_number_integer()) return false;
+  }
+  *out = it->get<T>();
+  return true;
+}
+
+}  // namespace
+
+json RecordToJson(const ObjectRecord& r) {
+  return json{{"key", r.key},
+              {"name", r.name},
+              {"size", r.size},
+              {"etag", r.etag},
+              {"ts", r.timestamp_ns},
+              {"v", r.version.packed},
+              {"vn", r.version_node},
+              {"level", r.consistency},
+              {"um", r.user_meta},
+              {"del", r.deleted},
+              {"cold", r.cold == ColdState::kStored ? "stored" : "none"}};
+}
+
+Result<ObjectRecord> RecordFromJson(const json& j) {
+  if (!j.is_object()) return Status::Invalid("a record must be a JSON object");
+  ObjectRecord r;
+  std::string cold;
+  if (!Field(j, "key", &r.key) || !Field(j, "name", &r.name) || !Field(j, "size", &r.size) ||
+      !Field(j, "etag", &r.etag) || !Field(j, "ts", &r.timestamp_ns) ||
+      !Field(j, "v", &r.version.packed) || !Field(j, "vn", &r.version_node) ||
+      !Field(j, "level", &r.consistency) || !Field(j, "um", &r.user_meta) ||
+      !Field(j, "del", &r.deleted) || !Field(j, "cold", &cold)) {
+    return Status::Invalid("a record lacks a field or has one of the wrong type");
+  }
+  if (r.key.empty() || r.key.size() > 1024) return Status::Invalid("bad record key");
+  if (r.consistency < 0 || r.consistency > 2) return Status::Invalid("bad record level");
+  if (r.version.packed == 0) return Status::Invalid("record without a version");
+  r.cold = cold == "stored" ? ColdState::kStored : ColdState::kNone;
+  return r;
+}
+
+Result<std::vector<ObjectRecord>> RecordsFromJson(const json& array) {
+  if (!array.is_array()) return Status::Invalid("records must be a JSON array");
+  std::vector<ObjectRecord> out;
+  out.reserve(array.size());
+  for (const json& j : array) {
+    auto r = RecordFromJson(j);
+    if (!r.ok()) return r.status();
+    out.push_back(std::move(r).value());
+  }
+  return out;
+}
+
+json MemberToJson(const Member& m, const std::string& tag) {
+  return json{{"id", m.id},         {"tag", tag},
+              {"addr", m.addr},     {"public", m.public_addr},
+              {"inc", m.incarnation}, {"state", MemberStateName(m.state)}};
+}
+
+Result<Member> MemberFromJson(const json& j) {
+  if (!j.is_object()) return Status::Invalid("a member must be a JSON object");
+  Member m;
+  std::string state;
+  if (!Field(j, "id", &m.id) || !Field(j, "addr", &m.addr) || !Field(j, "public", &m.public_addr) ||
+      !Field(j, "inc", &m.incarnation) || !Field(j, "state", &state)) {
+    return Status::Invalid("a member lacks a field or has one of the wrong type");
+  }
+  auto parsed = ParseMemberState(state);
+  if (!parsed || m.id.empty() || m.id.size() > 64 || m.addr.size() > 300) {
+    return Status::Invalid("bad member entry");
+  }
+  m.state = *parsed;
+  return m;
+}
+
+Result<std::vector<Member>> MembersFromJson(const json& array) {
+  if (!array.is_array()) return Status::Invalid("members must be a JSON array");
+  std::vector<Member> out;
+  for (const json& j : array) {
+    auto m = MemberFromJson(j);
+    if (!m.ok()) return m.status();
+    out.push_back(std::move(m).value());
+  }
+  return out;
+}
+
+Result<json> ParseBody(std::string_view body) {
+  json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return Status::Invalid("the body is not valid JSON");
+  return j;
+}
+
+}  // namespace objstore::cluster

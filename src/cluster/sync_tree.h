@@ -1,0 +1,55 @@
+// SyncTree: a hash tree over the journal, for anti-entropy (docs/CLUSTER.md).
+//
+// Design
+// - Leaves are 65,536 buckets chosen by the key's hash. A record contributes a
+//   64-bit hash of what must agree across nodes (key, version, version node,
+//   tombstone, and for live records whether the cold store has the version).
+// - A node's hash is the XOR of the record hashes below it, so a change updates
+//   one leaf and its four ancestors in O(1): remove the old record's hash, add
+//   the new one. Equal sets give equal hashes; the root says at once whether
+//   two journals agree.
+// - Levels: 0 is the root; level l has 16^l nodes; the children of node i at
+//   level l are 16*i … 16*i+15 at level l+1; leaves are at level kLeafLevel.
+// Thread safety: all methods may be called concurrently.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "journal/record.h"
+
+namespace objstore::cluster {
+
+class SyncTree {
+ public:
+  static constexpr int kFanout = 16;
+  static constexpr int kLeafLevel = 4;
+  static constexpr uint32_t kLeaves = 65536;
+
+  SyncTree();
+  static uint64_t RecordHash(const ObjectRecord& r);
+  static uint32_t LeafOf(const std::string& key);
+  static uint32_t NodesAt(int level) { return 1u << (4 * level); }
+
+  // Replaces `before` (nullptr: none) by `after` in the tree.
+  void Change(const ObjectRecord* before, const ObjectRecord& after);
+
+  uint64_t Hash(int level, uint32_t index) const;
+  uint64_t Root() const { return Hash(0, 0); }
+  uint64_t records() const;
+
+ private:
+  void Toggle(uint32_t leaf, uint64_t hash);  // requires mu_
+  mutable std::mutex mu_;
+  std::array<std::vector<uint64_t>, kLeafLevel + 1> levels_;  // guarded by mu_
+  uint64_t records_ = 0;                                      // guarded by mu_
+};
+
+// 16 lower-case hex digits; Parse refuses anything else.
+std::string HashToHex(uint64_t h);
+bool HexToHash(const std::string& text, uint64_t* out);
+
+}  // namespace objstore::cluster
