@@ -133,6 +133,8 @@ class Cluster:
         self.nodes = []
         self.stopped = set()          # indexes currently SIGSTOPped
         self.cold_dir = None
+        if self.base_dir:
+            os.makedirs(self.base_dir, exist_ok=True)
         if shared_cold:
             self.cold_dir = tempfile.mkdtemp(prefix="objstore-bb-%s-cold-" % name,
                                              dir=self.base_dir)

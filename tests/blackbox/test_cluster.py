@@ -256,6 +256,7 @@ class TestData(ClusterBase):
             files = self.wait_body_file(node, oid0, count=1)
             with open(os.path.join(node.files_dir, files[0]), "rb") as f:
                 self.assertTrue(f.read() == body0, "replica of the raised object on %s" % node.dir)
+        self.wait_meta(cc, oid0, lambda js: js["local_body"] is True, what="local_body after the raise")
         self.assert_body(cc, oid0, body0, "C after the raise", symlink=False)
 
     def test_level2_copy_is_verified(self):
@@ -421,6 +422,9 @@ class TestData(ClusterBase):
         y = a.new_id()
         self.put_ok(a, x, b"x-original", 1)
         self.put_ok(a, y, b"y-original", 2)
+        z_pre = a.new_id()
+        z_body = os.urandom(5000)
+        self.put_ok(a, z_pre, z_body, 1)
         c.wait_converged()
         self.wait_body_file(cc, y)
 
@@ -451,6 +455,10 @@ class TestData(ClusterBase):
             ab_writes[oid] = (body, level)
         self.put_ok(b, x, b"x-from-B", 1)
         self.assertEqual(b.delete(y)[0], 200)
+        # z_pre: put before the pause, raised 1 -> 2 while C is away
+        st, _h, rb = a.request("POST", "/api/v1/meta/" + z_pre,
+                               headers={"X-Meta-ConsistencyLevel": "2"})
+        self.assertEqual(st, 200, rb[:300])
         time.sleep(0.5)
 
         c.sigcont(2)
@@ -465,6 +473,10 @@ class TestData(ClusterBase):
                 self.assert_body(node, oid, body, "after heal")
         for node in c.nodes:
             self.assert_deleted(node, y, "after heal")
+        # the level raise C missed reached it: level 2 and a local copy
+        self.wait_meta(cc, z_pre, lambda js: js["consistency"] == 2 and js["local_body"] is True,
+                       timeout=15, what="missed level raise applied on C")
+        self.assert_body(cc, z_pre, z_body, "raised while C was paused", symlink=False)
         xs = {}
         for node in c.nodes:
             st, h, body = node.get(x)
@@ -499,14 +511,21 @@ class TestData(ClusterBase):
             self.assertTrue(acked, "no PUT of %s acknowledged: %s" % (oid, res))
             seen = {}
             versions = set()
+            detail = {}
             for i, node in enumerate(c.nodes):
                 st, h, body = node.get(oid)
                 self.assertEqual(st, 200, "GET %s on node %d: %d %r" % (oid, i, st, body[:200]))
                 seen[i] = (h.get("etag"), sha(body))
-                versions.add(node.meta(oid)[2]["version"])
+                js = node.meta(oid)[2]
+                versions.add(js["version"])
+                writer = [w for w, bw in bodies.items() if bw == body]
+                detail[i] = {"serves_body_of_writer": writer, "etag": h.get("etag"),
+                             "symlink": h.get("x-meta-symlink"), "version": js["version"],
+                             "local_body": js["local_body"], "files": body_files(node, oid)}
                 self.assertIn(body, acked, "node %d serves a body nobody wrote" % i)
             self.assertEqual(len(set(seen.values())), 1,
-                             "level %d, %s: different winners per node %s" % (level, oid, seen))
+                             "level %d, %s (writers %s, PUT statuses %s): different bodies per node %s"
+                             % (level, oid, sorted(bodies), res, json.dumps(detail, indent=1)))
             self.assertEqual(len(versions), 1, versions)
             # no node keeps more than one body of the key; level 2: exactly one everywhere
             for node in c.nodes:
@@ -689,7 +708,7 @@ class TestSecurity(ClusterBase):
         h = sign_headers(SECRET, "POST", target, body, tag="green", node=me)
         self.assertJsonError(call(h), 403, "tag_mismatch", msg="another tag, correctly signed")
 
-        bt = "/cluster/v1/body/%s?v=1" % make_ulid()
+        bt = "/cluster/v1/body/%s?v=%016x" % (make_ulid(), 1 << 40)
         self.assertJsonError(call({"X-Cluster-Tag": "blue"}, t=bt, method="GET"), 401,
                              "bad_signature", msg="unsigned body GET")
         h = sign_headers(SECRET, "GET", bt, b"", tag="blue", node=me)
