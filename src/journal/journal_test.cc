@@ -129,5 +129,80 @@ TEST(Journal, KeysAreArbitraryStrings) {
   EXPECT_EQ(j->Get(odd_key)->key, odd_key);
 }
 
+
+TEST(Journal, ApplyRemoteIsLastWriterWinsAndNeverBringsALocalBody) {
+  testing::TempDir dir;
+  auto j = std::move(Journal::Open(dir.path())).value();
+  ASSERT_TRUE(j->Upsert(MakeRecord("mine", 20, "A")).value());  // local body here
+  std::vector<ObjectRecord> in{MakeRecord("mine", 10, "B"),    // older: ignored
+                               MakeRecord("new", 5, "B"),      // unknown: written
+                               MakeRecord("new", 7, "C"),      // newer in the same batch
+                               MakeRecord("new", 6, "D")};     // older than the batch's
+  auto applied = j->ApplyRemote(in);
+  ASSERT_TRUE(applied.ok()) << applied.status().ToString();
+  EXPECT_FALSE((*applied)[0].written);
+  EXPECT_TRUE((*applied)[1].written);
+  EXPECT_TRUE((*applied)[2].written);
+  EXPECT_FALSE((*applied)[3].written);
+  EXPECT_TRUE(j->Get("mine")->local_body);
+  EXPECT_EQ(j->Get("mine")->version_node, "A");
+  auto n = j->Get("new");
+  EXPECT_EQ(n->version.packed, 7u);
+  EXPECT_EQ(n->version_node, "C");
+  EXPECT_FALSE(n->local_body);  // local state never travels
+  EXPECT_EQ(n->cold, ColdState::kPending);
+
+  // A newer version replaces ours and reports what it replaced.
+  auto over = j->ApplyRemote({MakeRecord("mine", 30, "B")});
+  ASSERT_TRUE(over.ok());
+  ASSERT_TRUE((*over)[0].written);
+  ASSERT_TRUE((*over)[0].replaced);
+  EXPECT_TRUE((*over)[0].replaced->local_body);
+  EXPECT_FALSE(j->Get("mine")->local_body);
+
+  // Equal version: only the cold store's acknowledgement is taken over.
+  ObjectRecord stored = MakeRecord("new", 7, "C");
+  stored.cold = ColdState::kStored;
+  stored.name = "ignored.txt";
+  ASSERT_TRUE(j->ApplyRemote({stored}).ok());
+  EXPECT_EQ(j->Get("new")->cold, ColdState::kStored);
+  EXPECT_EQ(j->Get("new")->name, "file.txt");
+
+  // A tombstone wins over older versions and carries no cold work here.
+  ObjectRecord tomb = MakeRecord("new", 8, "B");
+  tomb.deleted = true;
+  ASSERT_TRUE(j->ApplyRemote({tomb}).ok());
+  EXPECT_TRUE(j->Get("new")->deleted);
+  EXPECT_EQ(j->Get("new")->cold, ColdState::kNone);
+  ASSERT_TRUE(j->ApplyRemote({MakeRecord("new", 7, "Z")}).ok());
+  EXPECT_TRUE(j->Get("new")->deleted);
+
+  // All of it is durable.
+  j.reset();
+  auto again = std::move(Journal::Open(dir.path())).value();
+  EXPECT_TRUE(again->Get("new")->deleted);
+  EXPECT_EQ(again->Get("mine")->version.packed, 30u);
+}
+
+TEST(Journal, ChangeListenerSeesExistingRecordsThenEveryChange) {
+  testing::TempDir dir;
+  auto j = std::move(Journal::Open(dir.path())).value();
+  ASSERT_TRUE(j->Upsert(MakeRecord("a", 1)).value());
+  std::vector<std::pair<bool, std::string>> seen;  // (had a before, key)
+  j->SetChangeListener([&](const ObjectRecord* before, const ObjectRecord& after) {
+    seen.emplace_back(before != nullptr, after.key);
+  });
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_FALSE(seen[0].first);
+  ASSERT_TRUE(j->Upsert(MakeRecord("a", 2)).value());
+  ASSERT_TRUE(j->UpdateLocalState("a", HlcTimestamp{2}, false, ColdState::kStored).ok());
+  ASSERT_TRUE(j->ApplyRemote({MakeRecord("b", 3, "B")}).ok());
+  ASSERT_EQ(seen.size(), 4u);
+  EXPECT_TRUE(seen[1].first);
+  EXPECT_TRUE(seen[2].first);
+  EXPECT_FALSE(seen[3].first);
+  EXPECT_EQ(seen[3].second, "b");
+}
+
 }  // namespace
 }  // namespace objstore

@@ -1,0 +1,252 @@
+// Unit tests of the cluster's pure parts: the sync tree, call authentication,
+// membership merging and failure detection, and the message codec.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <random>
+
+#include "base/clock.h"
+#include "base/random.h"
+#include "cluster/auth.h"
+#include "cluster/codec.h"
+#include "cluster/membership.h"
+#include "cluster/sync_tree.h"
+
+namespace objstore::cluster {
+namespace {
+
+ObjectRecord Rec(const std::string& key, uint64_t version, const std::string& node = "A") {
+  ObjectRecord r;
+  r.key = key;
+  r.name = "n.txt";
+  r.size = 3;
+  r.etag = "\"e\"";
+  r.timestamp_ns = 1;
+  r.version.packed = version;
+  r.version_node = node;
+  r.consistency = 1;
+  return r;
+}
+
+TEST(SyncTree, EqualSetsHaveEqualRootsWhateverTheOrder) {
+  std::vector<ObjectRecord> recs;
+  for (int i = 0; i < 2000; ++i) recs.push_back(Rec("key" + std::to_string(i), 100 + i));
+  SyncTree a, b;
+  for (const auto& r : recs) a.Change(nullptr, r);
+  std::shuffle(recs.begin(), recs.end(), std::mt19937(7));
+  for (const auto& r : recs) b.Change(nullptr, r);
+  EXPECT_EQ(a.Root(), b.Root());
+  EXPECT_NE(a.Root(), 0u);
+  EXPECT_EQ(a.records(), 2000u);
+  for (uint32_t i = 0; i < SyncTree::NodesAt(2); ++i) EXPECT_EQ(a.Hash(2, i), b.Hash(2, i));
+}
+
+TEST(SyncTree, AChangeShowsInOneLeafAndItsAncestorsOnly) {
+  SyncTree a, b;
+  ObjectRecord r = Rec("k", 1);
+  a.Change(nullptr, r);
+  b.Change(nullptr, r);
+  ObjectRecord newer = Rec("k", 2);
+  b.Change(&r, newer);
+  const uint32_t leaf = SyncTree::LeafOf("k");
+  EXPECT_NE(a.Root(), b.Root());
+  uint32_t index = leaf;
+  for (int level = SyncTree::kLeafLevel; level >= 0; --level, index /= SyncTree::kFanout) {
+    EXPECT_NE(a.Hash(level, index), b.Hash(level, index)) << level;
+  }
+  EXPECT_EQ(a.Hash(SyncTree::kLeafLevel, leaf ^ 1), b.Hash(SyncTree::kLeafLevel, leaf ^ 1));
+  b.Change(&newer, r);  // back to the same state
+  EXPECT_EQ(a.Root(), b.Root());
+}
+
+TEST(SyncTree, RecordHashCoversWhatMustAgreeAndNotLocalState) {
+  ObjectRecord r = Rec("k", 1);
+  const uint64_t h = SyncTree::RecordHash(r);
+  ObjectRecord local = r;
+  local.local_body = !r.local_body;
+  local.cold = ColdState::kPending;
+  EXPECT_EQ(SyncTree::RecordHash(local), h);
+  ObjectRecord other = r;
+  other.version_node = "B";
+  EXPECT_NE(SyncTree::RecordHash(other), h);
+  other = r;
+  other.deleted = true;
+  EXPECT_NE(SyncTree::RecordHash(other), h);
+  other = r;
+  other.cold = ColdState::kStored;
+  EXPECT_NE(SyncTree::RecordHash(other), h);
+  uint64_t parsed = 0;
+  EXPECT_TRUE(HexToHash(HashToHex(h), &parsed));
+  EXPECT_EQ(parsed, h);
+  EXPECT_FALSE(HexToHash("xyz", &parsed));
+  EXPECT_FALSE(HexToHash("0123456789ABCDEF", &parsed));
+}
+
+// ------------------------------------------------------------ auth
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+RequestFacts Facts(const SignedHeaders& h, const std::string& tag, std::string_view body) {
+  return RequestFacts{"POST", "/cluster/v1/records", tag, "N1", h.time_ms, h.nonce, h.signature,
+                      body};
+}
+
+TEST(CallAuthenticator, AcceptsASignedCallOnceAndRefusesForgeries) {
+  SystemRandom random;
+  CallAuthenticator sender("secret", "blue", random), receiver("secret", "blue", random);
+  const std::string body = R"({"records":[]})";
+  SignedHeaders h = sender.SignRequest("POST", "/cluster/v1/records", "N1", body);
+  EXPECT_TRUE(receiver.VerifyRequest(Facts(h, "blue", body), NowMs()).ok());
+  auto replay = receiver.VerifyRequest(Facts(h, "blue", body), NowMs());
+  EXPECT_EQ(replay.status, 401);
+  EXPECT_EQ(replay.code, "replayed");
+
+  SignedHeaders h2 = sender.SignRequest("POST", "/cluster/v1/records", "N1", body);
+  EXPECT_EQ(receiver.VerifyRequest(Facts(h2, "blue", body + " "), NowMs()).code, "bad_signature");
+  RequestFacts other_target = Facts(h2, "blue", body);
+  other_target.target = "/cluster/v1/ping";
+  EXPECT_EQ(receiver.VerifyRequest(other_target, NowMs()).code, "bad_signature");
+  EXPECT_EQ(receiver.VerifyRequest(Facts(h2, "red", body), NowMs()).code, "tag_mismatch");
+  EXPECT_EQ(receiver.VerifyRequest(Facts(h2, "red", body), NowMs()).status, 403);
+  EXPECT_EQ(receiver.VerifyRequest(Facts(h2, "blue", body), NowMs() + 301'000).code,
+            "stale_request");
+  EXPECT_TRUE(receiver.VerifyRequest(Facts(h2, "blue", body), NowMs()).ok());
+
+  CallAuthenticator stranger("other", "blue", random);
+  SignedHeaders h3 = stranger.SignRequest("POST", "/cluster/v1/records", "N1", body);
+  EXPECT_EQ(receiver.VerifyRequest(Facts(h3, "blue", body), NowMs()).code, "bad_signature");
+  SignedHeaders unsigned_call = h3;
+  unsigned_call.signature.clear();
+  EXPECT_EQ(receiver.VerifyRequest(Facts(unsigned_call, "blue", body), NowMs()).code,
+            "bad_signature");
+}
+
+TEST(CallAuthenticator, AnswersAreBoundToTheirRequest) {
+  SystemRandom random;
+  CallAuthenticator a("secret", "t", random), b("secret", "t", random);
+  std::string sig = b.SignResponse(200, "nonce1", "{}");
+  EXPECT_TRUE(a.VerifyResponse(200, "nonce1", "{}", sig));
+  EXPECT_FALSE(a.VerifyResponse(200, "nonce2", "{}", sig));
+  EXPECT_FALSE(a.VerifyResponse(200, "nonce1", "{ }", sig));
+  EXPECT_FALSE(a.VerifyResponse(200, "nonce1", "{}", ""));
+  CallAuthenticator open("", "t", random);  // no secret: only the tag counts
+  EXPECT_TRUE(open.VerifyResponse(200, "n", "{}", ""));
+  SignedHeaders h = open.SignRequest("POST", "/x", "N", "{}");
+  EXPECT_TRUE(h.signature.empty());
+  EXPECT_TRUE(open.VerifyRequest(RequestFacts{"POST", "/x", "t", "N", h.time_ms, h.nonce, "", "{}"},
+                                 NowMs()).ok());
+}
+
+// ------------------------------------------------------------ membership
+
+Member M(const std::string& id, uint64_t inc, MemberState s) {
+  Member m;
+  m.id = id;
+  m.addr = id + ":1";
+  m.incarnation = inc;
+  m.state = s;
+  return m;
+}
+
+TEST(Membership, MergeRulesFollowIncarnationThenSeverity) {
+  ManualClock clock(1'000'000'000);
+  Membership ms(clock, M("self", 0, MemberState::kAlive));
+  auto ev = ms.Merge({M("b", 1, MemberState::kAlive)});
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_TRUE(ev[0].is_new);
+  ms.Merge({M("b", 1, MemberState::kSuspect)});
+  EXPECT_EQ(ms.Find("b")->state, MemberState::kSuspect);
+  ms.Merge({M("b", 1, MemberState::kAlive)});  // same incarnation: alive loses
+  EXPECT_EQ(ms.Find("b")->state, MemberState::kSuspect);
+  ms.Merge({M("b", 2, MemberState::kAlive)});  // refuted with a higher incarnation
+  EXPECT_EQ(ms.Find("b")->state, MemberState::kAlive);
+  ms.Merge({M("b", 1, MemberState::kDead)});  // old rumour
+  EXPECT_EQ(ms.Find("b")->state, MemberState::kAlive);
+  ms.Merge({M("b", 2, MemberState::kDead)});
+  EXPECT_EQ(ms.Find("b")->state, MemberState::kDead);
+  EXPECT_EQ(ms.ReachablePeers().size(), 0u);
+  EXPECT_EQ(ms.DeadPeers().size(), 1u);
+  // Heard from directly: alive again, whatever the rumour said.
+  ms.Heard(M("b", 2, MemberState::kAlive));
+  EXPECT_EQ(ms.Find("b")->state, MemberState::kAlive);
+  EXPECT_EQ(ms.AliveCount(), 2u);
+}
+
+TEST(Membership, ThisNodeRefutesItsOwnDeath) {
+  ManualClock clock(1'000'000'000);
+  Membership ms(clock, M("self", 0, MemberState::kAlive));
+  ms.Merge({M("self", 3, MemberState::kDead)});
+  EXPECT_EQ(ms.self().state, MemberState::kAlive);
+  EXPECT_EQ(ms.self().incarnation, 4u);
+  ms.Merge({M("self", 1, MemberState::kSuspect)});  // older than ours: nothing to refute
+  EXPECT_EQ(ms.self().incarnation, 4u);
+}
+
+TEST(Membership, FailedProbeSuspectsAndTimeoutKills) {
+  ManualClock clock(1'000'000'000);
+  Membership ms(clock, M("self", 0, MemberState::kAlive));
+  ms.Merge({M("b", 0, MemberState::kAlive), M("c", 0, MemberState::kAlive)});
+  auto ev = ms.ProbeFailed("b");
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].to, MemberState::kSuspect);
+  EXPECT_EQ(ms.ReachablePeers().size(), 2u);  // a suspect is still tried
+  clock.Advance(2'000'000'000);
+  EXPECT_TRUE(ms.ExpireSuspects(std::chrono::milliseconds(3000)).empty());
+  clock.Advance(1'000'000'000);
+  ev = ms.ExpireSuspects(std::chrono::milliseconds(3000));
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].to, MemberState::kDead);
+  EXPECT_EQ(ms.Find("b")->state, MemberState::kDead);
+  EXPECT_EQ(ms.Find("c")->state, MemberState::kAlive);
+}
+
+// ------------------------------------------------------------ codec
+
+TEST(Codec, RecordsRoundTripAndBadOnesAreRefused) {
+  ObjectRecord r = Rec("01ARZ3NDEKTSV4RRFFQ69G5FAV", 0x1234567890abcdefull, "N1");
+  r.deleted = true;
+  r.user_meta = R"({"a":"b"})";
+  r.cold = ColdState::kStored;
+  auto back = RecordFromJson(nlohmann::json::parse(RecordToJson(r).dump()));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(SyncTree::RecordHash(*back), SyncTree::RecordHash(r));
+  EXPECT_EQ(back->user_meta, r.user_meta);
+  EXPECT_EQ(back->size, r.size);
+
+  nlohmann::json j = RecordToJson(r);
+  j["level"] = 7;
+  EXPECT_FALSE(RecordFromJson(j).ok());
+  j = RecordToJson(r);
+  j["size"] = "3";
+  EXPECT_FALSE(RecordFromJson(j).ok());
+  j = RecordToJson(r);
+  j.erase("v");
+  EXPECT_FALSE(RecordFromJson(j).ok());
+  j = RecordToJson(r);
+  j["key"] = "";
+  EXPECT_FALSE(RecordFromJson(j).ok());
+  EXPECT_FALSE(RecordsFromJson(nlohmann::json::object()).ok());
+  EXPECT_FALSE(RecordsFromJson(nlohmann::json::array({RecordToJson(r), 5})).ok());
+  EXPECT_FALSE(ParseBody("{not json").ok());
+}
+
+TEST(Codec, MembersRoundTrip) {
+  Member m = M("N1", 5, MemberState::kSuspect);
+  m.public_addr = "1.2.3.4:10999";
+  auto back = MemberFromJson(MemberToJson(m, "tag"));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->id, "N1");
+  EXPECT_EQ(back->incarnation, 5u);
+  EXPECT_EQ(back->state, MemberState::kSuspect);
+  EXPECT_EQ(back->public_addr, m.public_addr);
+  nlohmann::json bad = MemberToJson(m, "tag");
+  bad["state"] = "zombie";
+  EXPECT_FALSE(MemberFromJson(bad).ok());
+}
+
+}  // namespace
+}  // namespace objstore::cluster
