@@ -15,7 +15,7 @@ against the size of a full export: the JSON of all of A's records in the `R`
 format of docs/CLUSTER.md ({"records": [R...]}).
 
 Environment (set by bench/cluster_sync.sh): OBJSTORE_BIN, OBJSTORE_TEST_TMP,
-OBJSTORE_KEEP_TMP, BENCH_RECORDS, BENCH_DIFF, BENCH_MODE, BENCH_TIMEOUT.
+OBJSTORE_KEEP_TMP, BENCH_RECORDS, BENCH_DIFF, BENCH_MODE, BENCH_TIMEOUT, BENCH_NODE_ARGS.
 """
 
 import base64
@@ -191,7 +191,8 @@ def main():
         log("full export (R format, A's %d records) = %d bytes, computed in %.1f s"
             % (len(a_rows), export_bytes, time.monotonic() - t))
 
-        timings = ["--sync-interval", "1"]
+        timings = ["--sync-interval", "1"] + os.environ.get("BENCH_NODE_ARGS", "").split()
+        log("node flags: %s" % " ".join(timings))
         a.extra_args = timings
         t = time.monotonic()
         a.start(timeout=120)

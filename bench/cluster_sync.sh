@@ -23,6 +23,7 @@ Usage: bench/cluster_sync.sh [options]
                      mixed    : half of each
                      all      : run the three modes one after another
   --timeout S        give up waiting for convergence after S seconds (default 120)
+  --node-args "ARGS" extra flags for both nodes, e.g. "--peer-timeout 30"
   --objstore PATH    objstore binary (default: <repo>/build/objstore)
   --tmp-parent DIR   where the node dirs go (default /work/tmp-bench, else /tmp)
   --keep             keep the node dirs (journals, logs)
@@ -42,6 +43,7 @@ RECORDS=1000000
 DIFF=0.01
 MODE=missing
 TIMEOUT=120
+NODE_ARGS=""
 OBJSTORE_BIN="$REPO/build/objstore"
 if [ -d /work ]; then TMP_PARENT=/work/tmp-bench; else TMP_PARENT=/tmp; fi
 KEEP=""
@@ -51,6 +53,7 @@ while [ $# -gt 0 ]; do
         --diff) DIFF="$2"; shift 2 ;;
         --mode) MODE="$2"; shift 2 ;;
         --timeout) TIMEOUT="$2"; shift 2 ;;
+        --node-args) NODE_ARGS="$2"; shift 2 ;;
         --objstore) OBJSTORE_BIN="$2"; shift 2 ;;
         --tmp-parent) TMP_PARENT="$2"; shift 2 ;;
         --keep) KEEP=1; shift ;;
@@ -63,7 +66,7 @@ done
 mkdir -p "$TMP_PARENT"
 export OBJSTORE_BIN OBJSTORE_TEST_TMP="$TMP_PARENT"
 [ -n "$KEEP" ] && export OBJSTORE_KEEP_TMP=1
-export BENCH_RECORDS="$RECORDS" BENCH_DIFF="$DIFF" BENCH_TIMEOUT="$TIMEOUT"
+export BENCH_RECORDS="$RECORDS" BENCH_DIFF="$DIFF" BENCH_TIMEOUT="$TIMEOUT" BENCH_NODE_ARGS="$NODE_ARGS"
 
 modes="$MODE"
 [ "$MODE" = all ] && modes="missing versions mixed"

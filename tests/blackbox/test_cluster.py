@@ -808,7 +808,7 @@ class TestJepsenSet(ClusterBase):
                                  headers={"X-Meta-ID": oid, "X-Meta-ConsistencyLevel": str(level),
                                           "Content-Length": str(len(body))})
                     resp = conn.getresponse()
-                    resp.read()
+                    data = resp.read()
                     with lock:
                         stats["sent"] += 1
                         if resp.status == 200:
@@ -816,6 +816,8 @@ class TestJepsenSet(ClusterBase):
                             acked[oid] = (sha(body), len(body), level, i)
                         else:
                             stats["err_status"][resp.status] = stats["err_status"].get(resp.status, 0) + 1
+                            if len(stats.setdefault("err_samples", [])) < 5:
+                                stats["err_samples"].append((i, level, resp.status, data[:200]))
                 except (OSError, http.client.HTTPException):
                     with lock:
                         stats["sent"] += 1
@@ -919,6 +921,8 @@ class TestJepsenSet(ClusterBase):
             "connection errors %d; converged %.1f s after healing; lost %d (by level %s)\n"
             % (stats["sent"], stats["ok"], by_level, stats["err_status"], stats["conn_err"],
                converge_s, len(bad), lost_by_level))
+        for sample in stats.get("err_samples", []):
+            sys.stderr.write("    non-200 PUT on node %d (level %d): %d %r\n" % sample)
         for oid in list(bad)[:10]:
             sys.stderr.write("    lost %s level %d origin node %d: %s\n"
                              % (oid, acked[oid][2], acked[oid][3], bad[oid]))
