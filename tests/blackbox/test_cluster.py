@@ -42,6 +42,18 @@ def fd_count(node):
     return len(os.listdir("/proc/%d/fd" % node.pid))
 
 
+def metric(node, name, labels=""):
+    """Value of one sample of /metrics (None if absent)."""
+    st, _h, body = node.request("GET", "/metrics", timeout=5)
+    if st != 200:
+        return None
+    want = name + (("{" + labels + "}") if labels else "")
+    for line in body.decode().splitlines():
+        if line.startswith(want + " "):
+            return float(line.split()[-1])
+    return None
+
+
 def established_to(port):
     """ESTABLISHED IPv4 TCP sockets on this host whose remote port is `port` (the
     client ends of connections to it)."""
@@ -159,6 +171,11 @@ class TestMembership(ClusterBase):
         c.wait_converged()
         wait_for(lambda: all(c.cstats(i)["replication_queue"] == 0 for i in range(2)), 10,
                  "empty replication queues")
+        # /metrics shows the members by state, sync lag and the replication queue
+        self.assertEqual(metric(a, "objstore_cluster_members", 'state="alive"'), 2)
+        self.assertEqual(metric(a, "objstore_cluster_members", 'state="dead"'), 0)
+        self.assertIsNotNone(metric(a, "objstore_cluster_sync_lag_seconds"))
+        self.assertEqual(metric(b, "objstore_cluster_replication_queue"), 0)
 
     def test_five_nodes_chain_gossip_failure_detection(self):
         """Node i knows only node i-1: all five learn each other; a killed node is
@@ -179,6 +196,8 @@ class TestMembership(ClusterBase):
         wait_for(lambda: all(c.member_states(i).get(victim_id) == "dead" for i in others), 15,
                  "node 2 declared dead everywhere")
         detect = time.monotonic() - t0
+        self.assertEqual(metric(c.nodes[0], "objstore_cluster_members", 'state="alive"'), 4)
+        self.assertEqual(metric(c.nodes[0], "objstore_cluster_members", 'state="dead"'), 1)
         sys.stderr.write("\n  failure detected by all 4 in %.2f s\n" % detect)
         # routed around: a level-2 write still reaches every live node
         oid2 = c.nodes[0].new_id()
@@ -230,6 +249,8 @@ class TestData(ClusterBase):
         st, h, rb = cc.get(oid0, method="HEAD")
         self.assertEqual(st, 200)
         self.assertEqual(h.get("content-length"), str(len(body0)))
+        st, h, rb = cc.get(oid0, headers={"If-None-Match": h0["etag"]})
+        self.assertEqual(st, 304, "If-None-Match through the symlink: %d" % st)
 
         # level 1 on B: C streams it from B (the origin) too
         oid1 = b.new_id()
@@ -285,6 +306,44 @@ class TestData(ClusterBase):
         files = self.wait_body_file(b, oid, timeout=30, count=1)
         with open(os.path.join(b.files_dir, files[0]), "rb") as f:
             self.assertTrue(f.read() == body, "B's replica differs from the body")
+
+    def test_level2_replication_survives_crashes_of_both_sides(self):
+        """Level-2 pulls interrupted by kill -9 of the source and of the receiver: never a
+        truncated or wrong committed copy, and the durable queue completes after restarts."""
+        c = self.start_cluster(2)
+        a, b = c.nodes
+        c.sigstop(1)
+        objs = {}
+        for k in range(5):
+            oid = a.new_id()
+            body = os.urandom(8 * 1024 * 1024 + k)
+            self.put_ok(a, oid, body, 2)
+            objs[oid] = body
+        c.sigcont(1)
+
+        def check_committed(when):
+            for oid, body in objs.items():
+                for rel in body_files(b, oid):
+                    with open(os.path.join(b.files_dir, rel), "rb") as f:
+                        data = f.read()
+                    self.assertTrue(data == body, "%s: B committed a bad copy of %s (%d of %d bytes)"
+                                    % (when, oid, len(data), len(body)))
+        self.wait_meta(b, next(iter(objs)), timeout=15)
+        time.sleep(0.3)
+        c.kill9(0)              # the source dies mid-replication
+        time.sleep(0.3)
+        c.kill9(1)              # and then the receiver
+        check_committed("after both crashes")
+        c.restart(1)
+        check_committed("after B's restart")
+        c.restart(0)
+        c.wait_alive(2, timeout=20)
+        for oid in objs:
+            self.wait_body_file(b, oid, timeout=30, count=1)
+        check_committed("after both restarts")
+        wait_for(lambda: c.cstats(1)["replication_queue"] == 0, 10, "B's replication queue empty")
+        for oid, body in objs.items():
+            self.assert_body(b, oid, body, "B after the crashes", symlink=False)
 
     def test_peer_reads_pool_connections_and_leak_nothing(self):
         """Symlink reads reuse a few pooled private connections (issue 4 §2), and reads
@@ -709,6 +768,9 @@ class TestSecurity(ClusterBase):
         h = sign_headers(SECRET, "POST", target, body, tag="blue", node=me,
                          time_ms=int(time.time() * 1000) - 400 * 1000)
         self.assertJsonError(call(h), 401, "stale_request", msg="400 s old")
+        h = sign_headers(SECRET, "POST", target, body, tag="blue", node=me,
+                         time_ms=int(time.time() * 1000) + 400 * 1000)
+        self.assertJsonError(call(h), 401, "stale_request", msg="400 s in the future")
         h = sign_headers(SECRET, "POST", target, body, tag="green", node=me)
         self.assertJsonError(call(h), 403, "tag_mismatch", msg="another tag, correctly signed")
 
