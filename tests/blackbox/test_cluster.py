@@ -27,7 +27,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness import HOST, NodeStartError, RssSampler, make_ulid  # noqa: E402
-from cluster_fixture import (CLOCK_ENV, ClusterTestCase, WaitTimeout, body_files,  # noqa: E402
+from cluster_fixture import (CLOCK_ENV, Cluster, ClusterTestCase, WaitTimeout, body_files,  # noqa: E402
                              private_request, response_signature, sign_headers, wait_for)
 
 SECRET = "t0p-s3cret-for-tests"
@@ -176,6 +176,49 @@ class TestMembership(ClusterBase):
         self.assertEqual(metric(a, "objstore_cluster_members", 'state="dead"'), 0)
         self.assertIsNotNone(metric(a, "objstore_cluster_sync_lag_seconds"))
         self.assertEqual(metric(b, "objstore_cluster_replication_queue"), 0)
+
+    def test_seed_started_later_and_wildcard_private_addr(self):
+        """B starts first with -N naming A, which is not running yet; A starts later and
+        they merge; C knows only B. All listen on 0.0.0.0 (the default style): the
+        addresses members learn of each other must be reachable ones, and data flows."""
+        c = Cluster(0, testcase=self, name="wild")
+        self.addCleanup(self._remove_cold, c.cold_dir)
+        self.addCleanup(c.resume_all)
+        a = c.new_node([], name="wildA")
+        c.nodes.append(a)
+        b = c.new_node(["127.0.0.1:%d" % a.private_port], name="wildB")
+        c.nodes.append(b)
+        cc = c.new_node(["127.0.0.1:%d" % b.private_port], name="wildC")
+        c.nodes.append(cc)
+        orig = type(a).command
+
+        def wildcard_command(node):
+            cmd = orig(node)
+            i = cmd.index("--private-addr")
+            cmd[i + 1] = "0.0.0.0:%d" % node.private_port
+            return cmd
+        for node in c.nodes:
+            node.command = (lambda n: (lambda: wildcard_command(n)))(node)
+        b.start()
+        cc.start()
+        time.sleep(1.0)
+        a.start()
+        c.ids = {i: n.ping() for i, n in enumerate(c.nodes)}
+        c.wait_alive(3, timeout=20)
+        for i in range(3):
+            for m in c.cstats(i)["members"]:
+                if m["id"] != c.ids[i]:
+                    self.assertFalse(m["addr"].startswith("0.0.0.0"),
+                                     "node %d lists an unreachable address: %s" % (i, m))
+        oid = a.new_id()
+        body = os.urandom(10000)
+        self.put_ok(a, oid, body, 0)
+        self.wait_meta(cc, oid)
+        self.assert_body(cc, oid, body, "C reads A's level 0", symlink=True)
+        oid2 = cc.new_id()
+        self.put_ok(cc, oid2, body, 2)
+        self.wait_body_file(a, oid2)
+        c.wait_converged()
 
     def test_five_nodes_chain_gossip_failure_detection(self):
         """Node i knows only node i-1: all five learn each other; a killed node is
