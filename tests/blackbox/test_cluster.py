@@ -817,10 +817,14 @@ class TestSecurity(ClusterBase):
             st, _h, body = n.request("GET", "/api/v1/stats")
             cs = json.loads(body)["cluster"]
             self.assertEqual(cs["alive"], 1, "%s node: %s" % (k, cs["members"]))
-        # the cluster itself still works
+        # the cluster itself still works, signed: push, level-2 pull, symlink read
         oid2 = c.nodes[0].new_id()
-        self.put_ok(c.nodes[0], oid2, b"ok", 1)
-        self.wait_meta(c.nodes[1], oid2)
+        self.put_ok(c.nodes[0], oid2, b"ok", 2)
+        self.wait_body_file(c.nodes[1], oid2)
+        oid3 = c.nodes[0].new_id()
+        self.put_ok(c.nodes[0], oid3, b"level zero, signed stream", 0)
+        self.wait_meta(c.nodes[1], oid3)
+        self.assert_body(c.nodes[1], oid3, b"level zero, signed stream", "signed symlink", symlink=True)
 
     def test_private_api_signature_replay_tamper(self):
         c = self.start_cluster(2, secret=SECRET, tag="blue")
