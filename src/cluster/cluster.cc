@@ -76,7 +76,7 @@ Status Cluster::Start() {
   so.host = options_.private_host;
   so.port = options_.private_port;
   so.threads = 1;
-  so.max_body_bytes = 256ull << 20;
+  so.max_body_bytes = 32ull << 20;  // the largest sync message is a few MB
   so.header_timeout = std::chrono::milliseconds(10'000);
   so.idle_timeout = std::chrono::milliseconds(120'000);
   server_ = std::make_unique<http::HttpServer>(so, [this](http::Exchange& ex) { return Handle(ex); });
@@ -728,7 +728,10 @@ asio::awaitable<Result<std::unique_ptr<PeerBodyStream>>> Cluster::OpenPeerBody(
   }
   Status last = Status::Unavailable("no live member holds the body of " + record->key);
   bool any_answer = false;
+  // A public request waits on peers for at most one peer timeout in all.
+  const auto deadline = std::chrono::steady_clock::now() + options_.peer_timeout;
   for (const Member& m : candidates) {
+    if (std::chrono::steady_clock::now() >= deadline) break;
     auto opened = co_await client_.OpenBody(m.addr, BodyTarget(*record), range);
     if (!opened.ok()) {
       last = opened.status();
@@ -749,6 +752,46 @@ asio::awaitable<Result<std::unique_ptr<PeerBodyStream>>> Cluster::OpenPeerBody(
 }
 
 // ------------------------------------------------------------ stats
+
+void Cluster::RegisterMetrics(MetricsRegistry& m) {
+  for (MemberState state : {MemberState::kAlive, MemberState::kSuspect, MemberState::kDead}) {
+    m.AddGauge("objstore_cluster_members", "Cluster members by state, this node included.",
+               [this, state] {
+                 double n = 0;
+                 for (const Member& member : membership_.All()) n += member.state == state;
+                 return n;
+               },
+               fmt::format("state=\"{}\"", MemberStateName(state)));
+  }
+  m.AddGauge("objstore_cluster_sync_lag_seconds",
+             "Seconds since the last anti-entropy exchange that completed (-1: none yet).", [this] {
+               const int64_t last = last_sync_ms_.load();
+               return last ? (RealNowMs() - last) / 1000.0 : -1.0;
+             });
+  m.AddGauge("objstore_cluster_replication_queue", "Level-2 bodies this node still has to pull.",
+             [this] { return static_cast<double>(want_size_.load()); });
+  m.AddGauge("objstore_cluster_push_queue", "Journal records waiting to be pushed to peers.",
+             [this] { return static_cast<double>(push_backlog_.load()); });
+  auto counter = [&m](const char* name, const char* help, const std::atomic<uint64_t>& v,
+                      std::string labels = "") {
+    m.AddCounterFn(name, help, [&v] { return static_cast<double>(v.load()); }, labels);
+  };
+  counter("objstore_cluster_sync_rounds_total", "Anti-entropy exchanges started.", sync_rounds_);
+  counter("objstore_cluster_records_total", "Journal records sent to or received from peers.",
+          pushed_, "direction=\"pushed\"");
+  counter("objstore_cluster_records_total", "Journal records sent to or received from peers.",
+          sync_records_sent_, "direction=\"synced_out\"");
+  counter("objstore_cluster_records_total", "Journal records sent to or received from peers.",
+          sync_records_received_, "direction=\"in\"");
+  counter("objstore_cluster_replicated_total", "Level-2 bodies pulled from peers.", replicated_);
+  counter("objstore_cluster_replication_failures_total", "Failed level-2 pulls (retried).",
+          replication_failures_);
+  counter("objstore_cluster_peer_reads_total", "GETs served by streaming from a peer.",
+          peer_reads_);
+  counter("objstore_cluster_calls_total", "Private calls made to peers.", client_.traffic().calls);
+  counter("objstore_cluster_call_failures_total", "Private calls that failed or were refused.",
+          client_.traffic().failures);
+}
 
 json Cluster::StatsJson() const {
   json members = json::array();

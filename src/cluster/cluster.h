@@ -85,6 +85,8 @@ class Cluster {
 
   // The "cluster" block of /api/v1/stats.
   nlohmann::json StatsJson() const;
+  // Members by state, sync lag, queues and traffic, read at scrape time.
+  void RegisterMetrics(MetricsRegistry& metrics);
 
  private:
   // ---- private API (runs on the private server's loop)

@@ -154,6 +154,10 @@ Status Node::UploadToCold(const ObjectRecord& r) {
   return Status::Ok();
 }
 
+std::mutex& Node::CommitLock(const std::string& key) {
+  return commit_locks_[std::hash<std::string>{}(key) % commit_locks_.size()];
+}
+
 std::mutex& Node::UploadLock(const std::string& key) {
   return upload_locks_[std::hash<std::string>{}(key) % upload_locks_.size()];
 }
@@ -185,22 +189,29 @@ Result<PutOutcome> Node::FinishPut(const PutSpec& spec, AtomicFile& body) {
   r.version_node = node_id_;
   r.local_body = true;
   r.cold = spec.consistency >= 1 ? ColdState::kPending : ColdState::kNone;
-  if (Status s = bodies_->Commit(body, r.key, r.version); !s.ok()) return s;
-
-  RecordPtr previous = journal_->Get(r.key);
-  auto written = journal_->Upsert(r);
-  if (!written.ok()) {
-    (void)bodies_->Remove(r.key, r.version);
-    return written.status();
-  }
-  bytes_received_->Inc(r.size);
-  if (!*written) {
-    // A newer version committed meanwhile: ours is superseded at once (LWW).
-    (void)bodies_->Remove(r.key, r.version);
-    return PutOutcome{std::make_shared<const ObjectRecord>(r), Status::Ok()};
-  }
-  if (previous && previous->local_body && previous->version != r.version) {
-    (void)bodies_->Remove(previous->key, previous->version);
+  {
+    std::lock_guard lock(CommitLock(r.key));
+    RecordPtr previous = journal_->Get(r.key);
+    if (previous && !r.NewerThan(*previous)) {
+      // A peer's version with an equal or later stamp arrived meanwhile: ours
+      // is superseded at once (LWW), and its file name may be that version's.
+      bytes_received_->Inc(r.size);
+      return PutOutcome{std::make_shared<const ObjectRecord>(r), Status::Ok()};
+    }
+    if (Status s = bodies_->Commit(body, r.key, r.version); !s.ok()) return s;
+    auto written = journal_->Upsert(r);
+    if (!written.ok()) {
+      (void)bodies_->Remove(r.key, r.version);
+      return written.status();
+    }
+    bytes_received_->Inc(r.size);
+    if (!*written) {
+      (void)bodies_->Remove(r.key, r.version);
+      return PutOutcome{std::make_shared<const ObjectRecord>(r), Status::Ok()};
+    }
+    if (previous && previous->local_body && previous->version != r.version) {
+      (void)bodies_->Remove(previous->key, previous->version);
+    }
   }
   PutOutcome out{nullptr, Status::Ok()};
   if (r.consistency >= 1) out.cold_status = UploadToCold(r);
@@ -310,6 +321,7 @@ Result<Node::RecordPtr> Node::RunColdFetch(const std::string& key, bool restore_
 
   // The journal may have changed during the transfer: decide against its
   // current state. A tombstone always wins.
+  std::lock_guard lock(CommitLock(key));
   RecordPtr cur = journal_->Get(key);
   if (cur && cur->deleted) return Status::Deleted(key + " is deleted");
   if (cur && cur->local_body) return cur;
@@ -388,14 +400,17 @@ Result<PutOutcome> Node::RaiseLevel(const std::string& key, int consistency) {
   r.version_node = node_id_;
   r.cold = ColdState::kPending;
   // The body file is named by version: link the new version's name to it.
-  if (Status s = bodies_->LinkVersion(key, cur->version, r.version); !s.ok()) return s;
-  auto written = journal_->Upsert(r);
-  if (!written.ok() || !*written) {
-    (void)bodies_->Remove(key, r.version);
-    if (!written.ok()) return written.status();
-    return Status::Unavailable("object " + key + " changed meanwhile; retry");
+  {
+    std::lock_guard lock(CommitLock(key));
+    if (Status s = bodies_->LinkVersion(key, cur->version, r.version); !s.ok()) return s;
+    auto written = journal_->Upsert(r);
+    if (!written.ok() || !*written) {
+      (void)bodies_->Remove(key, r.version);
+      if (!written.ok()) return written.status();
+      return Status::Unavailable("object " + key + " changed meanwhile; retry");
+    }
+    (void)bodies_->Remove(key, cur->version);
   }
-  (void)bodies_->Remove(key, cur->version);
   PutOutcome out{nullptr, Status::Ok()};
   out.cold_status = UploadToCold(r);
   out.record = journal_->Get(key);
@@ -412,8 +427,19 @@ Result<std::vector<Node::RecordPtr>> Node::ApplyRemote(const std::vector<ObjectR
     if (!a.written) continue;
     // Only this node's own disk decides local_body; a newer version from a
     // peer retires the body of the version it replaces.
-    if (a.replaced && a.replaced->local_body && a.replaced->version != records[i].version) {
-      (void)bodies_->Remove(a.replaced->key, a.replaced->version);
+    if (a.replaced && a.replaced->local_body) {
+      if (a.replaced->version != records[i].version) {
+        (void)bodies_->Remove(a.replaced->key, a.replaced->version);
+      } else {
+        // Another node stamped the same HLC value: the file under that name
+        // holds the replaced version's bytes. Removed unless a copy of the new
+        // version was committed under the same name meanwhile.
+        std::lock_guard lock(CommitLock(records[i].key));
+        RecordPtr cur = journal_->Get(records[i].key);
+        if (cur && cur->version == records[i].version && !cur->local_body) {
+          (void)bodies_->Remove(cur->key, cur->version);
+        }
+      }
     }
     if (RecordPtr now = journal_->Get(records[i].key)) written.push_back(std::move(now));
   }
@@ -421,6 +447,7 @@ Result<std::vector<Node::RecordPtr>> Node::ApplyRemote(const std::vector<ObjectR
 }
 
 Status Node::CommitReplica(const ObjectRecord& record, AtomicFile& body) {
+  std::lock_guard lock(CommitLock(record.key));
   RecordPtr cur = journal_->Get(record.key);
   if (!cur || cur->deleted || cur->version != record.version) {
     return Status::Conflict("object " + record.key + " changed during the transfer");

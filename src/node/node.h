@@ -159,6 +159,7 @@ class Node {
   Status UploadToCold(const ObjectRecord& record);
   Status DeleteFromCold(const ObjectRecord& tombstone);
   std::mutex& UploadLock(const std::string& key);
+  std::mutex& CommitLock(const std::string& key);
   Result<RecordPtr> RunColdFetch(const std::string& key, bool restore_unknown, ColdFetch& fetch);
 
   NodeOptions options_;
@@ -182,6 +183,11 @@ class Node {
   Counter* cold_delete_errors_ = nullptr;
   Counter* bytes_received_ = nullptr;
   std::array<std::mutex, 64> upload_locks_;  // by hash of key: one upload per key at a time
+  // By hash of key: a body file is committed and its record written as one
+  // step. Two nodes can stamp the same HLC value, and file names carry the
+  // version only, so a local PUT and a peer's copy of an equal-stamped version
+  // must never write the same name in an interleaved order.
+  std::array<std::mutex, 64> commit_locks_;
   // Declared last: destroyed (joined) first, while the stores still exist.
   boost::asio::thread_pool pool_;
 };
