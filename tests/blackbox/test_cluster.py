@@ -894,6 +894,35 @@ class TestSecurity(ClusterBase):
         c.wait_alive(2)
 
 
+    def test_peer_records_never_drop_own_body(self):
+        """Correctly signed `records` calls carrying this node's own version of an object
+        (as a confused or replaying peer might: cold "none", or another etag and size at
+        the same version) leave the node's body, etag and cold state as they are (SPEC §7)."""
+        c = self.start_cluster(2, secret=SECRET, tag="blue")
+        a, b = c.nodes
+        oid = a.new_id()
+        body = os.urandom(5000)
+        self.put_ok(a, oid, body, 1)
+        js = a.meta(oid)[2]
+        self.wait_meta(b, oid)
+        rec = {"key": oid, "name": js["name"], "size": js["size"], "etag": js["etag"],
+               "ts": js["timestamp"], "v": int(js["version"], 16), "vn": c.ids[0],
+               "level": 1, "um": {}, "del": False, "cold": "none"}
+        forged = dict(rec, etag='"%s"' % ("0" * 32), size=3)
+        for r in (rec, forged):
+            payload = json.dumps({"records": [r]}).encode()
+            h = sign_headers(SECRET, "POST", "/cluster/v1/records", payload, tag="blue", node=c.ids[1])
+            st, _h, rb = private_request(a.private_port, "POST", "/cluster/v1/records", payload, h)
+            self.assertIn(st, (200, 400), rb[:300])
+        time.sleep(0.5)
+        js2 = a.meta(oid)[2]
+        for k in ("etag", "size", "version", "cold", "local_body"):
+            self.assertEqual(js2[k], js[k], "A's %s changed by a peer's same-version record" % k)
+        self.assert_body(a, oid, body, "A after the peer's records", symlink=False)
+        self.assertEqual(len(body_files(a, oid)), 1)
+        c.wait_converged()
+        self.assert_body(b, oid, body, "B")
+
     def test_unauthenticated_huge_body_does_not_exhaust_memory(self):
         """An unsigned private call with a 256 MiB body: the node refuses it without
         buffering it (private bodies are small JSON; SPEC §2: nothing a client sends
