@@ -443,6 +443,25 @@ class TestData(ClusterBase):
                 self.assertTrue(f.read() == body)
             self.wait_meta(b, oid, lambda js: js["local_body"] is True)
 
+    def test_level2_read_routes_around_a_hung_origin(self):
+        """C lacks a level-2 body, its origin A hangs: a GET on C is served from B (or C's
+        own fresh copy) within about one peer timeout, with the right bytes."""
+        c = self.start_cluster(3)
+        a, b, cc = c.nodes
+        c.sigstop(2)
+        oid = a.new_id()
+        body = os.urandom(100000)
+        self.put_ok(a, oid, body, 2)
+        self.wait_body_file(b, oid)
+        c.sigstop(0)
+        c.sigcont(2)
+        self.wait_meta(cc, oid, timeout=15)
+        t0 = time.monotonic()
+        self.assert_body(cc, oid, body, "C with the origin hung")
+        took = time.monotonic() - t0
+        self.assertLess(took, 3.0, "GET on C took %.1f s with the origin hung" % took)
+        c.sigcont(0)
+
     def test_peer_reads_pool_connections_and_leak_nothing(self):
         """Symlink reads reuse a few pooled private connections (issue 4 §2), and reads
         the client abandons leak neither descriptors nor peer connections (SPEC §7)."""
@@ -698,7 +717,9 @@ class TestData(ClusterBase):
 
     def test_clock_skew_causally_later_write_wins(self):
         # node 1's clock an hour behind, node 2's an hour ahead
-        c = self.start_cluster(3, env={1: {CLOCK_ENV: str(-HOUR_MS)}, 2: {CLOCK_ENV: str(HOUR_MS)}})
+        # with a secret: the authentication window must use real time, not the skewed clock
+        c = self.start_cluster(3, secret=SECRET,
+                               env={1: {CLOCK_ENV: str(-HOUR_MS)}, 2: {CLOCK_ENV: str(HOUR_MS)}})
         a, behind, ahead = c.nodes
         # A writes; the node an hour behind sees it, then overwrites: its write wins
         x = a.new_id()
