@@ -715,6 +715,40 @@ class TestData(ClusterBase):
         self.assertEqual(problems, [], "%d of %d rounds without one winner:\n%s"
                          % (len(problems), len(rounds), "\n".join(problems)))
 
+        # a delete on A racing an overwrite on B: deleted everywhere, or B's body everywhere
+        for r in range(6):
+            oid = make_ulid()
+            level = (1, 2, 0)[r % 3]
+            holder = c.nodes[2] if level else c.nodes[1]
+            self.put_ok(holder, oid, b"first", level)
+            for node in c.nodes:
+                self.wait_meta(node, oid)
+            newer = b"overwrite from B " + os.urandom(100)
+            barrier = threading.Barrier(2)
+            res = {}
+
+            def do_delete(oid=oid, barrier=barrier, res=res):
+                barrier.wait(timeout=10)
+                res["delete"] = c.nodes[0].delete(oid)[0]
+
+            def do_put(oid=oid, barrier=barrier, res=res, newer=newer, level=level):
+                barrier.wait(timeout=10)
+                res["put"] = c.nodes[1].put(oid, newer, level=level)[0]
+            ts = [threading.Thread(target=f, daemon=True) for f in (do_delete, do_put)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join(timeout=20)
+            c.wait_converged(timeout=20)
+            outcome = {}
+            for i, node in enumerate(c.nodes):
+                st, h, body = node.get(oid)
+                outcome[i] = "deleted" if (st == 404 and h.get("x-meta-deleted") == "true") else \
+                    ("B's body" if st == 200 and body == newer else "%d %r" % (st, body[:60]))
+            self.assertEqual(len(set(outcome.values())), 1,
+                             "delete vs put, level %d, %s (statuses %s): %s" % (level, oid, res, outcome))
+            self.assertIn(outcome[0], ("deleted", "B's body"), outcome)
+
     def test_clock_skew_causally_later_write_wins(self):
         # node 1's clock an hour behind, node 2's an hour ahead
         # with a secret: the authentication window must use real time, not the skewed clock
