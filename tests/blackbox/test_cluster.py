@@ -1041,12 +1041,44 @@ class TestJepsenSet(ClusterBase):
             with lock:
                 events.append("%6.2f %s" % (time.monotonic() - t_start, msg))
 
+        deleted = {}        # oid -> node index: delete acknowledged (200)
+        maybe_deleted = {}  # oid -> acked entry: delete sent, outcome unknown / refused
+
+        def delete_one(rnd, mine, conns):
+            oid = mine.pop(rnd.randrange(len(mine)))
+            i = rnd.randrange(self.NODES)
+            with lock:
+                entry = acked.pop(oid)
+            try:
+                conn = conns.get(i)
+                if conn is None:
+                    conn = conns[i] = http.client.HTTPConnection(HOST, c.nodes[i].public_port, timeout=4)
+                conn.request("POST", "/api/v1/delete/" + oid, body=b"", headers={"Content-Length": "0"})
+                resp = conn.getresponse()
+                resp.read()
+                with lock:
+                    stats["deletes"] = stats.get("deletes", 0) + 1
+                    if resp.status == 200:
+                        deleted[oid] = i
+                    else:
+                        maybe_deleted[oid] = entry
+            except (OSError, http.client.HTTPException):
+                with lock:
+                    maybe_deleted[oid] = entry
+                conn = conns.pop(i, None)
+                if conn is not None:
+                    conn.close()
+
         def writer(seed):
             rnd = random.Random(seed)
             conns = {}
+            mine = []
             for _ in range(100000):
                 if stop.is_set():
                     break
+                if mine and rnd.random() < 0.1:
+                    delete_one(rnd, mine, conns)
+                    continue
                 i = rnd.randrange(self.NODES)
                 oid = make_ulid()
                 level = rnd.choice((1, 2, 2, 1, 0))
@@ -1066,6 +1098,7 @@ class TestJepsenSet(ClusterBase):
                         if resp.status == 200:
                             stats["ok"] += 1
                             acked[oid] = (sha(body), len(body), level, i)
+                            mine.append(oid)
                         else:
                             stats["err_status"][resp.status] = stats["err_status"].get(resp.status, 0) + 1
                             if len(stats.setdefault("err_samples", [])) < 5:
@@ -1161,6 +1194,24 @@ class TestJepsenSet(ClusterBase):
         if bad:     # one more chance after another sync round: report lost only if it stays
             time.sleep(3)
             bad = check_all(list(bad))
+
+        # acknowledged deletes: 404 + X-Meta-Deleted on every node (never revived);
+        # deletes of unknown outcome: every node says the same (deleted, or the bytes)
+        revived = {}
+        split = {}
+        for j, node in enumerate(c.nodes):
+            for oid in deleted:
+                st, h, _b = node.get(oid)
+                if not (st == 404 and h.get("x-meta-deleted") == "true"):
+                    revived.setdefault(oid, []).append((j, st))
+        for oid, entry in maybe_deleted.items():
+            views = set()
+            for node in c.nodes:
+                st, h, data = node.get(oid)
+                views.add("deleted" if st == 404 and h.get("x-meta-deleted") == "true"
+                          else ("body" if st == 200 and sha(data) == entry[0] else "bad %d" % st))
+            if len(views) != 1 or next(iter(views)).startswith("bad"):
+                split[oid] = views
         by_level = {}
         for oid, (_d, _s, level, _o) in acked.items():
             by_level[level] = by_level.get(level, 0) + 1
@@ -1170,9 +1221,15 @@ class TestJepsenSet(ClusterBase):
             lost_by_level[lv] = lost_by_level.get(lv, 0) + 1
         sys.stderr.write(
             "\n  set check: %d PUTs sent, %d acknowledged (by level %s), non-200 %s, "
-            "connection errors %d; converged %.1f s after healing; lost %d (by level %s)\n"
+            "connection errors %d; converged %.1f s after healing; lost %d (by level %s); "
+            "deletes sent %d, acknowledged %d, revived %d, unknown outcome %d (split %d)\n"
             % (stats["sent"], stats["ok"], by_level, stats["err_status"], stats["conn_err"],
-               converge_s, len(bad), lost_by_level))
+               converge_s, len(bad), lost_by_level, stats.get("deletes", 0), len(deleted),
+               len(revived), len(maybe_deleted), len(split)))
+        for oid in list(revived)[:5]:
+            sys.stderr.write("    revived %s (delete acked by node %d): %s\n" % (oid, deleted[oid], revived[oid]))
+        for oid in list(split)[:5]:
+            sys.stderr.write("    split %s: %s\n" % (oid, split[oid]))
         for sample in stats.get("err_samples", []):
             sys.stderr.write("    non-200 PUT on node %d (level %d): %d %r\n" % sample)
         for oid in list(bad)[:10]:
@@ -1181,6 +1238,8 @@ class TestJepsenSet(ClusterBase):
         self.assertEqual(nemesis_errors, [])
         self.assertGreater(stats["ok"], 50, "too few acknowledged writes to mean anything")
         self.assertEqual(len(bad), 0, "lost acknowledged writes: %d" % len(bad))
+        self.assertEqual(len(revived), 0, "acknowledged deletes undone: %d" % len(revived))
+        self.assertEqual(len(split), 0, "nodes disagree on deletes of unknown outcome: %d" % len(split))
 
 
 if __name__ == "__main__":
