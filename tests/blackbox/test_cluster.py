@@ -462,6 +462,44 @@ class TestData(ClusterBase):
         self.assertLess(took, 3.0, "GET on C took %.1f s with the origin hung" % took)
         c.sigcont(0)
 
+    def test_symlink_stream_from_a_peer_that_hangs_midway_ends(self):
+        """A peer that stops sending in the middle of a streamed body: the public GET on
+        the reading node ends (connection closed, body short of Content-Length) within
+        about one peer timeout instead of hanging (issue 4 §2)."""
+        c = self.start_cluster(2)
+        a, b = c.nodes
+        oid = a.new_id()
+        size = 48 * 1024 * 1024
+        chunk = os.urandom(1024 * 1024)
+        body = chunk * 48
+        self.put_ok(a, oid, body, 0)
+        self.wait_meta(b, oid)
+        s = socket.create_connection((HOST, b.public_port), timeout=10)
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+            s.sendall(("GET /api/v1/get/%s HTTP/1.1\r\nHost: x\r\n\r\n" % oid).encode())
+            got = b""
+            while len(got) < 1024 * 1024:
+                d = s.recv(65536)
+                if not d:
+                    break
+                got += d
+            head, _sep, rest = got.partition(b"\r\n\r\n")
+            self.assertIn(b" 200 ", head.split(b"\r\n")[0], head[:200])
+            self.assertIn(b"x-meta-symlink: true", head.lower())
+            c.sigstop(0)
+            took, data, closed = b.wait_closed(s, 15.0)
+            received = len(rest) + len(data)
+        finally:
+            s.close()
+            c.sigcont(0)
+        sys.stderr.write("\n  after the peer hung: %d of %d body bytes, closed after %.1f s\n"
+                         % (received, size, took))
+        self.assertTrue(closed, "the GET still open %.0f s after the peer hung" % took)
+        self.assertLess(took, 8.0, "closed only after %.1f s" % took)
+        self.assertLess(received, size, "all bytes arrived although the peer hung")
+        self.assertTrue((rest + data) == body[:received], "the bytes that arrived are wrong")
+
     def test_peer_reads_pool_connections_and_leak_nothing(self):
         """Symlink reads reuse a few pooled private connections (issue 4 §2), and reads
         the client abandons leak neither descriptors nor peer connections (SPEC §7)."""
