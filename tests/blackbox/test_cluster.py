@@ -220,6 +220,27 @@ class TestMembership(ClusterBase):
         self.wait_body_file(a, oid2)
         c.wait_converged()
 
+    def test_whole_cluster_restart(self):
+        """Every node stopped (SIGTERM), then started again in reverse order (the seed
+        last): the cluster re-forms with the same ids and every object is readable."""
+        c = self.start_cluster(3)
+        objs = {}
+        for i, level in ((0, 0), (1, 1), (2, 2), (0, 2)):
+            oid = c.nodes[i].new_id()
+            objs[oid] = (os.urandom(3000), level)
+            self.put_ok(c.nodes[i], oid, objs[oid][0], level)
+        digest = c.wait_converged()[0]
+        for node in c.nodes:
+            self.assertIn(node.stop(), (0, -15))
+        for i in (2, 1, 0):
+            c.nodes[i].start()
+            self.assertEqual(c.nodes[i].ping(), c.ids[i])
+        c.wait_alive(3, timeout=20)
+        self.assertEqual(c.wait_converged()[0], digest)
+        for oid, (body, level) in objs.items():
+            for node in c.nodes:
+                self.assert_body(node, oid, body, "after the whole-cluster restart (level %d)" % level)
+
     def test_five_nodes_chain_gossip_failure_detection(self):
         """Node i knows only node i-1: all five learn each other; a killed node is
         declared dead by every other node and rejoins with its id after a restart."""
