@@ -31,6 +31,8 @@ constexpr std::string_view kPrefix = "/cluster/v1/";
 constexpr std::string_view kBodyPrefix = "/cluster/v1/body/";
 constexpr size_t kPushBatch = 1000;        // records per push call
 constexpr size_t kSyncBatch = 5000;        // records per anti-entropy call
+constexpr size_t kMaxRecordsPerAnswer = 20'000;  // records per `leaves` answer
+constexpr int kMaxSyncPasses = 1000;       // passes of one exchange (20M records)
 constexpr size_t kOutboxLimit = 100'000;   // beyond: dropped, anti-entropy repairs
 constexpr size_t kReadChunk = 256 * 1024;  // body relay and pull buffer
 constexpr int kIndirectProbes = 2;
@@ -393,18 +395,26 @@ Result<json> Cluster::OnLeaves(const json& body) const {
     theirs.insert(v);
   }
   json records = json::array();
+  bool truncated = false;
   std::unordered_set<uint64_t> mine;
   node_.ForEachRecord([&](const Node::RecordPtr& r) {
     if (!leaves.count(SyncTree::LeafOf(r->key))) return;
     const uint64_t h = SyncTree::RecordHash(*r);
     mine.insert(h);
-    if (!theirs.count(h)) records.push_back(RecordToJson(*r));
+    if (theirs.count(h)) return;
+    // A bounded answer: the caller comes back for the rest (a new node
+    // joining a large cluster must not get one answer of the whole journal).
+    if (records.size() < kMaxRecordsPerAnswer) {
+      records.push_back(RecordToJson(*r));
+    } else {
+      truncated = true;
+    }
   });
   json want = json::array();
   for (uint64_t h : theirs) {
     if (!mine.count(h)) want.push_back(HashToHex(h));
   }
-  return json{{"records", std::move(records)}, {"want", std::move(want)}};
+  return json{{"records", std::move(records)}, {"want", std::move(want)}, {"truncated", truncated}};
 }
 
 // ------------------------------------------------------------ membership
@@ -537,6 +547,13 @@ asio::awaitable<void> Cluster::SyncLoop() {
 
 asio::awaitable<void> Cluster::AntiEntropy(Member peer) {
   sync_rounds_.fetch_add(1);
+  for (int pass = 0; pass < kMaxSyncPasses && !stopping_; ++pass) {
+    bool more = co_await SyncPass(peer);
+    if (!more) break;
+  }
+}
+
+asio::awaitable<bool> Cluster::SyncPass(Member peer) {
   auto call = [this, &peer](std::string target, json body) -> asio::awaitable<Result<json>> {
     std::string text = body.dump();
     sync_bytes_sent_.fetch_add(text.size());
@@ -562,7 +579,7 @@ asio::awaitable<void> Cluster::AntiEntropy(Member peer) {
     if (!answer.ok() || !answer->contains("differ")) {
       spdlog::debug("anti-entropy with {} failed: {}", peer.id,
                     answer.ok() ? "malformed answer" : answer.status().ToString());
-      co_return;
+      co_return false;
     }
     frontier.clear();
     for (const json& i : (*answer)["differ"]) {
@@ -570,10 +587,10 @@ asio::awaitable<void> Cluster::AntiEntropy(Member peer) {
     }
     if (level == 0 && frontier.empty()) {
       last_sync_ms_ = RealNowMs();
-      co_return;  // the journals agree
+      co_return false;  // the journals agree
     }
   }
-  if (frontier.empty()) co_return;
+  if (frontier.empty()) co_return false;
   // The differing leaves: trade record hashes, then records.
   std::unordered_set<uint32_t> leaves(frontier.begin(), frontier.end());
   std::unordered_map<uint64_t, Node::RecordPtr> mine;
@@ -584,7 +601,8 @@ asio::awaitable<void> Cluster::AntiEntropy(Member peer) {
   for (const auto& [h, r] : mine) hashes.push_back(HashToHex(h));
   json query{{"leaves", frontier}, {"hashes", std::move(hashes)}};
   auto answer = co_await call("/cluster/v1/leaves", std::move(query));
-  if (!answer.ok() || !answer->contains("records") || !answer->contains("want")) co_return;
+  if (!answer.ok() || !answer->contains("records") || !answer->contains("want")) co_return false;
+  const bool truncated = answer->value("truncated", false);
   auto theirs = RecordsFromJson((*answer)["records"]);
   if (theirs.ok() && !theirs->empty()) {
     auto applied = co_await ApplyRecords(std::move(theirs).value());
@@ -604,10 +622,11 @@ asio::awaitable<void> Cluster::AntiEntropy(Member peer) {
     const size_t n = records.size();
     json body{{"records", std::move(records)}};
     auto pushed = co_await call("/cluster/v1/records", std::move(body));
-    if (!pushed.ok()) co_return;
+    if (!pushed.ok()) co_return false;
     sync_records_sent_.fetch_add(n);
   }
-  last_sync_ms_ = RealNowMs();
+  if (!truncated) last_sync_ms_ = RealNowMs();
+  co_return truncated;
 }
 
 // ------------------------------------------------------------ replication

@@ -106,6 +106,8 @@ class Cluster {
   boost::asio::awaitable<bool> Ping(std::string addr);
   boost::asio::awaitable<void> Contact(std::string addr);  // a seed or a dead member
   boost::asio::awaitable<void> AntiEntropy(Member peer);
+  // One descent and exchange; true when the peer had more records to give.
+  boost::asio::awaitable<bool> SyncPass(Member peer);
   boost::asio::awaitable<void> PushTo(std::string peer_id);
   boost::asio::awaitable<void> Replicate(std::string key);
   boost::asio::awaitable<Status> PullBody(Node::RecordPtr record, Member from);
