@@ -866,11 +866,14 @@ class TestData(ClusterBase):
         self.assertJsonError(resp, 503, "peer_unavailable", msg="level 0, holder paused")
         self.assertLess(took, 4.0, "GET on B held %.1f s by a hung peer" % took)
         # writes never wait for peers: level-2 PUTs and stats on B stay fast
+        times = []
         for k in range(5):
             t0 = time.monotonic()
             self.put_ok(b, make_ulid(), os.urandom(1000), 2)
-            took = time.monotonic() - t0
-            self.assertLess(took, 1.5, "level-2 PUT on B took %.2f s with a hung peer" % took)
+            times.append(time.monotonic() - t0)
+        self.assertLess(sorted(times)[2], 1.0,
+                        "level-2 PUTs on B with a hung peer took %s s (a push must not wait)"
+                        % ["%.2f" % t for t in times])
         t0 = time.monotonic()
         c.cstats(1)
         self.assertLess(time.monotonic() - t0, 1.5, "stats on B slow with a hung peer")
