@@ -11,8 +11,9 @@ Records are level 1, no local body, cold-stored (cold_state 2), so nothing but
 journal records has to travel. Then starts A, then B with -N A and
 --sync-interval 1, and measures until both stats.cluster.digest are equal (and the
 record counts match), and the bytes both sent (stats.cluster.sync.bytes_*)
-against the size of a full export: the JSON of all of A's records in the `R`
-format of docs/CLUSTER.md ({"records": [R...]}).
+against the size of a full export: the JSON of all records (the converged
+journal, 1,000,000 by default) in the `R` format of docs/CLUSTER.md
+({"records": [R...]}).
 
 Environment (set by bench/cluster_sync.sh): OBJSTORE_BIN, OBJSTORE_TEST_TMP,
 OBJSTORE_KEEP_TMP, BENCH_RECORDS, BENCH_DIFF, BENCH_MODE, BENCH_TIMEOUT, BENCH_NODE_ARGS.
@@ -187,9 +188,14 @@ def main():
         log("journals written in %.1f s (%.0f MB each)"
             % (time.monotonic() - t, os.path.getsize(os.path.join(a.state_dir, "journal.db")) / 1e6))
         t = time.monotonic()
-        export_bytes = len('{"records":[]}') + sum(map(r_len, a_rows)) + len(a_rows) - 1
-        log("full export (R format, A's %d records) = %d bytes, computed in %.1f s"
-            % (len(a_rows), export_bytes, time.monotonic() - t))
+        union = {r[0]: r for r in a_rows}
+        for r in b_rows:
+            if r[0] not in union or (r[5], r[6]) > (union[r[0]][5], union[r[0]][6]):
+                union[r[0]] = r
+        export_bytes = len('{"records":[]}') + sum(map(r_len, union.values())) + len(union) - 1
+        log("full export (R format, all %d records after convergence) = %d bytes, computed in %.1f s"
+            % (len(union), export_bytes, time.monotonic() - t))
+        del union
 
         timings = ["--sync-interval", "1"] + os.environ.get("BENCH_NODE_ARGS", "").split()
         log("node flags: %s" % " ".join(timings))
@@ -244,7 +250,7 @@ def main():
                  sa["sync"]["records_received"], sb["sync"]["records_received"]))
         print("RESULT records=%d differ=%d mode=%s converged=%s seconds=%s sync_bytes=%d "
               "private_bytes=%d export_bytes=%d ratio_pct=%.3f targets_met=%s"
-              % (len(a_rows), ndiff, mode, converged is not None,
+              % (n, ndiff, mode, converged is not None,
                  "%.3f" % (converged - t0) if converged else "-", total, priv, export_bytes, ratio,
                  bool(converged and converged - t0 < 5 and total < 0.05 * export_bytes)))
         return 0 if converged else 1

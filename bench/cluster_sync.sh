@@ -7,7 +7,8 @@
 # stored), starts node A, then node B with -N A and --sync-interval 1, and polls both
 # /api/v1/stats until cluster.digest and cluster.records are equal. Bytes are the
 # nodes' own counters (stats cluster.sync.bytes_sent / bytes_received, A + B); the
-# full export is the JSON of all of A's records in the R format of docs/CLUSTER.md.
+# full export is the JSON of all records of the converged journal in the R format
+# of docs/CLUSTER.md.
 # The helper is bench/cluster_sync.py.
 set -euo pipefail
 
