@@ -745,6 +745,15 @@ asio::awaitable<Result<std::unique_ptr<PeerBodyStream>>> Cluster::OpenPeerBody(
       if (m.id != record->version_node && candidates.size() < 3) candidates.push_back(m);
     }
   }
+  if (candidates.empty()) {
+    // This node made the version (its copy is lost) or its maker is dead.
+    auto origin = membership_.Find(record->version_node);
+    if (!origin || origin->id == node_.node_id()) {
+      co_return Status::NotFound("no other member holds the body of " + record->key);
+    }
+    co_return Status::Unavailable("node " + origin->id + ", which holds the body of " +
+                                  record->key + ", is " + MemberStateName(origin->state));
+  }
   Status last = Status::Unavailable("no live member holds the body of " + record->key);
   bool any_answer = false;
   // A public request waits on peers for at most one peer timeout in all.
