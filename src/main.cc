@@ -306,6 +306,7 @@ int main(int argc, char** argv) {
   api_options.build = std::string("g++ ") + __VERSION__ + ", built " + __DATE__;
   auto cluster = std::make_unique<objstore::cluster::Cluster>(**node, cluster_options, random,
                                                               real_clock);
+  cluster->RegisterMetrics((*node)->metrics());
   if (objstore::Status s = cluster->Start(); !s.ok()) {
     spdlog::error("cannot start the cluster service: {}", s.ToString());
     return 1;
