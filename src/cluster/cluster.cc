@@ -230,10 +230,18 @@ asio::awaitable<void> Cluster::Handle(http::Exchange& ex) {
     answer = co_await OnPingReq(std::move(parsed).value());
   } else if (target == "/cluster/v1/records") {
     answer = co_await OnRecords(std::move(parsed).value());
-  } else if (target == "/cluster/v1/tree") {
-    answer = OnTree(*parsed);
-  } else if (target == "/cluster/v1/leaves") {
-    answer = OnLeaves(*parsed);
+  } else if (target == "/cluster/v1/tree" || target == "/cluster/v1/leaves") {
+    if (target == "/cluster/v1/tree" && !facts.node.empty()) {
+      std::lock_guard lock(synced_by_mu_);
+      synced_by_ms_[facts.node] = RealNowMs();
+    }
+    // Scans of the journal: off the private loop, which must keep answering pings.
+    const bool tree = target == "/cluster/v1/tree";
+    auto work = [this, tree, request = std::move(parsed).value()]() -> Result<json> {
+      if (tree) return OnTree(request);
+      return OnLeaves(request);
+    };
+    answer = co_await RunBlocking(node_.blocking_pool(), std::move(work));
   }
   bhttp::response<bhttp::string_body> res{bhttp::status::ok, 11};
   res.set(bhttp::field::content_type, "application/json");
@@ -353,25 +361,45 @@ asio::awaitable<Result<size_t>> Cluster::ApplyRecords(std::vector<ObjectRecord> 
   co_return applied;
 }
 
+int64_t Cluster::LastSyncedBy(const std::string& peer_id) const {
+  std::lock_guard lock(synced_by_mu_);
+  auto it = synced_by_ms_.find(peer_id);
+  return it == synced_by_ms_.end() ? 0 : it->second;
+}
+
 Result<json> Cluster::OnTree(const json& body) const {
-  if (!body.contains("level") || !body["level"].is_number_integer() || !body.contains("nodes") ||
-      !body["nodes"].is_array()) {
-    return Status::Invalid("expected {\"level\": l, \"nodes\": [[index, hash]...]}");
+  // {"level": l, "parents": [p...], "hashes": [...]}: the caller's hashes of
+  // the 16 children of each parent at level l-1, in order (level 0: the root
+  // alone, no parents). The answer lists the child indices that differ.
+  if (!body.contains("level") || !body["level"].is_number_integer() ||
+      !body.contains("parents") || !body["parents"].is_array() || !body.contains("hashes") ||
+      !body["hashes"].is_array()) {
+    return Status::Invalid(R"(expected {"level": l, "parents": [...], "hashes": [...]})");
   }
   const int level = body["level"].get<int>();
   if (level < 0 || level > SyncTree::kLeafLevel) return Status::Invalid("bad tree level");
+  const json& parents = body["parents"];
+  const json& hashes = body["hashes"];
+  std::vector<uint32_t> indices;
+  if (level == 0) {
+    indices.push_back(0);
+  } else {
+    for (const json& p : parents) {
+      if (!p.is_number_unsigned() || p.get<uint64_t>() >= SyncTree::NodesAt(level - 1)) {
+        return Status::Invalid("bad parent index");
+      }
+      const uint32_t first = p.get<uint32_t>() * SyncTree::kFanout;
+      for (uint32_t c = first; c < first + SyncTree::kFanout; ++c) indices.push_back(c);
+    }
+  }
+  if (hashes.size() != indices.size()) return Status::Invalid("one hash per tree node expected");
   json differ = json::array();
-  for (const json& node : body["nodes"]) {
-    if (!node.is_array() || node.size() != 2 || !node[0].is_number_unsigned() ||
-        !node[1].is_string()) {
-      return Status::Invalid("a tree node must be [index, hash]");
-    }
-    const uint32_t index = node[0].get<uint32_t>();
+  for (size_t i = 0; i < indices.size(); ++i) {
     uint64_t hash = 0;
-    if (index >= SyncTree::NodesAt(level) || !HexToHash(node[1].get<std::string>(), &hash)) {
-      return Status::Invalid("bad tree node index or hash");
+    if (!hashes[i].is_string() || !HexToHash(hashes[i].get<std::string>(), &hash)) {
+      return Status::Invalid("bad tree hash");
     }
-    if (tree_.Hash(level, index) != hash) differ.push_back(index);
+    if (tree_.Hash(level, indices[i]) != hash) differ.push_back(indices[i]);
   }
   return json{{"differ", std::move(differ)}};
 }
@@ -397,7 +425,7 @@ Result<json> Cluster::OnLeaves(const json& body) const {
   json records = json::array();
   bool truncated = false;
   std::unordered_set<uint64_t> mine;
-  node_.ForEachRecord([&](const Node::RecordPtr& r) {
+  node_.ScanRecords([&](const Node::RecordPtr& r) {
     if (!leaves.count(SyncTree::LeafOf(r->key))) return;
     const uint64_t h = SyncTree::RecordHash(*r);
     mine.insert(h);
@@ -427,8 +455,10 @@ void Cluster::OnEvents(const std::vector<MembershipEvent>& events) {
       spdlog::info("cluster: member {} is {} (was {})", e.id, MemberStateName(e.to),
                    MemberStateName(e.from));
     }
-    // A member that (re)appears gets an anti-entropy exchange at once.
-    if (e.to == MemberState::kAlive && (e.is_new || e.from == MemberState::kDead)) {
+    // A member that (re)appears gets an anti-entropy exchange at once, started
+    // by one side only (the smaller id), since both see the event.
+    if (e.to == MemberState::kAlive && (e.is_new || e.from == MemberState::kDead) &&
+        node_.node_id() < e.id) {
       if (auto m = membership_.Find(e.id)) {
         asio::co_spawn(ctx_, AntiEntropy(*m), asio::detached);
       }
@@ -546,35 +576,49 @@ asio::awaitable<void> Cluster::SyncLoop() {
 }
 
 asio::awaitable<void> Cluster::AntiEntropy(Member peer) {
+  // One exchange per pair at a time: the exchange moves records both ways, so
+  // one that the peer started lately makes ours redundant.
+  if (RealNowMs() - LastSyncedBy(peer.id) < options_.sync_interval.count()) co_return;
+  if (!syncing_.insert(peer.id).second) co_return;
   sync_rounds_.fetch_add(1);
   for (int pass = 0; pass < kMaxSyncPasses && !stopping_; ++pass) {
     bool more = co_await SyncPass(peer);
     if (!more) break;
   }
+  syncing_.erase(peer.id);
 }
 
 asio::awaitable<bool> Cluster::SyncPass(Member peer) {
+  const auto started = std::chrono::steady_clock::now();
+  auto took_ms = [&started] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                 started)
+        .count();
+  };
   auto call = [this, &peer](std::string target, json body) -> asio::awaitable<Result<json>> {
     std::string text = body.dump();
     sync_bytes_sent_.fetch_add(text.size());
-    auto answer = co_await client_.Call(peer.addr, std::move(target), std::move(text));
+    auto answer =
+        co_await client_.Call(peer.addr, std::move(target), std::move(text), options_.sync_timeout);
     if (answer.ok()) sync_bytes_received_.fetch_add(answer->dump().size());
     co_return answer;
   };
   // Descend the tree through the nodes that differ.
   std::vector<uint32_t> frontier{0};
   for (int level = 0; level <= SyncTree::kLeafLevel && !frontier.empty(); ++level) {
-    json nodes = json::array();
-    for (uint32_t parent : frontier) {
-      if (level == 0) {
-        nodes.push_back(json::array({0, HashToHex(tree_.Root())}));
-        continue;
-      }
-      for (uint32_t c = parent * SyncTree::kFanout; c < (parent + 1) * SyncTree::kFanout; ++c) {
-        nodes.push_back(json::array({c, HashToHex(tree_.Hash(level, c))}));
+    json parents = json::array();
+    json hashes = json::array();
+    if (level == 0) {
+      hashes.push_back(HashToHex(tree_.Root()));
+    } else {
+      for (uint32_t parent : frontier) {
+        parents.push_back(parent);
+        for (uint32_t c = parent * SyncTree::kFanout; c < (parent + 1) * SyncTree::kFanout; ++c) {
+          hashes.push_back(HashToHex(tree_.Hash(level, c)));
+        }
       }
     }
-    json query{{"level", level}, {"nodes", std::move(nodes)}};
+    json query{{"level", level}, {"parents", std::move(parents)}, {"hashes", std::move(hashes)}};
     auto answer = co_await call("/cluster/v1/tree", std::move(query));
     if (!answer.ok() || !answer->contains("differ")) {
       spdlog::debug("anti-entropy with {} failed: {}", peer.id,
@@ -591,12 +635,19 @@ asio::awaitable<bool> Cluster::SyncPass(Member peer) {
     }
   }
   if (frontier.empty()) co_return false;
-  // The differing leaves: trade record hashes, then records.
-  std::unordered_set<uint32_t> leaves(frontier.begin(), frontier.end());
-  std::unordered_map<uint64_t, Node::RecordPtr> mine;
-  node_.ForEachRecord([&](const Node::RecordPtr& r) {
-    if (leaves.count(SyncTree::LeafOf(r->key))) mine.emplace(SyncTree::RecordHash(*r), r);
-  });
+  // The differing leaves: trade record hashes, then records. The journal scan
+  // runs on the blocking pool: the cluster loop must keep probing.
+  using HashedRecords = std::unordered_map<uint64_t, Node::RecordPtr>;
+  auto scan = [this, leaves = std::unordered_set<uint32_t>(frontier.begin(), frontier.end())] {
+    auto found = std::make_shared<HashedRecords>();
+    node_.ScanRecords([&](const Node::RecordPtr& r) {
+      if (leaves.count(SyncTree::LeafOf(r->key))) found->emplace(SyncTree::RecordHash(*r), r);
+    });
+    return Result<std::shared_ptr<HashedRecords>>(std::move(found));
+  };
+  auto scanned = co_await RunBlocking(node_.blocking_pool(), std::move(scan));
+  if (!scanned.ok()) co_return false;
+  const HashedRecords& mine = **scanned;
   json hashes = json::array();
   for (const auto& [h, r] : mine) hashes.push_back(HashToHex(h));
   json query{{"leaves", frontier}, {"hashes", std::move(hashes)}};
@@ -604,6 +655,7 @@ asio::awaitable<bool> Cluster::SyncPass(Member peer) {
   if (!answer.ok() || !answer->contains("records") || !answer->contains("want")) co_return false;
   const bool truncated = answer->value("truncated", false);
   auto theirs = RecordsFromJson((*answer)["records"]);
+  const size_t n_in = theirs.ok() ? theirs->size() : 0;
   if (theirs.ok() && !theirs->empty()) {
     auto applied = co_await ApplyRecords(std::move(theirs).value());
     if (!applied.ok()) spdlog::warn("anti-entropy: applying records failed: {}", applied.status().ToString());
@@ -626,6 +678,8 @@ asio::awaitable<bool> Cluster::SyncPass(Member peer) {
     sync_records_sent_.fetch_add(n);
   }
   if (!truncated) last_sync_ms_ = RealNowMs();
+  spdlog::debug("anti-entropy with {}: {} leaves differed, {} records in, {} out, {} ms", peer.id,
+               frontier.size(), n_in, wanted.size(), took_ms());
   co_return truncated;
 }
 
@@ -641,7 +695,7 @@ void Cluster::WantBody(const ObjectRecord& r) {
 
 void Cluster::ScanForReplication() {
   std::vector<Node::RecordPtr> missing;
-  node_.ForEachRecord([&](const Node::RecordPtr& r) {
+  node_.ScanRecords([&](const Node::RecordPtr& r) {
     if (!r->deleted && r->consistency == 2 && !r->local_body) missing.push_back(r);
   });
   for (const auto& r : missing) WantBody(*r);

@@ -27,6 +27,7 @@
 #include <chrono>
 #include <deque>
 #include <map>
+#include <mutex>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -58,6 +59,8 @@ struct ClusterOptions {
   std::chrono::milliseconds suspect_timeout{3000};
   std::chrono::milliseconds sync_interval{10000};
   std::chrono::milliseconds peer_timeout{2000};
+  // Deadline of one anti-entropy call: its messages may be megabytes.
+  std::chrono::milliseconds sync_timeout{30000};
   size_t replication_parallelism = 2;
 };
 
@@ -140,6 +143,10 @@ class Cluster {
   std::map<std::string, int64_t> retry_after_ms_;  // key -> time of the next pull attempt
   size_t pulls_in_flight_ = 0;
   std::vector<std::string> probe_order_;
+  std::set<std::string> syncing_;  // peers with an anti-entropy exchange in flight
+  mutable std::mutex synced_by_mu_;
+  std::map<std::string, int64_t> synced_by_ms_;  // peer -> last exchange it started; guarded
+  int64_t LastSyncedBy(const std::string& peer_id) const;
 
   // Figures for /stats and /metrics.
   std::atomic<uint64_t> sync_rounds_{0}, sync_records_sent_{0}, sync_records_received_{0};

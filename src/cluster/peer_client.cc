@@ -1,5 +1,6 @@
 #include "cluster/peer_client.h"
 
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -92,8 +93,10 @@ asio::awaitable<Result<std::unique_ptr<PeerClient::Stream>>> PeerClient::Connect
 }
 
 asio::awaitable<Result<nlohmann::json>> PeerClient::Call(std::string addr, std::string target,
-                                                         std::string body) {
+                                                         std::string body,
+                                                         std::chrono::milliseconds timeout) {
   traffic_.calls.fetch_add(1, std::memory_order_relaxed);
+  const std::chrono::milliseconds deadline = std::max(timeout, timeout_);
   Status last = Status::Unavailable("no attempt");
   for (int attempt = 0; attempt < 2; ++attempt) {
     bool reused = false;
@@ -115,7 +118,7 @@ asio::awaitable<Result<nlohmann::json>> PeerClient::Call(std::string addr, std::
     req.keep_alive(true);
     req.body() = body;
     req.prepare_payload();
-    stream->expires_after(timeout_);
+    stream->expires_after(deadline);
     auto [wec, wn] = co_await bhttp::async_write(*stream, req, kTuple);
     if (wec) {
       last = Status::Unavailable("send to " + addr + " failed: " + wec.message());

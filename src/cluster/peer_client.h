@@ -71,8 +71,11 @@ class PeerClient {
   // POSTs `body` (JSON) to `target` on `addr` and returns the JSON answer.
   // Unavailable when the peer cannot be reached in time or its answer is not
   // authentic; Invalid/Conflict carry a refusal's message (e.g. tag_mismatch).
-  boost::asio::awaitable<Result<nlohmann::json>> Call(std::string addr, std::string target,
-                                                      std::string body);
+  // `timeout`: this call's deadline when longer than the default (large
+  // anti-entropy exchanges); 0 keeps the default.
+  boost::asio::awaitable<Result<nlohmann::json>> Call(
+      std::string addr, std::string target, std::string body,
+      std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
   // GETs `target` (a body) with an optional Range header; the stream is
   // returned once the answer's header arrived, whatever its status.
   boost::asio::awaitable<Result<std::unique_ptr<PeerBodyStream>>> OpenBody(std::string addr,

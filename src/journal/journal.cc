@@ -305,6 +305,11 @@ Status Journal::UpdateLocalState(const std::string& key, HlcTimestamp version, b
   return Status::Ok();
 }
 
+void Journal::Scan(const std::function<void(const RecordPtr&)>& fn) const {
+  std::shared_lock lock(index_mu_);
+  for (const auto& [k, v] : index_) fn(v);
+}
+
 void Journal::ForEach(const std::function<void(const RecordPtr&)>& fn) const {
   std::vector<RecordPtr> snapshot;
   {

@@ -75,6 +75,9 @@ class Journal {
   Status UpdateLocalState(const std::string& key, HlcTimestamp version, bool local_body,
                           ColdState cold);
 
+  // Calls fn for every record under the index's read lock, without a copy:
+  // for quick scans of large journals. fn must not call the journal.
+  void Scan(const std::function<void(const RecordPtr&)>& fn) const;
   // Calls fn for every record (a snapshot of the index; fn may call Get).
   void ForEach(const std::function<void(const RecordPtr&)>& fn) const;
 

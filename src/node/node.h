@@ -142,8 +142,10 @@ class Node {
   void SetChangeListener(Journal::ChangeListener listener) {
     journal_->SetChangeListener(std::move(listener));
   }
-  void ForEachRecord(const std::function<void(const RecordPtr&)>& fn) const {
-    journal_->ForEach(fn);
+  // Every record, under the journal's read lock (Journal::Scan): fn must be
+  // quick and must not call the node.
+  void ScanRecords(const std::function<void(const RecordPtr&)>& fn) const {
+    journal_->Scan(fn);
   }
 
   void RecordHit() { hits_->Inc(); }
