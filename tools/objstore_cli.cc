@@ -8,6 +8,7 @@
 
 #include <CLI/CLI.hpp>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -97,7 +98,7 @@ class ProgressBar {
       const int filled = static_cast<int>(fraction * kWidth);
       const auto eta = static_cast<uint64_t>(rate > 0 ? (*total - std::min(done, *total)) / rate : 0);
       line = fmt::format("[{}{}] {:3.0f}%  {} / {}  {}/s  ETA {}:{:02}", std::string(filled, '#'),
-                         std::string(kWidth - filled, ' '), fraction * 100, HumanBytes(done),
+                         std::string(kWidth - filled, ' '), std::floor(fraction * 100), HumanBytes(done),
                          HumanBytes(*total), HumanBytes(rate), eta / 60, eta % 60);
     } else {
       line = fmt::format("{}  {}/s", HumanBytes(done), HumanBytes(rate));
