@@ -19,6 +19,7 @@ import glob
 import grp
 import os
 import pwd
+import re
 import shutil
 import signal
 import stat
@@ -284,6 +285,55 @@ int main(int argc, char** argv) {
                 node.kill()
                 code = node.wait(timeout=10)
         self.assertEqual(code, 0, "clean stop on SIGTERM:\n" + read_text(log_path))
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class ContainerFilesTest(unittest.TestCase):
+    """The Dockerfile and compose file cannot be built here (no Docker engine):
+    check what can be checked without one."""
+
+    def documented_variables(self):
+        text = read_text(os.path.join(REPO, "packaging", "objstore.default"))
+        return set(re.findall(r"^#?([A-Z][A-Z0-9_]+)=", text, re.M))
+
+    def test_dockerfile_stages_user_and_volume(self):
+        text = read_text(os.path.join(REPO, "Dockerfile"))
+        self.assertEqual(re.findall(r"^FROM (\S+)", text, re.M),
+                         ["debian:bookworm", "debian:bookworm-slim"])
+        self.assertRegex(text, r"(?m)^USER objstore$")
+        self.assertRegex(text, r"(?m)^VOLUME /var/lib/objstore$")
+        for name in re.findall(r"\b(APP_[A-Z_]+)=", text):
+            self.assertIn(name, self.documented_variables())
+
+    def test_compose_three_nodes_join_one_cluster(self):
+        try:
+            import yaml
+        except ImportError:
+            self.skipTest("python3 yaml module not installed")
+        with open(os.path.join(REPO, "deploy", "docker-compose.yml")) as f:
+            compose = yaml.safe_load(f)
+        services = compose["services"]
+        nodes = sorted(n for n in services if n.startswith("node"))
+        self.assertEqual(nodes, ["node1", "node2", "node3"])
+        documented = self.documented_variables()
+        volumes = set()
+        for name in nodes:
+            svc = services[name]
+            env = svc["environment"]
+            self.assertEqual(set(env) - documented, set(), name + ": undocumented variables")
+            self.assertEqual(env["APP_CLUSTER_TAGNAME"], "compose")
+            self.assertIn("OBJSTORE_CLUSTER_SECRET", env["APP_CLUSTER_SECRET"])
+            self.assertTrue(env["S3_ENDPOINT"].startswith("http://minio:"))
+            (volume,) = svc["volumes"]
+            self.assertTrue(volume.endswith(":/var/lib/objstore"), volume)
+            volumes.add(volume)
+            if name != "node1":
+                private_port = services["node1"]["environment"]["NET_PRIVATE_ADDR"].split(":")[1]
+                self.assertEqual(env["APP_CLUSTER_NODES"], "node1:" + private_port)
+        self.assertEqual(len(volumes), 3, "a volume per node")
+        self.assertEqual(len({services[n]["ports"][0] for n in nodes}), 3)
 
 
 if __name__ == "__main__":
