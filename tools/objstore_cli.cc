@@ -39,12 +39,16 @@ constexpr const char* kExitCodes =
 
 int ExitCodeFor(const Error& e) {
   switch (e.kind) {
-    case Error::Kind::kHttp: return e.IsNotFound() ? kNotFound : kRefused;
+    case Error::Kind::kHttp:
+      return e.IsNotFound() ? kNotFound : kRefused;
     case Error::Kind::kConnection:
     case Error::Kind::kTimeout:
-    case Error::Kind::kProtocol: return kNoNode;
-    case Error::Kind::kLocalIo: return kLocalError;
-    case Error::Kind::kInvalid: return kUsage;
+    case Error::Kind::kProtocol:
+      return kNoNode;
+    case Error::Kind::kLocalIo:
+      return kLocalError;
+    case Error::Kind::kInvalid:
+      return kUsage;
   }
   return kRefused;
 }
@@ -96,10 +100,12 @@ class ProgressBar {
       constexpr int kWidth = 24;
       const double fraction = std::min(1.0, static_cast<double>(done) / *total);
       const int filled = static_cast<int>(fraction * kWidth);
-      const auto eta = static_cast<uint64_t>(rate > 0 ? (*total - std::min(done, *total)) / rate : 0);
-      line = fmt::format("[{}{}] {:3.0f}%  {} / {}  {}/s  ETA {}:{:02}", std::string(filled, '#'),
-                         std::string(kWidth - filled, ' '), std::floor(fraction * 100), HumanBytes(done),
-                         HumanBytes(*total), HumanBytes(rate), eta / 60, eta % 60);
+      const auto eta =
+          static_cast<uint64_t>(rate > 0 ? (*total - std::min(done, *total)) / rate : 0);
+      line =
+          fmt::format("[{}{}] {:3.0f}%  {} / {}  {}/s  ETA {}:{:02}", std::string(filled, '#'),
+                      std::string(kWidth - filled, ' '), std::floor(fraction * 100),
+                      HumanBytes(done), HumanBytes(*total), HumanBytes(rate), eta / 60, eta % 60);
     } else {
       line = fmt::format("{}  {}/s", HumanBytes(done), HumanBytes(rate));
     }
@@ -244,11 +250,14 @@ int main(int argc, char** argv) {
   double io_timeout = 60;
   client_options.url = "http://127.0.0.1:10999";
   app.add_option("--node", client_options.url, "Node URL, http://host[:port]")
-      ->envname("OBJSTORE_URL")->capture_default_str();
+      ->envname("OBJSTORE_URL")
+      ->capture_default_str();
   app.add_option("--connect-timeout", connect_timeout, "Seconds to wait for the connection")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_option("--timeout", io_timeout, "Seconds a single read or write may stall")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
 
   PutArgs put;
   auto* put_cmd = app.add_subcommand("put", "Store FILE (- for standard input); prints the id");

@@ -14,8 +14,9 @@
 //   multi-GB put or get never holds the object in memory.
 // - Timeouts: `connect_timeout` bounds the TCP connect; `io_timeout` bounds
 //   every single read or write on the socket (a stalled transfer fails, a slow
-//   but moving one does not). Host-name resolution uses the system resolver and
-//   its own limits.
+//   but moving one does not), except the wait for a PUT's or a level raise's
+//   answer, bounded by `commit_timeout` (the node uploads to the cold store
+//   first). Host-name resolution uses the system resolver and its own limits.
 // - Only http:// URLs: objstore nodes serve plain HTTP (put TLS in front with
 //   a proxy).
 //
@@ -63,7 +64,7 @@ struct Error {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}      // NOLINT: implicit by design
   Result(Error error) : v_(std::move(error)) {}  // NOLINT
   bool ok() const { return v_.index() == 0; }
   explicit operator bool() const { return ok(); }
@@ -172,6 +173,10 @@ struct ClientOptions {
   // Per read or write: the node's own idle timeout is 60 s, so waiting longer
   // than that for one socket operation means the transfer is stuck.
   std::chrono::milliseconds io_timeout{60'000};
+  // The wait for the answer once a PUT's body or a level raise is sent: at
+  // level >= 1 the node first uploads the object to the cold store, which for
+  // a multi-GB object takes minutes.
+  std::chrono::milliseconds commit_timeout{15 * 60'000};
 };
 
 // ------------------------------------------------------------------ client

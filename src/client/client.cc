@@ -98,8 +98,8 @@ Error HttpError(int status, std::string_view reason, const std::string& body) {
 Result<ObjectInfo> ParseObjectInfo(std::string text) {
   json j = json::parse(text, nullptr, false);
   if (!j.is_object() || !j.contains("id")) {
-    return MakeError(Error::Kind::kProtocol, "expected object metadata JSON, got: " +
-                                                 text.substr(0, 200));
+    return MakeError(Error::Kind::kProtocol,
+                     "expected object metadata JSON, got: " + text.substr(0, 200));
   }
   ObjectInfo info;
   try {
@@ -135,15 +135,15 @@ struct Endpoint {
 Result<Endpoint> ParseUrl(std::string_view url) {
   constexpr std::string_view kScheme = "http://";
   if (url.starts_with("https://")) {
-    return MakeError(Error::Kind::kInvalid,
-                     "https is not supported: objstore nodes speak plain HTTP (" +
-                         std::string(url) + ")");
+    return MakeError(
+        Error::Kind::kInvalid,
+        "https is not supported: objstore nodes speak plain HTTP (" + std::string(url) + ")");
   }
   if (url.starts_with(kScheme)) url.remove_prefix(kScheme.size());
   while (url.ends_with('/')) url.remove_suffix(1);
   if (url.find('/') != std::string_view::npos || url.empty()) {
-    return MakeError(Error::Kind::kInvalid, "bad node URL '" + std::string(url) +
-                                                "': expected http://host[:port]");
+    return MakeError(Error::Kind::kInvalid,
+                     "bad node URL '" + std::string(url) + "': expected http://host[:port]");
   }
   Endpoint ep{std::string(url), "10999"};
   if (url.front() == '[') {  // [v6]:port
@@ -162,8 +162,8 @@ Result<Endpoint> ParseUrl(std::string_view url) {
   }
   auto port = ParseUint(ep.port);
   if (ep.host.empty() || !port || *port == 0 || *port > 65535) {
-    return MakeError(Error::Kind::kInvalid, "bad node URL '" + std::string(url) +
-                                                "': expected http://host[:port]");
+    return MakeError(Error::Kind::kInvalid,
+                     "bad node URL '" + std::string(url) + "': expected http://host[:port]");
   }
   return ep;
 }
@@ -195,11 +195,16 @@ std::string Error::ToString() const {
     case Kind::kHttp:
       return "HTTP " + std::to_string(http_status) + (code.empty() ? "" : " " + code) + ": " +
              message;
-    case Kind::kConnection: return "connection error: " + message;
-    case Kind::kTimeout: return "timeout: " + message;
-    case Kind::kProtocol: return "protocol error: " + message;
-    case Kind::kLocalIo: return "local I/O error: " + message;
-    case Kind::kInvalid: return "invalid argument: " + message;
+    case Kind::kConnection:
+      return "connection error: " + message;
+    case Kind::kTimeout:
+      return "timeout: " + message;
+    case Kind::kProtocol:
+      return "protocol error: " + message;
+    case Kind::kLocalIo:
+      return "local I/O error: " + message;
+    case Kind::kInvalid:
+      return "invalid argument: " + message;
   }
   return message;
 }
@@ -252,9 +257,12 @@ class Client::Connection {
 
   using StringResponse = http::response<http::string_body>;
 
+  const ClientOptions& options() const { return options_; }
+
   // A request without a body; the whole (small) answer, whatever its status.
   Result<StringResponse> Exchange(http::verb verb, const std::string& target,
-                                  const http::fields& extra = {}) {
+                                  const http::fields& extra = {},
+                                  std::optional<std::chrono::milliseconds> answer_timeout = {}) {
     http::request<http::empty_body> req{verb, target, 11};
     Prepare(req, extra);
     req.prepare_payload();
@@ -262,14 +270,14 @@ class Client::Connection {
       auto connected = Connect();
       if (!connected.ok()) return connected.error();
       const bool reused = *connected;
-      auto ec = Run(options_.io_timeout, [&](auto handler) {
-        http::async_write(stream_, req, std::move(handler));
-      });
+      auto ec = Run(options_.io_timeout,
+                    [&](auto handler) { http::async_write(stream_, req, std::move(handler)); });
       http::response_parser<http::string_body> parser;
       parser.body_limit(kSmallBodyLimit);
-      if (!ec) ec = Run(options_.io_timeout, [&](auto handler) {
-        http::async_read(stream_, buffer_, parser, std::move(handler));
-      });
+      if (!ec)
+        ec = Run(answer_timeout.value_or(options_.io_timeout), [&](auto handler) {
+          http::async_read(stream_, buffer_, parser, std::move(handler));
+        });
       if (!ec) return Finish(parser.release());
       Close();
       if (!(reused && attempt == 0 && !parser.got_some())) {
@@ -310,9 +318,10 @@ class Client::Connection {
       auto ec = Run(options_.io_timeout, [&](auto handler) {
         http::async_write_header(stream_, *serializer, std::move(handler));
       });
-      if (!ec && has_body) ec = Run(options_.io_timeout, [&](auto handler) {
-        http::async_read_header(stream_, buffer_, *answer, std::move(handler));
-      });
+      if (!ec && has_body)
+        ec = Run(options_.io_timeout, [&](auto handler) {
+          http::async_read_header(stream_, buffer_, *answer, std::move(handler));
+        });
       if (!ec) break;
       Close();
       if (!(reused && attempt == 0 && !answer->got_some())) {
@@ -335,14 +344,15 @@ class Client::Connection {
         // The node may have answered and closed (body too large, disk full):
         // its answer says more than the broken pipe.
         if (sent.error().kind == Error::Kind::kConnection) {
-          auto late = ReadSmallAnswer();
+          auto late = ReadSmallAnswer(options_.io_timeout);
           if (late.ok()) return PutAnswer(std::move(*late));
         }
         Close();
         return sent.error();
       }
     }
-    auto final_answer = ReadSmallAnswer();
+    // Level >= 1: the node uploads to the cold store before it answers.
+    auto final_answer = ReadSmallAnswer(options_.commit_timeout);
     if (!final_answer.ok()) {
       Close();
       return final_answer.error();
@@ -364,12 +374,12 @@ class Client::Connection {
       const bool reused = *connected;
       fresh.emplace();
       fresh->body_limit(boost::none);
-      auto ec = Run(options_.io_timeout, [&](auto handler) {
-        http::async_write(stream_, req, std::move(handler));
-      });
-      if (!ec) ec = Run(options_.io_timeout, [&](auto handler) {
-        http::async_read_header(stream_, buffer_, *fresh, std::move(handler));
-      });
+      auto ec = Run(options_.io_timeout,
+                    [&](auto handler) { http::async_write(stream_, req, std::move(handler)); });
+      if (!ec)
+        ec = Run(options_.io_timeout, [&](auto handler) {
+          http::async_read_header(stream_, buffer_, *fresh, std::move(handler));
+        });
       if (!ec) break;
       Close();
       if (!(reused && attempt == 0 && !fresh->got_some())) {
@@ -382,10 +392,12 @@ class Client::Connection {
     const int status = static_cast<int>(head.result_int());
     if (status != 200 && status != 206) {
       std::string body;
-      auto read = ReadBody(parser, [&](std::string_view bytes) {
-        if (body.size() < kSmallBodyLimit) body.append(bytes);
-        return true;
-      }, {});
+      auto read = ReadBody(parser,
+                           [&](std::string_view bytes) {
+                             if (body.size() < kSmallBodyLimit) body.append(bytes);
+                             return true;
+                           },
+                           {});
       if (!read.ok() || !parser.keep_alive()) Close();
       if (!read.ok()) return read.error();
       return HttpError(status, head.reason(), body);
@@ -445,9 +457,8 @@ class Client::Connection {
     tcp::resolver resolver(ioc_);
     auto results = resolver.resolve(endpoint_.host, endpoint_.port, ec);
     if (ec) return FromNetwork(ec, "resolve " + endpoint_.host);
-    ec = Run(options_.connect_timeout, [&](auto handler) {
-      stream_.async_connect(results, std::move(handler));
-    });
+    ec = Run(options_.connect_timeout,
+             [&](auto handler) { stream_.async_connect(results, std::move(handler)); });
     if (ec) {
       Close();
       return FromNetwork(ec, "connect to " + options_.url);
@@ -475,10 +486,10 @@ class Client::Connection {
     return res;
   }
 
-  Result<StringResponse> ReadSmallAnswer() {
+  Result<StringResponse> ReadSmallAnswer(std::chrono::milliseconds timeout) {
     http::response_parser<http::string_body> parser;
     parser.body_limit(kSmallBodyLimit);
-    auto ec = Run(options_.io_timeout, [&](auto handler) {
+    auto ec = Run(timeout, [&](auto handler) {
       http::async_read(stream_, buffer_, parser, std::move(handler));
     });
     if (ec) return FromNetwork(ec, "reading the answer");
@@ -501,9 +512,9 @@ class Client::Connection {
       auto n = source(buf.data(), buf.size());
       if (!n.ok()) return n.error();
       if (size && (sent + *n > *size || (*n == 0 && sent < *size))) {
-        return MakeError(Error::Kind::kLocalIo,
-                         "the source yielded " + std::to_string(sent + *n) +
-                             " bytes where " + std::to_string(*size) + " were announced");
+        return MakeError(Error::Kind::kLocalIo, "the source yielded " + std::to_string(sent + *n) +
+                                                    " bytes where " + std::to_string(*size) +
+                                                    " were announced");
       }
       sent += *n;
       req.body().data = *n ? buf.data() : nullptr;
@@ -656,7 +667,8 @@ Result<GetInfo> Client::GetToFile(const std::string& id, const std::string& path
     fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
   } else {
     fs::path target(path);
-    temp = (target.parent_path() / ("." + target.filename().string() + ".objstore-XXXXXX")).string();
+    temp =
+        (target.parent_path() / ("." + target.filename().string() + ".objstore-XXXXXX")).string();
     fd = ::mkstemp(temp.data());
     if (fd >= 0) {
       mode_t mask = ::umask(0);
@@ -695,7 +707,8 @@ Result<ObjectInfo> Client::Meta(const std::string& id) {
 Result<ObjectInfo> Client::RaiseLevel(const std::string& id, int level) {
   http::fields extra;
   extra.set("X-Meta-ConsistencyLevel", std::to_string(level));
-  return MetaAnswer(conn_->Exchange(http::verb::post, "/api/v1/meta/" + id, extra));
+  return MetaAnswer(conn_->Exchange(http::verb::post, "/api/v1/meta/" + id, extra,
+                                    conn_->options().commit_timeout));
 }
 
 Result<ObjectInfo> Client::Delete(const std::string& id) {

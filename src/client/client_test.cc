@@ -173,10 +173,13 @@ TEST_F(ClientTest, ChunkedStreamPut) {
   ASSERT_TRUE(stored.ok()) << stored.error().ToString();
   EXPECT_EQ(stored->size, body.size());
   std::string got;
-  ASSERT_TRUE(client_->Get(id, [&](std::string_view b) {
-    got.append(b);
-    return true;
-  }).ok());
+  ASSERT_TRUE(client_
+                  ->Get(id,
+                        [&](std::string_view b) {
+                          got.append(b);
+                          return true;
+                        })
+                  .ok());
   EXPECT_EQ(got, body);
 
   // A source that fails aborts the upload with its own error; nothing is stored.

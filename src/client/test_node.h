@@ -8,11 +8,11 @@
 #pragma once
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -47,7 +47,8 @@ class TestNode {
       : binary_(std::move(binary)), port_(FreeLoopbackPort()), private_port_(FreeLoopbackPort()) {
     std::string tmpl = (std::filesystem::temp_directory_path() / "objstore-node-XXXXXX").string();
     dir_ = ::mkdtemp(tmpl.data());
-    for (const char* sub : {"state", "files", "cold"}) std::filesystem::create_directory(dir_ + "/" + sub);
+    for (const char* sub : {"state", "files", "cold"})
+      std::filesystem::create_directory(dir_ + "/" + sub);
   }
   ~TestNode() {
     Stop();
@@ -61,12 +62,18 @@ class TestNode {
   // ping. Returns an empty string on success, else what went wrong and the log.
   std::string Start() {
     std::vector<std::string> args = {binary_,
-                                     "--public-addr", "127.0.0.1:" + std::to_string(port_),
-                                     "--private-addr", "127.0.0.1:" + std::to_string(private_port_),
-                                     "--state-dir", state_dir(),
-                                     "--files-dir", files_dir(),
-                                     "--cold-dir", cold_dir(),
-                                     "--threads", "2"};
+                                     "--public-addr",
+                                     "127.0.0.1:" + std::to_string(port_),
+                                     "--private-addr",
+                                     "127.0.0.1:" + std::to_string(private_port_),
+                                     "--state-dir",
+                                     state_dir(),
+                                     "--files-dir",
+                                     files_dir(),
+                                     "--cold-dir",
+                                     cold_dir(),
+                                     "--threads",
+                                     "2"};
     pid_ = ::fork();
     if (pid_ == 0) {
       int log = ::open((dir_ + "/node.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
