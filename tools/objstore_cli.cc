@@ -18,6 +18,10 @@
 
 #include "objstore/client.h"
 
+#ifndef OBJSTORE_VERSION
+#define OBJSTORE_VERSION "dev"
+#endif
+
 namespace {
 
 using objstore::client::Client;
@@ -243,6 +247,7 @@ int PrintMeta(const objstore::client::ObjectInfo& info) { return PrintJson(info.
 int main(int argc, char** argv) {
   CLI::App app{"objstore-cli: store and read objects on an objstore node.", "objstore-cli"};
   app.footer(kExitCodes);
+  app.set_version_flag("--version", OBJSTORE_VERSION);
   app.require_subcommand(1);
 
   objstore::client::ClientOptions client_options;

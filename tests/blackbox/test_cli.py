@@ -138,6 +138,31 @@ class CliTest(NodeTestCase):
         self.assertEqual(code, EXIT_OK, err)
         self.assertEqual(out.decode().strip(), self.node.ping())
 
+    def test_large_transfers_stream_in_constant_memory(self):
+        size = 192 << 20
+        src = os.path.join(self.work, "large.bin")
+        with open(src, "wb") as f:  # sparse: reads as zeros, costs no disk here
+            f.truncate(size)
+        oid = self.ok("id").decode().strip()
+        out = os.path.join(self.work, "large.out")
+        for args in (["put", src, "--id", oid], ["get", oid, "-o", out]):
+            rss_kib = self.peak_rss_kib(args)
+            self.assertLess(rss_kib, 32 * 1024, "%s: peak RSS %d KiB for %d MiB"
+                            % (args[0], rss_kib, size >> 20))
+        self.assertEqual(os.path.getsize(out), size)
+
+    def peak_rss_kib(self, args):
+        """Runs the CLI as the only child of a fresh Python; returns its peak RSS."""
+        probe = ("import resource, subprocess, sys\n"
+                 "code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode\n"
+                 "assert code == 0, code\n"
+                 "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n")
+        cmd = [sys.executable, "-c", probe, cli_path(),
+               "--node", "http://127.0.0.1:%d" % self.node.public_port] + args
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        return int(proc.stdout.strip())
+
     # ------------------------------------------------------------ errors
     def test_errors_exit_codes_and_messages(self):
         code, _o, err = self.cli("get", "not-a-ulid")
@@ -153,6 +178,7 @@ class CliTest(NodeTestCase):
         self.assertEqual(code, EXIT_REFUSED)
         self.assertIn("bad_level", err)
 
+        self.assertEqual(self.ok("--version").decode().count("."), 2)
         for args in (["get", make_ulid(), "--range", "9-1"], ["put", "x", "--meta", "novalue"],
                      [], ["frobnicate"], ["get"], ["put", "x", "--level", "high"]):
             code, _o, err = self.cli(*args)
