@@ -266,24 +266,20 @@ class Client::Connection {
     http::request<http::empty_body> req{verb, target, 11};
     Prepare(req, extra);
     req.prepare_payload();
-    for (int attempt = 0;; ++attempt) {
-      auto connected = Connect();
-      if (!connected.ok()) return connected.error();
-      const bool reused = *connected;
+    std::optional<http::response_parser<http::string_body>> parser;
+    auto sent = SendWithOneRetry(std::string(http::to_string(verb)) + " " + target, [&] {
+      parser.emplace();
+      parser->body_limit(kSmallBodyLimit);
       auto ec = Run(options_.io_timeout,
                     [&](auto handler) { http::async_write(stream_, req, std::move(handler)); });
-      http::response_parser<http::string_body> parser;
-      parser.body_limit(kSmallBodyLimit);
       if (!ec)
         ec = Run(answer_timeout.value_or(options_.io_timeout), [&](auto handler) {
-          http::async_read(stream_, buffer_, parser, std::move(handler));
+          http::async_read(stream_, buffer_, *parser, std::move(handler));
         });
-      if (!ec) return Finish(parser.release());
-      Close();
-      if (!(reused && attempt == 0 && !parser.got_some())) {
-        return FromNetwork(ec, std::string(http::to_string(verb)) + " " + target);
-      }
-    }
+      return std::pair{ec, parser->got_some()};
+    });
+    if (!sent.ok()) return sent.error();
+    return Finish(parser->release());
   }
 
   Result<ObjectInfo> Upload(const std::string& id, const SourceFn& source,
@@ -308,10 +304,7 @@ class Client::Connection {
     // Header, then the node's interim answer (100 Continue or a final refusal).
     std::optional<http::request_serializer<http::buffer_body>> serializer;
     std::optional<http::response_parser<http::string_body>> answer;
-    for (int attempt = 0;; ++attempt) {
-      auto connected = Connect();
-      if (!connected.ok()) return connected.error();
-      const bool reused = *connected;
+    auto header_sent = SendWithOneRetry("PUT " + id, [&] {
       serializer.emplace(req);
       answer.emplace();
       answer->body_limit(kSmallBodyLimit);
@@ -322,12 +315,9 @@ class Client::Connection {
         ec = Run(options_.io_timeout, [&](auto handler) {
           http::async_read_header(stream_, buffer_, *answer, std::move(handler));
         });
-      if (!ec) break;
-      Close();
-      if (!(reused && attempt == 0 && !answer->got_some())) {
-        return FromNetwork(ec, "PUT " + id);
-      }
-    }
+      return std::pair{ec, answer->got_some()};
+    });
+    if (!header_sent.ok()) return header_sent.error();
     if (has_body && answer->get().result() != http::status::continue_) {
       // Refused before the body: read the answer; the unsent body ends the connection.
       auto ec = Run(options_.io_timeout, [&](auto handler) {
@@ -368,10 +358,7 @@ class Client::Connection {
     http::request<http::empty_body> req{http::verb::get, target, 11};
     Prepare(req, extra);
     std::optional<http::response_parser<http::buffer_body>> fresh;
-    for (int attempt = 0;; ++attempt) {
-      auto connected = Connect();
-      if (!connected.ok()) return connected.error();
-      const bool reused = *connected;
+    auto sent = SendWithOneRetry("GET " + target, [&] {
       fresh.emplace();
       fresh->body_limit(boost::none);
       auto ec = Run(options_.io_timeout,
@@ -380,12 +367,9 @@ class Client::Connection {
         ec = Run(options_.io_timeout, [&](auto handler) {
           http::async_read_header(stream_, buffer_, *fresh, std::move(handler));
         });
-      if (!ec) break;
-      Close();
-      if (!(reused && attempt == 0 && !fresh->got_some())) {
-        return FromNetwork(ec, "GET " + target);
-      }
-    }
+      return std::pair{ec, fresh->got_some()};
+    });
+    if (!sent.ok()) return sent.error();
     auto& parser = *fresh;
 
     const auto& head = parser.get();
@@ -444,6 +428,23 @@ class Client::Connection {
     ioc_.restart();
     ioc_.run();
     return result;
+  }
+
+  // Runs `send` (write a request, read its answer's header) on a usable
+  // connection; `send` returns the error and whether any answer byte arrived.
+  // A failure on a reused connection before any answer byte means the node may
+  // have closed it in the same instant: `send` runs once more on a fresh one.
+  // Callers only use it for what can be sent twice (nothing of a body consumed).
+  template <class Send>
+  Result<void> SendWithOneRetry(const std::string& what, const Send& send) {
+    for (int attempt = 0;; ++attempt) {
+      auto connected = Connect();
+      if (!connected.ok()) return connected.error();
+      auto [ec, answered] = send();
+      if (!ec) return {};
+      Close();
+      if (!*connected || attempt > 0 || answered) return FromNetwork(ec, what);
+    }
   }
 
   // Makes sure a usable connection is open; true when an existing one is reused.

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "client/test_node.h"
 
@@ -311,6 +312,68 @@ TEST(ClientErrors, ConnectionRefusedAndTimeout) {
   auto b = Client(bad_url).Ping();
   ASSERT_FALSE(b.ok());
   EXPECT_EQ(b.error().kind, Error::Kind::kInvalid);
+}
+
+// A scripted loopback server: answers the first request on a connection, then
+// closes that connection when the second request arrives, without answering;
+// answers again on the next connection. That is the race of a node closing an
+// idle keep-alive connection just as the client reuses it.
+TEST(ClientErrors, RequestOnAConnectionClosedUnderItIsSentAgain) {
+  int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(listener, 4), 0);
+  ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  timeval five_seconds{5, 0};
+  ::setsockopt(listener, SOL_SOCKET, SO_RCVTIMEO, &five_seconds, sizeof(five_seconds));
+
+  auto read_request = [](int fd) {
+    std::string in;
+    char buf[4096];
+    while (in.find("\r\n\r\n") == std::string::npos) {
+      ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+      if (n <= 0) return false;
+      in.append(buf, static_cast<size_t>(n));
+    }
+    return true;
+  };
+  auto answer = [](int fd, const std::string& body) {
+    std::string out = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) +
+                      "\r\n\r\n" + body;
+    return ::send(fd, out.data(), out.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(out.size());
+  };
+  int connections = 0;
+  std::thread server([&] {
+    int first = ::accept(listener, nullptr, nullptr);
+    if (first < 0) return;
+    ++connections;
+    ::setsockopt(first, SOL_SOCKET, SO_RCVTIMEO, &five_seconds, sizeof(five_seconds));
+    if (read_request(first)) answer(first, "node-a");
+    read_request(first);
+    ::close(first);  // the second request on this connection gets no answer
+    int second = ::accept(listener, nullptr, nullptr);
+    if (second < 0) return;
+    ++connections;
+    ::setsockopt(second, SOL_SOCKET, SO_RCVTIMEO, &five_seconds, sizeof(five_seconds));
+    if (read_request(second)) answer(second, "node-b");
+    ::close(second);
+  });
+  ClientOptions options;
+  options.url = "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  options.io_timeout = std::chrono::seconds(5);
+  Client client(options);
+  auto a = client.Ping();
+  auto b = client.Ping();
+  server.join();
+  ::close(listener);
+  ASSERT_TRUE(a.ok()) << a.error().ToString();
+  EXPECT_EQ(*a, "node-a");
+  ASSERT_TRUE(b.ok()) << b.error().ToString();
+  EXPECT_EQ(*b, "node-b");
+  EXPECT_EQ(connections, 2);
 }
 
 TEST(ByteRangeTest, ParsesTheThreeForms) {
