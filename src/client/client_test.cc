@@ -56,6 +56,28 @@ std::set<int> ConnectionsTo(int port) {
   return local_ports;
 }
 
+// A listening loopback socket that accepts nothing by itself.
+class LoopbackListener {
+ public:
+  LoopbackListener() : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    EXPECT_EQ(::listen(fd_, 4), 0);
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+  }
+  ~LoopbackListener() { ::close(fd_); }
+  int fd() const { return fd_; }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  int fd_;
+  int port_ = 0;
+};
+
 class ClientTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -288,21 +310,13 @@ TEST(ClientErrors, ConnectionRefusedAndTimeout) {
   EXPECT_EQ(r.error().kind, Error::Kind::kConnection);
 
   // A listener that never answers: the read times out.
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(::listen(fd, 4), 0);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  LoopbackListener listener;
   ClientOptions silent;
-  silent.url = "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  silent.url = listener.url();
   silent.io_timeout = std::chrono::milliseconds(300);
   const auto start = std::chrono::steady_clock::now();
   auto t = Client(silent).Ping();
   const auto took = std::chrono::steady_clock::now() - start;
-  ::close(fd);
   ASSERT_FALSE(t.ok());
   EXPECT_EQ(t.error().kind, Error::Kind::kTimeout) << t.error().ToString();
   EXPECT_LT(took, std::chrono::seconds(3));
@@ -319,16 +333,9 @@ TEST(ClientErrors, ConnectionRefusedAndTimeout) {
 // answers again on the next connection. That is the race of a node closing an
 // idle keep-alive connection just as the client reuses it.
 TEST(ClientErrors, RequestOnAConnectionClosedUnderItIsSentAgain) {
-  int listener = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(::listen(listener, 4), 0);
-  ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
-  timeval five_seconds{5, 0};
-  ::setsockopt(listener, SOL_SOCKET, SO_RCVTIMEO, &five_seconds, sizeof(five_seconds));
+  LoopbackListener listener;
+  timeval five_seconds{5, 0};  // bounds every accept and read of the script
+  ::setsockopt(listener.fd(), SOL_SOCKET, SO_RCVTIMEO, &five_seconds, sizeof(five_seconds));
 
   auto read_request = [](int fd) {
     std::string in;
@@ -341,20 +348,20 @@ TEST(ClientErrors, RequestOnAConnectionClosedUnderItIsSentAgain) {
     return true;
   };
   auto answer = [](int fd, const std::string& body) {
-    std::string out = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) +
-                      "\r\n\r\n" + body;
+    std::string out =
+        "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
     return ::send(fd, out.data(), out.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(out.size());
   };
   int connections = 0;
   std::thread server([&] {
-    int first = ::accept(listener, nullptr, nullptr);
+    int first = ::accept(listener.fd(), nullptr, nullptr);
     if (first < 0) return;
     ++connections;
     ::setsockopt(first, SOL_SOCKET, SO_RCVTIMEO, &five_seconds, sizeof(five_seconds));
     if (read_request(first)) answer(first, "node-a");
     read_request(first);
     ::close(first);  // the second request on this connection gets no answer
-    int second = ::accept(listener, nullptr, nullptr);
+    int second = ::accept(listener.fd(), nullptr, nullptr);
     if (second < 0) return;
     ++connections;
     ::setsockopt(second, SOL_SOCKET, SO_RCVTIMEO, &five_seconds, sizeof(five_seconds));
@@ -362,13 +369,12 @@ TEST(ClientErrors, RequestOnAConnectionClosedUnderItIsSentAgain) {
     ::close(second);
   });
   ClientOptions options;
-  options.url = "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  options.url = listener.url();
   options.io_timeout = std::chrono::seconds(5);
   Client client(options);
   auto a = client.Ping();
   auto b = client.Ping();
   server.join();
-  ::close(listener);
   ASSERT_TRUE(a.ok()) << a.error().ToString();
   EXPECT_EQ(*a, "node-a");
   ASSERT_TRUE(b.ok()) << b.error().ToString();
