@@ -31,7 +31,7 @@ Usage: bench/cluster_sync.sh [options]
   -h, --help         this help
 
 Output: a markdown table row per mode and a line
-  RESULT records=.. differ=.. mode=.. converged=.. seconds=.. sync_bytes=.. private_bytes=..
+  RESULT records=.. differ=.. mode=.. converged=.. seconds=.. (from B ready) sync_bytes=.. private_bytes=..
          export_bytes=.. ratio_pct=.. targets_met=..
 (sync bytes: requests and answers of the anti-entropy rounds, counted by the node
 that started each round, summed over A and B; private traffic: every private call
