@@ -947,8 +947,8 @@ class TestSecurity(ClusterBase):
         c = self.start_cluster(2, secret=SECRET, tag="blue")
         port = c.nodes[0].private_port
         me = c.ids[1]
-        target = "/cluster/v1/tree"
-        body = json.dumps({"level": 0, "nodes": []}).encode()
+        target = "/cluster/v1/records"          # an empty batch: no side effect
+        body = json.dumps({"records": []}).encode()
 
         def call(headers, b=body, t=target, method="POST"):
             return private_request(port, method, t, body=b if method == "POST" else None,
@@ -971,7 +971,7 @@ class TestSecurity(ClusterBase):
         st, rh, rb = call(h)
         self.assertEqual(st, 200, "correctly signed call: %d %r (headers %s)" % (st, rb[:300], rh))
         js = json.loads(rb)
-        self.assertIn("differ", js)
+        self.assertEqual(js.get("applied"), 0, js)
         sig = rh.get("x-cluster-signature")
         self.assertIsNotNone(sig, "answer not signed: headers %s" % rh)
         self.assertEqual(sig, response_signature(SECRET, 200, h["X-Cluster-Nonce"], rb),
@@ -979,10 +979,10 @@ class TestSecurity(ClusterBase):
         self.assertJsonError(call(h), 401, "replayed", msg="the same signed request again")
 
         h = sign_headers(SECRET, "POST", target, body, tag="blue", node=me)
-        tampered = json.dumps({"level": 1, "nodes": []}).encode()
+        tampered = json.dumps({"records": [], "x": 1}).encode()
         self.assertJsonError(call(h, b=tampered), 401, "bad_signature", msg="tampered body")
         h = sign_headers(SECRET, "POST", target, body, tag="blue", node=me)
-        self.assertJsonError(call(h, t="/cluster/v1/leaves"), 401, "bad_signature",
+        self.assertJsonError(call(h, t="/cluster/v1/tree"), 401, "bad_signature",
                              msg="signature for another path")
         h = sign_headers(SECRET, "POST", target, body, tag="blue", node=me,
                          time_ms=int(time.time() * 1000) - 400 * 1000)
