@@ -332,9 +332,11 @@ asio::awaitable<json> Cluster::OnPing(json body, std::string remote_ip) {
   co_return PingBody();
 }
 
-asio::awaitable<json> Cluster::OnPingReq(json body) {
-  std::string target = body.value("target", "");
-  auto member = membership_.Find(target);
+asio::awaitable<Result<json>> Cluster::OnPingReq(json body) {
+  if (!body.contains("target") || !body["target"].is_string()) {
+    co_return Status::Invalid("expected {\"target\": \"<member id>\"}");
+  }
+  auto member = membership_.Find(body["target"].get<std::string>());
   bool ack = false;
   if (member) ack = co_await Ping(member->addr);
   co_return json{{"ack", ack}};

@@ -96,7 +96,7 @@ class Cluster {
   boost::asio::awaitable<void> Handle(http::Exchange& ex);
   boost::asio::awaitable<void> ServeBody(http::Exchange& ex, std::string target);
   boost::asio::awaitable<nlohmann::json> OnPing(nlohmann::json body, std::string remote_ip);
-  boost::asio::awaitable<nlohmann::json> OnPingReq(nlohmann::json body);
+  boost::asio::awaitable<Result<nlohmann::json>> OnPingReq(nlohmann::json body);
   boost::asio::awaitable<Result<nlohmann::json>> OnRecords(nlohmann::json body);
   Result<nlohmann::json> OnTree(const nlohmann::json& body) const;
   Result<nlohmann::json> OnLeaves(const nlohmann::json& body) const;
