@@ -231,7 +231,7 @@ asio::awaitable<void> Cluster::Handle(http::Exchange& ex) {
   } else if (target == "/cluster/v1/records") {
     answer = co_await OnRecords(std::move(parsed).value());
   } else if (target == "/cluster/v1/tree" || target == "/cluster/v1/leaves") {
-    if (target == "/cluster/v1/tree" && !facts.node.empty()) {
+    if (!facts.node.empty()) {
       std::lock_guard lock(synced_by_mu_);
       synced_by_ms_[facts.node] = RealNowMs();
     }
@@ -569,7 +569,10 @@ asio::awaitable<void> Cluster::SyncLoop() {
   asio::steady_timer timer(ctx_);
   std::mt19937 rng(static_cast<uint32_t>(RealNowMs()) ^ 0x9e3779b9u);
   while (!stopping_) {
-    timer.expires_after(options_.sync_interval);
+    // Jittered (0.5–1.5 intervals): two members rarely start an exchange with
+    // each other at the same moment, which would move every record twice.
+    const auto interval = options_.sync_interval.count();
+    timer.expires_after(std::chrono::milliseconds(interval / 2 + rng() % (interval + 1)));
     co_await timer.async_wait(kTuple);
     std::vector<Member> peers = SyncCandidates();
     if (!peers.empty()) co_await AntiEntropy(peers[rng() % peers.size()]);
@@ -580,7 +583,7 @@ asio::awaitable<void> Cluster::SyncLoop() {
 asio::awaitable<void> Cluster::AntiEntropy(Member peer) {
   // One exchange per pair at a time: the exchange moves records both ways, so
   // one that the peer started lately makes ours redundant.
-  if (RealNowMs() - LastSyncedBy(peer.id) < options_.sync_interval.count()) co_return;
+  if (RealNowMs() - LastSyncedBy(peer.id) < 2 * options_.sync_interval.count()) co_return;
   if (!syncing_.insert(peer.id).second) co_return;
   sync_rounds_.fetch_add(1);
   for (int pass = 0; pass < kMaxSyncPasses && !stopping_; ++pass) {
@@ -666,7 +669,12 @@ asio::awaitable<bool> Cluster::SyncPass(Member peer) {
   for (const json& h : (*answer)["want"]) {
     uint64_t v = 0;
     if (!h.is_string() || !HexToHash(h.get<std::string>(), &v)) continue;
-    if (auto it = mine.find(v); it != mine.end()) wanted.push_back(it->second);
+    auto it = mine.find(v);
+    if (it == mine.end()) continue;
+    // Only what is still current here: a record the peer just replaced with
+    // a newer version (applied above) would be refused anyway.
+    Node::RecordPtr now = node_.Lookup(it->second->key);
+    if (now && SyncTree::RecordHash(*now) == v) wanted.push_back(std::move(now));
   }
   for (size_t i = 0; i < wanted.size(); i += kSyncBatch) {
     json records = json::array();
