@@ -38,7 +38,11 @@ class PublicApi {
   boost::asio::awaitable<void> Stats(http::Exchange& ex);
   boost::asio::awaitable<void> ServeBody(http::Exchange& ex, const ObjectRecord& record,
                                          bool fetched);
-  boost::asio::awaitable<void> ServeFetch(http::Exchange& ex, ColdFetch& fetch);
+  boost::asio::awaitable<void> ServeFetch(http::Exchange& ex, std::string key,
+                                          ColdFetch& fetch);
+  // Adds `bytes` to a PUT's reservation, waiting off the loop when the budget
+  // is full. NoSpace: answer 507.
+  boost::asio::awaitable<Status> Reserve(Reservation& reserved, uint64_t bytes);
   struct BodyPlan;
   BodyPlan PlanBody(const http::Exchange& ex, const ObjectRecord& record, bool fetched);
 

@@ -35,7 +35,8 @@ Result<std::unique_ptr<Node>> Node::Open(const NodeOptions& options, const Clock
   // even if the wall clock went back while the node was down.
   node->hlc_.Observe(node->journal_->MaxVersion());
   if (Status s = node->Reconcile(); !s.ok()) return s;
-  node->RegisterMetrics();
+  node->RegisterMetrics();  // first: eviction may start as soon as the capacity opens
+  if (Status s = node->OpenCapacity(options); !s.ok()) return s;
   return node;
 }
 
@@ -72,6 +73,69 @@ Status Node::Reconcile() {
   return Status::Ok();
 }
 
+// The policy state is one journal row, rewritten whole when it changed, at
+// most every policy_save_interval and at shutdown (docs/FORMATS.md).
+constexpr const char* kPolicyStateName = "eviction_policy";
+
+Status Node::OpenCapacity(const NodeOptions& options) {
+  std::vector<StoredBody> bodies;
+  uint64_t stored_bytes = 0;
+  journal_->ForEach([&](const RecordPtr& r) {
+    if (r->deleted || !r->local_body) return;
+    bodies.push_back({r->key, r->version.packed, r->size, r->cold == ColdState::kStored});
+    stored_bytes += r->size;
+  });
+  CapacityOptions copt;
+  copt.policy = options.eviction_policy;
+  copt.max_bytes = options.max_size_bytes;
+  copt.state_save_interval = options.policy_save_interval;
+  if (copt.max_bytes == 0) {
+    copt.max_bytes = (bodies_->Usage().bytes_free + stored_bytes) / 10 * 9;
+    spdlog::info("--max-size not set: the budget for bodies is {} bytes (90% of free space and "
+                 "stored bodies)", copt.max_bytes);
+  }
+  CapacityHooks hooks;
+  hooks.remove_body = [this](const std::string& key, uint64_t version) {
+    return EvictBody(key, version);
+  };
+  hooks.save_state = [this](const std::string& blob) {
+    if (Status s = journal_->PutCacheState(kPolicyStateName, blob); !s.ok()) {
+      spdlog::warn("eviction state not saved: {}", s.ToString());
+    }
+  };
+  auto capacity = Capacity::Open(copt, std::move(hooks));
+  if (!capacity.ok()) return capacity.status();
+  capacity_ = std::move(capacity).value();
+  size_t restored = capacity_->Load(bodies, journal_->GetCacheState(kPolicyStateName));
+  CapacityStats cs = capacity_->Stats();
+  spdlog::info("capacity: {} of {} bytes used by {} bodies; eviction policy {} ({} keys restored)",
+               cs.used_bytes, cs.max_bytes, cs.bodies, cs.policy, restored);
+  if (cs.used_bytes > cs.max_bytes) {
+    spdlog::warn("the stored bodies exceed --max-size: evicting what the cold store holds");
+  }
+  return Status::Ok();
+}
+
+bool Node::EvictBody(const std::string& key, uint64_t version) {
+  RecordPtr cur = journal_->Get(key);
+  if (!cur || cur->deleted || !cur->local_body || cur->version.packed != version ||
+      cur->cold != ColdState::kStored) {
+    return false;
+  }
+  // Journal first: from here GETs fetch the body back instead of opening the
+  // file; a crash before the unlink leaves an orphan that start-up removes.
+  if (Status s = journal_->UpdateLocalState(key, cur->version, false, cur->cold); !s.ok()) {
+    return false;
+  }
+  if (Status s = bodies_->Remove(key, cur->version); !s.ok()) {
+    spdlog::warn("evicting {}: {}", key, s.ToString());
+    return false;
+  }
+  evictions_->Inc();
+  spdlog::debug("evicted {} ({} bytes)", key, cur->size);
+  return true;
+}
+
 void Node::RegisterMetrics() {
   auto& m = metrics_;
   hits_ = &m.AddCounter("objstore_get_hits_total", "GETs served from a local body.");
@@ -85,6 +149,18 @@ void Node::RegisterMetrics() {
   cold_delete_errors_ =
       &m.AddCounter("objstore_cold_delete_errors_total", "Failed cold-store deletes.");
   bytes_received_ = &m.AddCounter("objstore_put_bytes_total", "Body bytes committed by PUTs.");
+  evictions_ = &m.AddCounter("objstore_evictions_total", "Bodies evicted to stay in --max-size.");
+  auto capacity = [this](uint64_t CapacityStats::*field) {
+    return [this, field] { return static_cast<double>(capacity_->Stats().*field); };
+  };
+  m.AddGauge("objstore_capacity_max_bytes", "The byte budget for bodies (--max-size).",
+             capacity(&CapacityStats::max_bytes));
+  m.AddGauge("objstore_capacity_used_bytes", "Bytes of bodies and of writes in flight.",
+             capacity(&CapacityStats::used_bytes));
+  m.AddGauge("objstore_capacity_reserved_bytes", "Bytes reserved by writes in flight.",
+             capacity(&CapacityStats::reserved_bytes));
+  m.AddGauge("objstore_capacity_evictable_bytes", "Bytes of bodies the policy may evict.",
+             capacity(&CapacityStats::evictable_bytes));
   m.AddGauge("objstore_objects", "Live objects in the journal.",
              [this] { return static_cast<double>(journal_->Counts().live_objects); });
   m.AddGauge("objstore_tombstones", "Tombstones in the journal.",
@@ -151,6 +227,7 @@ Status Node::UploadToCold(const ObjectRecord& r) {
   cold_puts_->Inc();
   Status u = journal_->UpdateLocalState(r.key, r.version, r.local_body, ColdState::kStored);
   if (!u.ok() && u.code() != StatusCode::kNotFound) return u;  // NotFound: superseded
+  if (u.ok() && r.local_body) capacity_->SetEvictable(r.key, r.version.packed, true);
   return Status::Ok();
 }
 
@@ -171,7 +248,8 @@ Status Node::DeleteFromCold(const ObjectRecord& tomb) {
   return s;
 }
 
-Result<PutOutcome> Node::FinishPut(const PutSpec& spec, AtomicFile& body) {
+Result<PutOutcome> Node::FinishPut(const PutSpec& spec, AtomicFile& body,
+                                   Reservation* reserved) {
   if (Status s = CheckPut(spec); !s.ok()) return s;
   ObjectRecord r;
   r.key = spec.key;
@@ -202,6 +280,8 @@ Result<PutOutcome> Node::FinishPut(const PutSpec& spec, AtomicFile& body) {
   if (previous && previous->local_body && previous->version != r.version) {
     (void)bodies_->Remove(previous->key, previous->version);
   }
+  // Not evictable until the cold store has it (UploadToCold).
+  capacity_->AddBody(r.key, r.version.packed, r.size, false, reserved);
   PutOutcome out{nullptr, Status::Ok()};
   if (r.consistency >= 1) out.cold_status = UploadToCold(r);
   out.record = journal_->Get(r.key);
@@ -217,6 +297,7 @@ Result<UniqueFd> Node::OpenBody(const ObjectRecord& record) const {
 void Node::ForgetLocalBody(const ObjectRecord& record) {
   spdlog::warn("body of {} version {} vanished from disk", record.key, record.version.ToString());
   (void)journal_->UpdateLocalState(record.key, record.version, false, record.cold);
+  capacity_->RemoveBody(record.key, record.version.packed);
 }
 
 std::shared_ptr<ColdFetch> Node::FetchFromCold(const std::string& key, bool restore_unknown) {
@@ -257,6 +338,7 @@ Result<Node::RecordPtr> Node::RunColdFetch(const std::string& key, bool restore_
   UniqueFd reader(::open((*body)->temp_path().c_str(), O_RDONLY | O_CLOEXEC));
   if (!reader.valid()) return Status::FromErrno(errno, "open " + (*body)->temp_path());
   ColdObjectMeta meta;
+  Reservation reserved = capacity_->NewReservation();
   Status s = cold_->Get(
       key,
       [&](const ColdObjectMeta& m) {
@@ -264,6 +346,7 @@ Result<Node::RecordPtr> Node::RunColdFetch(const std::string& key, bool restore_
         if (m.size > options_.max_body_bytes) {
           return Status::TooLarge("cold object " + key + " exceeds the body size limit");
         }
+        if (Status r = capacity_->Reserve(reserved, m.size); !r.ok()) return r;
         // Refuse before any byte is served: a known record is only completed
         // with the bytes of its own version.
         if (before && !m.etag.empty() && m.etag != before->etag) {
@@ -323,6 +406,8 @@ Result<Node::RecordPtr> Node::RunColdFetch(const std::string& key, bool restore_
       (void)bodies_->Remove(key, cur->version);
       return u;
     }
+    capacity_->AddBody(key, cur->version.packed, meta.size, cur->cold == ColdState::kStored,
+                       &reserved);
     return journal_->Get(key);
   }
   ObjectRecord r;
@@ -345,6 +430,7 @@ Result<Node::RecordPtr> Node::RunColdFetch(const std::string& key, bool restore_
     if (now && now->deleted) return Status::Deleted(key + " is deleted");
     return Status::Unavailable("object " + key + " changed during the fetch");
   }
+  capacity_->AddBody(key, r.version.packed, r.size, true, &reserved);
   return journal_->Get(key);
 }
 
@@ -362,7 +448,10 @@ Result<Node::RecordPtr> Node::Delete(const std::string& key) {
                                                                    : ColdState::kNone;
   auto written = journal_->Upsert(t);
   if (!written.ok()) return written.status();
-  if (cur->local_body) (void)bodies_->Remove(cur->key, cur->version);
+  if (cur->local_body) {
+    (void)bodies_->Remove(cur->key, cur->version);
+    capacity_->RemoveBody(cur->key, cur->version.packed);
+  }
   if (t.cold == ColdState::kPending) (void)DeleteFromCold(t);
   return journal_->Get(key);
 }
@@ -396,6 +485,8 @@ Result<PutOutcome> Node::RaiseLevel(const std::string& key, int consistency) {
     return Status::Unavailable("object " + key + " changed meanwhile; retry");
   }
   (void)bodies_->Remove(key, cur->version);
+  // The same bytes under the new version's name, evictable once re-uploaded.
+  capacity_->AddBody(key, r.version.packed, r.size, false, nullptr);
   PutOutcome out{nullptr, Status::Ok()};
   out.cold_status = UploadToCold(r);
   out.record = journal_->Get(key);
@@ -432,6 +523,7 @@ NodeStats Node::Stats() const {
   s.cold_put_errors = cold_put_errors_->Value();
   s.cold_deletes = cold_deletes_->Value();
   s.cold_delete_errors = cold_delete_errors_->Value();
+  s.capacity = capacity_->Stats();
   return s;
 }
 
