@@ -606,25 +606,37 @@ def put_raw(node, oid, body, level=0, chunked=False):
     return rs[0]["status"], rs[0]["headers"], rs[0]["body"]
 
 
-class RssSampler(threading.Thread):
-    """Samples a node's VmRSS every `period` seconds until stop(); keeps the peak."""
+class PeakSampler(threading.Thread):
+    """Calls read() every `period` seconds until stop(); keeps the peak of what it
+    returns (None: no sample)."""
 
-    def __init__(self, node, period=0.05):
+    def __init__(self, read, period=0.05):
         super().__init__(daemon=True)
-        self.node = node
+        self.read = read
         self.period = period
-        self.max_kib = 0
+        self.peak = 0
         self.samples = 0
         self.stop_ev = threading.Event()
 
     def run(self):
         while not self.stop_ev.is_set():
-            v = self.node.rss_kib()
+            v = self.read()
             if v is not None:
                 self.samples += 1
-                self.max_kib = max(self.max_kib, v)
+                self.peak = max(self.peak, v)
             self.stop_ev.wait(self.period)
 
     def stop(self):
         self.stop_ev.set()
         self.join(timeout=5)
+
+
+class RssSampler(PeakSampler):
+    """Samples a node's VmRSS (KiB)."""
+
+    def __init__(self, node, period=0.05):
+        super().__init__(node.rss_kib, period)
+
+    @property
+    def max_kib(self):
+        return self.peak

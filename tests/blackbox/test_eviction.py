@@ -19,7 +19,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import HOST, NodeTestCase, mount_tmpfs, put_raw  # noqa: E402
+from harness import HOST, NodeTestCase, PeakSampler, mount_tmpfs, put_raw  # noqa: E402
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -33,27 +33,6 @@ def used_bytes(path):
 
 def sha(b):
     return hashlib.sha256(b).hexdigest()
-
-
-class DiskSampler(threading.Thread):
-    """Samples the used bytes of a filesystem every millisecond or so; keeps the peak."""
-
-    def __init__(self, path):
-        super().__init__(daemon=True)
-        self.path = path
-        self.peak = 0
-        self.samples = 0
-        self.stop_ev = threading.Event()
-
-    def run(self):
-        while not self.stop_ev.is_set():
-            self.peak = max(self.peak, used_bytes(self.path))
-            self.samples += 1
-            time.sleep(0.001)
-
-    def stop(self):
-        self.stop_ev.set()
-        self.join()
 
 
 class EvictionTest(NodeTestCase):
@@ -140,7 +119,7 @@ class EvictionTest(NodeTestCase):
                         failures.append(("GET", resp.status, pick[0]))
             conn.close()
 
-        sampler = DiskSampler(mnt)
+        sampler = PeakSampler(lambda: used_bytes(mnt), period=0.001)
         sampler.start()
         threads = [threading.Thread(target=writer, args=(i,), daemon=True) for i in range(4)]
         threads += [threading.Thread(target=reader, args=(100 + i,), daemon=True) for i in range(2)]
