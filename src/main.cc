@@ -153,9 +153,11 @@ int main(int argc, char** argv) {
                  "Byte budget for cached bodies (K, M, G, T suffixes); past it, bodies the cold "
                  "store holds are evicted. Default: 90% of the free disk at start")
       ->envname("APP_MAX_SIZE")->transform(CLI::AsSizeValue(false));
-  app.add_option("--eviction", f.eviction, "Eviction policy: s3fifo, lru, sieve or fifo")
-      ->envname("APP_EVICTION")->capture_default_str()
-      ->check(CLI::IsMember(objstore::PolicyNames()));
+  std::vector<std::string> evictions = objstore::PolicyNames();
+  evictions.push_back(objstore::kNoEviction);
+  app.add_option("--eviction", f.eviction,
+                 "Eviction policy: s3fifo, lru, sieve, fifo, or none (never evict; 507 when full)")
+      ->envname("APP_EVICTION")->capture_default_str()->check(CLI::IsMember(evictions));
   app.add_option("--max-header-size", f.max_header_size, "Largest request header, bytes")
       ->envname("NET_MAX_HEADER_SIZE")->capture_default_str()->check(CLI::Range(1024, 1 << 20));
   app.add_option("--max-header-count", f.max_header_count, "Most header fields in a request")

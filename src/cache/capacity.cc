@@ -70,9 +70,13 @@ Result<std::unique_ptr<Capacity>> Capacity::Open(const CapacityOptions& options,
         options.high_watermark <= 1)) {
     return Status::Invalid("watermarks must satisfy 0 < low <= high <= 1");
   }
-  auto policy = MakePolicy(options.policy, options.max_bytes);
-  if (!policy.ok()) return policy.status();
-  std::unique_ptr<Capacity> c(new Capacity(options, std::move(hooks), std::move(policy).value()));
+  std::unique_ptr<EvictionPolicy> policy;
+  if (options.policy != kNoEviction) {
+    auto made = MakePolicy(options.policy, options.max_bytes);
+    if (!made.ok()) return made.status();
+    policy = std::move(made).value();
+  }
+  std::unique_ptr<Capacity> c(new Capacity(options, std::move(hooks), std::move(policy)));
   c->thread_ = std::thread([raw = c.get()] { raw->EvictionLoop(); });
   return c;
 }
@@ -103,13 +107,15 @@ Capacity::~Capacity() {
 size_t Capacity::Load(const std::vector<StoredBody>& bodies, std::string_view saved_state) {
   std::lock_guard lock(mu_);
   std::unordered_map<std::string_view, uint64_t> evictable;  // key -> size
+  const bool evicts = policy_ != nullptr;
   for (const StoredBody& b : bodies) {
     auto [it, inserted] = entries_.try_emplace(b.key);
     if (!inserted) used_ -= it->second.size;
-    it->second = Entry{b.version, b.size, b.evictable, false};
+    it->second = Entry{b.version, b.size, b.evictable && evicts, false};
     used_ += b.size;
-    if (b.evictable) evictable[it->first] = b.size;
+    if (it->second.evictable) evictable[it->first] = b.size;
   }
+  if (!evicts) return 0;
   std::vector<PolicyEntryState> saved;
   if (!saved_state.empty()) {
     auto decoded = DecodePolicyState(saved_state);
@@ -128,7 +134,7 @@ size_t Capacity::Load(const std::vector<StoredBody>& bodies, std::string_view sa
   std::vector<PolicyEntryState> state;
   state.reserve(evictable.size() + saved.size());
   for (const StoredBody& b : bodies) {
-    if (b.evictable && !known.contains(b.key)) {
+    if (evictable.contains(b.key) && !known.contains(b.key)) {
       state.push_back({b.key, b.size, PolicyQueue::kSmall, 0});
     }
   }
@@ -205,6 +211,7 @@ void Capacity::Release(uint64_t bytes) {
 void Capacity::AddBody(const std::string& key, uint64_t version, uint64_t size, bool evictable,
                        Reservation* r) {
   std::lock_guard lock(mu_);
+  evictable = evictable && policy_ != nullptr;
   if (r != nullptr) {
     used_ -= r->bytes_;
     reserved_ -= r->bytes_;
@@ -241,6 +248,7 @@ void Capacity::SetEvictable(const std::string& key, uint64_t version, bool evict
   std::lock_guard lock(mu_);
   auto it = entries_.find(key);
   if (it == entries_.end() || it->second.version != version) return;
+  evictable = evictable && policy_ != nullptr;
   if (it->second.evictable == evictable) return;
   it->second.evictable = evictable;
   if (evictable) {
@@ -253,6 +261,7 @@ void Capacity::SetEvictable(const std::string& key, uint64_t version, bool evict
 }
 
 BodyPin Capacity::PinForRead(const std::string& key) {
+  if (policy_ == nullptr) return BodyPin(nullptr, {}, true);  // nothing is ever evicted
   std::lock_guard lock(mu_);
   ++pins_[key];
   auto it = entries_.find(key);
@@ -273,11 +282,11 @@ void Capacity::Unpin(const std::string& key) {
 CapacityStats Capacity::Stats() const {
   std::lock_guard lock(mu_);
   CapacityStats s = counters_;
-  s.policy = policy_->name();
+  s.policy = policy_ != nullptr ? policy_->name() : kNoEviction;
   s.max_bytes = max_bytes_;
   s.used_bytes = used_;
   s.reserved_bytes = reserved_;
-  s.evictable_bytes = policy_->bytes();
+  s.evictable_bytes = policy_ != nullptr ? policy_->bytes() : 0;
   s.bodies = entries_.size();
   return s;
 }
@@ -315,7 +324,7 @@ void Capacity::EvictionLoop() {
 void Capacity::EvictPass(std::unique_lock<std::mutex>& lock) {
   bool stalled = false;
   auto not_pinned = [this](const std::string& key) { return !pins_.contains(key); };
-  while (!stopping_ && used_ > EvictionTarget()) {
+  while (policy_ != nullptr && !stopping_ && used_ > EvictionTarget()) {
     std::optional<std::string> victim = policy_->Victim(not_pinned);
     if (!victim) {
       stalled = true;
@@ -354,7 +363,7 @@ void Capacity::EvictPass(std::unique_lock<std::mutex>& lock) {
     space_cv_.notify_all();
   }
   ++passes_;
-  stalled_ = stalled;
+  stalled_ = stalled || policy_ == nullptr;
   stalled_at_ = changes_;
   if (stalled) {
     spdlog::debug("eviction stalled at {} of {} bytes: nothing evictable", used_, max_bytes_);
@@ -363,7 +372,7 @@ void Capacity::EvictPass(std::unique_lock<std::mutex>& lock) {
 }
 
 void Capacity::SaveState(std::unique_lock<std::mutex>& lock) {
-  if (!state_dirty_ || !hooks_.save_state) return;
+  if (!state_dirty_ || !hooks_.save_state || policy_ == nullptr) return;
   std::vector<PolicyEntryState> state = policy_->SaveState();
   state_dirty_ = false;
   lock.unlock();

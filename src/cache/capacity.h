@@ -17,6 +17,8 @@
 // - A reservation that does not fit and cannot be made to fit (nothing left
 //   to evict, or the deadline passed) fails with NoSpace: the caller answers
 //   507 and nothing stored is touched.
+// - Policy "none" (kNoEviction): nothing is ever evicted, the budget still
+//   holds (507 when full), and reads take no lock at all: a pure store.
 // - The policy's state (queues, frequencies) is saved through the `save_state`
 //   hook every `state_save_interval` when it changed, and when the Capacity
 //   stops; Load rebuilds it at start-up, so a restart keeps what is hot.
@@ -43,9 +45,12 @@
 
 namespace objstore {
 
+// The policy name that turns eviction off (see above).
+inline constexpr const char* kNoEviction = "none";
+
 struct CapacityOptions {
   uint64_t max_bytes = 0;  // the budget; > 0
-  std::string policy = kDefaultPolicy;
+  std::string policy = kDefaultPolicy;  // an EvictionPolicy name or kNoEviction
   // Eviction starts above high * max_bytes and stops at low * max_bytes. The
   // gap batches evictions (one wake-up frees ~5% of the budget) and leaves
   // room for PUTs to reserve without waiting for an eviction.
@@ -191,7 +196,7 @@ class Capacity {
   mutable std::mutex mu_;
   std::condition_variable evict_cv_;  // wakes the eviction thread
   std::condition_variable space_cv_;  // wakes waiting reservations
-  std::unique_ptr<EvictionPolicy> policy_;          // guarded by mu_
+  std::unique_ptr<EvictionPolicy> policy_;          // guarded by mu_; null: kNoEviction
   std::unordered_map<std::string, Entry> entries_;  // guarded by mu_
   std::unordered_map<std::string, int> pins_;       // guarded by mu_
   uint64_t used_ = 0;       // guarded by mu_

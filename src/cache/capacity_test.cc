@@ -149,6 +149,19 @@ TEST(Capacity, ReserveWaitsForEvictionAndFailsWhenNothingCanGo) {
   EXPECT_EQ(c->Stats().used_bytes, 700u);
 }
 
+TEST(Capacity, NoEvictionKeepsTheBudgetWithoutEvicting) {
+  FakeOwner owner;
+  auto c = Open(owner, 1000, kNoEviction);
+  Put(*c, "a", 600);  // evictable as far as the owner knows; "none" ignores it
+  EXPECT_TRUE(c->PinForRead("a").safe());
+  Reservation r = c->NewReservation();
+  EXPECT_EQ(c->Reserve(r, 500).code(), StatusCode::kNoSpace);
+  EXPECT_TRUE(c->Reserve(r, 400).ok());
+  EXPECT_TRUE(owner.Removed().empty());
+  EXPECT_EQ(c->Stats().policy, "none");
+  EXPECT_EQ(c->Stats().evictable_bytes, 0u);
+}
+
 TEST(Capacity, BodiesBecomeEvictableOnlyWhenTold) {
   FakeOwner owner;
   auto c = Open(owner, 1000);
