@@ -106,14 +106,15 @@ Capacity::~Capacity() {
 
 size_t Capacity::Load(const std::vector<StoredBody>& bodies, std::string_view saved_state) {
   std::lock_guard lock(mu_);
-  std::unordered_map<std::string_view, uint64_t> evictable;  // key -> size
+  std::unordered_map<std::string, uint64_t> evictable;  // key -> size
   const bool evicts = policy_ != nullptr;
   for (const StoredBody& b : bodies) {
-    auto [it, inserted] = entries_.try_emplace(b.key);
-    if (!inserted) used_ -= it->second.size;
-    it->second = Entry{b.version, b.size, b.evictable && evicts, false};
+    bool replaced = false;
+    Entry old;
+    Entry& e = PutEntry(b.key, Entry{b.version, b.size, b.evictable && evicts}, &replaced, &old);
+    if (replaced) used_ -= old.size;
     used_ += b.size;
-    if (it->second.evictable) evictable[it->first] = b.size;
+    if (e.evictable) evictable[b.key] = b.size;
   }
   if (!evicts) return 0;
   std::vector<PolicyEntryState> saved;
@@ -217,10 +218,11 @@ void Capacity::AddBody(const std::string& key, uint64_t version, uint64_t size, 
     reserved_ -= r->bytes_;
     r->bytes_ = 0;
   }
-  auto [it, inserted] = entries_.try_emplace(key);
-  const bool was_evictable = !inserted && it->second.evictable;
-  if (!inserted) used_ -= it->second.size;
-  it->second = Entry{version, size, evictable, false};
+  bool replaced = false;
+  Entry old;
+  PutEntry(key, Entry{version, size, evictable}, &replaced, &old);
+  const bool was_evictable = replaced && old.evictable;
+  if (replaced) used_ -= old.size;
   used_ += size;
   if (evictable) {
     policy_->Insert(key, size);
@@ -239,7 +241,7 @@ void Capacity::RemoveBody(const std::string& key, uint64_t version) {
   if (it == entries_.end() || it->second.version != version) return;
   used_ -= it->second.size;
   if (it->second.evictable) policy_->Erase(key);
-  entries_.erase(it);
+  DropEntry(it);
   state_dirty_ = true;
   space_cv_.notify_all();
 }
@@ -263,20 +265,45 @@ void Capacity::SetEvictable(const std::string& key, uint64_t version, bool evict
 BodyPin Capacity::PinForRead(const std::string& key) {
   if (policy_ == nullptr) return BodyPin(nullptr, {}, true);  // nothing is ever evicted
   std::lock_guard lock(mu_);
-  ++pins_[key];
   auto it = entries_.find(key);
-  const bool safe = it == entries_.end() || !it->second.evicting;
-  if (it != entries_.end() && it->second.evictable && policy_->Access(key)) state_dirty_ = true;
-  return BodyPin(this, key, safe);
+  if (it == entries_.end()) {
+    ++loose_pins_[key];
+    return BodyPin(this, key, true);
+  }
+  Entry& e = it->second;
+  ++e.pins;
+  if (e.evictable && policy_->Access(key)) state_dirty_ = true;
+  return BodyPin(this, key, !e.evicting);
 }
 
 void Capacity::Unpin(const std::string& key) {
   std::lock_guard lock(mu_);
-  auto it = pins_.find(key);
-  if (it == pins_.end()) return;
-  if (--it->second > 0) return;
-  pins_.erase(it);
-  if (stalled_) Changed();
+  if (auto it = entries_.find(key); it != entries_.end() && it->second.pins > 0) {
+    if (--it->second.pins == 0 && stalled_) Changed();
+    return;
+  }
+  auto it = loose_pins_.find(key);
+  if (it != loose_pins_.end() && --it->second == 0) loose_pins_.erase(it);
+}
+
+Capacity::Entry& Capacity::PutEntry(const std::string& key, const Entry& e, bool* replaced,
+                                    Entry* old) {
+  auto [it, inserted] = entries_.try_emplace(key, e);
+  *replaced = !inserted;
+  if (!inserted) {
+    *old = it->second;
+    it->second = e;
+    it->second.pins = old->pins;
+  } else if (auto loose = loose_pins_.find(key); loose != loose_pins_.end()) {
+    it->second.pins = loose->second;
+    loose_pins_.erase(loose);
+  }
+  return it->second;
+}
+
+void Capacity::DropEntry(std::unordered_map<std::string, Entry>::iterator it) {
+  if (it->second.pins > 0) loose_pins_[it->first] += it->second.pins;
+  entries_.erase(it);
 }
 
 CapacityStats Capacity::Stats() const {
@@ -323,7 +350,10 @@ void Capacity::EvictionLoop() {
 
 void Capacity::EvictPass(std::unique_lock<std::mutex>& lock) {
   bool stalled = false;
-  auto not_pinned = [this](const std::string& key) { return !pins_.contains(key); };
+  auto not_pinned = [this](const std::string& key) {
+    auto it = entries_.find(key);
+    return it != entries_.end() && it->second.pins == 0;
+  };
   while (policy_ != nullptr && !stopping_ && used_ > EvictionTarget()) {
     std::optional<std::string> victim = policy_->Victim(not_pinned);
     if (!victim) {
@@ -351,7 +381,7 @@ void Capacity::EvictPass(std::unique_lock<std::mutex>& lock) {
       if (same) {
         used_ -= it->second.size;
         policy_->Evict(key);
-        entries_.erase(it);
+        DropEntry(it);
       }
       state_dirty_ = true;
     } else if (same && it->second.evictable) {

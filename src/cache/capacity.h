@@ -175,11 +175,16 @@ class Capacity {
     uint64_t size = 0;
     bool evictable = false;
     bool evicting = false;
+    int pins = 0;  // readers of this key (any version)
   };
   Capacity(const CapacityOptions& options, CapacityHooks hooks,
            std::unique_ptr<EvictionPolicy> policy);
   void Release(uint64_t bytes);
   void Unpin(const std::string& key);
+  // Adds or replaces the entry of `key`, keeping its pins.  requires mu_
+  Entry& PutEntry(const std::string& key, const Entry& e, bool* replaced, Entry* old);
+  // Drops an entry, keeping its pins as loose ones.  requires mu_
+  void DropEntry(std::unordered_map<std::string, Entry>::iterator it);
   void EvictionLoop();
   bool WantsEviction() const;         // requires mu_
   uint64_t EvictionTarget() const;    // requires mu_
@@ -198,7 +203,9 @@ class Capacity {
   std::condition_variable space_cv_;  // wakes waiting reservations
   std::unique_ptr<EvictionPolicy> policy_;          // guarded by mu_; null: kNoEviction
   std::unordered_map<std::string, Entry> entries_;  // guarded by mu_
-  std::unordered_map<std::string, int> pins_;       // guarded by mu_
+  // Pins of keys without an entry (a fetch not committed yet); moved into the
+  // entry when one is added, and back here when it goes. guarded by mu_
+  std::unordered_map<std::string, int> loose_pins_;
   uint64_t used_ = 0;       // guarded by mu_
   uint64_t reserved_ = 0;   // guarded by mu_
   uint64_t demand_ = 0;     // guarded by mu_: bytes waiting reservations want
