@@ -682,7 +682,8 @@ asio::awaitable<void> PublicApi::Stats(http::Exchange& ex) {
                              {"bodies", s.capacity.bodies},
                              {"evictions", s.capacity.evictions},
                              {"evicted_bytes", s.capacity.evicted_bytes},
-                             {"refused_reservations", s.capacity.refused_reservations}}},
+                             {"refused_reservations", s.capacity.refused_reservations},
+                             {"dropped_hits", s.capacity.dropped_hits}}},
            {"members", json::array({node_.node_id()})}};
   co_await ex.Send(JsonResponse(bhttp::status::ok, doc.dump()));
 }

@@ -8,12 +8,15 @@
 //
 // Eviction pass (on the thread, mu_ held except around remove_body):
 //   while used_ > target:
-//     victim = policy.Victim(not pinned)          -- nullopt: the pass stalls
-//     entry.evicting = true; unlock
-//     removed = remove_body(key, version)         -- the journal decides
-//     lock; removed ? forget the entry : mark it not evictable
-// `evicting` makes PinForRead report the body as unsafe, so a reader never
-// opens a file the pass is deleting. A stalled pass is not repeated until
+//     victim = policy.Victim(claim)   -- claim: no reader, mark it "evicting"
+//     unlock; removed = remove_body(key, version)  -- the journal decides
+//     unmark; lock; removed ? forget the entry : mark it not evictable
+// Pins live in 16 striped tables (key -> readers, evicting), not under mu_:
+// claiming a key and pinning it are atomic with respect to each other under
+// the key's stripe lock, so a reader never opens a file the pass is deleting
+// and a pinned file is never deleted. A hit takes only its stripe lock and
+// *tries* mu_ for the policy's Access: two event loops never wait for each
+// other (with one global mutex, hit throughput on 2 loops fell to 0.64x). A stalled pass is not repeated until
 // something changes (a body becomes evictable, a pin is released, a new
 // reservation waits), so a budget full of level-0 bodies costs no CPU.
 #include "cache/capacity.h"
@@ -109,12 +112,11 @@ size_t Capacity::Load(const std::vector<StoredBody>& bodies, std::string_view sa
   std::unordered_map<std::string, uint64_t> evictable;  // key -> size
   const bool evicts = policy_ != nullptr;
   for (const StoredBody& b : bodies) {
-    bool replaced = false;
-    Entry old;
-    Entry& e = PutEntry(b.key, Entry{b.version, b.size, b.evictable && evicts}, &replaced, &old);
-    if (replaced) used_ -= old.size;
+    auto [it, inserted] = entries_.try_emplace(b.key);
+    if (!inserted) used_ -= it->second.size;
+    it->second = Entry{b.version, b.size, b.evictable && evicts};
     used_ += b.size;
-    if (e.evictable) evictable[b.key] = b.size;
+    if (it->second.evictable) evictable[b.key] = b.size;
   }
   if (!evicts) return 0;
   std::vector<PolicyEntryState> saved;
@@ -181,7 +183,7 @@ Status Capacity::Reserve(Reservation& r, uint64_t bytes) {
     Changed();
     evict_cv_.notify_one();
     space_cv_.wait_for(lock, options_.reserve_timeout, [&] {
-      return stopping_ || fits() || (passes_ > passes_before && stalled_);
+      return stopping_ || fits() || (passes_ > passes_before && stalled_.load());
     });
     demand_ -= bytes;
   }
@@ -218,11 +220,10 @@ void Capacity::AddBody(const std::string& key, uint64_t version, uint64_t size, 
     reserved_ -= r->bytes_;
     r->bytes_ = 0;
   }
-  bool replaced = false;
-  Entry old;
-  PutEntry(key, Entry{version, size, evictable}, &replaced, &old);
-  const bool was_evictable = replaced && old.evictable;
-  if (replaced) used_ -= old.size;
+  auto [it, inserted] = entries_.try_emplace(key);
+  const bool was_evictable = !inserted && it->second.evictable;
+  if (!inserted) used_ -= it->second.size;
+  it->second = Entry{version, size, evictable};
   used_ += size;
   if (evictable) {
     policy_->Insert(key, size);
@@ -241,7 +242,7 @@ void Capacity::RemoveBody(const std::string& key, uint64_t version) {
   if (it == entries_.end() || it->second.version != version) return;
   used_ -= it->second.size;
   if (it->second.evictable) policy_->Erase(key);
-  DropEntry(it);
+  entries_.erase(it);
   state_dirty_ = true;
   space_cv_.notify_all();
 }
@@ -264,46 +265,68 @@ void Capacity::SetEvictable(const std::string& key, uint64_t version, bool evict
 
 BodyPin Capacity::PinForRead(const std::string& key) {
   if (policy_ == nullptr) return BodyPin(nullptr, {}, true);  // nothing is ever evicted
-  std::lock_guard lock(mu_);
-  auto it = entries_.find(key);
-  if (it == entries_.end()) {
-    ++loose_pins_[key];
-    return BodyPin(this, key, true);
+  bool safe = true;
+  {
+    PinShard& shard = ShardOf(key);
+    std::lock_guard lock(shard.mu);
+    PinState& st = shard.keys[key];
+    ++st.readers;
+    safe = !st.evicting;
   }
-  Entry& e = it->second;
-  ++e.pins;
-  if (e.evictable && policy_->Access(key)) state_dirty_ = true;
-  return BodyPin(this, key, !e.evicting);
+  // The hit is recorded only if the policy is free this instant: a hit never
+  // waits for another loop's bookkeeping or for an eviction pass (a dropped
+  // hit costs the policy one frequency bump, as in Caffeine's read buffers).
+  std::unique_lock lock(mu_, std::try_to_lock);
+  if (lock.owns_lock()) {
+    if (policy_->Access(key)) state_dirty_ = true;
+  } else {
+    dropped_hits_.fetch_add(1, std::memory_order_relaxed);
+  }
+  return BodyPin(this, key, safe);
 }
 
 void Capacity::Unpin(const std::string& key) {
-  std::lock_guard lock(mu_);
-  if (auto it = entries_.find(key); it != entries_.end() && it->second.pins > 0) {
-    if (--it->second.pins == 0 && stalled_) Changed();
-    return;
+  {
+    PinShard& shard = ShardOf(key);
+    std::lock_guard lock(shard.mu);
+    auto it = shard.keys.find(key);
+    if (it == shard.keys.end()) return;
+    if (--it->second.readers > 0) return;
+    if (!it->second.evicting) shard.keys.erase(it);
   }
-  auto it = loose_pins_.find(key);
-  if (it != loose_pins_.end() && --it->second == 0) loose_pins_.erase(it);
+  if (stalled_.load(std::memory_order_relaxed)) {  // a pin may have been all that was left
+    std::lock_guard lock(mu_);
+    Changed();
+  }
 }
 
-Capacity::Entry& Capacity::PutEntry(const std::string& key, const Entry& e, bool* replaced,
-                                    Entry* old) {
-  auto [it, inserted] = entries_.try_emplace(key, e);
-  *replaced = !inserted;
-  if (!inserted) {
-    *old = it->second;
-    it->second = e;
-    it->second.pins = old->pins;
-  } else if (auto loose = loose_pins_.find(key); loose != loose_pins_.end()) {
-    it->second.pins = loose->second;
-    loose_pins_.erase(loose);
-  }
-  return it->second;
+Capacity::PinShard& Capacity::ShardOf(const std::string& key) {
+  return pin_shards_[std::hash<std::string>{}(key) % pin_shards_.size()];
 }
 
-void Capacity::DropEntry(std::unordered_map<std::string, Entry>::iterator it) {
-  if (it->second.pins > 0) loose_pins_[it->first] += it->second.pins;
-  entries_.erase(it);
+bool Capacity::ClaimForEviction(const std::string& key) {
+  PinShard& shard = ShardOf(key);
+  std::lock_guard lock(shard.mu);
+  PinState& st = shard.keys[key];
+  if (st.readers > 0) return false;
+  st.evicting = true;
+  return true;
+}
+
+bool Capacity::Evicting(const std::string& key) {
+  PinShard& shard = ShardOf(key);
+  std::lock_guard lock(shard.mu);
+  auto it = shard.keys.find(key);
+  return it != shard.keys.end() && it->second.evicting;
+}
+
+void Capacity::EndEviction(const std::string& key) {
+  PinShard& shard = ShardOf(key);
+  std::lock_guard lock(shard.mu);
+  auto it = shard.keys.find(key);
+  if (it == shard.keys.end()) return;
+  it->second.evicting = false;
+  if (it->second.readers == 0) shard.keys.erase(it);
 }
 
 CapacityStats Capacity::Stats() const {
@@ -315,6 +338,7 @@ CapacityStats Capacity::Stats() const {
   s.reserved_bytes = reserved_;
   s.evictable_bytes = policy_ != nullptr ? policy_->bytes() : 0;
   s.bodies = entries_.size();
+  s.dropped_hits = dropped_hits_.load(std::memory_order_relaxed);
   return s;
 }
 
@@ -327,7 +351,7 @@ void Capacity::Changed() {
 
 bool Capacity::WantsEviction() const {
   const bool over = used_ > high_bytes_ || (demand_ > 0 && used_ + demand_ > max_bytes_);
-  return over && !(stalled_ && stalled_at_ == changes_);
+  return over && !(stalled_.load(std::memory_order_relaxed) && stalled_at_ == changes_);
 }
 
 uint64_t Capacity::EvictionTarget() const {
@@ -350,38 +374,36 @@ void Capacity::EvictionLoop() {
 
 void Capacity::EvictPass(std::unique_lock<std::mutex>& lock) {
   bool stalled = false;
-  auto not_pinned = [this](const std::string& key) {
-    auto it = entries_.find(key);
-    return it != entries_.end() && it->second.pins == 0;
-  };
+  // Accepting a key claims it: from then on PinForRead reports it unsafe.
+  auto claim = [this](const std::string& key) { return ClaimForEviction(key); };
   while (policy_ != nullptr && !stopping_ && used_ > EvictionTarget()) {
-    std::optional<std::string> victim = policy_->Victim(not_pinned);
+    std::optional<std::string> victim = policy_->Victim(claim);
     if (!victim) {
       stalled = true;
       break;
     }
     auto it = entries_.find(*victim);
     if (it == entries_.end()) {  // cannot happen: the policy tracks entries only
+      EndEviction(*victim);
       policy_->Erase(*victim);
       continue;
     }
     const std::string key = *victim;
     const uint64_t version = it->second.version;
     const uint64_t size = it->second.size;
-    it->second.evicting = true;
     lock.unlock();
     const bool removed = hooks_.remove_body(key, version);
+    EndEviction(key);
     lock.lock();
     it = entries_.find(key);
     const bool same = it != entries_.end() && it->second.version == version;
-    if (same) it->second.evicting = false;
     if (removed) {
       ++counters_.evictions;
       counters_.evicted_bytes += size;
       if (same) {
         used_ -= it->second.size;
         policy_->Evict(key);
-        DropEntry(it);
+        entries_.erase(it);
       }
       state_dirty_ = true;
     } else if (same && it->second.evictable) {
@@ -393,7 +415,7 @@ void Capacity::EvictPass(std::unique_lock<std::mutex>& lock) {
     space_cv_.notify_all();
   }
   ++passes_;
-  stalled_ = stalled || policy_ == nullptr;
+  stalled_.store(stalled || policy_ == nullptr, std::memory_order_relaxed);
   stalled_at_ = changes_;
   if (stalled) {
     spdlog::debug("eviction stalled at {} of {} bytes: nothing evictable", used_, max_bytes_);

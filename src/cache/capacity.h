@@ -24,10 +24,14 @@
 //   stops; Load rebuilds it at start-up, so a restart keeps what is hot.
 //
 // Thread safety: every method may be called from any thread; one mutex guards
-// the accounting and the policy. Reserve may block (call it off the event
-// loops); every other method is O(1) apart from Load and state saves.
+// the accounting and the policy, striped locks guard the pins. PinForRead
+// never waits for that mutex: when it is busy the hit is not recorded
+// (counted in dropped_hits). Reserve may block (call it off the event loops);
+// every other method is O(1) apart from Load and state saves.
 #pragma once
 
+#include <array>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -87,6 +91,7 @@ struct CapacityStats {
   uint64_t evictions = 0;
   uint64_t evicted_bytes = 0;
   uint64_t refused_reservations = 0;  // NoSpace answers
+  uint64_t dropped_hits = 0;  // hits not recorded because the policy was busy
 };
 
 class Capacity;
@@ -163,6 +168,8 @@ class Capacity {
   void SetEvictable(const std::string& key, uint64_t version, bool evictable);
   // Pins `key` against eviction and records a hit with the policy.
   BodyPin PinForRead(const std::string& key);
+  // True while the eviction thread is removing the body of `key`.
+  bool Evicting(const std::string& key);
 
   CapacityStats Stats() const;
   uint64_t max_bytes() const { return max_bytes_; }
@@ -174,17 +181,23 @@ class Capacity {
     uint64_t version = 0;
     uint64_t size = 0;
     bool evictable = false;
-    bool evicting = false;
-    int pins = 0;  // readers of this key (any version)
+  };
+  struct PinState {
+    int readers = 0;
+    bool evicting = false;  // claimed by the eviction pass
+  };
+  struct PinShard {
+    std::mutex mu;
+    std::unordered_map<std::string, PinState> keys;  // guarded by mu
   };
   Capacity(const CapacityOptions& options, CapacityHooks hooks,
            std::unique_ptr<EvictionPolicy> policy);
   void Release(uint64_t bytes);
   void Unpin(const std::string& key);
-  // Adds or replaces the entry of `key`, keeping its pins.  requires mu_
-  Entry& PutEntry(const std::string& key, const Entry& e, bool* replaced, Entry* old);
-  // Drops an entry, keeping its pins as loose ones.  requires mu_
-  void DropEntry(std::unordered_map<std::string, Entry>::iterator it);
+  PinShard& ShardOf(const std::string& key);
+  // Marks `key` as being evicted unless a reader holds it; false when one does.
+  bool ClaimForEviction(const std::string& key);
+  void EndEviction(const std::string& key);
   void EvictionLoop();
   bool WantsEviction() const;         // requires mu_
   uint64_t EvictionTarget() const;    // requires mu_
@@ -203,14 +216,13 @@ class Capacity {
   std::condition_variable space_cv_;  // wakes waiting reservations
   std::unique_ptr<EvictionPolicy> policy_;          // guarded by mu_; null: kNoEviction
   std::unordered_map<std::string, Entry> entries_;  // guarded by mu_
-  // Pins of keys without an entry (a fetch not committed yet); moved into the
-  // entry when one is added, and back here when it goes. guarded by mu_
-  std::unordered_map<std::string, int> loose_pins_;
+  std::array<PinShard, 16> pin_shards_;  // lock order: mu_ before a shard's mu
+  std::atomic<uint64_t> dropped_hits_{0};
   uint64_t used_ = 0;       // guarded by mu_
   uint64_t reserved_ = 0;   // guarded by mu_
   uint64_t demand_ = 0;     // guarded by mu_: bytes waiting reservations want
   uint64_t passes_ = 0;     // guarded by mu_: eviction passes finished
-  bool stalled_ = false;    // guarded by mu_: the last pass found no victim
+  std::atomic<bool> stalled_{false};  // written under mu_: the last pass found no victim
   uint64_t changes_ = 0;    // guarded by mu_: events that may unstall eviction
   uint64_t stalled_at_ = 0;  // guarded by mu_: changes_ when the pass stalled
   bool state_dirty_ = false;  // guarded by mu_
