@@ -27,7 +27,8 @@ constexpr size_t kStream = 1 << 20;
 const std::vector<std::string>& Keys() {
   static const std::vector<std::string> keys = [] {
     std::vector<std::string> k;
-    for (size_t i = 0; i < kKeys; ++i) k.push_back("01JBENCHMARKKEY" + std::to_string(1'000'000 + i));
+    for (size_t i = 0; i < kKeys; ++i)
+      k.push_back("01JBENCHMARKKEY" + std::to_string(1'000'000 + i));
     return k;
   }();
   return keys;
@@ -80,7 +81,11 @@ void BM_HitPath(benchmark::State& state) {
   state.SetLabel(kPolicies[policy]);
   state.SetItemsProcessed(state.iterations());
 }
-BENCHMARK(BM_HitPath)->DenseRange(0, std::size(kPolicies) - 1)->Threads(1)->Threads(2)->UseRealTime();
+BENCHMARK(BM_HitPath)
+    ->DenseRange(0, std::size(kPolicies) - 1)
+    ->Threads(1)
+    ->Threads(2)
+    ->UseRealTime();
 
 void BM_PolicyAccess(benchmark::State& state) {
   const int policy = static_cast<int>(state.range(0));

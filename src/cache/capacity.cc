@@ -16,9 +16,9 @@
 // the key's stripe lock, so a reader never opens a file the pass is deleting
 // and a pinned file is never deleted. A hit takes only its stripe lock and
 // *tries* mu_ for the policy's Access: two event loops never wait for each
-// other (with one global mutex, hit throughput on 2 loops fell to 0.64x). A stalled pass is not repeated until
-// something changes (a body becomes evictable, a pin is released, a new
-// reservation waits), so a budget full of level-0 bodies costs no CPU.
+// other (with one global mutex, hit throughput on 2 loops fell to 0.64x). A stalled pass is not
+// repeated until something changes (a body becomes evictable, a pin is released, a new reservation
+// waits), so a budget full of level-0 bodies costs no CPU.
 #include "cache/capacity.h"
 
 #include <spdlog/spdlog.h>
@@ -47,7 +47,8 @@ Reservation::~Reservation() {
 }
 
 BodyPin::BodyPin(BodyPin&& other) noexcept
-    : owner_(std::exchange(other.owner_, nullptr)), key_(std::move(other.key_)),
+    : owner_(std::exchange(other.owner_, nullptr)),
+      key_(std::move(other.key_)),
       safe_(other.safe_) {}
 
 BodyPin& BodyPin::operator=(BodyPin&& other) noexcept {
@@ -89,10 +90,10 @@ Capacity::Capacity(const CapacityOptions& options, CapacityHooks hooks,
     : options_(options),
       hooks_(std::move(hooks)),
       max_bytes_(options.max_bytes),
-      high_bytes_(static_cast<uint64_t>(static_cast<double>(options.max_bytes) *
-                                        options.high_watermark)),
-      low_bytes_(static_cast<uint64_t>(static_cast<double>(options.max_bytes) *
-                                       options.low_watermark)),
+      high_bytes_(
+          static_cast<uint64_t>(static_cast<double>(options.max_bytes) * options.high_watermark)),
+      low_bytes_(
+          static_cast<uint64_t>(static_cast<double>(options.max_bytes) * options.low_watermark)),
       policy_(std::move(policy)) {}
 
 Capacity::~Capacity() {

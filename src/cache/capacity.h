@@ -53,7 +53,7 @@ namespace objstore {
 inline constexpr const char* kNoEviction = "none";
 
 struct CapacityOptions {
-  uint64_t max_bytes = 0;  // the budget; > 0
+  uint64_t max_bytes = 0;               // the budget; > 0
   std::string policy = kDefaultPolicy;  // an EvictionPolicy name or kNoEviction
   // Eviction starts above high * max_bytes and stops at low * max_bytes. The
   // gap batches evictions (one wake-up frees ~5% of the budget) and leaves
@@ -91,7 +91,7 @@ struct CapacityStats {
   uint64_t evictions = 0;
   uint64_t evicted_bytes = 0;
   uint64_t refused_reservations = 0;  // NoSpace answers
-  uint64_t dropped_hits = 0;  // hits not recorded because the policy was busy
+  uint64_t dropped_hits = 0;          // hits not recorded because the policy was busy
 };
 
 class Capacity;
@@ -199,11 +199,11 @@ class Capacity {
   bool ClaimForEviction(const std::string& key);
   void EndEviction(const std::string& key);
   void EvictionLoop();
-  bool WantsEviction() const;         // requires mu_
-  uint64_t EvictionTarget() const;    // requires mu_
+  bool WantsEviction() const;       // requires mu_
+  uint64_t EvictionTarget() const;  // requires mu_
   void EvictPass(std::unique_lock<std::mutex>& lock);
   void SaveState(std::unique_lock<std::mutex>& lock);
-  void Changed();                     // requires mu_: wakes a stalled eviction
+  void Changed();  // requires mu_: wakes a stalled eviction
 
   const CapacityOptions options_;
   const CapacityHooks hooks_;
@@ -212,22 +212,22 @@ class Capacity {
   const uint64_t low_bytes_;
 
   mutable std::mutex mu_;
-  std::condition_variable evict_cv_;  // wakes the eviction thread
-  std::condition_variable space_cv_;  // wakes waiting reservations
+  std::condition_variable evict_cv_;                // wakes the eviction thread
+  std::condition_variable space_cv_;                // wakes waiting reservations
   std::unique_ptr<EvictionPolicy> policy_;          // guarded by mu_; null: kNoEviction
   std::unordered_map<std::string, Entry> entries_;  // guarded by mu_
-  std::array<PinShard, 16> pin_shards_;  // lock order: mu_ before a shard's mu
+  std::array<PinShard, 16> pin_shards_;             // lock order: mu_ before a shard's mu
   std::atomic<uint64_t> dropped_hits_{0};
-  uint64_t used_ = 0;       // guarded by mu_
-  uint64_t reserved_ = 0;   // guarded by mu_
-  uint64_t demand_ = 0;     // guarded by mu_: bytes waiting reservations want
-  uint64_t passes_ = 0;     // guarded by mu_: eviction passes finished
+  uint64_t used_ = 0;                 // guarded by mu_
+  uint64_t reserved_ = 0;             // guarded by mu_
+  uint64_t demand_ = 0;               // guarded by mu_: bytes waiting reservations want
+  uint64_t passes_ = 0;               // guarded by mu_: eviction passes finished
   std::atomic<bool> stalled_{false};  // written under mu_: the last pass found no victim
-  uint64_t changes_ = 0;    // guarded by mu_: events that may unstall eviction
-  uint64_t stalled_at_ = 0;  // guarded by mu_: changes_ when the pass stalled
-  bool state_dirty_ = false;  // guarded by mu_
-  bool stopping_ = false;     // guarded by mu_
-  CapacityStats counters_;    // guarded by mu_: evictions, refusals
+  uint64_t changes_ = 0;              // guarded by mu_: events that may unstall eviction
+  uint64_t stalled_at_ = 0;           // guarded by mu_: changes_ when the pass stalled
+  bool state_dirty_ = false;          // guarded by mu_
+  bool stopping_ = false;             // guarded by mu_
+  CapacityStats counters_;            // guarded by mu_: evictions, refusals
   std::thread thread_;
 };
 

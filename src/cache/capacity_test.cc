@@ -120,7 +120,7 @@ TEST(Capacity, EvictsFromTheHighToTheLowWatermarkInPolicyOrder) {
   std::this_thread::sleep_for(50ms);
   EXPECT_TRUE(owner.Removed().empty()) << "900 bytes is under the high watermark";
   c->PinForRead("k0").safe();  // a hit: k0 becomes the most recent (LRU)
-  Put(*c, "k9", 100);  // 1000 > 950: evict down to 900
+  Put(*c, "k9", 100);          // 1000 > 950: evict down to 900
   ASSERT_TRUE(Eventually([&] { return c->Stats().evictions == 1; }));
   EXPECT_EQ(owner.Removed(), std::vector<std::string>{"k1"});
   EXPECT_EQ(c->Stats().used_bytes, 900u);
@@ -143,7 +143,8 @@ TEST(Capacity, ReserveWaitsForEvictionAndFailsWhenNothingCanGo) {
   auto start = std::chrono::steady_clock::now();
   Status s = c->Reserve(r, 301);  // 1001: only the level-0 body and r are left
   EXPECT_EQ(s.code(), StatusCode::kNoSpace) << s.ToString();
-  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s) << "NoSpace must not wait for the timeout";
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s)
+      << "NoSpace must not wait for the timeout";
   EXPECT_EQ(c->Reserve(r, 5000).code(), StatusCode::kNoSpace);  // larger than the budget
   EXPECT_EQ(c->Stats().refused_reservations, 2u);
   EXPECT_EQ(c->Stats().used_bytes, 700u);
@@ -229,10 +230,10 @@ TEST(Capacity, SavedStateKeepsTheOrderAcrossARestart) {
     }
     c->PinForRead("a");  // LRU order now b, c, d, a
     c->PinForRead("b");  // c, d, a, b
-  }  // saves at shutdown
+  }                      // saves at shutdown
   ASSERT_FALSE(owner.saved.empty());
-  bodies.push_back({"new", 1, 100, true});         // unknown to the saved state: coldest
-  bodies.push_back({"level0", 1, 100, false});     // never in the policy
+  bodies.push_back({"new", 1, 100, true});      // unknown to the saved state: coldest
+  bodies.push_back({"level0", 1, 100, false});  // never in the policy
   FakeOwner after;
   CapacityOptions o;
   o.max_bytes = 600;  // 600 used: over the high watermark at once, down to 540
