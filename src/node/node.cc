@@ -90,10 +90,14 @@ Status Node::OpenCapacity(const NodeOptions& options) {
   copt.policy = options.eviction_policy;
   copt.max_bytes = options.max_size_bytes;
   copt.state_save_interval = options.policy_save_interval;
+  const uint64_t room = bodies_->Usage().bytes_free + stored_bytes;
   if (copt.max_bytes == 0) {
-    copt.max_bytes = (bodies_->Usage().bytes_free + stored_bytes) / 10 * 9;
+    copt.max_bytes = room / 10 * 9;
     spdlog::info("--max-size not set: the budget for bodies is {} bytes (90% of free space and "
                  "stored bodies)", copt.max_bytes);
+  } else if (copt.max_bytes > room) {
+    spdlog::warn("--max-size {} is more than the disk has room for ({} bytes): a full disk will "
+                 "answer 507 before the budget is reached", copt.max_bytes, room);
   }
   CapacityHooks hooks;
   hooks.remove_body = [this](const std::string& key, uint64_t version) {

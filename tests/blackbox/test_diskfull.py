@@ -28,7 +28,9 @@ class DiskFullTest(NodeTestCase):
         files = self.mount_tmpfs("8m")
         files_sub = os.path.join(files, "files")
         os.makedirs(files_sub)
-        node = self.start_node(files_dir=files_sub)
+        # A budget beyond the tmpfs: the disk itself fills (ENOSPC), not the
+        # --max-size budget (test_eviction covers that one).
+        node = self.start_node("--max-size", "1G", files_dir=files_sub)
         stored = {}
         got_507 = None
         for i in range(24):

@@ -19,7 +19,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import HOST, NodeTestCase, PeakSampler, mount_tmpfs, put_raw  # noqa: E402
+from harness import (HOST, NodeStartError, NodeTestCase, PeakSampler, mount_tmpfs,  # noqa: E402
+                     put_raw)
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -65,6 +66,28 @@ class EvictionTest(NodeTestCase):
         st, _h, js = node.meta(oid)
         self.assertEqual(st, 200)
         return js["local_body"]
+
+    # ------------------------------------------------------------------ flags
+    def test_flags_environment_and_bad_values(self):
+        node = self.start_node(start=False)
+        node.extra_env.update({"APP_MAX_SIZE": "3M", "APP_EVICTION": "sieve"})
+        node.start()
+        s = self.stats(node)["capacity"]
+        self.assertEqual((s["max_bytes"], s["policy"]), (3 * MiB, "sieve"))
+        node.stop()
+        node.extra_env.clear()
+        node.extra_args = ["--max-size", "1G", "--eviction", "none"]
+        node.start()
+        s = self.stats(node)["capacity"]
+        self.assertEqual((s["max_bytes"], s["policy"]), (1 << 30, "none"))
+        node.stop()
+        for bad in (["--eviction", "mru"], ["--max-size", "12Q"]):
+            node.extra_args = bad
+            with self.assertRaises(NodeStartError, msg=str(bad)):
+                node.start(timeout=5)
+            self.assertNotEqual(node.last_exit_code, 0)
+        node.extra_args = []  # and it starts again with good values
+        node.start()
 
     # ------------------------------------------------------------------ budget
     def test_budget_holds_on_disk_under_concurrent_puts_and_gets(self):
