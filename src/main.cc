@@ -46,6 +46,8 @@ struct Flags {
   size_t threads = 0;
   size_t blocking_threads = 16;
   uint64_t max_body_size = 5ull << 30;
+  uint64_t max_size = 0;
+  std::string eviction = objstore::kDefaultPolicy;
   uint32_t max_header_size = 16384;
   uint32_t max_header_count = 100;
   double header_timeout = 10;
@@ -187,6 +189,15 @@ int main(int argc, char** argv) {
   app.add_option("--max-body-size", f.max_body_size,
                  "Largest object accepted, bytes (K, M, G, T suffixes)")
       ->envname("APP_MAX_BODY_SIZE")->default_str("5G")->transform(CLI::AsSizeValue(false));
+  app.add_option("--max-size", f.max_size,
+                 "Byte budget for cached bodies (K, M, G, T suffixes); past it, bodies the cold "
+                 "store holds are evicted. Default: 90% of the free disk at start")
+      ->envname("APP_MAX_SIZE")->transform(CLI::AsSizeValue(false));
+  std::vector<std::string> evictions = objstore::PolicyNames();
+  evictions.push_back(objstore::kNoEviction);
+  app.add_option("--eviction", f.eviction,
+                 "Eviction policy: s3fifo, lru, sieve, fifo, or none (never evict; 507 when full)")
+      ->envname("APP_EVICTION")->capture_default_str()->check(CLI::IsMember(evictions));
   app.add_option("--max-header-size", f.max_header_size, "Largest request header, bytes")
       ->envname("NET_MAX_HEADER_SIZE")->capture_default_str()->check(CLI::Range(1024, 1 << 20));
   app.add_option("--max-header-count", f.max_header_count, "Most header fields in a request")
@@ -294,6 +305,8 @@ int main(int argc, char** argv) {
   node_options.state_dir = f.state_dir;
   node_options.blocking_threads = f.blocking_threads;
   node_options.max_body_bytes = f.max_body_size;
+  node_options.max_size_bytes = f.max_size;
+  node_options.eviction_policy = f.eviction;
   auto node = objstore::Node::Open(node_options, clock, random, disk, std::move(cold));
   if (!node.ok()) {
     spdlog::error("cannot open the node: {}", node.status().ToString());

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <charconv>
 #include <chrono>
 #include <nlohmann/json.hpp>
 #include <vector>
@@ -345,6 +346,22 @@ asio::awaitable<void> PublicApi::Put(http::Exchange& ex) {
     co_return;
   }
 
+  // The budget first: a declared length is reserved whole before any byte is
+  // read (a refusal then costs the client no upload); a chunked body reserves
+  // as it arrives.
+  Reservation reserved = node_.capacity().NewReservation();
+  uint64_t declared = 0;
+  if (auto cl = h[bhttp::field::content_length]; !cl.empty()) {
+    std::from_chars(cl.data(), cl.data() + cl.size(), declared);
+  }
+  if (declared > 0) {
+    Status r = co_await Reserve(reserved, declared);
+    if (!r.ok()) {
+      ex.CloseAfterResponse();  // the body is not read
+      co_await fail(ErrorResponse(ErrorFor(r)));
+      co_return;
+    }
+  }
   auto body = node_.BeginPut();
   if (!body.ok()) {
     co_await fail(ErrorResponse(ErrorFor(body.status())));
@@ -362,6 +379,16 @@ asio::awaitable<void> PublicApi::Put(http::Exchange& ex) {
       co_return;
     }
     if (*n == 0) break;
+    const uint64_t needed = (*body)->size() + *n;
+    if (needed > reserved.bytes()) {
+      Status r = co_await Reserve(reserved, needed - reserved.bytes());
+      if (!r.ok()) {
+        (*body)->Abort();
+        ex.CloseAfterResponse();
+        co_await fail(ErrorResponse(ErrorFor(r)));
+        co_return;
+      }
+    }
     if (Status s = (*body)->Append({buf.data(), *n}); !s.ok()) {
       (*body)->Abort();  // free the space now, not when the client is done
       ex.CloseAfterResponse();
@@ -371,8 +398,8 @@ asio::awaitable<void> PublicApi::Put(http::Exchange& ex) {
   }
   buf = {};
   AtomicFile& file = **body;
-  auto outcome =
-      co_await RunBlocking(node_.blocking_pool(), [&] { return node_.FinishPut(spec, file); });
+  auto outcome = co_await RunBlocking(node_.blocking_pool(),
+                                      [&] { return node_.FinishPut(spec, file, &reserved); });
   if (!outcome.ok()) {
     co_await fail(ErrorResponse(ErrorFor(outcome.status())));
     co_return;
@@ -388,6 +415,15 @@ asio::awaitable<void> PublicApi::Put(http::Exchange& ex) {
     co_return;
   }
   co_await ex.Send(RecordResponse(bhttp::status::ok, rec));
+}
+
+asio::awaitable<Status> PublicApi::Reserve(Reservation& reserved, uint64_t bytes) {
+  Capacity& capacity = node_.capacity();
+  if (capacity.TryReserve(reserved, bytes)) co_return Status::Ok();
+  // Full: wait (off the event loop) for the eviction thread to make room.
+  Status s = co_await RunBlocking(node_.blocking_pool(),
+                                  [&] { return capacity.Reserve(reserved, bytes); });
+  co_return s;
 }
 
 // ------------------------------------------------------------ GET
@@ -444,7 +480,7 @@ asio::awaitable<void> PublicApi::Get(http::Exchange& ex, const std::string& key)
     co_return;
   }
   std::shared_ptr<ColdFetch> fetch = node_.FetchFromCold(key, /*restore_unknown=*/!rec);
-  co_await ServeFetch(ex, *fetch);
+  co_await ServeFetch(ex, key, *fetch);
 }
 
 // Decides the answer to a GET of `rec` from its headers: a complete answer
@@ -512,6 +548,8 @@ PublicApi::BodyPlan PublicApi::PlanBody(const http::Exchange& ex, const ObjectRe
 
 asio::awaitable<void> PublicApi::ServeBody(http::Exchange& ex, const ObjectRecord& rec,
                                            bool fetched) {
+  BodyPin pin = node_.PinBody(rec.key);  // held until the last byte is sent
+  if (!pin.safe()) co_return;  // being evicted: the caller treats it as a miss
   auto fd = node_.OpenBody(rec);
   if (!fd.ok()) co_return;  // not responded: the caller treats it as a miss
   if (!fetched) node_.RecordHit();
@@ -523,7 +561,10 @@ asio::awaitable<void> PublicApi::ServeBody(http::Exchange& ex, const ObjectRecor
   co_await ex.SendFile(std::move(plan.head), fd->get(), plan.offset, plan.length);
 }
 
-asio::awaitable<void> PublicApi::ServeFetch(http::Exchange& ex, ColdFetch& fetch) {
+asio::awaitable<void> PublicApi::ServeFetch(http::Exchange& ex, std::string key,
+                                            ColdFetch& fetch) {
+  // Once committed, the fetched body is evictable: not while this GET sends it.
+  BodyPin pin = node_.PinBody(key);
   ColdFetch::Progress p = co_await fetch.Wait(0, /*wait_meta=*/true);
   if (!p.status.ok()) {
     ApiError e = ErrorFor(p.status);
@@ -682,6 +723,16 @@ asio::awaitable<void> PublicApi::Stats(http::Exchange& ex) {
            {"pending_uploads", s.journal.pending_cold},
            {"pending_deletes", s.journal.pending_deletes},
            {"cold_store", ColdStoreJson(node_.cold_store(), s)},
+           {"capacity", json{{"policy", s.capacity.policy},
+                             {"max_bytes", s.capacity.max_bytes},
+                             {"used_bytes", s.capacity.used_bytes},
+                             {"reserved_bytes", s.capacity.reserved_bytes},
+                             {"evictable_bytes", s.capacity.evictable_bytes},
+                             {"bodies", s.capacity.bodies},
+                             {"evictions", s.capacity.evictions},
+                             {"evicted_bytes", s.capacity.evicted_bytes},
+                             {"refused_reservations", s.capacity.refused_reservations},
+                             {"dropped_hits", s.capacity.dropped_hits}}},
            {"members", json::array({node_.node_id()})}};
   if (cluster_) {
     json cluster = cluster_->StatsJson();

@@ -41,7 +41,11 @@ class PublicApi {
   boost::asio::awaitable<void> Stats(http::Exchange& ex);
   boost::asio::awaitable<void> ServeBody(http::Exchange& ex, const ObjectRecord& record,
                                          bool fetched);
-  boost::asio::awaitable<void> ServeFetch(http::Exchange& ex, ColdFetch& fetch);
+  boost::asio::awaitable<void> ServeFetch(http::Exchange& ex, std::string key,
+                                          ColdFetch& fetch);
+  // Adds `bytes` to a PUT's reservation, waiting off the loop when the budget
+  // is full. NoSpace: answer 507.
+  boost::asio::awaitable<Status> Reserve(Reservation& reserved, uint64_t bytes);
   // Relays the body of `record` from a peer (X-Meta-Symlink). Ok once an
   // answer went out (even one cut short); otherwise why no peer could serve it.
   boost::asio::awaitable<Status> ServePeer(http::Exchange& ex, Node::RecordPtr record);

@@ -776,6 +776,10 @@ asio::awaitable<Status> Cluster::PullBody(Node::RecordPtr rec, Member from) {
   if (stream->status() != 200) {
     co_return Status::NotFound(from.id + " has no body of " + rec->key);
   }
+  auto reserve = [this, size = rec->size] { return node_.ReserveReplica(size); };
+  auto room = co_await RunBlocking(node_.blocking_pool(), std::move(reserve));
+  if (!room.ok()) co_return room.status();
+  auto reserved = std::make_shared<Reservation>(std::move(room).value());
   auto begin = [this] { return node_.BeginPut(); };
   auto file = co_await RunBlocking(node_.blocking_pool(), std::move(begin));
   if (!file.ok()) co_return file.status();
@@ -790,7 +794,7 @@ asio::awaitable<Status> Cluster::PullBody(Node::RecordPtr rec, Member from) {
     Status a = co_await RunBlocking(node_.blocking_pool(), std::move(append));
     if (!a.ok()) co_return a;
   }
-  auto commit = [this, rec, body] { return node_.CommitReplica(*rec, *body); };
+  auto commit = [this, rec, body, reserved] { return node_.CommitReplica(*rec, *body, *reserved); };
   Status c = co_await RunBlocking(node_.blocking_pool(), std::move(commit));
   co_return c;
 }

@@ -41,6 +41,10 @@ CREATE TABLE IF NOT EXISTS settings (
   name  TEXT PRIMARY KEY,
   value TEXT NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cache_state (
+  name  TEXT PRIMARY KEY,
+  state BLOB NOT NULL
+) WITHOUT ROWID;
 )sql";
 
 Status SqlError(sqlite3* db, const std::string& what) {
@@ -330,31 +334,55 @@ HlcTimestamp Journal::MaxVersion() const {
   return max_version_;
 }
 
-std::optional<std::string> Journal::GetSetting(const std::string& name) {
+// Settings and cache states are (name, value) rows: one reader and one
+// writer for both tables. `select_sql` binds the name as ?1, `upsert_sql` the
+// name and the value as ?1 and ?2; blob values are stored as BLOB, others as TEXT.
+std::optional<std::string> Journal::ReadNamedRow(const char* select_sql, const std::string& name) {
   std::lock_guard wlock(write_mu_);
   Stmt st;
-  if (sqlite3_prepare_v2(db_, "SELECT value FROM settings WHERE name = ?1", -1, &st.s,
-                         nullptr) != SQLITE_OK) {
-    return std::nullopt;
-  }
+  if (sqlite3_prepare_v2(db_, select_sql, -1, &st.s, nullptr) != SQLITE_OK) return std::nullopt;
   sqlite3_bind_text(st.s, 1, name.data(), static_cast<int>(name.size()), SQLITE_STATIC);
   if (sqlite3_step(st.s) != SQLITE_ROW) return std::nullopt;
-  return ColumnText(st.s, 0);
+  const void* bytes = sqlite3_column_blob(st.s, 0);
+  return bytes ? std::string(static_cast<const char*>(bytes), sqlite3_column_bytes(st.s, 0)) : "";
+}
+
+Status Journal::WriteNamedRow(const char* upsert_sql, const std::string& name,
+                              const std::string& value, bool blob) {
+  std::lock_guard wlock(write_mu_);
+  Stmt st;
+  if (sqlite3_prepare_v2(db_, upsert_sql, -1, &st.s, nullptr) != SQLITE_OK) {
+    return SqlError(db_, "prepare write of " + name);
+  }
+  sqlite3_bind_text(st.s, 1, name.data(), static_cast<int>(name.size()), SQLITE_STATIC);
+  if (blob) {
+    sqlite3_bind_blob64(st.s, 2, value.data(), value.size(), SQLITE_STATIC);
+  } else {
+    sqlite3_bind_text(st.s, 2, value.data(), static_cast<int>(value.size()), SQLITE_STATIC);
+  }
+  if (sqlite3_step(st.s) != SQLITE_DONE) return SqlError(db_, "write " + name);
+  return Status::Ok();
+}
+
+std::optional<std::string> Journal::GetSetting(const std::string& name) {
+  return ReadNamedRow("SELECT value FROM settings WHERE name = ?1", name);
 }
 
 Status Journal::PutSetting(const std::string& name, const std::string& value) {
-  std::lock_guard wlock(write_mu_);
-  Stmt st;
-  if (sqlite3_prepare_v2(db_,
-                         "INSERT INTO settings (name, value) VALUES (?1, ?2)"
-                         " ON CONFLICT(name) DO UPDATE SET value = ?2",
-                         -1, &st.s, nullptr) != SQLITE_OK) {
-    return SqlError(db_, "prepare setting");
-  }
-  sqlite3_bind_text(st.s, 1, name.data(), static_cast<int>(name.size()), SQLITE_STATIC);
-  sqlite3_bind_text(st.s, 2, value.data(), static_cast<int>(value.size()), SQLITE_STATIC);
-  if (sqlite3_step(st.s) != SQLITE_DONE) return SqlError(db_, "write setting " + name);
-  return Status::Ok();
+  return WriteNamedRow(
+      "INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET value = ?2",
+      name, value, false);
+}
+
+std::string Journal::GetCacheState(const std::string& name) {
+  return ReadNamedRow("SELECT state FROM cache_state WHERE name = ?1", name).value_or("");
+}
+
+Status Journal::PutCacheState(const std::string& name, const std::string& state) {
+  return WriteNamedRow(
+      "INSERT INTO cache_state (name, state) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET "
+      "state = ?2",
+      name, state, true);
 }
 
 }  // namespace objstore

@@ -95,6 +95,11 @@ class Journal {
   std::optional<std::string> GetSetting(const std::string& name);
   Status PutSetting(const std::string& name, const std::string& value);
 
+  // A cache's saved state (binary, e.g. the eviction policy's queues), one
+  // per name; empty when none was saved. Written whole, a few times a minute.
+  std::string GetCacheState(const std::string& name);
+  Status PutCacheState(const std::string& name, const std::string& state);
+
  private:
   explicit Journal(sqlite3* db) : db_(db) {}
   Status Init();
@@ -102,6 +107,9 @@ class Journal {
   Status WriteRecord(const ObjectRecord& r);
   void IndexPut(RecordPtr r);  // requires write_mu_
   ChangeListener listener_;    // guarded by write_mu_
+  std::optional<std::string> ReadNamedRow(const char* select_sql, const std::string& name);
+  Status WriteNamedRow(const char* upsert_sql, const std::string& name, const std::string& value,
+                       bool blob);
 
   sqlite3* db_;
   sqlite3_stmt* upsert_stmt_ = nullptr;

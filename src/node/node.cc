@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <thread>
 #include <unordered_map>
 
 #include <fcntl.h>
@@ -35,7 +36,8 @@ Result<std::unique_ptr<Node>> Node::Open(const NodeOptions& options, const Clock
   // even if the wall clock went back while the node was down.
   node->hlc_.Observe(node->journal_->MaxVersion());
   if (Status s = node->Reconcile(); !s.ok()) return s;
-  node->RegisterMetrics();
+  node->RegisterMetrics();  // first: eviction may start as soon as the capacity opens
+  if (Status s = node->OpenCapacity(options); !s.ok()) return s;
   return node;
 }
 
@@ -72,6 +74,73 @@ Status Node::Reconcile() {
   return Status::Ok();
 }
 
+// The policy state is one journal row, rewritten whole when it changed, at
+// most every policy_save_interval and at shutdown (docs/FORMATS.md).
+constexpr const char* kPolicyStateName = "eviction_policy";
+
+Status Node::OpenCapacity(const NodeOptions& options) {
+  std::vector<StoredBody> bodies;
+  uint64_t stored_bytes = 0;
+  journal_->ForEach([&](const RecordPtr& r) {
+    if (r->deleted || !r->local_body) return;
+    bodies.push_back({r->key, r->version.packed, r->size, r->cold == ColdState::kStored});
+    stored_bytes += r->size;
+  });
+  CapacityOptions copt;
+  copt.policy = options.eviction_policy;
+  copt.max_bytes = options.max_size_bytes;
+  copt.state_save_interval = options.policy_save_interval;
+  const uint64_t room = bodies_->Usage().bytes_free + stored_bytes;
+  if (copt.max_bytes == 0) {
+    copt.max_bytes = room / 10 * 9;
+    spdlog::info("--max-size not set: the budget for bodies is {} bytes (90% of free space and "
+                 "stored bodies)", copt.max_bytes);
+  } else if (copt.max_bytes > room) {
+    spdlog::warn("--max-size {} is more than the disk has room for ({} bytes): a full disk will "
+                 "answer 507 before the budget is reached", copt.max_bytes, room);
+  }
+  CapacityHooks hooks;
+  hooks.remove_body = [this](const std::string& key, uint64_t version) {
+    return EvictBody(key, version);
+  };
+  hooks.save_state = [this](const std::string& blob) {
+    if (Status s = journal_->PutCacheState(kPolicyStateName, blob); !s.ok()) {
+      spdlog::warn("eviction state not saved: {}", s.ToString());
+    }
+  };
+  auto capacity = Capacity::Open(copt, std::move(hooks));
+  if (!capacity.ok()) return capacity.status();
+  capacity_ = std::move(capacity).value();
+  size_t restored = capacity_->Load(bodies, journal_->GetCacheState(kPolicyStateName));
+  CapacityStats cs = capacity_->Stats();
+  spdlog::info("capacity: {} of {} bytes used by {} bodies; eviction policy {} ({} keys restored)",
+               cs.used_bytes, cs.max_bytes, cs.bodies, cs.policy, restored);
+  if (cs.used_bytes > cs.max_bytes) {
+    spdlog::warn("the stored bodies exceed --max-size: evicting what the cold store holds");
+  }
+  return Status::Ok();
+}
+
+bool Node::EvictBody(const std::string& key, uint64_t version) {
+  RecordPtr cur = journal_->Get(key);
+  if (!cur || cur->deleted || !cur->local_body || cur->version.packed != version ||
+      cur->cold != ColdState::kStored) {
+    return false;
+  }
+  // Journal first: from here GETs fetch the body back instead of opening the
+  // file; a crash before the unlink leaves an orphan that start-up removes.
+  if (Status s = journal_->UpdateLocalState(key, cur->version, false, cur->cold); !s.ok()) {
+    return false;
+  }
+  if (Status s = bodies_->Remove(key, cur->version); !s.ok()) {
+    spdlog::warn("evicting {}: {}", key, s.ToString());
+    return false;
+  }
+  evictions_->Inc();
+  spdlog::debug("evicted {} ({} bytes)", key, cur->size);
+  return true;
+}
+
 void Node::RegisterMetrics() {
   auto& m = metrics_;
   hits_ = &m.AddCounter("objstore_get_hits_total", "GETs served from a local body.");
@@ -85,6 +154,18 @@ void Node::RegisterMetrics() {
   cold_delete_errors_ =
       &m.AddCounter("objstore_cold_delete_errors_total", "Failed cold-store deletes.");
   bytes_received_ = &m.AddCounter("objstore_put_bytes_total", "Body bytes committed by PUTs.");
+  evictions_ = &m.AddCounter("objstore_evictions_total", "Bodies evicted to stay in --max-size.");
+  auto capacity = [this](uint64_t CapacityStats::*field) {
+    return [this, field] { return static_cast<double>(capacity_->Stats().*field); };
+  };
+  m.AddGauge("objstore_capacity_max_bytes", "The byte budget for bodies (--max-size).",
+             capacity(&CapacityStats::max_bytes));
+  m.AddGauge("objstore_capacity_used_bytes", "Bytes of bodies and of writes in flight.",
+             capacity(&CapacityStats::used_bytes));
+  m.AddGauge("objstore_capacity_reserved_bytes", "Bytes reserved by writes in flight.",
+             capacity(&CapacityStats::reserved_bytes));
+  m.AddGauge("objstore_capacity_evictable_bytes", "Bytes of bodies the policy may evict.",
+             capacity(&CapacityStats::evictable_bytes));
   m.AddGauge("objstore_objects", "Live objects in the journal.",
              [this] { return static_cast<double>(journal_->Counts().live_objects); });
   m.AddGauge("objstore_tombstones", "Tombstones in the journal.",
@@ -151,6 +232,7 @@ Status Node::UploadToCold(const ObjectRecord& r) {
   cold_puts_->Inc();
   Status u = journal_->UpdateLocalState(r.key, r.version, r.local_body, ColdState::kStored);
   if (!u.ok() && u.code() != StatusCode::kNotFound) return u;  // NotFound: superseded
+  if (u.ok() && r.local_body) capacity_->SetEvictable(r.key, r.version.packed, true);
   return Status::Ok();
 }
 
@@ -175,7 +257,8 @@ Status Node::DeleteFromCold(const ObjectRecord& tomb) {
   return s;
 }
 
-Result<PutOutcome> Node::FinishPut(const PutSpec& spec, AtomicFile& body) {
+Result<PutOutcome> Node::FinishPut(const PutSpec& spec, AtomicFile& body,
+                                   Reservation* reserved) {
   if (Status s = CheckPut(spec); !s.ok()) return s;
   ObjectRecord r;
   r.key = spec.key;
@@ -213,6 +296,8 @@ Result<PutOutcome> Node::FinishPut(const PutSpec& spec, AtomicFile& body) {
       (void)bodies_->Remove(previous->key, previous->version);
     }
   }
+  // Not evictable until the cold store has it (UploadToCold).
+  capacity_->AddBody(r.key, r.version.packed, r.size, false, reserved);
   PutOutcome out{nullptr, Status::Ok()};
   if (r.consistency >= 1) out.cold_status = UploadToCold(r);
   out.record = journal_->Get(r.key);
@@ -226,8 +311,14 @@ Result<UniqueFd> Node::OpenBody(const ObjectRecord& record) const {
 }
 
 void Node::ForgetLocalBody(const ObjectRecord& record) {
+  // A body being evicted is not "vanished": the eviction settles its record
+  // and its bytes (forgetting it here would drop them before the unlink).
+  if (capacity_->Evicting(record.key)) return;
+  RecordPtr cur = journal_->Get(record.key);
+  if (!cur || cur->version != record.version || !cur->local_body) return;
   spdlog::warn("body of {} version {} vanished from disk", record.key, record.version.ToString());
   (void)journal_->UpdateLocalState(record.key, record.version, false, record.cold);
+  capacity_->RemoveBody(record.key, record.version.packed);
 }
 
 std::shared_ptr<ColdFetch> Node::FetchFromCold(const std::string& key, bool restore_unknown) {
@@ -258,6 +349,13 @@ std::shared_ptr<ColdFetch> Node::FetchFromCold(const std::string& key, bool rest
 
 Result<Node::RecordPtr> Node::RunColdFetch(const std::string& key, bool restore_unknown,
                                            ColdFetch& fetch) {
+  // A GET that met a body in the middle of its eviction comes here: the
+  // eviction settles within one journal commit, after which the record says
+  // whether the body is still here. Rare, and on the blocking pool: a short
+  // sleep loop rather than one more wake-up channel.
+  for (int i = 0; i < 2000 && capacity_->Evicting(key); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   RecordPtr before = journal_->Get(key);
   if (before && before->deleted) return Status::Deleted(key + " is deleted");
   if (before && before->local_body) return before;  // a previous fetch brought it
@@ -268,6 +366,7 @@ Result<Node::RecordPtr> Node::RunColdFetch(const std::string& key, bool restore_
   UniqueFd reader(::open((*body)->temp_path().c_str(), O_RDONLY | O_CLOEXEC));
   if (!reader.valid()) return Status::FromErrno(errno, "open " + (*body)->temp_path());
   ColdObjectMeta meta;
+  Reservation reserved = capacity_->NewReservation();
   Status s = cold_->Get(
       key,
       [&](const ColdObjectMeta& m) {
@@ -275,6 +374,7 @@ Result<Node::RecordPtr> Node::RunColdFetch(const std::string& key, bool restore_
         if (m.size > options_.max_body_bytes) {
           return Status::TooLarge("cold object " + key + " exceeds the body size limit");
         }
+        if (Status r = capacity_->Reserve(reserved, m.size); !r.ok()) return r;
         // Refuse before any byte is served: a known record is only completed
         // with the bytes of its own version.
         if (before && !m.etag.empty() && m.etag != before->etag) {
@@ -335,6 +435,8 @@ Result<Node::RecordPtr> Node::RunColdFetch(const std::string& key, bool restore_
       (void)bodies_->Remove(key, cur->version);
       return u;
     }
+    capacity_->AddBody(key, cur->version.packed, meta.size, cur->cold == ColdState::kStored,
+                       &reserved);
     return journal_->Get(key);
   }
   ObjectRecord r;
@@ -357,6 +459,7 @@ Result<Node::RecordPtr> Node::RunColdFetch(const std::string& key, bool restore_
     if (now && now->deleted) return Status::Deleted(key + " is deleted");
     return Status::Unavailable("object " + key + " changed during the fetch");
   }
+  capacity_->AddBody(key, r.version.packed, r.size, true, &reserved);
   return journal_->Get(key);
 }
 
@@ -374,7 +477,10 @@ Result<Node::RecordPtr> Node::Delete(const std::string& key) {
                                                                    : ColdState::kNone;
   auto written = journal_->Upsert(t);
   if (!written.ok()) return written.status();
-  if (cur->local_body) (void)bodies_->Remove(cur->key, cur->version);
+  if (cur->local_body) {
+    (void)bodies_->Remove(cur->key, cur->version);
+    capacity_->RemoveBody(cur->key, cur->version.packed);
+  }
   if (t.cold == ColdState::kPending) (void)DeleteFromCold(t);
   return journal_->Get(key);
 }
@@ -411,6 +517,8 @@ Result<PutOutcome> Node::RaiseLevel(const std::string& key, int consistency) {
     }
     (void)bodies_->Remove(key, cur->version);
   }
+  // The same bytes under the new version's name, evictable once re-uploaded.
+  capacity_->AddBody(key, r.version.packed, r.size, false, nullptr);
   PutOutcome out{nullptr, Status::Ok()};
   out.cold_status = UploadToCold(r);
   out.record = journal_->Get(key);
@@ -430,6 +538,7 @@ Result<std::vector<Node::RecordPtr>> Node::ApplyRemote(const std::vector<ObjectR
     if (a.replaced && a.replaced->local_body) {
       if (a.replaced->version != records[i].version) {
         (void)bodies_->Remove(a.replaced->key, a.replaced->version);
+        capacity_->RemoveBody(a.replaced->key, a.replaced->version.packed);
       } else {
         // Another node stamped the same HLC value: the file under that name
         // holds the replaced version's bytes. Removed unless a copy of the new
@@ -438,15 +547,33 @@ Result<std::vector<Node::RecordPtr>> Node::ApplyRemote(const std::vector<ObjectR
         RecordPtr cur = journal_->Get(records[i].key);
         if (cur && cur->version == records[i].version && !cur->local_body) {
           (void)bodies_->Remove(cur->key, cur->version);
+          capacity_->RemoveBody(cur->key, cur->version.packed);
         }
       }
     }
     if (RecordPtr now = journal_->Get(records[i].key)) written.push_back(std::move(now));
   }
+  // The maker's word that the cold store has a version we hold a copy of
+  // makes that copy evictable.
+  for (const ObjectRecord& in : records) {
+    if (in.deleted || in.cold != ColdState::kStored) continue;
+    RecordPtr cur = journal_->Get(in.key);
+    if (cur && cur->version == in.version && cur->local_body && cur->cold == ColdState::kStored) {
+      capacity_->SetEvictable(cur->key, cur->version.packed, true);
+    }
+  }
   return written;
 }
 
-Status Node::CommitReplica(const ObjectRecord& record, AtomicFile& body) {
+Result<Reservation> Node::ReserveReplica(uint64_t size) {
+  Reservation reserved = capacity_->NewReservation();
+  if (!capacity_->TryReserveSpare(reserved, size)) {
+    return Status::NoSpace("no spare room in the byte budget for a replica");
+  }
+  return reserved;
+}
+
+Status Node::CommitReplica(const ObjectRecord& record, AtomicFile& body, Reservation& reserved) {
   std::lock_guard lock(CommitLock(record.key));
   RecordPtr cur = journal_->Get(record.key);
   if (!cur || cur->deleted || cur->version != record.version) {
@@ -462,6 +589,8 @@ Status Node::CommitReplica(const ObjectRecord& record, AtomicFile& body) {
     (void)bodies_->Remove(cur->key, cur->version);
     return u.code() == StatusCode::kNotFound ? Status::Conflict(u.message()) : u;
   }
+  capacity_->AddBody(cur->key, cur->version.packed, cur->size, cur->cold == ColdState::kStored,
+                     &reserved);
   return Status::Ok();
 }
 
@@ -496,6 +625,7 @@ NodeStats Node::Stats() const {
   s.cold_put_errors = cold_put_errors_->Value();
   s.cold_deletes = cold_deletes_->Value();
   s.cold_delete_errors = cold_delete_errors_->Value();
+  s.capacity = capacity_->Stats();
   return s;
 }
 

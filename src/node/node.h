@@ -21,6 +21,12 @@
 // record points at are removed, and records whose body is missing or of the
 // wrong size are marked as having no local body (never served as empty).
 //
+// Capacity (cache/capacity.h) keeps the byte budget: writers reserve before
+// writing (PUT bodies, cold fetches), committed bodies are handed to it, GETs
+// pin what they send, and it evicts bodies the cold store holds through
+// EvictBody, which keeps the metadata (local_body = false) so the next GET
+// fetches the body back. A peer-first fetch (cluster) belongs in FetchFromCold.
+//
 // Thread safety: every method may be called from any thread. Blocking methods
 // (marked) must run on the blocking pool (RunBlocking), never on an event loop.
 #pragma once
@@ -28,6 +34,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <array>
+#include <chrono>
 #include <atomic>
 #include <mutex>
 #include <memory>
@@ -39,6 +46,7 @@
 #include "base/random.h"
 #include "base/status.h"
 #include "base/unique_fd.h"
+#include "cache/capacity.h"
 #include "coldstore/cold_store.h"
 #include "ids/hlc.h"
 #include "ids/ulid.h"
@@ -57,6 +65,13 @@ struct NodeOptions {
   size_t blocking_threads = 16;
   // Largest object a cold-store fetch may bring in (guards the disk).
   uint64_t max_body_bytes = 5ull << 30;
+  // Byte budget for bodies (--max-size). 0: 90% of the space free at start
+  // plus the bodies already stored, leaving room for the journal and the rest
+  // of the filesystem.
+  uint64_t max_size_bytes = 0;
+  std::string eviction_policy = kDefaultPolicy;
+  // How often the eviction policy's state is saved to the journal (when changed).
+  std::chrono::milliseconds policy_save_interval{30'000};
 };
 
 // A validated PUT request (the API layer checks ids, levels, names and JSON).
@@ -80,6 +95,7 @@ struct NodeStats {
   uint64_t hits = 0, misses = 0, cold_fetches = 0, peer_fetches = 0;
   uint64_t cold_fetch_errors = 0, cold_puts = 0, cold_put_errors = 0, cold_deletes = 0,
            cold_delete_errors = 0;
+  CapacityStats capacity;
 };
 
 class Node {
@@ -101,11 +117,19 @@ class Node {
   Status CheckPut(const PutSpec& spec) const;
   // A temporary body for a PUT. Blocking (creates a file).
   Result<std::unique_ptr<AtomicFile>> BeginPut() { return bodies_->NewBody(); }
-  // Commits a received body as `spec`. Blocking. Errors: Conflict, NoSpace, IOError.
-  Result<PutOutcome> FinishPut(const PutSpec& spec, AtomicFile& body);
+  // The byte budget: a PUT reserves its body's bytes here before writing them.
+  Capacity& capacity() { return *capacity_; }
+  // Commits a received body as `spec`, taking over the bytes `reserved` for it.
+  // Blocking. Errors: Conflict, NoSpace, IOError.
+  Result<PutOutcome> FinishPut(const PutSpec& spec, AtomicFile& body,
+                               Reservation* reserved = nullptr);
 
   // The current record (tombstones included), nullptr when unknown. Never blocks.
   RecordPtr Lookup(const std::string& key) const { return journal_->Get(key); }
+  // Keeps the local body of `key` from eviction while the pin lives, and
+  // records the access for the eviction policy. Not safe(): being evicted,
+  // serve it as a miss. Never blocks.
+  BodyPin PinBody(const std::string& key) { return capacity_->PinForRead(key); }
   // Opens the local body of `record`. NotFound when this node has none.
   Result<UniqueFd> OpenBody(const ObjectRecord& record) const;
 
@@ -134,10 +158,13 @@ class Node {
   // wins) and removes the local bodies of the versions they superseded; moves
   // the HLC past every version seen. Blocking. Returns the records written.
   Result<std::vector<RecordPtr>> ApplyRemote(const std::vector<ObjectRecord>& records);
-  // Commits `body`, pulled from a peer, as the local body of `record`'s
-  // version. Blocking. Conflict when that version was superseded, Corruption
-  // when size or content hash differ from the record's.
-  Status CommitReplica(const ObjectRecord& record, AtomicFile& body);
+  // Room for a replica of `size` bytes, taken only from the budget's spare
+  // part (Capacity::TryReserveSpare). NoSpace when there is none now.
+  Result<Reservation> ReserveReplica(uint64_t size);
+  // Commits `body`, pulled from a peer under `reserved`, as the local body of
+  // `record`'s version. Blocking. Conflict when that version was superseded,
+  // Corruption when size or content hash differ from the record's.
+  Status CommitReplica(const ObjectRecord& record, AtomicFile& body, Reservation& reserved);
   // Journal change notifications (Journal::SetChangeListener).
   void SetChangeListener(Journal::ChangeListener listener) {
     journal_->SetChangeListener(std::move(listener));
@@ -157,6 +184,10 @@ class Node {
       : options_(options), clock_(clock), hlc_(clock), ulids_(clock, random),
         pool_(options.blocking_threads) {}
   Status Reconcile();
+  Status OpenCapacity(const NodeOptions& options);
+  // The Capacity's eviction hook: drops the local body of `key` at `version`
+  // if the journal says the cold store has it. Blocking.
+  bool EvictBody(const std::string& key, uint64_t version);
   void RegisterMetrics();
   Status UploadToCold(const ObjectRecord& record);
   Status DeleteFromCold(const ObjectRecord& tombstone);
@@ -184,6 +215,9 @@ class Node {
   Counter* cold_deletes_ = nullptr;
   Counter* cold_delete_errors_ = nullptr;
   Counter* bytes_received_ = nullptr;
+  Counter* evictions_ = nullptr;
+  // After the journal and the bodies: destroyed (saving its state) before them.
+  std::unique_ptr<Capacity> capacity_;
   std::array<std::mutex, 64> upload_locks_;  // by hash of key: one upload per key at a time
   // By hash of key: a body file is committed and its record written as one
   // step. Two nodes can stamp the same HLC value, and file names carry the

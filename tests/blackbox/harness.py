@@ -567,25 +567,76 @@ class NodeTestCase(unittest.TestCase):
         return resp
 
 
-class RssSampler(threading.Thread):
-    """Samples a node's VmRSS every `period` seconds until stop(); keeps the peak."""
+def mount_tmpfs(tc, size="8m"):
+    """A tmpfs of `size` mounted for test case `tc` (skips it without root); unmounted
+    after the test's nodes stopped."""
+    if os.geteuid() != 0:
+        tc.skipTest("disk-full test needs root to mount a tmpfs")
+    d = tempfile.mkdtemp(prefix="objstore-bb-tmpfs-")
+    tc.addCleanup(os.rmdir, d)
+    try:
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=" + size, "tmpfs", d],
+                           capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        tc.skipTest("cannot mount a tmpfs: %r" % e)
+    if r.returncode != 0:
+        tc.skipTest("cannot mount a tmpfs (mount exit %d: %s)" % (r.returncode, r.stderr.strip()))
+    # cleanups run last-in first-out: the node (registered later) stops before the unmount
+    tc.addCleanup(subprocess.run, ["umount", "-l", d], capture_output=True, timeout=30)
+    return d
 
-    def __init__(self, node, period=0.05):
+
+def put_raw(node, oid, body, level=0, chunked=False):
+    """PUT over a raw socket so an early 507 answer (server stops reading) is still seen.
+    chunked=True sends no length up front, so the server only learns of the full disk
+    while writing."""
+    head = ("POST /api/v1/put HTTP/1.1\r\nHost: x\r\nX-Meta-ID: %s\r\nX-Meta-ConsistencyLevel: %d\r\n"
+            "Connection: close\r\n" % (oid, level)).encode()
+    if chunked:
+        step = 64 * 1024
+        wire = b"".join(b"%x\r\n" % len(body[i:i + step]) + body[i:i + step] + b"\r\n"
+                        for i in range(0, len(body), step)) + b"0\r\n\r\n"
+        data = head + b"Transfer-Encoding: chunked\r\n\r\n" + wire
+    else:
+        data = head + b"Content-Length: %d\r\n\r\n" % len(body) + body
+    out = node.raw(data, timeout=20)
+    rs = parse_responses(out)
+    if not rs or "status" not in rs[0]:
+        return None, {}, out
+    return rs[0]["status"], rs[0]["headers"], rs[0]["body"]
+
+
+class PeakSampler(threading.Thread):
+    """Calls read() every `period` seconds until stop(); keeps the peak of what it
+    returns (None: no sample)."""
+
+    def __init__(self, read, period=0.05):
         super().__init__(daemon=True)
-        self.node = node
+        self.read = read
         self.period = period
-        self.max_kib = 0
+        self.peak = 0
         self.samples = 0
         self.stop_ev = threading.Event()
 
     def run(self):
         while not self.stop_ev.is_set():
-            v = self.node.rss_kib()
+            v = self.read()
             if v is not None:
                 self.samples += 1
-                self.max_kib = max(self.max_kib, v)
+                self.peak = max(self.peak, v)
             self.stop_ev.wait(self.period)
 
     def stop(self):
         self.stop_ev.set()
         self.join(timeout=5)
+
+
+class RssSampler(PeakSampler):
+    """Samples a node's VmRSS (KiB)."""
+
+    def __init__(self, node, period=0.05):
+        super().__init__(node.rss_kib, period)
+
+    @property
+    def max_kib(self):
+        return self.peak

@@ -4,15 +4,14 @@ nothing already stored is lost (SPEC.md §5, docs/API.md)."""
 import hashlib
 import json
 import os
-import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import NodeTestCase, leftover_temp_files, parse_responses, tree_size  # noqa: E402
+from harness import (NodeTestCase, leftover_temp_files, mount_tmpfs, parse_responses,  # noqa: E402
+                     put_raw, tree_size)
 
 MiB = 1024 * 1024
 
@@ -20,45 +19,18 @@ MiB = 1024 * 1024
 class DiskFullTest(NodeTestCase):
 
     def mount_tmpfs(self, size="8m"):
-        if os.geteuid() != 0:
-            self.skipTest("disk-full test needs root to mount a tmpfs")
-        d = tempfile.mkdtemp(prefix="objstore-bb-tmpfs-")
-        self.addCleanup(os.rmdir, d)
-        try:
-            r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=" + size, "tmpfs", d],
-                               capture_output=True, text=True, timeout=20)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            self.skipTest("cannot mount a tmpfs: %r" % e)
-        if r.returncode != 0:
-            self.skipTest("cannot mount a tmpfs (mount exit %d: %s)" % (r.returncode, r.stderr.strip()))
-        # cleanups run last-in first-out: the node (registered later) stops before the unmount
-        self.addCleanup(subprocess.run, ["umount", "-l", d], capture_output=True, timeout=30)
-        return d
+        return mount_tmpfs(self, size)
 
     def put_raw(self, node, oid, body, level=0, chunked=False):
-        """PUT over a raw socket so an early 507 answer (server stops reading) is still seen.
-        chunked=True sends no length up front, so the server only learns of the full disk
-        while writing."""
-        head = ("POST /api/v1/put HTTP/1.1\r\nHost: x\r\nX-Meta-ID: %s\r\nX-Meta-ConsistencyLevel: %d\r\n"
-                "Connection: close\r\n" % (oid, level)).encode()
-        if chunked:
-            step = 64 * 1024
-            wire = b"".join(b"%x\r\n" % len(body[i:i + step]) + body[i:i + step] + b"\r\n"
-                            for i in range(0, len(body), step)) + b"0\r\n\r\n"
-            data = head + b"Transfer-Encoding: chunked\r\n\r\n" + wire
-        else:
-            data = head + b"Content-Length: %d\r\n\r\n" % len(body) + body
-        out = node.raw(data, timeout=20)
-        rs = parse_responses(out)
-        if not rs or "status" not in rs[0]:
-            return None, {}, out
-        return rs[0]["status"], rs[0]["headers"], rs[0]["body"]
+        return put_raw(node, oid, body, level, chunked)
 
     def test_disk_full_507(self):
         files = self.mount_tmpfs("8m")
         files_sub = os.path.join(files, "files")
         os.makedirs(files_sub)
-        node = self.start_node(files_dir=files_sub)
+        # A budget beyond the tmpfs: the disk itself fills (ENOSPC), not the
+        # --max-size budget (test_eviction covers that one).
+        node = self.start_node("--max-size", "1G", files_dir=files_sub)
         stored = {}
         got_507 = None
         for i in range(24):

@@ -1,0 +1,257 @@
+// Capacity on crafted sequences: accounting of reservations and bodies, the
+// watermarks, what is never evicted, refusals by the owner, pins, and the
+// saved state across a "restart" (a second Capacity loading the first's blob).
+#include "cache/capacity.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <future>
+#include <set>
+#include <thread>
+
+namespace objstore {
+namespace {
+
+using namespace std::chrono_literals;
+
+// The owner's side: records removals, refuses keys on demand, keeps the state.
+struct FakeOwner {
+  std::mutex mu;
+  std::vector<std::string> removed;
+  std::set<std::string> refuse;
+  std::string saved;
+  std::function<void(const std::string&)> on_remove;  // runs before deciding
+
+  CapacityHooks Hooks() {
+    CapacityHooks h;
+    h.remove_body = [this](const std::string& key, uint64_t) {
+      if (on_remove) on_remove(key);
+      std::lock_guard lock(mu);
+      if (refuse.contains(key)) return false;
+      removed.push_back(key);
+      return true;
+    };
+    h.save_state = [this](const std::string& blob) {
+      std::lock_guard lock(mu);
+      saved = blob;
+    };
+    return h;
+  }
+  std::vector<std::string> Removed() {
+    std::lock_guard lock(mu);
+    return removed;
+  }
+};
+
+std::unique_ptr<Capacity> Open(FakeOwner& owner, uint64_t max, const std::string& policy = "lru",
+                               std::chrono::milliseconds reserve_timeout = 5000ms) {
+  CapacityOptions o;
+  o.max_bytes = max;
+  o.policy = policy;
+  o.reserve_timeout = reserve_timeout;
+  auto c = Capacity::Open(o, owner.Hooks());
+  EXPECT_TRUE(c.ok()) << c.status().ToString();
+  return std::move(c).value();
+}
+
+// Waits for the eviction thread to settle: `cond` true within a second.
+template <typename F>
+bool Eventually(F cond) {
+  for (int i = 0; i < 200; ++i) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(5ms);
+  }
+  return cond();
+}
+
+// Adds an evictable body as a committed PUT would: reserve, then hand over.
+void Put(Capacity& c, const std::string& key, uint64_t size, bool evictable = true) {
+  Reservation r = c.NewReservation();
+  ASSERT_TRUE(c.Reserve(r, size).ok()) << key;
+  c.AddBody(key, 1, size, evictable, &r);
+  EXPECT_EQ(r.bytes(), 0u);
+}
+
+TEST(Capacity, RejectsBadOptions) {
+  FakeOwner owner;
+  CapacityOptions o;
+  EXPECT_FALSE(Capacity::Open(o, owner.Hooks()).ok());  // zero budget
+  o.max_bytes = 100;
+  o.policy = "nope";
+  EXPECT_FALSE(Capacity::Open(o, owner.Hooks()).ok());
+  o.policy = "lru";
+  o.low_watermark = 0.99;
+  EXPECT_FALSE(Capacity::Open(o, owner.Hooks()).ok());  // low above high
+}
+
+TEST(Capacity, ReservationsCountUntilReleasedOrHandedToABody) {
+  FakeOwner owner;
+  auto c = Open(owner, 1000);
+  {
+    Reservation r = c->NewReservation();
+    EXPECT_TRUE(c->TryReserve(r, 600));
+    EXPECT_FALSE(c->TryReserve(r, 401));  // 1001 > 1000
+    EXPECT_TRUE(c->TryReserve(r, 300));
+    EXPECT_EQ(c->Stats().used_bytes, 900u);
+    EXPECT_EQ(c->Stats().reserved_bytes, 900u);
+  }
+  EXPECT_EQ(c->Stats().used_bytes, 0u);  // released by the destructor
+
+  Reservation r = c->NewReservation();
+  ASSERT_TRUE(c->TryReserve(r, 500));
+  c->AddBody("a", 1, 480, false, &r);  // the body came out shorter than reserved
+  EXPECT_EQ(c->Stats().used_bytes, 480u);
+  EXPECT_EQ(c->Stats().reserved_bytes, 0u);
+  // A new version replaces the old one's bytes; removing another version is a no-op.
+  c->AddBody("a", 2, 100, false, nullptr);
+  EXPECT_EQ(c->Stats().used_bytes, 100u);
+  c->RemoveBody("a", 1);
+  EXPECT_EQ(c->Stats().used_bytes, 100u);
+  c->RemoveBody("a", 2);
+  EXPECT_EQ(c->Stats().used_bytes, 0u);
+  EXPECT_EQ(c->Stats().bodies, 0u);
+}
+
+TEST(Capacity, EvictsFromTheHighToTheLowWatermarkInPolicyOrder) {
+  FakeOwner owner;
+  auto c = Open(owner, 1000);  // high 950, low 900
+  for (int i = 0; i < 9; ++i) Put(*c, "k" + std::to_string(i), 100);
+  std::this_thread::sleep_for(50ms);
+  EXPECT_TRUE(owner.Removed().empty()) << "900 bytes is under the high watermark";
+  c->PinForRead("k0").safe();  // a hit: k0 becomes the most recent (LRU)
+  Put(*c, "k9", 100);          // 1000 > 950: evict down to 900
+  ASSERT_TRUE(Eventually([&] { return c->Stats().evictions == 1; }));
+  EXPECT_EQ(owner.Removed(), std::vector<std::string>{"k1"});
+  EXPECT_EQ(c->Stats().used_bytes, 900u);
+  Put(*c, "k10", 50);  // 950 is not above the high watermark
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(c->Stats().evictions, 1u);
+}
+
+TEST(Capacity, ReserveWaitsForEvictionAndFailsWhenNothingCanGo) {
+  FakeOwner owner;
+  auto c = Open(owner, 1000);
+  Put(*c, "level0", 500, /*evictable=*/false);
+  Put(*c, "cold", 400);
+  Reservation r = c->NewReservation();
+  EXPECT_FALSE(c->TryReserve(r, 200));
+  ASSERT_TRUE(c->Reserve(r, 200).ok());  // evicts "cold"
+  EXPECT_EQ(owner.Removed(), std::vector<std::string>{"cold"});
+  EXPECT_EQ(c->Stats().used_bytes, 700u);
+
+  auto start = std::chrono::steady_clock::now();
+  Status s = c->Reserve(r, 301);  // 1001: only the level-0 body and r are left
+  EXPECT_EQ(s.code(), StatusCode::kNoSpace) << s.ToString();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s)
+      << "NoSpace must not wait for the timeout";
+  EXPECT_EQ(c->Reserve(r, 5000).code(), StatusCode::kNoSpace);  // larger than the budget
+  EXPECT_EQ(c->Stats().refused_reservations, 2u);
+  EXPECT_EQ(c->Stats().used_bytes, 700u);
+}
+
+TEST(Capacity, NoEvictionKeepsTheBudgetWithoutEvicting) {
+  FakeOwner owner;
+  auto c = Open(owner, 1000, kNoEviction);
+  Put(*c, "a", 600);  // evictable as far as the owner knows; "none" ignores it
+  EXPECT_TRUE(c->PinForRead("a").safe());
+  Reservation r = c->NewReservation();
+  EXPECT_EQ(c->Reserve(r, 500).code(), StatusCode::kNoSpace);
+  EXPECT_TRUE(c->Reserve(r, 400).ok());
+  EXPECT_TRUE(owner.Removed().empty());
+  EXPECT_EQ(c->Stats().policy, "none");
+  EXPECT_EQ(c->Stats().evictable_bytes, 0u);
+}
+
+TEST(Capacity, BodiesBecomeEvictableOnlyWhenTold) {
+  FakeOwner owner;
+  auto c = Open(owner, 1000);
+  Put(*c, "pending", 600, /*evictable=*/false);
+  Reservation r = c->NewReservation();
+  EXPECT_EQ(c->Reserve(r, 500).code(), StatusCode::kNoSpace);
+  c->SetEvictable("pending", 2, true);  // another version: ignored
+  EXPECT_EQ(c->Reserve(r, 500).code(), StatusCode::kNoSpace);
+  c->SetEvictable("pending", 1, true);  // the cold store has it now
+  EXPECT_TRUE(c->Reserve(r, 500).ok());
+  EXPECT_EQ(owner.Removed(), std::vector<std::string>{"pending"});
+}
+
+TEST(Capacity, PinnedBodiesAreSkippedAndABodyBeingEvictedIsNotSafeToRead) {
+  FakeOwner owner;
+  auto c = Open(owner, 1000);
+  Put(*c, "a", 400);
+  Put(*c, "b", 400);
+  {
+    BodyPin pin = c->PinForRead("a");  // also makes "a" the most recent...
+    EXPECT_TRUE(pin.safe());
+    BodyPin pin_b = c->PinForRead("b");  // ...and "b" after it: "a" is the LRU victim
+    pin_b = BodyPin();                   // released
+    Reservation r = c->NewReservation();
+    ASSERT_TRUE(c->Reserve(r, 400).ok());
+    EXPECT_EQ(owner.Removed(), std::vector<std::string>{"b"});  // "a" is pinned
+  }
+  // While the owner removes a body, a reader is told not to open it.
+  std::promise<void> entered, release;
+  std::shared_future<void> released = release.get_future().share();
+  owner.on_remove = [&](const std::string&) {
+    entered.set_value();
+    released.wait();
+  };
+  Reservation r = c->NewReservation();
+  auto waiting = std::async(std::launch::async, [&] { return c->Reserve(r, 700); });
+  entered.get_future().wait();
+  EXPECT_FALSE(c->PinForRead("a").safe());
+  release.set_value();
+  EXPECT_TRUE(waiting.get().ok());
+  EXPECT_EQ(owner.Removed(), (std::vector<std::string>{"b", "a"}));
+}
+
+TEST(Capacity, OwnerRefusalTakesTheBodyOutOfThePolicy) {
+  FakeOwner owner;
+  owner.refuse = {"deleted-meanwhile"};
+  auto c = Open(owner, 1000);
+  Put(*c, "deleted-meanwhile", 500);
+  Put(*c, "ok", 300);
+  Reservation r = c->NewReservation();
+  ASSERT_TRUE(c->Reserve(r, 400).ok());  // refused first, then "ok" goes
+  EXPECT_EQ(owner.Removed(), std::vector<std::string>{"ok"});
+  EXPECT_EQ(c->Stats().evictable_bytes, 0u);
+  EXPECT_EQ(c->Stats().used_bytes, 900u);
+}
+
+TEST(Capacity, SavedStateKeepsTheOrderAcrossARestart) {
+  FakeOwner owner;
+  std::vector<StoredBody> bodies;
+  {
+    auto c = Open(owner, 10'000);
+    for (const char* k : {"a", "b", "c", "d"}) {
+      Put(*c, k, 100);
+      bodies.push_back({k, 1, 100, true});
+    }
+    c->PinForRead("a");  // LRU order now b, c, d, a
+    c->PinForRead("b");  // c, d, a, b
+  }                      // saves at shutdown
+  ASSERT_FALSE(owner.saved.empty());
+  bodies.push_back({"new", 1, 100, true});      // unknown to the saved state: coldest
+  bodies.push_back({"level0", 1, 100, false});  // never in the policy
+  FakeOwner after;
+  CapacityOptions o;
+  o.max_bytes = 600;  // 600 used: over the high watermark at once, down to 540
+  o.policy = "lru";
+  auto c = Capacity::Open(o, after.Hooks());
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ((*c)->Load(bodies, owner.saved), 4u);
+  ASSERT_TRUE(Eventually([&] { return (*c)->Stats().evictions == 1; }));
+  EXPECT_EQ(after.Removed(), std::vector<std::string>{"new"});
+  Reservation r = (*c)->NewReservation();
+  ASSERT_TRUE((*c)->Reserve(r, 240).ok());  // 740 > 600: two more, in the saved order
+  EXPECT_EQ(after.Removed(), (std::vector<std::string>{"new", "c", "d"}));
+  // A corrupt blob is ignored, not fatal.
+  FakeOwner third;
+  auto d = Open(third, 10'000);
+  EXPECT_EQ(d->Load(bodies, "garbage"), 0u);
+  EXPECT_EQ(d->Stats().used_bytes, 600u);
+}
+
+}  // namespace
+}  // namespace objstore
