@@ -67,14 +67,16 @@ SignedHeaders CallAuthenticator::SignRequest(std::string_view method, std::strin
 
 CallAuthenticator::Verdict CallAuthenticator::VerifyRequest(const RequestFacts& f,
                                                             int64_t now_ms) {
+  // With a secret, the signature comes first: a caller without it learns
+  // nothing, not even the tag.
+  if (enabled() && (f.signature.empty() || !ConstantTimeEquals(RequestMac(f), f.signature))) {
+    return {401, "bad_signature", "the request is not signed with this cluster's secret"};
+  }
   if (f.tag != tag_) {
     return {403, "tag_mismatch",
             "this node belongs to cluster tag '" + tag_ + "', not '" + f.tag + "'"};
   }
   if (!enabled()) return {};
-  if (f.signature.empty() || !ConstantTimeEquals(RequestMac(f), f.signature)) {
-    return {401, "bad_signature", "the request is not signed with this cluster's secret"};
-  }
   int64_t sent_ms = 0;
   auto [p, ec] = std::from_chars(f.time_ms.data(), f.time_ms.data() + f.time_ms.size(), sent_ms);
   if (ec != std::errc() || p != f.time_ms.data() + f.time_ms.size() ||

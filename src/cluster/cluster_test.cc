@@ -110,8 +110,12 @@ TEST(CallAuthenticator, AcceptsASignedCallOnceAndRefusesForgeries) {
   RequestFacts other_target = Facts(h2, "blue", body);
   other_target.target = "/cluster/v1/ping";
   EXPECT_EQ(receiver.VerifyRequest(other_target, NowMs()).code, "bad_signature");
-  EXPECT_EQ(receiver.VerifyRequest(Facts(h2, "red", body), NowMs()).code, "tag_mismatch");
-  EXPECT_EQ(receiver.VerifyRequest(Facts(h2, "red", body), NowMs()).status, 403);
+  // Another tag: refused, and told only when the caller holds the secret.
+  EXPECT_EQ(receiver.VerifyRequest(Facts(h2, "red", body), NowMs()).code, "bad_signature");
+  CallAuthenticator red_sender("secret", "red", random);
+  SignedHeaders red = red_sender.SignRequest("POST", "/cluster/v1/records", "N1", body);
+  EXPECT_EQ(receiver.VerifyRequest(Facts(red, "red", body), NowMs()).code, "tag_mismatch");
+  EXPECT_EQ(receiver.VerifyRequest(Facts(red, "red", body), NowMs()).status, 403);
   EXPECT_EQ(receiver.VerifyRequest(Facts(h2, "blue", body), NowMs() + 301'000).code,
             "stale_request");
   EXPECT_TRUE(receiver.VerifyRequest(Facts(h2, "blue", body), NowMs()).ok());

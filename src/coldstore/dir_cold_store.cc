@@ -28,9 +28,15 @@ Result<std::unique_ptr<DirColdStore>> DirColdStore::Open(const std::string& dir,
   std::unique_ptr<DirColdStore> store(new DirColdStore(d, disk));
   store->tmp_dir_ = d + "/tmp";
   if (Status s = MakeDirsDurable(disk, store->tmp_dir_); !s.ok()) return s;
+  // Leftovers of interrupted Puts. Several nodes may share one directory (it
+  // stands in for a bucket), so only files idle for an hour go: a file another
+  // node is writing right now is younger.
   std::error_code ec;
+  const auto cutoff = fs::file_time_type::clock::now() - std::chrono::hours(1);
   for (const auto& e : fs::directory_iterator(store->tmp_dir_, ec)) {
-    disk.Unlink(e.path().c_str());  // leftovers of interrupted Puts
+    std::error_code tec;
+    auto modified = fs::last_write_time(e.path(), tec);
+    if (!tec && modified < cutoff) disk.Unlink(e.path().c_str());
   }
   return store;
 }
