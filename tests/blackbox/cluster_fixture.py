@@ -208,8 +208,21 @@ class Cluster:
     def sigstop(self, i):
         if not self.nodes[i].alive():
             return
-        os.kill(self.nodes[i].pid, signal.SIGSTOP)
+        pid = self.nodes[i].pid
+        os.kill(pid, signal.SIGSTOP)
         self.stopped.add(i)
+        # SIGSTOP takes effect asynchronously: wait (bounded) until every thread
+        # of the process is stopped, so the next request meets a hung peer.
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            try:
+                states = [open("/proc/%d/task/%s/stat" % (pid, t)).read().rsplit(")", 1)[1].split()[0]
+                          for t in os.listdir("/proc/%d/task" % pid)]
+            except (FileNotFoundError, ProcessLookupError, IndexError):
+                break
+            if all(st in ("T", "t") for st in states):
+                break
+            time.sleep(0.01)
 
     def sigcont(self, i):
         if self.nodes[i].pid:
