@@ -92,6 +92,20 @@ asio::awaitable<Result<std::unique_ptr<PeerClient::Stream>>> PeerClient::Connect
   co_return stream;
 }
 
+std::string PeerClient::SetCallHeaders(bhttp::request_header<>& req, std::string_view method,
+                                       const std::string& target, const std::string& addr,
+                                       std::string_view body) {
+  SignedHeaders sig = auth_.SignRequest(method, target, self_id_, body);
+  req.set(bhttp::field::host, addr);
+  req.set(kTagHeader, auth_.tag());
+  req.set(kNodeHeader, self_id_);
+  req.set(kTimeHeader, sig.time_ms);
+  req.set(kNonceHeader, sig.nonce);
+  if (!sig.signature.empty()) req.set(kSignatureHeader, sig.signature);
+  return sig.nonce;  // HTTP/1.1: the connection stays open by default
+
+}
+
 asio::awaitable<Result<nlohmann::json>> PeerClient::Call(std::string addr, std::string target,
                                                          std::string body,
                                                          std::chrono::milliseconds timeout) {
@@ -106,16 +120,9 @@ asio::awaitable<Result<nlohmann::json>> PeerClient::Call(std::string addr, std::
       break;
     }
     std::unique_ptr<Stream> stream = std::move(conn).value();
-    SignedHeaders sig = auth_.SignRequest("POST", target, self_id_, body);
     bhttp::request<bhttp::string_body> req{bhttp::verb::post, target, 11};
-    req.set(bhttp::field::host, addr);
     req.set(bhttp::field::content_type, "application/json");
-    req.set(kTagHeader, auth_.tag());
-    req.set(kNodeHeader, self_id_);
-    req.set(kTimeHeader, sig.time_ms);
-    req.set(kNonceHeader, sig.nonce);
-    if (!sig.signature.empty()) req.set(kSignatureHeader, sig.signature);
-    req.keep_alive(true);
+    const std::string nonce = SetCallHeaders(req, "POST", target, addr, body);
     req.body() = body;
     req.prepare_payload();
     stream->expires_after(deadline);
@@ -146,7 +153,7 @@ asio::awaitable<Result<nlohmann::json>> PeerClient::Call(std::string addr, std::
       co_return Status::Unavailable(addr + " refused " + target + ": " +
                                     Refusal(status, res.body()));
     }
-    if (!auth_.VerifyResponse(status, sig.nonce, res.body(), signature)) {
+    if (!auth_.VerifyResponse(status, nonce, res.body(), signature)) {
       traffic_.failures.fetch_add(1, std::memory_order_relaxed);
       co_return Status::Unavailable("the answer of " + addr + " is not signed with our secret");
     }
@@ -174,16 +181,9 @@ asio::awaitable<Result<std::unique_ptr<PeerBodyStream>>> PeerClient::OpenBody(
     out->client_ = this;
     out->addr_ = addr;
     out->stream_ = std::move(conn).value();
-    SignedHeaders sig = auth_.SignRequest("GET", target, self_id_, "");
     bhttp::request<bhttp::empty_body> req{bhttp::verb::get, target, 11};
-    req.set(bhttp::field::host, addr);
-    req.set(kTagHeader, auth_.tag());
-    req.set(kNodeHeader, self_id_);
-    req.set(kTimeHeader, sig.time_ms);
-    req.set(kNonceHeader, sig.nonce);
-    if (!sig.signature.empty()) req.set(kSignatureHeader, sig.signature);
     if (!range.empty()) req.set(bhttp::field::range, range);
-    req.keep_alive(true);
+    SetCallHeaders(req, "GET", target, addr, "");
     out->stream_->expires_after(timeout_);
     auto [wec, wn] = co_await bhttp::async_write(*out->stream_, req, kTuple);
     if (wec) {

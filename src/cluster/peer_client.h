@@ -19,6 +19,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/message.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <atomic>
 #include <chrono>
@@ -92,6 +93,10 @@ class PeerClient {
   boost::asio::awaitable<Result<std::unique_ptr<Stream>>> Connect(const std::string& addr,
                                                                   bool* reused);
   void Release(const std::string& addr, std::unique_ptr<Stream> stream);
+  // Host and the signed-call headers; returns the call's nonce.
+  std::string SetCallHeaders(boost::beast::http::request_header<>& req, std::string_view method,
+                             const std::string& target, const std::string& addr,
+                             std::string_view body);
 
   CallAuthenticator& auth_;
   const std::string self_id_;
