@@ -1,16 +1,17 @@
 #include "coldstore/dir_cold_store.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 #include <xxhash.h>
 
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "base/random.h"
 #include "base/unique_fd.h"
 #include "store/atomic_file.h"
 #include "store/body_store.h"
@@ -26,19 +27,44 @@ constexpr size_t kChunk = 256 * 1024;
 Result<std::unique_ptr<DirColdStore>> DirColdStore::Open(const std::string& dir, Disk& disk) {
   const std::string d = NormalizeDir(dir);
   std::unique_ptr<DirColdStore> store(new DirColdStore(d, disk));
-  store->tmp_dir_ = d + "/tmp";
-  if (Status s = MakeDirsDurable(disk, store->tmp_dir_); !s.ok()) return s;
-  // Leftovers of interrupted Puts. Several nodes may share one directory (it
-  // stands in for a bucket), so only files idle for an hour go: a file another
-  // node is writing right now is younger.
+  const std::string tmp_root = d + "/tmp";
+  const std::string locks = d + "/locks";
+  if (Status s = MakeDirsDurable(disk, tmp_root); !s.ok()) return s;
+  if (Status s = MakeDirsDurable(disk, locks); !s.ok()) return s;
+  // Several nodes may share the directory (it stands in for a bucket): each
+  // writes its temporaries in tmp/<owner>/ while it holds locks/<owner>.lock
+  // (flock, released by the kernel when the process dies). Temporaries whose
+  // owner holds no lock are leftovers of interrupted Puts.
   std::error_code ec;
-  const auto cutoff = fs::file_time_type::clock::now() - std::chrono::hours(1);
-  for (const auto& e : fs::directory_iterator(store->tmp_dir_, ec)) {
-    std::error_code tec;
-    auto modified = fs::last_write_time(e.path(), tec);
-    if (!tec && modified < cutoff) disk.Unlink(e.path().c_str());
+  for (const auto& e : fs::directory_iterator(tmp_root, ec)) {
+    const std::string owner = e.path().filename().string();
+    const std::string lock_path = locks + "/" + owner + ".lock";
+    UniqueFd lock(::open(lock_path.c_str(), O_RDWR | O_CLOEXEC));
+    if (lock.valid() && ::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) continue;  // a live owner
+    std::error_code rec;
+    fs::remove_all(e.path(), rec);
+    if (lock.valid()) disk.Unlink(lock_path.c_str());
   }
+  uint8_t raw[8];
+  SystemRandom().Fill(raw);
+  char owner[17];
+  for (int i = 0; i < 8; ++i) std::snprintf(owner + 2 * i, 3, "%02x", raw[i]);
+  const std::string lock_path = locks + "/" + owner + ".lock";
+  store->owner_lock_ = UniqueFd(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (!store->owner_lock_.valid() || ::flock(store->owner_lock_.get(), LOCK_EX | LOCK_NB) != 0) {
+    return Status::FromErrno(errno, "lock " + lock_path);
+  }
+  store->tmp_dir_ = tmp_root + "/" + owner;
+  if (Status s = MakeDirsDurable(disk, store->tmp_dir_); !s.ok()) return s;
   return store;
+}
+
+DirColdStore::~DirColdStore() {
+  std::error_code ec;
+  fs::remove_all(tmp_dir_, ec);
+  if (owner_lock_.valid()) {
+    disk_.Unlink((dir_ + "/locks/" + fs::path(tmp_dir_).filename().string() + ".lock").c_str());
+  }
 }
 
 std::string DirColdStore::ShardDir(const std::string& key) const {

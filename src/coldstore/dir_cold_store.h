@@ -6,7 +6,9 @@
 // rename, fsync dir), then removes the previous body: a reader that opened the
 // .meta always finds its body complete, and a crash leaves either the old or the
 // new object, never a mix. <name> is escaped as in BodyStore, so keys never
-// reach a path unescaped.
+// reach a path unescaped. Temporaries live in tmp/<owner>/ while the writing
+// process holds locks/<owner>.lock, so nodes may share one directory and a
+// node's start-up removes only the temporaries of owners that died.
 #pragma once
 
 #include <array>
@@ -16,6 +18,7 @@
 #include <string>
 
 #include "base/disk.h"
+#include "base/unique_fd.h"
 #include "coldstore/cold_store.h"
 
 namespace objstore {
@@ -23,6 +26,7 @@ namespace objstore {
 class DirColdStore final : public ColdStore {
  public:
   static Result<std::unique_ptr<DirColdStore>> Open(const std::string& dir, Disk& disk);
+  ~DirColdStore() override;
 
   std::string Describe() const override { return "directory " + dir_; }
   Status Put(const ColdObjectMeta& meta, const std::string& body_path) override;
@@ -36,8 +40,9 @@ class DirColdStore final : public ColdStore {
   Result<std::string> ReadMetaFile(const std::string& key, ColdObjectMeta* meta) const;
 
   std::string dir_;
-  std::string tmp_dir_;
+  std::string tmp_dir_;  // tmp/<owner>
   Disk& disk_;
+  UniqueFd owner_lock_;  // flock held while this store lives
   std::mutex& KeyLock(const std::string& key);
 
   std::atomic<uint64_t> put_seq_{0};  // makes body names unique per Put

@@ -85,9 +85,34 @@ TEST(DirColdStore, OverwriteLeavesOneBody) {
   EXPECT_EQ(fx.Fetch("K")->second, "v3");
   size_t files = 0;
   for (const auto& e : std::filesystem::recursive_directory_iterator(fx.dir / "cold")) {
-    files += e.is_regular_file();
+    files += e.is_regular_file() && e.path().parent_path().filename() != "locks";
   }
-  EXPECT_EQ(files, 2u);  // one body, one .meta
+  EXPECT_EQ(files, 2u);  // one body, one .meta (and this store's lock file)
+}
+
+TEST(DirColdStore, StartUpRemovesOnlyTheTemporariesOfDeadOwners) {
+  testing::TempDir dir;
+  const std::string cold = dir / "cold";
+  auto live = DirColdStore::Open(cold, DefaultDisk());
+  ASSERT_TRUE(live.ok()) << live.status().ToString();
+  // A live owner's temporary, and a dead owner's (no lock held).
+  std::string live_tmp;
+  for (const auto& e : std::filesystem::directory_iterator(cold + "/tmp")) {
+    live_tmp = e.path().string() + "/upload.part";
+  }
+  ASSERT_FALSE(live_tmp.empty());
+  { std::ofstream(live_tmp) << "in flight"; }
+  std::filesystem::create_directories(cold + "/tmp/deadbeefdeadbeef");
+  { std::ofstream(cold + "/tmp/deadbeefdeadbeef/x.part") << "left over"; }
+  { std::ofstream(cold + "/locks/deadbeefdeadbeef.lock") << ""; }
+
+  auto second = DirColdStore::Open(cold, DefaultDisk());
+  ASSERT_TRUE(second.ok());
+  EXPECT_TRUE(std::filesystem::exists(live_tmp));
+  EXPECT_FALSE(std::filesystem::exists(cold + "/tmp/deadbeefdeadbeef"));
+  EXPECT_FALSE(std::filesystem::exists(cold + "/locks/deadbeefdeadbeef.lock"));
+  live->reset();  // a clean close leaves no temporaries of its own
+  EXPECT_FALSE(std::filesystem::exists(live_tmp));
 }
 
 }  // namespace
