@@ -122,6 +122,9 @@ Status Node::OpenCapacity(const NodeOptions& options) {
 }
 
 bool Node::EvictBody(const std::string& key, uint64_t version) {
+  // Under the key's commit lock: a replica or fetch of the same version must
+  // not commit its file between the journal update and the unlink below.
+  std::lock_guard lock(CommitLock(key));
   RecordPtr cur = journal_->Get(key);
   if (!cur || cur->deleted || !cur->local_body || cur->version.packed != version ||
       cur->cold != ColdState::kStored) {
