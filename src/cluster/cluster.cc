@@ -119,10 +119,8 @@ void Cluster::Stop() {
 // ------------------------------------------------------------ journal changes
 
 void Cluster::OnJournalChange(const ObjectRecord* before, const ObjectRecord& after) {
-  tree_.Change(before, after);
+  const bool replicated_change = tree_.Change(before, after);
   if (replaying_) return;
-  const bool replicated_change =
-      !before || SyncTree::RecordHash(*before) != SyncTree::RecordHash(after);
   if (!replicated_change) {
     // Only local state changed: a body that vanished may need a new copy.
     if (!after.deleted && after.consistency == 2 && !after.local_body) {
@@ -603,9 +601,10 @@ asio::awaitable<bool> Cluster::SyncPass(Member peer) {
   auto call = [this, &peer](std::string target, json body) -> asio::awaitable<Result<json>> {
     std::string text = body.dump();
     sync_bytes_sent_.fetch_add(text.size());
-    auto answer =
-        co_await client_.Call(peer.addr, std::move(target), std::move(text), options_.sync_timeout);
-    if (answer.ok()) sync_bytes_received_.fetch_add(answer->dump().size());
+    size_t answer_bytes = 0;
+    auto answer = co_await client_.Call(peer.addr, std::move(target), std::move(text),
+                                        options_.sync_timeout, &answer_bytes);
+    sync_bytes_received_.fetch_add(answer_bytes);
     co_return answer;
   };
   // Descend the tree through the nodes that differ.

@@ -108,7 +108,8 @@ std::string PeerClient::SetCallHeaders(bhttp::request_header<>& req, std::string
 
 asio::awaitable<Result<nlohmann::json>> PeerClient::Call(std::string addr, std::string target,
                                                          std::string body,
-                                                         std::chrono::milliseconds timeout) {
+                                                         std::chrono::milliseconds timeout,
+                                                         size_t* answer_bytes) {
   traffic_.calls.fetch_add(1, std::memory_order_relaxed);
   const std::chrono::milliseconds deadline = std::max(timeout, timeout_);
   Status last = Status::Unavailable("no attempt");
@@ -158,6 +159,7 @@ asio::awaitable<Result<nlohmann::json>> PeerClient::Call(std::string addr, std::
       co_return Status::Unavailable("the answer of " + addr + " is not signed with our secret");
     }
     if (keep) Release(addr, std::move(stream));
+    if (answer_bytes) *answer_bytes = res.body().size();
     auto json = nlohmann::json::parse(res.body(), nullptr, false);
     if (json.is_discarded()) co_return Status::Unavailable(addr + " answered malformed JSON");
     co_return json;

@@ -73,10 +73,12 @@ class PeerClient {
   // Unavailable when the peer cannot be reached in time or its answer is not
   // authentic; Invalid/Conflict carry a refusal's message (e.g. tag_mismatch).
   // `timeout`: this call's deadline when longer than the default (large
-  // anti-entropy exchanges); 0 keeps the default.
+  // anti-entropy exchanges); 0 keeps the default. `answer_bytes`, when given,
+  // receives the size of the answer's body.
   boost::asio::awaitable<Result<nlohmann::json>> Call(
       std::string addr, std::string target, std::string body,
-      std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
+      std::chrono::milliseconds timeout = std::chrono::milliseconds(0),
+      size_t* answer_bytes = nullptr);
   // GETs `target` (a body) with an optional Range header; the stream is
   // returned once the answer's header arrived, whatever its status.
   boost::asio::awaitable<Result<std::unique_ptr<PeerBodyStream>>> OpenBody(std::string addr,

@@ -38,18 +38,19 @@ void SyncTree::Toggle(uint32_t leaf, uint64_t hash) {
   }
 }
 
-void SyncTree::Change(const ObjectRecord* before, const ObjectRecord& after) {
+bool SyncTree::Change(const ObjectRecord* before, const ObjectRecord& after) {
   const uint32_t leaf = LeafOf(after.key);
   const uint64_t new_hash = RecordHash(after);
+  const uint64_t old_hash = before ? RecordHash(*before) : 0;
+  if (before && old_hash == new_hash) return false;
   std::lock_guard lock(mu_);
   if (before) {
-    const uint64_t old_hash = RecordHash(*before);
-    if (old_hash == new_hash) return;
     Toggle(leaf, old_hash);
   } else {
     ++records_;
   }
   Toggle(leaf, new_hash);
+  return true;
 }
 
 uint64_t SyncTree::Hash(int level, uint32_t index) const {

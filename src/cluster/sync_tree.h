@@ -34,8 +34,9 @@ class SyncTree {
   static uint32_t LeafOf(const std::string& key);
   static uint32_t NodesAt(int level) { return 1u << (4 * level); }
 
-  // Replaces `before` (nullptr: none) by `after` in the tree.
-  void Change(const ObjectRecord* before, const ObjectRecord& after);
+  // Replaces `before` (nullptr: none) by `after` in the tree. True when what
+  // must agree across nodes changed (a new record, or a different hash).
+  bool Change(const ObjectRecord* before, const ObjectRecord& after);
 
   uint64_t Hash(int level, uint32_t index) const;
   uint64_t Root() const { return Hash(0, 0); }
