@@ -60,6 +60,7 @@ struct Flags {
   double suspect_timeout = 3;
   double sync_interval = 10;
   double peer_timeout = 2;
+  double tombstone_purge_after = 86400;
 };
 
 std::vector<std::string> SplitList(const std::string& list) {
@@ -153,6 +154,10 @@ int main(int argc, char** argv) {
   app.add_option("--peer-timeout", f.peer_timeout,
                  "Seconds any call to another node may take (bounds public requests too)")
       ->envname("APP_PEER_TIMEOUT")->capture_default_str()->check(CLI::Range(0.05, 600.0));
+  app.add_option("--tombstone-purge-after", f.tombstone_purge_after,
+                 "Seconds a tombstone every member holds is kept (deleted ids answer 404 with "
+                 "X-Meta-Deleted meanwhile); 0 keeps tombstones forever")
+      ->envname("APP_TOMBSTONE_PURGE_AFTER")->capture_default_str()->check(CLI::Range(0.0, 1e9));
   app.add_option("--debug-addr", f.debug_addr,
                  "Listen address for private API debugging using external tools")
       ->envname("NET_DEBUG_ADDR");
@@ -251,6 +256,7 @@ int main(int argc, char** argv) {
   cluster_options.suspect_timeout = Millis(f.suspect_timeout);
   cluster_options.sync_interval = Millis(f.sync_interval);
   cluster_options.peer_timeout = Millis(f.peer_timeout);
+  cluster_options.tombstone_purge_after = Millis(f.tombstone_purge_after);
 
   // Fault injection for tests: this node's wall clock shifted (HLC and
   // timestamps; timeouts and the private API's replay window use real time).

@@ -120,6 +120,7 @@ void Cluster::Stop() {
 
 void Cluster::OnJournalChange(const ObjectRecord* before, const ObjectRecord& after) {
   const bool replicated_change = tree_.Change(before, after);
+  if (replicated_change) TrackTombstone(after);
   if (replaying_) return;
   if (!replicated_change) {
     // Only local state changed: a body that vanished may need a new copy.
@@ -351,6 +352,11 @@ asio::awaitable<Result<json>> Cluster::OnRecords(json body) {
 
 asio::awaitable<Result<size_t>> Cluster::ApplyRecords(std::vector<ObjectRecord> records) {
   const size_t n = records.size();
+  // "Stable" travels, its time does not: this node's grace period starts now.
+  const int64_t now = RealNowMs();
+  for (ObjectRecord& r : records) {
+    if (r.stable_ms != 0) r.stable_ms = now;
+  }
   auto work = [this, records = std::move(records)]() -> Result<size_t> {
     auto written = node_.ApplyRemote(records);
     if (!written.ok()) return written.status();
@@ -373,13 +379,16 @@ Result<json> Cluster::OnTree(const json& body) const {
   // alone, no parents). The answer lists the child indices that differ.
   if (!body.contains("level") || !body["level"].is_number_integer() ||
       !body.contains("parents") || !body["parents"].is_array() || !body.contains("hashes") ||
-      !body["hashes"].is_array()) {
-    return Status::Invalid(R"(expected {"level": l, "parents": [...], "hashes": [...]})");
+      !body["hashes"].is_string()) {
+    return Status::Invalid(R"(expected {"level": l, "parents": [...], "hashes": "<packed>"})");
   }
   const int level = body["level"].get<int>();
   if (level < 0 || level > SyncTree::kLeafLevel) return Status::Invalid("bad tree level");
   const json& parents = body["parents"];
-  const json& hashes = body["hashes"];
+  std::vector<uint64_t> hashes;
+  if (!UnpackHashes(body["hashes"].get_ref<const std::string&>(), &hashes)) {
+    return Status::Invalid("bad tree hashes");
+  }
   std::vector<uint32_t> indices;
   if (level == 0) {
     indices.push_back(0);
@@ -395,19 +404,15 @@ Result<json> Cluster::OnTree(const json& body) const {
   if (hashes.size() != indices.size()) return Status::Invalid("one hash per tree node expected");
   json differ = json::array();
   for (size_t i = 0; i < indices.size(); ++i) {
-    uint64_t hash = 0;
-    if (!hashes[i].is_string() || !HexToHash(hashes[i].get<std::string>(), &hash)) {
-      return Status::Invalid("bad tree hash");
-    }
-    if (tree_.Hash(level, indices[i]) != hash) differ.push_back(indices[i]);
+    if (tree_.Hash(level, indices[i]) != hashes[i]) differ.push_back(indices[i]);
   }
   return json{{"differ", std::move(differ)}};
 }
 
 Result<json> Cluster::OnLeaves(const json& body) const {
   if (!body.contains("leaves") || !body["leaves"].is_array() || !body.contains("hashes") ||
-      !body["hashes"].is_array()) {
-    return Status::Invalid("expected {\"leaves\": [...], \"hashes\": [...]}");
+      !body["hashes"].is_string()) {
+    return Status::Invalid("expected {\"leaves\": [...], \"hashes\": \"<packed>\"}");
   }
   std::unordered_set<uint32_t> leaves;
   for (const json& l : body["leaves"]) {
@@ -416,12 +421,11 @@ Result<json> Cluster::OnLeaves(const json& body) const {
     }
     leaves.insert(l.get<uint32_t>());
   }
-  std::unordered_set<uint64_t> theirs;
-  for (const json& h : body["hashes"]) {
-    uint64_t v = 0;
-    if (!h.is_string() || !HexToHash(h.get<std::string>(), &v)) return Status::Invalid("bad hash");
-    theirs.insert(v);
+  std::vector<uint64_t> their_list;
+  if (!UnpackHashes(body["hashes"].get_ref<const std::string&>(), &their_list)) {
+    return Status::Invalid("bad record hashes");
   }
+  const std::unordered_set<uint64_t> theirs(their_list.begin(), their_list.end());
   json records = json::array();
   bool truncated = false;
   std::unordered_set<uint64_t> mine;
@@ -438,11 +442,11 @@ Result<json> Cluster::OnLeaves(const json& body) const {
       truncated = true;
     }
   });
-  json want = json::array();
+  std::vector<uint64_t> want;
   for (uint64_t h : theirs) {
-    if (!mine.count(h)) want.push_back(HashToHex(h));
+    if (!mine.count(h)) want.push_back(h);
   }
-  return json{{"records", std::move(records)}, {"want", std::move(want)}, {"truncated", truncated}};
+  return json{{"records", std::move(records)}, {"want", PackHashes(want)}, {"truncated", truncated}};
 }
 
 // ------------------------------------------------------------ membership
@@ -573,7 +577,12 @@ asio::awaitable<void> Cluster::SyncLoop() {
     timer.expires_after(std::chrono::milliseconds(interval / 2 + rng() % (interval + 1)));
     co_await timer.async_wait(kTuple);
     std::vector<Member> peers = SyncCandidates();
-    if (!peers.empty()) co_await AntiEntropy(peers[rng() % peers.size()]);
+    if (!peers.empty()) {
+      co_await AntiEntropy(peers[rng() % peers.size()]);
+    } else {
+      co_await StabilizeTombstones();  // alone, or every peer down: nothing to hear
+    }
+    co_await PurgeTombstones();
     ScanForReplication();
   }
 }
@@ -581,7 +590,12 @@ asio::awaitable<void> Cluster::SyncLoop() {
 asio::awaitable<void> Cluster::AntiEntropy(Member peer) {
   // One exchange per pair at a time: the exchange moves records both ways, so
   // one that the peer started lately makes ours redundant.
-  if (RealNowMs() - LastSyncedBy(peer.id) < 2 * options_.sync_interval.count()) co_return;
+  // Own tombstones wait for every member's word, which only our own
+  // exchanges collect.
+  if (RealNowMs() - LastSyncedBy(peer.id) < 2 * options_.sync_interval.count() &&
+      !AwaitsConfirmationFrom(peer.id)) {
+    co_return;
+  }
   if (!syncing_.insert(peer.id).second) co_return;
   sync_rounds_.fetch_add(1);
   for (int pass = 0; pass < kMaxSyncPasses && !stopping_; ++pass) {
@@ -589,10 +603,14 @@ asio::awaitable<void> Cluster::AntiEntropy(Member peer) {
     if (!more) break;
   }
   syncing_.erase(peer.id);
+  co_await StabilizeTombstones();
 }
 
 asio::awaitable<bool> Cluster::SyncPass(Member peer) {
   const auto started = std::chrono::steady_clock::now();
+  // Taken before any hash is read: what the tree held then is what the
+  // exchange shows the peer holds (ConfirmTombstones).
+  const int64_t as_of_ms = RealNowMs();
   auto took_ms = [&started] {
     return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
                                                                  started)
@@ -611,18 +629,18 @@ asio::awaitable<bool> Cluster::SyncPass(Member peer) {
   std::vector<uint32_t> frontier{0};
   for (int level = 0; level <= SyncTree::kLeafLevel && !frontier.empty(); ++level) {
     json parents = json::array();
-    json hashes = json::array();
+    std::vector<uint64_t> hashes;
     if (level == 0) {
-      hashes.push_back(HashToHex(tree_.Root()));
+      hashes.push_back(tree_.Root());
     } else {
       for (uint32_t parent : frontier) {
         parents.push_back(parent);
         for (uint32_t c = parent * SyncTree::kFanout; c < (parent + 1) * SyncTree::kFanout; ++c) {
-          hashes.push_back(HashToHex(tree_.Hash(level, c)));
+          hashes.push_back(tree_.Hash(level, c));
         }
       }
     }
-    json query{{"level", level}, {"parents", std::move(parents)}, {"hashes", std::move(hashes)}};
+    json query{{"level", level}, {"parents", std::move(parents)}, {"hashes", PackHashes(hashes)}};
     auto answer = co_await call("/cluster/v1/tree", std::move(query));
     if (!answer.ok() || !answer->contains("differ")) {
       spdlog::debug("anti-entropy with {} failed: {}", peer.id,
@@ -635,6 +653,7 @@ asio::awaitable<bool> Cluster::SyncPass(Member peer) {
     }
     if (level == 0 && frontier.empty()) {
       last_sync_ms_ = RealNowMs();
+      ConfirmTombstones(peer.id, as_of_ms, {}, {});
       co_return false;  // the journals agree
     }
   }
@@ -652,12 +671,20 @@ asio::awaitable<bool> Cluster::SyncPass(Member peer) {
   auto scanned = co_await RunBlocking(node_.blocking_pool(), std::move(scan));
   if (!scanned.ok()) co_return false;
   const HashedRecords& mine = **scanned;
-  json hashes = json::array();
-  for (const auto& [h, r] : mine) hashes.push_back(HashToHex(h));
-  json query{{"leaves", frontier}, {"hashes", std::move(hashes)}};
+  std::vector<uint64_t> hashes;
+  hashes.reserve(mine.size());
+  for (const auto& [h, r] : mine) hashes.push_back(h);
+  json query{{"leaves", frontier}, {"hashes", PackHashes(hashes)}};
   auto answer = co_await call("/cluster/v1/leaves", std::move(query));
-  if (!answer.ok() || !answer->contains("records") || !answer->contains("want")) co_return false;
+  std::vector<uint64_t> want_list;
+  if (!answer.ok() || !answer->contains("records") || !(*answer)["want"].is_string() ||
+      !UnpackHashes((*answer)["want"].get_ref<const std::string&>(), &want_list)) {
+    co_return false;
+  }
   const bool truncated = answer->value("truncated", false);
+  const std::unordered_set<uint64_t> peer_wants(want_list.begin(), want_list.end());
+  ConfirmTombstones(peer.id, as_of_ms,
+                    std::unordered_set<uint32_t>(frontier.begin(), frontier.end()), peer_wants);
   auto theirs = RecordsFromJson((*answer)["records"]);
   const size_t n_in = theirs.ok() ? theirs->size() : 0;
   if (theirs.ok() && !theirs->empty()) {
@@ -665,9 +692,7 @@ asio::awaitable<bool> Cluster::SyncPass(Member peer) {
     if (!applied.ok()) spdlog::warn("anti-entropy: applying records failed: {}", applied.status().ToString());
   }
   std::vector<Node::RecordPtr> wanted;
-  for (const json& h : (*answer)["want"]) {
-    uint64_t v = 0;
-    if (!h.is_string() || !HexToHash(h.get<std::string>(), &v)) continue;
+  for (uint64_t v : peer_wants) {
     auto it = mine.find(v);
     if (it == mine.end()) continue;
     // Only what is still current here: a record the peer just replaced with
@@ -690,6 +715,117 @@ asio::awaitable<bool> Cluster::SyncPass(Member peer) {
   spdlog::debug("anti-entropy with {}: {} leaves differed, {} records in, {} out, {} ms", peer.id,
                frontier.size(), n_in, wanted.size(), took_ms());
   co_return truncated;
+}
+
+// ------------------------------------------------------------ tombstones
+
+void Cluster::TrackTombstone(const ObjectRecord& r) {
+  std::lock_guard lock(tomb_mu_);
+  if (r.deleted && r.stable_ms == 0 && r.version_node == node_.node_id()) {
+    OwnTombstone& t = unconfirmed_[r.key];
+    if (t.version != r.version || t.since_ms == 0) {
+      t = OwnTombstone{r.version, SyncTree::RecordHash(r), RealNowMs(), {}};
+    }
+  } else {
+    unconfirmed_.erase(r.key);
+  }
+  if (r.deleted && r.stable_ms != 0) {
+    stable_[r.key] = r.stable_ms;
+  } else {
+    stable_.erase(r.key);
+  }
+}
+
+void Cluster::ConfirmTombstones(const std::string& peer, int64_t as_of_ms,
+                                const std::unordered_set<uint32_t>& differing_leaves,
+                                const std::unordered_set<uint64_t>& wanted) {
+  std::lock_guard lock(tomb_mu_);
+  for (auto& [key, t] : unconfirmed_) {
+    if (t.since_ms >= as_of_ms) continue;  // may not have been in the tree yet
+    if (differing_leaves.count(SyncTree::LeafOf(key)) && wanted.count(t.hash)) continue;
+    t.held_by.insert(peer);
+  }
+}
+
+bool Cluster::AwaitsConfirmationFrom(const std::string& peer) const {
+  std::lock_guard lock(tomb_mu_);
+  for (const auto& [key, t] : unconfirmed_) {
+    if (!t.held_by.count(peer)) return true;
+  }
+  return false;
+}
+
+asio::awaitable<void> Cluster::StabilizeTombstones() {
+  // Every member counts, dead ones too: a member that comes back may still
+  // hold an older live version, which a purged tombstone could not beat.
+  std::vector<std::string> members;
+  for (const Member& m : membership_.All()) {
+    if (m.id != node_.node_id()) members.push_back(m.id);
+  }
+  std::vector<std::pair<std::string, HlcTimestamp>> ready;
+  {
+    std::lock_guard lock(tomb_mu_);
+    for (const auto& [key, t] : unconfirmed_) {
+      if (std::all_of(members.begin(), members.end(),
+                      [&t](const std::string& id) { return t.held_by.count(id) > 0; })) {
+        ready.emplace_back(key, t.version);
+      }
+    }
+  }
+  if (ready.empty()) co_return;
+  auto work = [this, ready = std::move(ready)]() -> Result<size_t> {
+    size_t marked = 0;
+    for (const auto& [key, version] : ready) {
+      // The cold-store delete must be done first: once the tombstone is gone
+      // a GET with X-Meta-Fetch asks the cold store.
+      Node::RecordPtr r = node_.Lookup(key);
+      if (!r || !r->deleted || r->version != version || r->cold == ColdState::kPending) continue;
+      if (node_.MarkTombstoneStable(key, version, RealNowMs()).ok()) ++marked;
+    }
+    return marked;
+  };
+  auto marked = co_await RunBlocking(node_.blocking_pool(), std::move(work));
+  if (marked.ok()) tombstones_stabilized_.fetch_add(*marked);
+}
+
+asio::awaitable<void> Cluster::PurgeTombstones() {
+  const int64_t after = options_.tombstone_purge_after.count();
+  if (after <= 0) co_return;
+  const int64_t now = RealNowMs();
+  std::vector<std::string> due;
+  {
+    std::lock_guard lock(tomb_mu_);
+    for (const auto& [key, stable_ms] : stable_) {
+      if (stable_ms + after <= now) due.push_back(key);
+    }
+  }
+  if (due.empty()) co_return;
+  auto work = [this, due = std::move(due), after, now]() -> Result<size_t> {
+    std::vector<Node::RecordPtr> candidates;
+    for (const std::string& key : due) {
+      Node::RecordPtr r = node_.Lookup(key);
+      if (r && r->deleted && r->stable_ms != 0 && r->stable_ms + after <= now) {
+        candidates.push_back(std::move(r));
+      }
+    }
+    auto purged = node_.PurgeTombstones(candidates);
+    if (!purged.ok()) return purged.status();
+    std::vector<std::string> gone;
+    for (const Node::RecordPtr& r : *purged) {
+      tree_.Remove(*r);
+      if (!node_.Lookup(r->key)) gone.push_back(r->key);  // else the listener saw its successor
+    }
+    std::lock_guard lock(tomb_mu_);
+    for (const std::string& key : gone) stable_.erase(key);
+    return purged->size();
+  };
+  auto purged = co_await RunBlocking(node_.blocking_pool(), std::move(work));
+  if (purged.ok()) {
+    tombstones_purged_.fetch_add(*purged);
+    if (*purged) spdlog::debug("purged {} tombstones every member held", *purged);
+  } else {
+    spdlog::warn("purging tombstones failed: {}", purged.status().ToString());
+  }
 }
 
 // ------------------------------------------------------------ replication
@@ -883,9 +1019,20 @@ void Cluster::RegisterMetrics(MetricsRegistry& m) {
           replication_failures_);
   counter("objstore_cluster_peer_reads_total", "GETs served by streaming from a peer.",
           peer_reads_);
+  counter("objstore_cluster_tombstones_purged_total",
+          "Tombstones purged after every member held them.", tombstones_purged_);
   counter("objstore_cluster_calls_total", "Private calls made to peers.", client_.traffic().calls);
   counter("objstore_cluster_call_failures_total", "Private calls that failed or were refused.",
           client_.traffic().failures);
+}
+
+json Cluster::TombstoneStats() const {
+  std::lock_guard lock(tomb_mu_);
+  return json{{"awaiting_members", unconfirmed_.size()},
+              {"stable", stable_.size()},
+              {"stabilized", tombstones_stabilized_.load()},
+              {"purged", tombstones_purged_.load()},
+              {"purge_after_s", options_.tombstone_purge_after.count() / 1000}};
 }
 
 json Cluster::StatsJson() const {
@@ -910,6 +1057,7 @@ json Cluster::StatsJson() const {
       {"push_queue", push_backlog_.load()},
       {"peer_reads", peer_reads_.load()},
       {"replicated", replicated_.load()},
+      {"tombstones", TombstoneStats()},
       {"sync",
        {{"rounds", sync_rounds_.load()},
         {"records_sent", sync_records_sent_.load() + pushed_.load()},

@@ -34,6 +34,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "base/clock.h"
@@ -62,6 +63,9 @@ struct ClusterOptions {
   // Deadline of one anti-entropy call: its messages may be megabytes.
   std::chrono::milliseconds sync_timeout{30000};
   size_t replication_parallelism = 2;
+  // How long a tombstone every member holds is kept before it is purged
+  // (it answers 404 with X-Meta-Deleted until then); 0: never purged.
+  std::chrono::milliseconds tombstone_purge_after{24 * 3600 * 1000};
 };
 
 class Cluster {
@@ -116,10 +120,22 @@ class Cluster {
   boost::asio::awaitable<Status> PullBody(Node::RecordPtr record, Member from);
   boost::asio::awaitable<Result<size_t>> ApplyRecords(std::vector<ObjectRecord> records);
   void OnJournalChange(const ObjectRecord* before, const ObjectRecord& after);
+  // ---- tombstones (docs/CLUSTER.md, "Tombstones")
+  void TrackTombstone(const ObjectRecord& r);  // from the journal listener
+  // After an exchange with `peer` that began at `as_of_ms`: every own
+  // tombstone older than that is held by the peer unless its leaf differed
+  // and the peer wanted its hash.
+  void ConfirmTombstones(const std::string& peer, int64_t as_of_ms,
+                         const std::unordered_set<uint32_t>& differing_leaves,
+                         const std::unordered_set<uint64_t>& wanted);
+  bool AwaitsConfirmationFrom(const std::string& peer) const;
+  boost::asio::awaitable<void> StabilizeTombstones();  // marks those every member holds
+  boost::asio::awaitable<void> PurgeTombstones();      // drops stable ones past their time
   void OnEvents(const std::vector<MembershipEvent>& events);
   void WantBody(const ObjectRecord& r);  // cluster loop only
   void ScanForReplication();             // cluster loop only
   nlohmann::json PingBody() const;
+  nlohmann::json TombstoneStats() const;
   std::vector<Member> SyncCandidates() const;
 
   Node& node_;
@@ -147,6 +163,18 @@ class Cluster {
   mutable std::mutex synced_by_mu_;
   std::map<std::string, int64_t> synced_by_ms_;  // peer -> last exchange it started; guarded
   int64_t LastSyncedBy(const std::string& peer_id) const;
+
+  // Tombstones, fed by the journal listener (any thread): guarded by tomb_mu_.
+  struct OwnTombstone {
+    HlcTimestamp version;
+    uint64_t hash = 0;              // SyncTree::RecordHash
+    int64_t since_ms = 0;           // when it entered this node's tree
+    std::set<std::string> held_by;  // members seen holding it since
+  };
+  mutable std::mutex tomb_mu_;
+  std::map<std::string, OwnTombstone> unconfirmed_;  // this node's, not yet stable
+  std::map<std::string, int64_t> stable_;            // key -> stable_ms, purge candidates
+  std::atomic<uint64_t> tombstones_stabilized_{0}, tombstones_purged_{0};
 
   // Figures for /stats and /metrics.
   std::atomic<uint64_t> sync_rounds_{0}, sync_records_sent_{0}, sync_records_received_{0};

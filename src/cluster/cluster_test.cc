@@ -82,6 +82,59 @@ TEST(SyncTree, RecordHashCoversWhatMustAgreeAndNotLocalState) {
   EXPECT_FALSE(HexToHash("0123456789ABCDEF", &parsed));
 }
 
+TEST(SyncTree, StabilityOfATombstoneMustAgreeAndRemoveUndoesIt) {
+  ObjectRecord t = Rec("k", 1);
+  t.deleted = true;
+  ObjectRecord stable = t;
+  stable.stable_ms = 1234;
+  EXPECT_NE(SyncTree::RecordHash(stable), SyncTree::RecordHash(t));
+  ObjectRecord later = stable;
+  later.stable_ms = 999;  // the time is each node's own
+  EXPECT_EQ(SyncTree::RecordHash(later), SyncTree::RecordHash(stable));
+
+  SyncTree a, empty;
+  ObjectRecord other = Rec("other", 5);
+  a.Change(nullptr, other);
+  empty.Change(nullptr, other);
+  a.Change(nullptr, t);
+  EXPECT_TRUE(a.Change(&t, stable));
+  EXPECT_EQ(a.records(), 2u);
+  a.Remove(stable);  // purged
+  EXPECT_EQ(a.Root(), empty.Root());
+  EXPECT_EQ(a.records(), 1u);
+  // A new version written between the purge and the tree's update: XOR
+  // makes the order irrelevant.
+  ObjectRecord again = Rec("k", 9);
+  a.Change(nullptr, stable);
+  a.Change(nullptr, again);  // the journal saw no predecessor (purged)
+  a.Remove(stable);
+  empty.Change(nullptr, again);
+  EXPECT_EQ(a.Root(), empty.Root());
+}
+
+TEST(SyncTree, PackedHashesRoundTripAndGarbageIsRefused) {
+  std::vector<uint64_t> out{42};
+  EXPECT_EQ(PackHashes({}), "");
+  ASSERT_TRUE(UnpackHashes("", &out));
+  EXPECT_TRUE(out.empty());
+  for (size_t n : {1u, 2u, 3u, 1000u}) {
+    std::vector<uint64_t> in;
+    for (size_t i = 0; i < n; ++i) in.push_back(0x0123456789abcdefull * (i + 1) ^ (i << 60));
+    const std::string packed = PackHashes(in);
+    EXPECT_LE(packed.size(), n * 11 + 3);
+    ASSERT_TRUE(UnpackHashes(packed, &out)) << n;
+    EXPECT_EQ(out, in);
+  }
+  // Known bytes: 0x0000000000000001 is base64 of 7 zero bytes and a one.
+  ASSERT_TRUE(UnpackHashes("AAAAAAAAAAE=", &out));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0], 1u);
+  for (const char* bad : {"AAAAAAAAAA==", "AAAAAAAAAAE", "AAAAAAAA AE=", "AAAAA=AAAAE=",
+                          "AAAAAAAAAA\nE=", "AAAAAAAAAAE*"}) {
+    EXPECT_FALSE(UnpackHashes(bad, &out)) << bad;
+  }
+}
+
 // ------------------------------------------------------------ auth
 
 int64_t NowMs() {
@@ -236,6 +289,20 @@ TEST(Codec, RecordsRoundTripAndBadOnesAreRefused) {
   EXPECT_FALSE(RecordsFromJson(nlohmann::json::object()).ok());
   EXPECT_FALSE(RecordsFromJson(nlohmann::json::array({RecordToJson(r), 5})).ok());
   EXPECT_FALSE(ParseBody("{not json").ok());
+
+  // "stable" travels for tombstones only, without this node's time.
+  r.stable_ms = 1'700'000'000'000;
+  j = RecordToJson(r);
+  EXPECT_EQ(j.value("stable", false), true);
+  back = RecordFromJson(j);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->stable_ms, 1);
+  EXPECT_EQ(SyncTree::RecordHash(*back), SyncTree::RecordHash(r));
+  j["stable"] = "yes";
+  EXPECT_FALSE(RecordFromJson(j).ok());
+  ObjectRecord live = Rec("live", 3);
+  live.stable_ms = 5;
+  EXPECT_FALSE(RecordToJson(live).contains("stable"));
 }
 
 TEST(Codec, MembersRoundTrip) {

@@ -27,7 +27,7 @@ bool Field(const json& j, const char* name, T* out) {
 }  // namespace
 
 json RecordToJson(const ObjectRecord& r) {
-  return json{{"key", r.key},
+  json j{{"key", r.key},
               {"name", r.name},
               {"size", r.size},
               {"etag", r.etag},
@@ -38,6 +38,8 @@ json RecordToJson(const ObjectRecord& r) {
               {"um", r.user_meta},
               {"del", r.deleted},
               {"cold", r.cold == ColdState::kStored ? "stored" : "none"}};
+  if (r.deleted && r.stable_ms != 0) j["stable"] = true;
+  return j;
 }
 
 Result<ObjectRecord> RecordFromJson(const json& j) {
@@ -55,6 +57,11 @@ Result<ObjectRecord> RecordFromJson(const json& j) {
   if (r.consistency < 0 || r.consistency > 2) return Status::Invalid("bad record level");
   if (r.version.packed == 0) return Status::Invalid("record without a version");
   r.cold = cold == "stored" ? ColdState::kStored : ColdState::kNone;
+  if (auto it = j.find("stable"); it != j.end()) {
+    if (!it->is_boolean()) return Status::Invalid("record field stable must be a boolean");
+    // The time is the receiver's to set (Cluster::ApplyRecords); 1 marks it.
+    if (r.deleted && it->get<bool>()) r.stable_ms = 1;
+  }
   return r;
 }
 

@@ -3,7 +3,8 @@
 // Design
 // - Leaves are 65,536 buckets chosen by the key's hash. A record contributes a
 //   64-bit hash of what must agree across nodes (key, version, version node,
-//   tombstone, and for live records whether the cold store has the version).
+//   tombstone, for live records whether the cold store has the version, for
+//   tombstones whether every member holds it).
 // - A node's hash is the XOR of the record hashes below it, so a change updates
 //   one leaf and its four ancestors in O(1): remove the old record's hash, add
 //   the new one. Equal sets give equal hashes; the root says at once whether
@@ -17,6 +18,7 @@
 #include <cstdint>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "journal/record.h"
@@ -37,6 +39,9 @@ class SyncTree {
   // Replaces `before` (nullptr: none) by `after` in the tree. True when what
   // must agree across nodes changed (a new record, or a different hash).
   bool Change(const ObjectRecord* before, const ObjectRecord& after);
+  // Takes out `record`, which the tree holds (a purged tombstone). XOR makes
+  // the order of Change and Remove calls for one key irrelevant.
+  void Remove(const ObjectRecord& record);
 
   uint64_t Hash(int level, uint32_t index) const;
   uint64_t Root() const { return Hash(0, 0); }
@@ -52,5 +57,12 @@ class SyncTree {
 // 16 lower-case hex digits; Parse refuses anything else.
 std::string HashToHex(uint64_t h);
 bool HexToHash(const std::string& text, uint64_t* out);
+
+// A list of hashes as one base64 string of their 8-byte big-endian forms, as
+// the private API sends them: 10.7 characters a hash instead of 19 for a JSON
+// array of hex strings (anti-entropy sends one per record of a differing
+// leaf). Unpack refuses anything that is not such a string.
+std::string PackHashes(const std::vector<uint64_t>& hashes);
+bool UnpackHashes(std::string_view text, std::vector<uint64_t>* out);
 
 }  // namespace objstore::cluster

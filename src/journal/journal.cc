@@ -19,7 +19,8 @@ const char* ColdStateName(ColdState s) {
 
 namespace {
 
-constexpr int kSchemaVersion = 1;
+// 2 added objects.stable_ms; a version-1 journal is upgraded at open.
+constexpr int kSchemaVersion = 2;
 
 // The schema is documented in docs/FORMATS.md; keep the two in step.
 constexpr const char* kSchema = R"sql(
@@ -35,7 +36,8 @@ CREATE TABLE IF NOT EXISTS objects (
   user_meta    TEXT NOT NULL,
   deleted      INTEGER NOT NULL,
   local_body   INTEGER NOT NULL,
-  cold_state   INTEGER NOT NULL
+  cold_state   INTEGER NOT NULL,
+  stable_ms    INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS settings (
   name  TEXT PRIMARY KEY,
@@ -115,6 +117,7 @@ Result<std::unique_ptr<Journal>> Journal::Open(const std::string& dir) {
 
 Journal::~Journal() {
   sqlite3_finalize(upsert_stmt_);
+  sqlite3_finalize(delete_stmt_);
   // A clean close checkpoints the WAL into the main file.
   sqlite3_close(db_);
 }
@@ -126,6 +129,14 @@ Status Journal::Init() {
   if (Status s = Exec(db_, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"); !s.ok()) return s;
   if (Status s = Exec(db_, kSchema); !s.ok()) return s;
   auto version = GetSetting("schema_version");
+  if (version == "1") {
+    // Version 1 lacked stable_ms (CREATE TABLE IF NOT EXISTS kept the old table).
+    if (Status s = Exec(db_, "ALTER TABLE objects ADD COLUMN stable_ms INTEGER NOT NULL DEFAULT 0");
+        !s.ok()) {
+      return s;
+    }
+    version.reset();
+  }
   if (!version) {
     if (Status s = PutSetting("schema_version", std::to_string(kSchemaVersion)); !s.ok()) return s;
   } else if (*version != std::to_string(kSchemaVersion)) {
@@ -134,13 +145,17 @@ Status Journal::Init() {
   }
   const char* sql =
       "INSERT INTO objects (key, name, size, etag, timestamp_ns, version, version_node,"
-      " consistency, user_meta, deleted, local_body, cold_state)"
-      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+      " consistency, user_meta, deleted, local_body, cold_state, stable_ms)"
+      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
       " ON CONFLICT(key) DO UPDATE SET name=?2, size=?3, etag=?4, timestamp_ns=?5,"
       " version=?6, version_node=?7, consistency=?8, user_meta=?9, deleted=?10,"
-      " local_body=?11, cold_state=?12";
+      " local_body=?11, cold_state=?12, stable_ms=?13";
   if (sqlite3_prepare_v2(db_, sql, -1, &upsert_stmt_, nullptr) != SQLITE_OK) {
     return SqlError(db_, "prepare upsert");
+  }
+  if (sqlite3_prepare_v2(db_, "DELETE FROM objects WHERE key = ?1", -1, &delete_stmt_, nullptr) !=
+      SQLITE_OK) {
+    return SqlError(db_, "prepare delete");
   }
   return Status::Ok();
 }
@@ -149,7 +164,7 @@ Status Journal::LoadIndex() {
   Stmt st;
   const char* sql =
       "SELECT key, name, size, etag, timestamp_ns, version, version_node, consistency,"
-      " user_meta, deleted, local_body, cold_state FROM objects";
+      " user_meta, deleted, local_body, cold_state, stable_ms FROM objects";
   if (sqlite3_prepare_v2(db_, sql, -1, &st.s, nullptr) != SQLITE_OK) {
     return SqlError(db_, "prepare load");
   }
@@ -169,6 +184,7 @@ Status Journal::LoadIndex() {
     r->deleted = sqlite3_column_int(st.s, 9) != 0;
     r->local_body = sqlite3_column_int(st.s, 10) != 0;
     r->cold = static_cast<ColdState>(sqlite3_column_int(st.s, 11));
+    r->stable_ms = sqlite3_column_int64(st.s, 12);
     Account(counts_, *r, +1);
     if (r->version > max_version_) max_version_ = r->version;
     index_.emplace(r->key, std::move(r));
@@ -200,6 +216,7 @@ Status Journal::WriteRecord(const ObjectRecord& r) {
   sqlite3_bind_int(s, 10, r.deleted ? 1 : 0);
   sqlite3_bind_int(s, 11, r.local_body ? 1 : 0);
   sqlite3_bind_int(s, 12, static_cast<int>(r.cold));
+  sqlite3_bind_int64(s, 13, r.stable_ms);
   int rc = sqlite3_step(s);
   sqlite3_reset(s);
   sqlite3_clear_bindings(s);
@@ -245,6 +262,11 @@ Result<std::vector<Journal::Applied>> Journal::ApplyRemote(
   for (size_t i = 0; i < records.size(); ++i) {
     const ObjectRecord& in = records[i];
     RecordPtr cur = current(in.key);
+    if (!cur && in.deleted && in.stable_ms != 0) {
+      // Every member already holds this tombstone, so nobody holds an older
+      // live version: here it would only be purged again.
+      continue;
+    }
     if (!cur || in.NewerThan(*cur)) {
       auto r = std::make_shared<ObjectRecord>(in);
       r->local_body = false;
@@ -263,6 +285,12 @@ Result<std::vector<Journal::Applied>> Journal::ApplyRemote(
                cur->cold != ColdState::kStored) {
       auto r = std::make_shared<ObjectRecord>(*cur);
       r->cold = ColdState::kStored;
+      next[i] = r;
+    } else if (cur->deleted && in.deleted && in.version == cur->version &&
+               in.version_node == cur->version_node && in.stable_ms != 0 &&
+               cur->stable_ms == 0) {
+      auto r = std::make_shared<ObjectRecord>(*cur);
+      r->stable_ms = in.stable_ms;
       next[i] = r;
     } else {
       continue;
@@ -307,6 +335,55 @@ Status Journal::UpdateLocalState(const std::string& key, HlcTimestamp version, b
   if (Status s = WriteRecord(*next); !s.ok()) return s;
   IndexPut(std::move(next));
   return Status::Ok();
+}
+
+Status Journal::MarkStable(const std::string& key, HlcTimestamp version, int64_t now_ms) {
+  std::lock_guard wlock(write_mu_);
+  RecordPtr cur = Get(key);
+  if (!cur || !cur->deleted || cur->version != version) {
+    return Status::NotFound("tombstone " + key + " was superseded");
+  }
+  if (cur->stable_ms != 0) return Status::Ok();
+  auto next = std::make_shared<ObjectRecord>(*cur);
+  next->stable_ms = now_ms;
+  if (Status s = WriteRecord(*next); !s.ok()) return s;
+  IndexPut(std::move(next));
+  return Status::Ok();
+}
+
+Result<std::vector<Journal::RecordPtr>> Journal::PurgeTombstones(
+    const std::vector<RecordPtr>& tombstones) {
+  std::lock_guard wlock(write_mu_);
+  std::vector<RecordPtr> purged;
+  for (const RecordPtr& t : tombstones) {
+    // Only the exact record the caller saw: a newer version stays.
+    if (Get(t->key) == t && t->deleted && t->stable_ms != 0) purged.push_back(t);
+  }
+  if (purged.empty()) return purged;
+  if (Status s = Exec(db_, "BEGIN IMMEDIATE"); !s.ok()) return s;
+  for (const RecordPtr& t : purged) {
+    sqlite3_reset(delete_stmt_);
+    sqlite3_bind_text(delete_stmt_, 1, t->key.data(), static_cast<int>(t->key.size()),
+                      SQLITE_STATIC);
+    const int rc = sqlite3_step(delete_stmt_);
+    sqlite3_reset(delete_stmt_);
+    sqlite3_clear_bindings(delete_stmt_);
+    if (rc != SQLITE_DONE) {
+      Status s = SqlError(db_, "purge " + t->key);
+      (void)Exec(db_, "ROLLBACK");
+      return s;
+    }
+  }
+  if (Status s = Exec(db_, "COMMIT"); !s.ok()) {
+    (void)Exec(db_, "ROLLBACK");
+    return s;
+  }
+  std::unique_lock lock(index_mu_);
+  for (const RecordPtr& t : purged) {
+    index_.erase(t->key);
+    Account(counts_, *t, -1);
+  }
+  return purged;
 }
 
 void Journal::Scan(const std::function<void(const RecordPtr&)>& fn) const {

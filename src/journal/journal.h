@@ -62,8 +62,11 @@ class Journal {
   // Applies records made by other nodes, in one transaction. A record replaces
   // the stored one only when newer (NewerThan); it then arrives without a local
   // body (local state never travels). A record of the stored version that says
-  // the cold store has it upgrades the stored cold state. For each record the
-  // answer tells what happened; `replaced` is the record it superseded.
+  // the cold store has it upgrades the stored cold state; a stable tombstone
+  // makes the stored tombstone of its version stable. A stable tombstone of an
+  // unknown key is not written (every member has it; it would only be purged).
+  // For each record the answer tells what happened; `replaced` is the record
+  // it superseded.
   struct Applied {
     bool written = false;
     RecordPtr replaced;
@@ -74,6 +77,16 @@ class Journal {
   // NotFound when the stored record is another version (it was superseded).
   Status UpdateLocalState(const std::string& key, HlcTimestamp version, bool local_body,
                           ColdState cold);
+
+  // Marks the tombstone `key`@`version` as held by every member since
+  // `now_ms`. NotFound when the stored record is another version or not a
+  // tombstone.
+  Status MarkStable(const std::string& key, HlcTimestamp version, int64_t now_ms);
+
+  // Removes each of `tombstones` that is still the stored record of its key
+  // (the same RecordPtr) and stable, in one transaction. Returns the removed
+  // ones; the change listener is not called (the caller owns what follows).
+  Result<std::vector<RecordPtr>> PurgeTombstones(const std::vector<RecordPtr>& tombstones);
 
   // Calls fn for every record under the index's read lock, without a copy:
   // for quick scans of large journals. fn must not call the journal.
@@ -113,6 +126,7 @@ class Journal {
 
   sqlite3* db_;
   sqlite3_stmt* upsert_stmt_ = nullptr;
+  sqlite3_stmt* delete_stmt_ = nullptr;
   std::mutex write_mu_;  // serialises writers (SQLite connection + index changes)
   mutable std::shared_mutex index_mu_;
   std::unordered_map<std::string, RecordPtr> index_;  // guarded by index_mu_

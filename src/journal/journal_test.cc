@@ -204,5 +204,101 @@ TEST(Journal, ChangeListenerSeesExistingRecordsThenEveryChange) {
   EXPECT_EQ(seen[3].second, "b");
 }
 
+
+ObjectRecord Tombstone(const std::string& key, uint64_t version, int64_t stable_ms = 0) {
+  ObjectRecord t = MakeRecord(key, version, "B");
+  t.deleted = true;
+  t.local_body = false;
+  t.cold = ColdState::kNone;
+  t.stable_ms = stable_ms;
+  return t;
+}
+
+TEST(Journal, StableTombstonesUpgradeTheirVersionAndAreNotWrittenForUnknownKeys) {
+  testing::TempDir dir;
+  auto j = Journal::Open(dir.path());
+  ASSERT_TRUE(j.ok());
+  ASSERT_TRUE((*j)->Upsert(MakeRecord("old", 10)).value());
+  ASSERT_TRUE((*j)->ApplyRemote({Tombstone("t", 20)}).ok());
+  auto applied = (*j)->ApplyRemote({Tombstone("gone", 30, 1), Tombstone("old", 40, 7),
+                                     Tombstone("t", 20, 9)});
+  ASSERT_TRUE(applied.ok());
+  // Unknown key: every member already has the tombstone, nothing to keep.
+  EXPECT_FALSE((*applied)[0].written);
+  EXPECT_EQ((*j)->Get("gone"), nullptr);
+  // Older live version: the tombstone wins and arrives stable.
+  EXPECT_TRUE((*applied)[1].written);
+  EXPECT_TRUE((*j)->Get("old")->deleted);
+  EXPECT_EQ((*j)->Get("old")->stable_ms, 7);
+  // Same version, not yet stable here: upgraded.
+  EXPECT_EQ((*j)->Get("t")->stable_ms, 9);
+  // A stable tombstone of an older version does not touch a newer record.
+  ASSERT_TRUE((*j)->ApplyRemote({MakeRecord("t", 50, "C")}).ok());
+  ASSERT_TRUE((*j)->ApplyRemote({Tombstone("t", 20, 11)}).ok());
+  EXPECT_FALSE((*j)->Get("t")->deleted);
+}
+
+TEST(Journal, MarkStableAndPurgeTouchOnlyTheExactTombstone) {
+  testing::TempDir dir;
+  {
+    auto j = Journal::Open(dir.path());
+    ASSERT_TRUE(j.ok());
+    ASSERT_TRUE((*j)->Upsert(Tombstone("a", 10)).value());
+    ASSERT_TRUE((*j)->Upsert(Tombstone("b", 10)).value());
+    ASSERT_TRUE((*j)->Upsert(MakeRecord("live", 10)).value());
+    EXPECT_EQ((*j)->MarkStable("a", HlcTimestamp{11}, 100).code(), StatusCode::kNotFound);
+    EXPECT_EQ((*j)->MarkStable("live", HlcTimestamp{10}, 100).code(), StatusCode::kNotFound);
+    ASSERT_TRUE((*j)->MarkStable("a", HlcTimestamp{10}, 100).ok());
+    EXPECT_EQ((*j)->Get("a")->stable_ms, 100);
+    auto a = (*j)->Get("a");
+    auto b = (*j)->Get("b");  // not stable: never purged
+    auto live = (*j)->Get("live");
+    auto purged = (*j)->PurgeTombstones({a, b, live});
+    ASSERT_TRUE(purged.ok());
+    ASSERT_EQ(purged->size(), 1u);
+    EXPECT_EQ((*purged)[0]->key, "a");
+    EXPECT_EQ((*j)->Get("a"), nullptr);
+    EXPECT_EQ((*j)->Counts().tombstones, 1u);
+    // A record replaced since the caller looked is not purged.
+    ASSERT_TRUE((*j)->MarkStable("b", HlcTimestamp{10}, 100).ok());
+    auto stale_b = (*j)->Get("b");
+    ASSERT_TRUE((*j)->Upsert(MakeRecord("b", 20)).value());
+    purged = (*j)->PurgeTombstones({stale_b});
+    ASSERT_TRUE(purged.ok());
+    EXPECT_TRUE(purged->empty());
+  }
+  auto j = Journal::Open(dir.path());  // the purge is durable
+  ASSERT_TRUE(j.ok());
+  EXPECT_EQ((*j)->Get("a"), nullptr);
+  ASSERT_NE((*j)->Get("b"), nullptr);
+  EXPECT_FALSE((*j)->Get("b")->deleted);
+}
+
+TEST(Journal, SchemaVersionOneIsUpgraded) {
+  testing::TempDir dir;
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((dir / "journal.db").c_str(), &db), SQLITE_OK);
+    const char* v1 =
+        "CREATE TABLE objects (key TEXT PRIMARY KEY, name TEXT NOT NULL, size INTEGER NOT NULL,"
+        " etag TEXT NOT NULL, timestamp_ns INTEGER NOT NULL, version INTEGER NOT NULL,"
+        " version_node TEXT NOT NULL, consistency INTEGER NOT NULL, user_meta TEXT NOT NULL,"
+        " deleted INTEGER NOT NULL, local_body INTEGER NOT NULL, cold_state INTEGER NOT NULL)"
+        " WITHOUT ROWID;"
+        "CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
+        "INSERT INTO settings VALUES ('schema_version', '1');"
+        "INSERT INTO objects VALUES ('k', 'n', 1, 'e', 5, 7, 'A', 0, '{}', 1, 0, 0);";
+    ASSERT_EQ(sqlite3_exec(db, v1, nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+  }
+  auto j = Journal::Open(dir.path());
+  ASSERT_TRUE(j.ok()) << j.status().ToString();
+  ASSERT_NE((*j)->Get("k"), nullptr);
+  EXPECT_TRUE((*j)->Get("k")->deleted);
+  EXPECT_EQ((*j)->Get("k")->stable_ms, 0);
+  EXPECT_EQ((*j)->GetSetting("schema_version"), "2");
+  ASSERT_TRUE((*j)->MarkStable("k", HlcTimestamp{7}, 3).ok());
+}
+
 }  // namespace
 }  // namespace objstore

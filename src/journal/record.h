@@ -27,6 +27,11 @@ struct ObjectRecord {
   int consistency = 0;       // 0 local, 1 s3, 2 full
   std::string user_meta = "{}";  // compact JSON object of string -> string
   bool deleted = false;          // tombstone
+  // Tombstones only: when this node learned that every member holds this
+  // tombstone (this node's wall clock, ms; 0 = not known yet). "Stable"
+  // travels between nodes; the time does not. A stable tombstone is purged
+  // `--tombstone-purge-after` later (docs/CLUSTER.md, "Tombstones").
+  int64_t stable_ms = 0;
 
   // This node's view of where the body lives.
   bool local_body = false;  // this node has the body of this version on disk

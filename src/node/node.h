@@ -158,6 +158,14 @@ class Node {
   // wins) and removes the local bodies of the versions they superseded; moves
   // the HLC past every version seen. Blocking. Returns the records written.
   Result<std::vector<RecordPtr>> ApplyRemote(const std::vector<ObjectRecord>& records);
+  // Tombstone purge (the cluster decides when; Journal::MarkStable and
+  // Journal::PurgeTombstones). Blocking.
+  Status MarkTombstoneStable(const std::string& key, HlcTimestamp version, int64_t now_ms) {
+    return journal_->MarkStable(key, version, now_ms);
+  }
+  Result<std::vector<RecordPtr>> PurgeTombstones(const std::vector<RecordPtr>& tombstones) {
+    return journal_->PurgeTombstones(tombstones);
+  }
   // Room for a replica of `size` bytes, taken only from the budget's spare
   // part (Capacity::TryReserveSpare). NoSpace when there is none now.
   Result<Reservation> ReserveReplica(uint64_t size);

@@ -26,7 +26,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import HOST, NodeStartError, RssSampler, make_ulid  # noqa: E402
+from harness import HOST, NodeStartError, RssSampler, list_files, make_ulid  # noqa: E402
 from cluster_fixture import (CLOCK_ENV, Cluster, ClusterTestCase, WaitTimeout, body_files,  # noqa: E402
                              private_request, response_signature, sign_headers, wait_for)
 
@@ -601,6 +601,58 @@ class TestData(ClusterBase):
         a.delete(oid)
         for node in c.nodes:
             self.assert_deleted(node, oid)
+
+    def test_tombstones_purged_only_after_every_member_holds_them(self):
+        # --tombstone-purge-after 1: a tombstone every member holds goes 1 s later.
+        c = self.start_cluster(3, extra_args=("--tombstone-purge-after", "1"))
+        a, b, cc = c.nodes
+        x = a.new_id()
+        y = a.new_id()
+        self.put_ok(a, x, b"x-live-before-delete", 1)
+        self.put_ok(a, y, b"y-live", 0)
+        c.wait_converged()
+        c_id = c.ids[2]
+        c.kill9(2)  # C keeps x's live version while the delete happens
+        wait_for(lambda: c.member_states(1).get(c_id) == "dead", 10, "C dead on B")
+        self.assertEqual(b.delete(x)[0], 200)
+        self.wait_deleted(a, x)
+        # Several purge periods and exchanges later, A and B still keep it:
+        # C has not said it holds the tombstone.
+        time.sleep(4)
+        for node in (a, b):
+            self.assert_deleted(node, x, "while C is down")
+        self.assertGreaterEqual(c.cstats(1)["tombstones"]["awaiting_members"], 1)
+        self.assertEqual(c.cstats(1)["tombstones"]["purged"], 0)
+
+        c.restart(2)
+        c.wait_alive(3, timeout=20)
+
+        def purged_everywhere():
+            for node in c.nodes:
+                st, _h, js = node.meta(x)
+                if st != 404 or (js or {}).get("code") == "deleted":
+                    return False
+            return all(c.stats(i)["tombstones"] == 0 for i in range(3))
+        wait_for(purged_everywhere, 30, "x's tombstone purged on every node", interval=0.3)
+        c.wait_converged(timeout=20)
+        self.assertEqual(c.cstats(1)["tombstones"]["stabilized"], 1)
+        # Never revived: not by anti-entropy, not by a cold fetch (the
+        # delete reached the cold store before the purge).
+        time.sleep(2.5)
+        for node in c.nodes:
+            self.assertEqual(node.get(x)[0], 404)
+            resp = node.get(x, headers={"X-Meta-Fetch": "1"})
+            self.assertEqual(resp[0], 404, "X-Meta-Fetch after the purge: %r" % (resp[2][:200],))
+            self.assert_body(node, y, b"y-live", "untouched neighbour")
+        self.assertFalse([f for f in list_files(c.cold_dir) if x in f],
+                         "x still in the cold store")
+        # A deleted id can be written again and deleted again.
+        self.put_ok(cc, x, b"x-second-life", 0)
+        for node in c.nodes:
+            wait_for(lambda n=node: n.get(x)[2] == b"x-second-life", 10, "x rewritten")
+        self.assertEqual(a.delete(x)[0], 200)
+        for node in c.nodes:
+            self.wait_deleted(node, x)
 
     def test_killed_node_converges_after_restart(self):
         c = self.start_cluster(3)
