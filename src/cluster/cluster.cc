@@ -229,6 +229,9 @@ asio::awaitable<void> Cluster::Handle(http::Exchange& ex) {
     answer = co_await OnPingReq(std::move(parsed).value());
   } else if (target == "/cluster/v1/records") {
     answer = co_await OnRecords(std::move(parsed).value());
+  } else if ((target == "/cluster/v1/tree" || target == "/cluster/v1/leaves") &&
+             RefusesMirroredExchange(facts.node)) {
+    answer = Status::Conflict("an exchange with this node is under way: started by the smaller id");
   } else if (target == "/cluster/v1/tree" || target == "/cluster/v1/leaves") {
     if (!facts.node.empty()) {
       std::lock_guard lock(synced_by_mu_);
@@ -250,13 +253,23 @@ asio::awaitable<void> Cluster::Handle(http::Exchange& ex) {
     if (!signature.empty()) res.set(kSignatureHeader, signature);
   } else {
     const Status& s = answer.status();
-    const bool missing = s.code() == StatusCode::kNotFound;
-    const bool invalid = s.code() == StatusCode::kInvalid;
-    res.result(missing ? bhttp::status::not_found
-                       : invalid ? bhttp::status::bad_request
-                                 : bhttp::status::service_unavailable);
-    res.body() = http::ErrorJson(missing ? "not_found" : invalid ? "bad_request" : "unavailable",
-                                 s.message());
+    switch (s.code()) {
+      case StatusCode::kNotFound:
+        res.result(bhttp::status::not_found);
+        res.body() = http::ErrorJson("not_found", s.message());
+        break;
+      case StatusCode::kInvalid:
+        res.result(bhttp::status::bad_request);
+        res.body() = http::ErrorJson("bad_request", s.message());
+        break;
+      case StatusCode::kConflict:
+        res.result(bhttp::status::conflict);
+        res.body() = http::ErrorJson("busy", s.message());
+        break;
+      default:
+        res.result(bhttp::status::service_unavailable);
+        res.body() = http::ErrorJson("unavailable", s.message());
+    }
   }
   co_await ex.Send(std::move(res));
 }
@@ -365,6 +378,13 @@ asio::awaitable<Result<size_t>> Cluster::ApplyRecords(std::vector<ObjectRecord> 
   Result<size_t> applied = co_await RunBlocking(node_.blocking_pool(), std::move(work));
   if (applied.ok()) sync_records_received_.fetch_add(n);
   co_return applied;
+}
+
+bool Cluster::RefusesMirroredExchange(const std::string& caller) const {
+  // We keep our exchange when our id is the smaller; the caller's then fails
+  // at its first call and it stops (SyncPass).
+  std::lock_guard lock(synced_by_mu_);
+  return !caller.empty() && node_.node_id() < caller && syncing_.count(caller) > 0;
 }
 
 int64_t Cluster::LastSyncedBy(const std::string& peer_id) const {
@@ -596,13 +616,19 @@ asio::awaitable<void> Cluster::AntiEntropy(Member peer) {
       !AwaitsConfirmationFrom(peer.id)) {
     co_return;
   }
-  if (!syncing_.insert(peer.id).second) co_return;
+  {
+    std::lock_guard lock(synced_by_mu_);
+    if (!syncing_.insert(peer.id).second) co_return;
+  }
   sync_rounds_.fetch_add(1);
   for (int pass = 0; pass < kMaxSyncPasses && !stopping_; ++pass) {
     bool more = co_await SyncPass(peer);
     if (!more) break;
   }
-  syncing_.erase(peer.id);
+  {
+    std::lock_guard lock(synced_by_mu_);
+    syncing_.erase(peer.id);
+  }
   co_await StabilizeTombstones();
 }
 

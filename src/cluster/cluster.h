@@ -159,9 +159,13 @@ class Cluster {
   std::map<std::string, int64_t> retry_after_ms_;  // key -> time of the next pull attempt
   size_t pulls_in_flight_ = 0;
   std::vector<std::string> probe_order_;
-  std::set<std::string> syncing_;  // peers with an anti-entropy exchange in flight
   mutable std::mutex synced_by_mu_;
+  std::set<std::string> syncing_;  // peers we run an exchange with now; guarded
   std::map<std::string, int64_t> synced_by_ms_;  // peer -> last exchange it started; guarded
+  // Two members that start exchanges with each other at the same moment would
+  // move every differing record twice: the one with the larger id yields (its
+  // call is refused with 409 while ours is under way).
+  bool RefusesMirroredExchange(const std::string& caller) const;
   int64_t LastSyncedBy(const std::string& peer_id) const;
 
   // Tombstones, fed by the journal listener (any thread): guarded by tomb_mu_.
