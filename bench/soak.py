@@ -73,9 +73,12 @@ class Key:
         self.versions = {}      # sha -> body, every body ever sent
         self.acked = None       # None (never acknowledged), a sha, or DELETED
         self.unknown = []       # states of ops sent after `acked` with no known outcome
+        self.late = set()       # states of timed-out ops: the node may apply them any time later
+        self.level = 0
+        self.history = []       # (seconds, op, node, outcome, state[:8]) for the report
 
     def allowed(self):
-        return {self.acked} | set(self.unknown)
+        return {self.acked} | set(self.unknown) | self.late
 
 
 class Stats:
@@ -110,10 +113,13 @@ class Client(threading.Thread):
         self.stats = stats
         self.stop_ev = stop
         self.keys = {make_ulid(): Key() for _ in range(args.keys)}
+        for k, key in enumerate(self.keys.values()):
+            key.level = k % 3  # fixed per key: a PUT never asks to lower the level
         self.conns = {}
 
     def request(self, i, method, path, body=None, headers=None):
-        """-> (status, headers, body) or None when no answer came."""
+        """-> (status, headers, body), None when no answer came, "timeout" when none came
+        in time (the node may still apply the request later)."""
         node = self.c.nodes[i]
         try:
             conn = self.conns.get(i)
@@ -123,11 +129,11 @@ class Client(threading.Thread):
             resp = conn.getresponse()
             data = resp.read()
             return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
-        except (OSError, http.client.HTTPException):
+        except (OSError, http.client.HTTPException) as e:
             conn = self.conns.pop(i, None)
             if conn is not None:
                 conn.close()
-            return None
+            return "timeout" if isinstance(e, TimeoutError) else None
 
     def run(self):
         oids = list(self.keys)
@@ -142,16 +148,15 @@ class Client(threading.Thread):
                 body = self.rnd.randbytes(size)
                 digest = sha(body)
                 key.versions[digest] = body
-                level = self.rnd.choice((0, 1, 2))
                 r = self.request(i, "POST", "/api/v1/put", body,
-                                 {"X-Meta-ID": oid, "X-Meta-ConsistencyLevel": str(level),
+                                 {"X-Meta-ID": oid, "X-Meta-ConsistencyLevel": str(key.level),
                                   "Content-Length": str(size)})
-                self.settle(key, digest, r)
+                self.settle(key, digest, r, "PUT", i)
             elif op == "DELETE":
                 if key.acked is None and not key.unknown:
                     continue
                 r = self.request(i, "POST", "/api/v1/delete/" + oid, b"", {"Content-Length": "0"})
-                self.settle(key, DELETED, r)
+                self.settle(key, DELETED, r, "DELETE", i)
             elif op == "HEAD":
                 r = self.request(i, "HEAD", "/api/v1/get/" + oid)
             else:
@@ -162,17 +167,21 @@ class Client(threading.Thread):
                     hi = lo + self.rnd.randint(0, 20000)
                     headers["Range"] = "bytes=%d-%d" % (lo, hi)
                 r = self.request(i, "GET", "/api/v1/get/" + oid, None, headers)
-                if r is not None:
+                if isinstance(r, tuple):
                     self.check_read(oid, key, r, lo, hi)
-            self.stats.add(op, r[0] if r is not None else None, time.monotonic() - t0)
+            self.stats.add(op, r[0] if isinstance(r, tuple) else None, time.monotonic() - t0)
         for conn in self.conns.values():
             conn.close()
 
-    def settle(self, key, state, r):
-        if r is not None and r[0] == 200:
+    def settle(self, key, state, r, op, i):
+        outcome = r[0] if isinstance(r, tuple) else (r or "no answer")
+        key.history.append(("%.3f" % time.monotonic(), op, i, outcome, state[:8]))
+        if outcome == 200:
             key.acked = state
             key.unknown = []
-        elif r is None or r[0] >= 500:
+        elif outcome == "timeout":
+            key.late.add(state)
+        elif not isinstance(outcome, int) or outcome >= 500:
             key.unknown.append(state)
         # a 4xx was refused (a 404 DELETE: this node does not know the key yet): no effect
 
@@ -255,8 +264,9 @@ def final_check(c, clients):
                     continue  # never acknowledged, and absent: fine
                 if state in allowed:
                     continue
-                what = "%s on node %d: %s, acknowledged %s, unknown %s" % (
-                    oid, i, state, key.acked, key.unknown)
+                what = "%s on node %d: %s, acknowledged %s, unknown %s, late %s; history %s" % (
+                    oid, i, state[:8], str(key.acked)[:8], [u[:8] for u in key.unknown],
+                    [u[:8] for u in key.late], key.history[-6:])
                 (revived if key.acked == DELETED else lost).append(what)
     return lost, revived, checked
 
