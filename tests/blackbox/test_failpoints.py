@@ -63,6 +63,7 @@ class Workload:
         self.levels = {}
         self.deleted = set()
         self.in_flight = {}
+        self.delete_in_flight = None
 
     def run(self, node, limit, seed=b"w"):
         for i in range(limit):
@@ -84,13 +85,15 @@ class Workload:
                 try:
                     st, _h, b = node.delete(victim)
                 except OSError:
+                    self.delete_in_flight = victim
                     return
                 if st != 200:
                     raise AssertionError("DELETE answered %d %r" % (st, b[:300]))
                 self.deleted.add(victim)
 
     def live(self):
-        return {k: v for k, v in self.acked.items() if k not in self.deleted}
+        return {k: v for k, v in self.acked.items()
+                if k not in self.deleted and k != self.delete_in_flight}
 
     def check(self, tc, node, where=""):
         for oid, digest in self.live().items():
@@ -101,6 +104,11 @@ class Workload:
             st, h, _b = node.get(oid)
             tc.assertEqual(st, 404, "%stombstone of %s lost" % (where, oid))
             tc.assertEqual(h.get("x-meta-deleted"), "true", where + oid)
+        if self.delete_in_flight:
+            st, _h, b = node.get(self.delete_in_flight)
+            tc.assertIn(st, (200, 404), where)
+            if st == 200:
+                tc.assertEqual(sha(b), self.acked[self.delete_in_flight], where)
         for oid, digest in self.in_flight.items():
             st, _h, b = node.get(oid)
             tc.assertIn(st, (200, 404), "%sin-flight %s" % (where, oid))
@@ -127,6 +135,7 @@ class FailpointBodyTest(NodeTestCase):
         self.assertTrue(fired(node, point), "%s never fired\n%s" % (point, node.log_tail()))
         self.assertGreater(len(w.acked), 0)
         self.assertEqual(len(w.in_flight), 1, "the kill did not land in a PUT")
+        self.assertGreater(len(w.deleted), 0, "no delete before the kill")
         del node.extra_env[ENV]
         node.start()
         w.check(self, node, point + ": ")
@@ -136,13 +145,13 @@ class FailpointBodyTest(NodeTestCase):
         w.check(self, node, point + " (second restart): ")
 
     def test_after_write(self):
-        self.run_point("body.after_write", 7)
+        self.run_point("body.after_write", 17)
 
     def test_after_fsync(self):
-        self.run_point("body.after_fsync", 8)
+        self.run_point("body.after_fsync", 18)
 
     def test_after_rename(self):
-        self.run_point("body.after_rename", 9)
+        self.run_point("body.after_rename", 19)
 
 
 class FailpointS3Test(S3TestCase):
