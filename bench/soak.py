@@ -36,7 +36,6 @@ Usage: bench/soak.sh [--seconds 600] [--nodes 3] [--clients 6] [--keys 40]
 """
 
 import argparse
-import hashlib
 import http.client
 import json
 import os
@@ -48,7 +47,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "blackbox"))
 
 from cluster_fixture import Cluster, WaitTimeout, wait_for  # noqa: E402
-from harness import NodeStartError, make_ulid  # noqa: E402
+from harness import NodeStartError, make_ulid, sha  # noqa: E402
 from moto_fixture import MotoServer, s3_args  # noqa: E402
 
 OPS = ("PUT", "GET", "RANGE", "HEAD", "DELETE")
@@ -60,10 +59,6 @@ DELETED = "deleted"
 def log(msg):
     sys.stderr.write("[%s] %s\n" % (time.strftime("%H:%M:%S"), msg))
     sys.stderr.flush()
-
-
-def sha(b):
-    return hashlib.sha256(b).hexdigest()
 
 
 class Key:

@@ -10,6 +10,7 @@ Standard library only. Environment knobs:
   OBJSTORE_KEEP_TMP  if set (non-empty), node directories are not removed
 """
 
+import hashlib
 import http.client
 import json
 import os
@@ -103,6 +104,20 @@ def leftover_temp_files(root):
             if in_tmp_dir or low.endswith(TEMP_SUFFIXES) or ".tmp." in low or low.startswith(".tmp"):
                 bad.append(os.path.join(rel_dir, f))
     return bad
+
+
+def payload(n, seed=b"x"):
+    """n deterministic pseudo-random bytes (a SHA-256 chain from seed)."""
+    out = bytearray()
+    h = hashlib.sha256(seed).digest()
+    while len(out) < n:
+        h = hashlib.sha256(h).digest()
+        out += h
+    return bytes(out[:n])
+
+
+def sha(b):
+    return hashlib.sha256(b).hexdigest()
 
 
 def parse_responses(data, head_flags=None):

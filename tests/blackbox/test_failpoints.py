@@ -14,36 +14,21 @@ Each case checks in the node's log that its failpoint really fired, so a point
 that is never reached fails the test instead of passing it silently.
 """
 
-import hashlib
 import json
 import os
 import sys
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from cluster_fixture import ClusterTestCase, body_files, wait_for  # noqa: E402
 import moto_fixture  # noqa: E402
-from harness import NodeTestCase, leftover_temp_files  # noqa: E402
+from harness import NodeTestCase, leftover_temp_files, payload, sha  # noqa: E402
 from moto_fixture import S3TestCase  # noqa: E402
 
 KiB = 1024
 MiB = 1024 * KiB
 ENV = "OBJSTORE_FAILPOINTS"
-
-
-def payload(n, seed):
-    out = bytearray()
-    h = hashlib.sha256(seed).digest()
-    while len(out) < n:
-        h = hashlib.sha256(h).digest()
-        out += h
-    return bytes(out[:n])
-
-
-def sha(b):
-    return hashlib.sha256(b).hexdigest()
 
 
 def fired(node, point):

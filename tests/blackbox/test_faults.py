@@ -13,7 +13,6 @@ test_cluster.py (SIGSTOP pauses) already cover:
   delete holds on every node.
 """
 
-import hashlib
 import http.client
 import json
 import os
@@ -24,26 +23,13 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from cluster_fixture import ClusterTestCase, body_files, wait_for  # noqa: E402
-from harness import leftover_temp_files, mount_tmpfs  # noqa: E402
+from harness import leftover_temp_files, mount_tmpfs, payload, sha  # noqa: E402
 from moto_fixture import S3TestCase  # noqa: E402
 from netns_fixture import NetLab  # noqa: E402
 
 KiB = 1024
 MiB = 1024 * KiB
 FETCH = {"X-Meta-Fetch": "1"}
-
-
-def payload(n, seed):
-    out = bytearray()
-    h = hashlib.sha256(seed).digest()
-    while len(out) < n:
-        h = hashlib.sha256(h).digest()
-        out += h
-    return bytes(out[:n])
-
-
-def sha(b):
-    return hashlib.sha256(b).hexdigest()
 
 
 # ------------------------------------------------------------------------ S3
