@@ -103,6 +103,7 @@ class Workload:
 
 def wait_dead(tc, node, timeout=20.0):
     wait_for(lambda: not node.alive(), timeout, "the node to kill itself at its failpoint")
+    node.kill9()                # reaps it and closes its log
     node.last_exit_code = None  # a deliberate kill: not a crash for the harness' cleanup
 
 
