@@ -79,17 +79,18 @@ class Key:
 class Stats:
     def __init__(self):
         self.lock = threading.Lock()
-        self.rows = {op: {"n": 0, "ok": 0, "4xx": 0, "5xx": 0, "noanswer": 0, "lat": []}
-                     for op in OPS}
+        self.rows = {op: {"n": 0, "ok": 0, "4xx": 0, "5xx": 0, "refused": 0, "cut": 0,
+                          "timeout": 0, "lat": []} for op in OPS}
         self.corrupt = []
         self.stale = 0
 
     def add(self, op, status, seconds):
+        """status: an HTTP status, or "refused" / "cut" / "timeout" when no answer came."""
         with self.lock:
             r = self.rows[op]
             r["n"] += 1
-            if status is None:
-                r["noanswer"] += 1
+            if isinstance(status, str):
+                r[status] += 1
                 return
             r["lat"].append(seconds)
             if status < 300 or status == 304:
@@ -113,8 +114,9 @@ class Client(threading.Thread):
         self.conns = {}
 
     def request(self, i, method, path, body=None, headers=None):
-        """-> (status, headers, body), None when no answer came, "timeout" when none came
-        in time (the node may still apply the request later)."""
+        """-> (status, headers, body), or why no answer came: "refused" (node down),
+        "cut" (connection closed or reset: killed meanwhile), "timeout" (paused: the
+        node may still apply the request later)."""
         node = self.c.nodes[i]
         try:
             conn = self.conns.get(i)
@@ -128,7 +130,9 @@ class Client(threading.Thread):
             conn = self.conns.pop(i, None)
             if conn is not None:
                 conn.close()
-            return "timeout" if isinstance(e, TimeoutError) else None
+            if isinstance(e, TimeoutError):
+                return "timeout"
+            return "refused" if isinstance(e, ConnectionRefusedError) else "cut"
 
     def run(self):
         oids = list(self.keys)
@@ -164,16 +168,18 @@ class Client(threading.Thread):
                 r = self.request(i, "GET", "/api/v1/get/" + oid, None, headers)
                 if isinstance(r, tuple):
                     self.check_read(oid, key, r, lo, hi)
-            self.stats.add(op, r[0] if isinstance(r, tuple) else None, time.monotonic() - t0)
+            self.stats.add(op, r[0] if isinstance(r, tuple) else r, time.monotonic() - t0)
         for conn in self.conns.values():
             conn.close()
 
     def settle(self, key, state, r, op, i):
-        outcome = r[0] if isinstance(r, tuple) else (r or "no answer")
+        outcome = r[0] if isinstance(r, tuple) else r
         key.history.append(("%.3f" % time.monotonic(), op, i, outcome, state[:8]))
         if outcome == 200:
             key.acked = state
             key.unknown = []
+        elif outcome == "refused":
+            pass  # never reached the node
         elif outcome == "timeout":
             key.late.add(state)
         elif not isinstance(outcome, int) or outcome >= 500:
@@ -320,25 +326,32 @@ def main():
         heal_s = time.monotonic() - t_heal
         lost, revived, checked = final_check(c, clients)
 
-        acked_writes = sum(1 for cl in clients for k in cl.keys.values() if k.acked not in (None,))
+        keys_acked = sum(1 for cl in clients for k in cl.keys.values() if k.acked is not None)
+        keys_open = sum(1 for cl in clients for k in cl.keys.values()
+                        if k.acked is not None and (k.unknown or k.late))
         print("\nsoak: %d nodes, %d clients x %d keys, %.0f s, seed %d; %d kill -9, %d pauses"
               % (args.nodes, args.clients, args.keys, ran, args.seed, nemesis.kills, nemesis.pauses))
-        print("\n| op | count | ok | 4xx | 5xx | no answer | error rate | p50 ms | p99 ms |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print("\n| op | count | ok | 4xx | 5xx | refused | cut | timeout | error rate "
+              "| error rate, node up | p50 ms | p99 ms |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         total_ok_puts = 0
         for op in OPS:
             r = stats.rows[op]
-            err = (r["5xx"] + r["noanswer"]) / r["n"] if r["n"] else 0.0
+            bad = r["5xx"] + r["refused"] + r["cut"] + r["timeout"]
+            up = r["n"] - r["refused"]  # a refused connection: the node was down
             if op == "PUT":
                 total_ok_puts = r["ok"]
-            print("| %s | %d | %d | %d | %d | %d | %.2f%% | %.1f | %.1f |" % (
-                op, r["n"], r["ok"], r["4xx"], r["5xx"], r["noanswer"], 100 * err,
+            print("| %s | %d | %d | %d | %d | %d | %d | %d | %.2f%% | %.2f%% | %.1f | %.1f |" % (
+                op, r["n"], r["ok"], r["4xx"], r["5xx"], r["refused"], r["cut"], r["timeout"],
+                100 * bad / max(1, r["n"]), 100 * (bad - r["refused"]) / max(1, up),
                 1000 * pct(r["lat"], 50), 1000 * pct(r["lat"], 99)))
-        print("\nacknowledged writes %d (keys whose last acknowledged op is known: %d); "
-              "lost writes %d; revived deletes %d; corrupt reads %d; stale/404 reads %d; "
-              "reads checked after healing %d; healed in %.1f s; converged %s; restart errors %d"
-              % (total_ok_puts, acked_writes, len(lost), len(revived), len(stats.corrupt),
-                 stats.stale, checked, heal_s, converged, len(nemesis.errors)))
+        print("\nacknowledged writes %d; keys with an acknowledged last state %d (%d of them with "
+              "later ops of unknown outcome, either state accepted); lost writes %d; revived "
+              "deletes %d; corrupt reads %d; stale/404 reads %d; reads checked after healing %d; "
+              "healed in %.1f s; converged %s; restart errors %d"
+              % (total_ok_puts, keys_acked, keys_open, len(lost), len(revived),
+                 len(stats.corrupt), stats.stale, checked, heal_s, converged,
+                 len(nemesis.errors)))
         for line in (lost + revived + stats.corrupt + nemesis.errors)[:20]:
             print("  " + line)
         print("digests: %s" % json.dumps({str(k): v for k, v in digests.items()}))
