@@ -19,7 +19,7 @@ namespace {
 
 struct Point {
   std::string name;
-  long count = 1;                // kill at this hit
+  long count = 1;  // kill at this hit
   std::atomic<long> hits{0};
 };
 
