@@ -13,6 +13,7 @@
 #include "api/public_api.h"
 #include "base/clock.h"
 #include "base/disk.h"
+#include "base/failpoint.h"
 #include "base/random.h"
 #include "coldstore/aws_credentials.h"
 #include "coldstore/dir_cold_store.h"
@@ -266,6 +267,9 @@ int main(int argc, char** argv) {
     spdlog::warn("OBJSTORE_CLOCK_OFFSET_MS: this node's clock is shifted by {} ms", clock_offset_ms);
   }
   objstore::SystemClock clock(clock_offset_ms * 1'000'000);
+  if (std::string armed = objstore::failpoint::Init(); !armed.empty()) {
+    spdlog::warn("OBJSTORE_FAILPOINTS: this process kills itself at {}", armed);
+  }
   objstore::SystemClock real_clock;
   objstore::SystemRandom random;
   objstore::Disk& disk = objstore::DefaultDisk();

@@ -12,6 +12,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <unordered_set>
 
+#include "base/failpoint.h"
 #include "base/percent_encoding.h"
 #include "cluster/codec.h"
 #include "coldstore/sigv4.h"
@@ -954,6 +955,7 @@ asio::awaitable<Status> Cluster::PullBody(Node::RecordPtr rec, Member from) {
     auto append = [&body, &buf, len = *n] { return body->Append(std::span<const char>(buf.data(), len)); };
     Status a = co_await RunBlocking(node_.blocking_pool(), std::move(append));
     if (!a.ok()) co_return a;
+    if (body->size() < rec->size) failpoint::Hit("replica.mid_body");
   }
   auto commit = [this, rec, body, reserved] { return node_.CommitReplica(*rec, *body, *reserved); };
   Status c = co_await RunBlocking(node_.blocking_pool(), std::move(commit));

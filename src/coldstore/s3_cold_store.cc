@@ -15,6 +15,7 @@
 #include <random>
 #include <thread>
 
+#include "base/failpoint.h"
 #include "base/percent_encoding.h"
 #include "base/unique_fd.h"
 #include "coldstore/sigv4.h"
@@ -133,6 +134,7 @@ size_t OnRead(char* buffer, size_t size, size_t n, void* user) {
     if (got <= 0) return CURL_READFUNC_ABORT;  // the file shrank or failed
     t->sent += static_cast<uint64_t>(got);
     t->counters->bytes_up += static_cast<uint64_t>(got);
+    if (t->sent < c.body_length) failpoint::Hit("s3.upload.mid_body");
     return static_cast<size_t>(got);
   }
   size_t len = std::min<size_t>(want, c.body.size() - t->sent);
@@ -429,6 +431,7 @@ Status S3ColdStore::PutMultipart(const ColdObjectMeta& meta, int fd, uint64_t si
     }
     complete += fmt::format("<Part><PartNumber>{}</PartNumber><ETag>{}</ETag></Part>", number,
                             etag->second);
+    failpoint::Hit("s3.multipart.after_part");
   }
   complete += "</CompleteMultipartUpload>";
   Call done;

@@ -6,6 +6,8 @@
 #include <mutex>
 #include <vector>
 
+#include "base/failpoint.h"
+
 namespace objstore {
 
 const char* ColdStateName(ColdState s) {
@@ -304,6 +306,7 @@ Result<std::vector<Journal::Applied>> Journal::ApplyRemote(
       (void)Exec(db_, "ROLLBACK");
       return s;
     }
+    failpoint::Hit("journal.mid_transaction");
   }
   if (Status s = Exec(db_, "COMMIT"); !s.ok()) {
     (void)Exec(db_, "ROLLBACK");

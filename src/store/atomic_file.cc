@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "base/failpoint.h"
 #include "base/random.h"
 
 namespace objstore {
@@ -61,13 +62,16 @@ std::string AtomicFile::ETag() const {
 
 Status AtomicFile::Commit(const std::string& final_path) {
   if (done_) return Status::IOError("commit of a finished file");
+  failpoint::Hit("body.after_write");
   if (int rc = disk_.Fsync(fd_); rc < 0) return Status::FromErrno(-rc, "fsync " + temp_path_);
+  failpoint::Hit("body.after_fsync");
   ::close(fd_);
   fd_ = -1;
   if (int rc = disk_.Rename(temp_path_.c_str(), final_path.c_str()); rc < 0) {
     return Status::FromErrno(-rc, "rename to " + final_path);
   }
   done_ = true;
+  failpoint::Hit("body.after_rename");
   std::string dir = std::filesystem::path(final_path).parent_path().string();
   if (int rc = disk_.SyncDir(dir.c_str()); rc < 0) {
     return Status::FromErrno(-rc, "fsync dir " + dir);

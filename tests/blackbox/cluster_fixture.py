@@ -119,7 +119,7 @@ class Cluster:
 
     def __init__(self, n, secret=None, tag=None, timings=FAST_TIMINGS, extra_args=(),
                  env=None, seed="first", testcase=None, base_dir=None, name="c",
-                 shared_cold=True):
+                 shared_cold=True, node_setup=None):
         self.n = n
         self.secret = secret
         self.tag = tag
@@ -139,10 +139,13 @@ class Cluster:
             self.cold_dir = tempfile.mkdtemp(prefix="objstore-bb-%s-cold-" % name,
                                              dir=self.base_dir)
         self.ids = {}                 # index -> node id (from /api/v1/ping)
+        # node_setup(index, node) runs on each new node before its first start
+        # (e.g. to place it in a network namespace)
+        self.node_setup = node_setup
 
     # ---------------------------------------------------------------- process
     def private_addr(self, i):
-        return "%s:%d" % (HOST, self.nodes[i].private_port)
+        return "%s:%d" % (self.nodes[i].private_host, self.nodes[i].private_port)
 
     def args_for(self, i, seeds, secret, tag):
         args = list(self.timings)
@@ -165,6 +168,8 @@ class Cluster:
         if self.cold_dir:
             node.cold_dir = self.cold_dir
         node.extra_env.update(env or {})
+        if self.node_setup is not None:
+            self.node_setup(len(self.nodes), node)
         return node
 
     def start(self, wait=True, timeout=30.0):

@@ -10,6 +10,7 @@ Standard library only. Environment knobs:
   OBJSTORE_KEEP_TMP  if set (non-empty), node directories are not removed
 """
 
+import hashlib
 import http.client
 import json
 import os
@@ -103,6 +104,20 @@ def leftover_temp_files(root):
             if in_tmp_dir or low.endswith(TEMP_SUFFIXES) or ".tmp." in low or low.startswith(".tmp"):
                 bad.append(os.path.join(rel_dir, f))
     return bad
+
+
+def payload(n, seed=b"x"):
+    """n deterministic pseudo-random bytes (a SHA-256 chain from seed)."""
+    out = bytearray()
+    h = hashlib.sha256(seed).digest()
+    while len(out) < n:
+        h = hashlib.sha256(h).digest()
+        out += h
+    return bytes(out[:n])
+
+
+def sha(b):
+    return hashlib.sha256(b).hexdigest()
 
 
 def parse_responses(data, head_flags=None):
@@ -201,6 +216,11 @@ class Node:
         self.extra_env = {}       # added to the environment of the process
         self.config_via_env = False  # True: addresses and dirs as environment variables (SPEC §6)
         self.public_port, self.private_port = free_ports(2)
+        # A node in a network namespace (test_faults.py) listens on other addresses
+        # and runs under `ip netns exec NS`.
+        self.public_host = HOST
+        self.private_host = HOST
+        self.command_prefix = []
         self.proc = None
         self._log = None
         self.last_exit_code = None
@@ -216,8 +236,8 @@ class Node:
     def environment(self):
         env = dict(os.environ)
         if self.config_via_env:
-            env.update({"NET_PUBLIC_ADDR": "%s:%d" % (HOST, self.public_port),
-                        "NET_PRIVATE_ADDR": "%s:%d" % (HOST, self.private_port),
+            env.update({"NET_PUBLIC_ADDR": "%s:%d" % (self.public_host, self.public_port),
+                        "NET_PRIVATE_ADDR": "%s:%d" % (self.private_host, self.private_port),
                         "APP_STATE_DIR": self.state_dir, "APP_FILES_DIR": self.files_dir,
                         "APP_DEBUG_LEVEL": "1"})
         env.update(self.extra_env)
@@ -225,10 +245,11 @@ class Node:
 
     def command(self):
         if self.config_via_env:
-            return [self.binary, "--cold-dir", self.cold_dir] + self.extra_args
-        return [self.binary,
-                "--public-addr", "%s:%d" % (HOST, self.public_port),
-                "--private-addr", "%s:%d" % (HOST, self.private_port),
+            return self.command_prefix + [self.binary, "--cold-dir", self.cold_dir] + self.extra_args
+        return self.command_prefix + [
+                self.binary,
+                "--public-addr", "%s:%d" % (self.public_host, self.public_port),
+                "--private-addr", "%s:%d" % (self.private_host, self.private_port),
                 "--state-dir", self.state_dir,
                 "--files-dir", self.files_dir,
                 "--cold-dir", self.cold_dir,
@@ -359,7 +380,7 @@ class Node:
 
     # ------------------------------------------------------------------- HTTP
     def connection(self, timeout=30.0, port=None):
-        return http.client.HTTPConnection(HOST, port or self.public_port, timeout=timeout)
+        return http.client.HTTPConnection(self.public_host, port or self.public_port, timeout=timeout)
 
     def request(self, method, path, body=None, headers=None, timeout=30.0, port=None):
         """One request over a fresh connection -> (status, headers lower-cased, body bytes)."""
@@ -416,7 +437,7 @@ class Node:
         """Send raw bytes on a new connection; return what comes back until the server
         closes or `timeout` seconds pass without the connection closing.
         With return_closed=True returns (bytes, closed_by_server)."""
-        s = socket.create_connection((HOST, port or self.public_port), timeout=timeout)
+        s = socket.create_connection((self.public_host, port or self.public_port), timeout=timeout)
         chunks = []
         closed = False
         try:

@@ -243,6 +243,11 @@ class FaultProxy:
     throttle(n, status, code): the next n connections each get one HTTP error
                  answer (e.g. 503 SlowDown) after their request was read, then
                  the proxy forwards again.
+    slow(rate):  forward at most `rate` bytes/s per direction and connection
+                 (None: full speed again).
+    cut_after(n, nbytes, direction): the next n connections are reset after
+                 nbytes went through in `direction` ("down": S3's answer, "up":
+                 the request), i.e. in the middle of a body.
     """
 
     def __init__(self, target_port, port=None):
@@ -254,6 +259,10 @@ class FaultProxy:
         self._accept_thread = None
         self._conns = set()
         self.accepted = 0
+        self.rate = None
+        self._cut_left = 0
+        self._cut = None
+        self.cut = 0
 
     @property
     def endpoint(self):
@@ -316,6 +325,20 @@ class FaultProxy:
             self._throttle_answer = (status, code)
             self.throttled = 0
             self._cut_all()  # kept-alive connections would bypass the throttle
+        return self
+
+    def slow(self, rate):
+        with self._lock:
+            self.rate = rate
+            self._cut_all()
+        return self
+
+    def cut_after(self, n, nbytes, direction="down"):
+        with self._lock:
+            self._cut_left = n
+            self._cut = (direction, nbytes)
+            self.cut = 0
+            self._cut_all()
         return self
 
     def _answer_error(self, client, status, code):
@@ -404,16 +427,33 @@ class FaultProxy:
                 continue
             self._conns.add(client)
             self._conns.add(upstream)
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+            limits = {"up": None, "down": None}
+            with self._lock:
+                if self._cut_left > 0:
+                    self._cut_left -= 1
+                    limits[self._cut[0]] = self._cut[1]
+            for a, b, way in ((client, upstream, "up"), (upstream, client, "down")):
+                threading.Thread(target=self._pump, args=(a, b, limits[way]), daemon=True).start()
 
-    def _pump(self, src, dst):
+    def _pump(self, src, dst, limit=None):
+        passed = 0
         try:
             while True:
-                data = src.recv(262144)
+                rate = self.rate
+                data = src.recv(max(1024, rate // 20) if rate else 262144)
                 if not data:
                     break
+                if limit is not None and passed + len(data) >= limit:
+                    dst.sendall(data[:limit - passed])
+                    self.cut += 1
+                    for s in (src, dst):  # a reset, as a dropped connection looks
+                        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                     b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                    break
+                passed += len(data)
                 dst.sendall(data)
+                if rate:
+                    time.sleep(len(data) / rate)
         except OSError:
             pass
         finally:
