@@ -62,6 +62,9 @@ struct ClusterOptions {
   // Deadline of one anti-entropy call: its messages may be megabytes.
   std::chrono::milliseconds sync_timeout{30000};
   size_t replication_parallelism = 2;
+  // Connection cap of the private server (docs/SECURITY.md): peers keep a few
+  // pooled connections each, so only an overall cap applies, no rate.
+  size_t max_connections = 0;  // 0: no cap
 };
 
 class Cluster {
