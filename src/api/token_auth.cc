@@ -33,7 +33,8 @@ bool IsB64Token(std::string_view t) {
 
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+    s.remove_suffix(1);
   return s;
 }
 
@@ -46,8 +47,7 @@ int64_t SteadyNanos() {
 }  // namespace
 
 TokenAuth::FileStamp TokenAuth::StampOf(const struct stat& st) {
-  return {int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec, st.st_size,
-          st.st_ino};
+  return {int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec, st.st_size, st.st_ino};
 }
 
 Result<std::vector<TokenEntry>> ParseTokenFile(std::string_view text) {
@@ -67,8 +67,8 @@ Result<std::vector<TokenEntry>> ParseTokenFile(std::string_view text) {
           "line {}: a token may only contain letters, digits and -._~+/ (then =)", line_no));
     }
     if (token.size() < kMinTokenLength) {
-      return Status::Invalid(fmt::format("line {}: a token needs at least {} characters", line_no,
-                                         kMinTokenLength));
+      return Status::Invalid(
+          fmt::format("line {}: a token needs at least {} characters", line_no, kMinTokenLength));
     }
     TokenEntry e;
     if (access.empty() || access == "rw") {
@@ -100,12 +100,14 @@ Result<std::shared_ptr<const TokenAuth::Snapshot>> TokenAuth::Load() const {
   auto snap = std::make_shared<Snapshot>();
   struct stat st {};
   if (::stat(path_.c_str(), &st) != 0) {
-    return Status::IOError(fmt::format("cannot read the token file {}: {}", path_,
-                                       std::strerror(errno)));
+    return Status::IOError(
+        fmt::format("cannot read the token file {}: {}", path_, std::strerror(errno)));
   }
   if (!S_ISREG(st.st_mode) || static_cast<size_t>(st.st_size) > kMaxFileBytes) {
-    return Status::Invalid(fmt::format("the token file {} is not a regular file of at most {} "
-                                       "bytes", path_, kMaxFileBytes));
+    return Status::Invalid(
+        fmt::format("the token file {} is not a regular file of at most {} "
+                    "bytes",
+                    path_, kMaxFileBytes));
   }
   std::ifstream in(path_, std::ios::binary);
   std::stringstream text;
@@ -160,7 +162,8 @@ TokenAuth::Verdict TokenAuth::Check(std::string_view authorization, bool write) 
   static constexpr std::string_view kRealm = R"(Bearer realm="objstore")";
   authorization = Trim(authorization);
   if (authorization.empty()) {
-    return {401, "unauthorized", "this node requires a bearer token (Authorization: Bearer <token>)",
+    return {401, "unauthorized",
+            "this node requires a bearer token (Authorization: Bearer <token>)",
             std::string(kRealm)};
   }
   const size_t gap = authorization.find(' ');

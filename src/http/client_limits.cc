@@ -6,6 +6,19 @@
 
 namespace objstore::http {
 
+std::string ClientKey(const boost::asio::ip::address& address) {
+  if (address.is_v6()) {
+    auto v6 = address.to_v6();
+    if (v6.is_v4_mapped()) {
+      return boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, v6).to_string();
+    }
+    auto bytes = v6.to_bytes();
+    std::fill(bytes.begin() + 8, bytes.end(), 0);
+    return boost::asio::ip::address_v6(bytes).to_string() + "/64";
+  }
+  return address.to_string();
+}
+
 // ---------------------------------------------------------------- TokenBucket
 
 void TokenBucket::Refill(int64_t now_ns) {

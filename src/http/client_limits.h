@@ -10,6 +10,7 @@
 //   in the same map entry. A request takes a token or is answered 429 with the
 //   time until the next token as Retry-After. Buckets refill lazily from the
 //   time elapsed, so an idle client costs nothing.
+// - A client is an IPv4 address or an IPv6 /64 (ClientKey).
 // - Memory: an entry lives while its client has a connection open or a bucket
 //   that is not yet full again; past kMaxIdleEntries entries in a shard, a
 //   sweep drops the idle ones, so a scan from many addresses cannot grow the
@@ -22,6 +23,7 @@
 
 #include <array>
 #include <atomic>
+#include <boost/asio/ip/address.hpp>
 #include <chrono>
 #include <cstdint>
 #include <mutex>
@@ -33,11 +35,16 @@ namespace objstore::http {
 struct ClientLimitOptions {
   size_t max_connections = 0;             // open connections from all clients; 0: no cap
   size_t max_connections_per_client = 0;  // open connections from one IP; 0: no cap
-  double rate = 0;   // requests per second per IP; 0: no rate limit
-  double burst = 0;  // bucket size in requests; 0: max(1, rate)
+  double rate = 0;                        // requests per second per IP; 0: no rate limit
+  double burst = 0;                       // bucket size in requests; 0: max(1, rate)
   bool any() const { return max_connections > 0 || max_connections_per_client > 0 || rate > 0; }
   bool per_client() const { return max_connections_per_client > 0 || rate > 0; }
 };
+
+// The client an address belongs to: an IPv4 address (also IPv4-mapped IPv6),
+// or an IPv6 /64 — the smallest block a site is given, so one host cannot
+// dodge a per-client limit by cycling through its own /64.
+std::string ClientKey(const boost::asio::ip::address& address);
 
 // A token bucket that refills at `rate` tokens per second up to `burst`.
 // Time is passed in (nanoseconds, any monotonic origin) so tests drive it.

@@ -44,6 +44,15 @@ TEST(TokenBucket, SlowRateWaitsWholeInterval) {
   EXPECT_EQ(wait, 9 * kSec);
 }
 
+TEST(ClientKey, IPv4AndIPv6Slash64) {
+  using boost::asio::ip::make_address;
+  EXPECT_EQ(ClientKey(make_address("192.0.2.7")), "192.0.2.7");
+  EXPECT_EQ(ClientKey(make_address("::ffff:192.0.2.7")), "192.0.2.7");
+  EXPECT_EQ(ClientKey(make_address("2001:db8:1:2:aaaa:bbbb:cccc:dddd")), "2001:db8:1:2::/64");
+  EXPECT_EQ(ClientKey(make_address("2001:db8:1:2::1")), ClientKey(make_address("2001:db8:1:2::2")));
+  EXPECT_NE(ClientKey(make_address("2001:db8:1:2::1")), ClientKey(make_address("2001:db8:1:3::1")));
+}
+
 TEST(ClientLimits, OverallConnectionCap) {
   ClientLimits l({.max_connections = 2});
   EXPECT_EQ(l.Connect("a"), ClientLimits::Admit::kOk);

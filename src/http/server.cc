@@ -31,8 +31,8 @@ struct Connection : std::enable_shared_from_this<Connection> {
   beast::tcp_stream stream;
   beast::flat_buffer buffer;
   // Everything below is touched only on the connection's own thread.
-  bool idle = true;  // waiting for the next request (may be closed at stop)
-  std::string client;     // the peer's IP, only when per-client limits are on
+  bool idle = true;       // waiting for the next request (may be closed at stop)
+  std::string client;     // ClientKey of the peer, only when per-client limits are on
   uint32_t requests = 0;  // requests started on this connection
   // Deadline of a wait for the socket to drain during sendfile, armed once
   // per wait on one timer (no allocation per wait); `write_wait` tells a late
@@ -375,7 +375,7 @@ asio::awaitable<void> HttpServer::Serve(std::shared_ptr<Connection> conn) {
   if (limits_) {
     if (limits_->options().per_client()) {
       auto peer = stream.socket().remote_endpoint(ignored);
-      conn->client = ignored ? std::string("?") : peer.address().to_string();
+      conn->client = ignored ? std::string("?") : ClientKey(peer.address());
     }
     const ClientLimits::Admit admit = limits_->Connect(conn->client);
     admitted = admit == ClientLimits::Admit::kOk;
