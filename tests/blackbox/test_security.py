@@ -14,12 +14,15 @@ repeated here.
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
+from urllib.parse import quote
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -253,9 +256,8 @@ class TokenAuthTest(NodeTestCase):
         self.node = self.start_node("--auth-tokens-file", self.tokens)
 
     def make_dir(self):
-        import tempfile
         d = tempfile.mkdtemp(prefix="objstore-bb-tokens-")
-        self.addCleanup(lambda: __import__("shutil").rmtree(d, ignore_errors=True))
+        self.addCleanup(shutil.rmtree, d, True)
         return d
 
     def write_tokens(self, text):
@@ -390,15 +392,15 @@ class PrivateApiTest(ClusterTestCase):
         """Signed (so past authentication) body reads and records whose keys try to
         climb out: answered 4xx or stored under an encoded name, never a file outside
         the node's directories and never a file named after the attack."""
-        c = self.start_cluster(2, secret=SECRET, tag="sec")
+        root = tempfile.mkdtemp(prefix="objstore-bb-escape-")    # holds nothing else
+        self.addCleanup(shutil.rmtree, root, True)
+        c = self.start_cluster(2, secret=SECRET, tag="sec", base_dir=root)
         a, b = c.nodes
-        root = os.path.dirname(a.dir)
-        before_root = set(os.listdir(root))
+        expected_root = {os.path.basename(n.dir) for n in c.nodes} | {os.path.basename(c.cold_dir)}
         before_a = sorted(os.listdir(a.dir))
         evil = ["../../../../tmp/objstore-escape", "/tmp/objstore-escape-abs", "..", ".",
                 "%2e%2e%2f%2e%2e%2fescape", "a/../../escape", "escape\x00nul", "x" * 1025,
                 "..\\..\\escape", "files/../../escape"]
-        from urllib.parse import quote
         for key in evil:
             for v in (1 << 40, 0):
                 target = "/cluster/v1/body/%s?v=%016x" % (quote(key, safe=""), v)
@@ -424,9 +426,7 @@ class PrivateApiTest(ClusterTestCase):
         self.assertTrue(a.alive() and b.alive())
         self.assertFalse(os.path.exists("/tmp/objstore-escape"))
         self.assertFalse(os.path.exists("/tmp/objstore-escape-abs"))
-        self.assertEqual(set(os.listdir(root)) - before_root - {os.path.basename(n.dir)
-                                                                for n in c.nodes}
-                         - {os.path.basename(c.cold_dir)}, set(),
+        self.assertEqual(set(os.listdir(root)), expected_root,
                          "new entries next to the node directories")
         self.assertEqual(sorted(os.listdir(a.dir)), before_a)
         for node in c.nodes:
