@@ -19,6 +19,14 @@ void WriteFile(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::trunc) << text;
 }
 
+// A TokenAuth over the file `path`, written with `text` first.
+std::unique_ptr<TokenAuth> OpenWith(const std::string& path, const std::string& text) {
+  WriteFile(path, text);
+  auto auth = TokenAuth::Open(path);
+  EXPECT_TRUE(auth.ok()) << auth.status().ToString();
+  return auth.ok() ? std::move(auth).value() : nullptr;
+}
+
 TEST(TokenFile, ParsesTokensAccessAndComments) {
   auto r = ParseTokenFile("# operators\n\n" + kRw + "\n  " + kRo + "\tro  \r\n" +
                           "abcdefghijklmnop+/_~.-== rw\n# end");
@@ -50,11 +58,9 @@ TEST(TokenFile, RejectsBadLinesWithTheirNumber) {
 
 TEST(TokenAuth, ChecksBearerTokensAndAccess) {
   testing::TempDir dir;
-  const std::string path = dir / "tokens";
-  WriteFile(path, kRw + "\n" + kRo + " ro\n");
-  auto auth = TokenAuth::Open(path);
-  ASSERT_TRUE(auth.ok()) << auth.status().ToString();
-  auto& a = **auth;
+  auto auth = OpenWith(dir / "tokens", kRw + "\n" + kRo + " ro\n");
+  ASSERT_NE(auth, nullptr);
+  auto& a = *auth;
   EXPECT_EQ(a.size(), 2u);
   EXPECT_EQ(a.Check("Bearer " + kRw, true).status, 0);
   EXPECT_EQ(a.Check("bearer  " + kRw + " ", false).status, 0);
@@ -84,10 +90,9 @@ TEST(TokenAuth, OpenFailsOnMissingOrBadFile) {
 TEST(TokenAuth, ReloadSwapsTokensAndKeepsThemOnABadFile) {
   testing::TempDir dir;
   const std::string path = dir / "tokens";
-  WriteFile(path, kRw + "\n");
-  auto auth = TokenAuth::Open(path);
-  ASSERT_TRUE(auth.ok());
-  auto& a = **auth;
+  auto auth = OpenWith(path, kRw + "\n");
+  ASSERT_NE(auth, nullptr);
+  auto& a = *auth;
   WriteFile(path, kRo + "\n");
   ASSERT_TRUE(a.Reload().ok());
   EXPECT_EQ(a.Check("Bearer " + kRw, false).status, 401);
@@ -103,10 +108,9 @@ TEST(TokenAuth, ReloadSwapsTokensAndKeepsThemOnABadFile) {
 TEST(TokenAuth, ReloadsWhenTheFileChanges) {
   testing::TempDir dir;
   const std::string path = dir / "tokens";
-  WriteFile(path, kRw + "\n");
-  auto auth = TokenAuth::Open(path);
-  ASSERT_TRUE(auth.ok());
-  auto& a = **auth;
+  auto auth = OpenWith(path, kRw + "\n");
+  ASSERT_NE(auth, nullptr);
+  auto& a = *auth;
   // Replaced the way editors and config tools do: a new file renamed over.
   WriteFile(path + ".new", kRo + "\n");
   ASSERT_EQ(std::rename((path + ".new").c_str(), path.c_str()), 0);
