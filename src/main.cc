@@ -51,6 +51,12 @@ struct Flags {
   std::string eviction = objstore::kDefaultPolicy;
   uint32_t max_header_size = 16384;
   uint32_t max_header_count = 100;
+  size_t max_connections = 10000;
+  size_t max_connections_per_client = 0;
+  double rate_limit = 0;
+  double rate_burst = 0;
+  uint32_t max_requests_per_connection = 0;
+  std::string auth_tokens_file;
   double header_timeout = 10;
   double idle_timeout = 60;
   double shutdown_grace = 10;
@@ -208,6 +214,28 @@ int main(int argc, char** argv) {
       ->envname("NET_MAX_HEADER_SIZE")->capture_default_str()->check(CLI::Range(1024, 1 << 20));
   app.add_option("--max-header-count", f.max_header_count, "Most header fields in a request")
       ->envname("NET_MAX_HEADER_COUNT")->capture_default_str()->check(CLI::Range(8, 10000));
+  app.add_option("--max-connections", f.max_connections,
+                 "Most open connections, each of the public and private API (0: no cap); "
+                 "more get 503")
+      ->envname("NET_MAX_CONNECTIONS")->capture_default_str();
+  app.add_option("--max-connections-per-client", f.max_connections_per_client,
+                 "Most open public connections from one client IP (0: no cap); more get 503")
+      ->envname("NET_MAX_CONNECTIONS_PER_CLIENT")->capture_default_str();
+  app.add_option("--rate-limit", f.rate_limit,
+                 "Public requests per second allowed from one client IP (0: no limit); "
+                 "more get 429 with Retry-After")
+      ->envname("NET_RATE_LIMIT")->capture_default_str()->check(CLI::NonNegativeNumber);
+  app.add_option("--rate-burst", f.rate_burst,
+                 "Requests one client IP may send at once above --rate-limit "
+                 "(0: one second's worth)")
+      ->envname("NET_RATE_BURST")->capture_default_str()->check(CLI::NonNegativeNumber);
+  app.add_option("--max-requests-per-connection", f.max_requests_per_connection,
+                 "Public requests served on one keep-alive connection before it closes (0: no cap)")
+      ->envname("NET_MAX_REQUESTS_PER_CONNECTION")->capture_default_str();
+  app.add_option("--auth-tokens-file", f.auth_tokens_file,
+                 "File of bearer tokens the public API requires, one per line, 'ro' after a "
+                 "read-only one (empty: no authentication); reloaded on SIGHUP and on change")
+      ->envname("APP_AUTH_TOKENS_FILE");
   app.add_option("--header-timeout", f.header_timeout,
                  "Seconds a client has to send a whole request header")
       ->envname("NET_HEADER_TIMEOUT")->capture_default_str()->check(CLI::PositiveNumber);
@@ -231,6 +259,7 @@ int main(int argc, char** argv) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGHUP);  // reloads the token file
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -258,6 +287,18 @@ int main(int argc, char** argv) {
   cluster_options.sync_interval = Millis(f.sync_interval);
   cluster_options.peer_timeout = Millis(f.peer_timeout);
   cluster_options.tombstone_purge_after = Millis(f.tombstone_purge_after);
+  cluster_options.max_connections = f.max_connections;
+
+  std::unique_ptr<objstore::api::TokenAuth> auth;
+  if (!f.auth_tokens_file.empty()) {
+    auto opened = objstore::api::TokenAuth::Open(f.auth_tokens_file);
+    if (!opened.ok()) {
+      spdlog::error("--auth-tokens-file: {}", opened.status().message());
+      return 2;
+    }
+    auth = std::move(opened).value();
+    spdlog::info("public API requires bearer tokens: {} in {}", auth->size(), auth->path());
+  }
 
   // Fault injection for tests: this node's wall clock shifted (HLC and
   // timestamps; timeouts and the private API's replay window use real time).
@@ -327,6 +368,7 @@ int main(int argc, char** argv) {
   objstore::api::ApiOptions api_options;
   api_options.version = OBJSTORE_VERSION;
   api_options.build = std::string("g++ ") + __VERSION__ + ", built " + __DATE__;
+  api_options.auth = auth.get();
   auto cluster = std::make_unique<objstore::cluster::Cluster>(**node, cluster_options, random,
                                                               real_clock);
   cluster->RegisterMetrics((*node)->metrics());
@@ -342,8 +384,22 @@ int main(int argc, char** argv) {
   server_options.max_body_bytes = f.max_body_size;
   server_options.header_timeout = Millis(f.header_timeout);
   server_options.idle_timeout = Millis(f.idle_timeout);
+  server_options.limits = {.max_connections = f.max_connections,
+                           .max_connections_per_client = f.max_connections_per_client,
+                           .rate = f.rate_limit,
+                           .burst = f.rate_burst};
+  server_options.max_requests_per_connection = f.max_requests_per_connection;
   auto server = std::make_unique<objstore::http::HttpServer>(
       server_options, [&api](objstore::http::Exchange& ex) { return api.Handle(ex); });
+  objstore::http::HttpServer* public_server = server.get();
+  (*node)->metrics().AddCounterFn("objstore_http_limited_total",
+                                  "Public requests and connections refused by a client limit.",
+                                  [public_server] { return public_server->rate_limited(); },
+                                  "reason=\"rate\"");
+  (*node)->metrics().AddCounterFn("objstore_http_limited_total",
+                                  "Public requests and connections refused by a client limit.",
+                                  [public_server] { return public_server->connections_refused(); },
+                                  "reason=\"connections\"");
   if (objstore::Status s = server->Start(); !s.ok()) {
     spdlog::error("{}", s.ToString());
     return 1;
@@ -383,7 +439,13 @@ int main(int argc, char** argv) {
   });
 
   int sig = 0;
-  sigwait(&stop_signals, &sig);
+  while (sigwait(&stop_signals, &sig) == 0 && sig == SIGHUP) {
+    if (auth) {
+      (void)auth->Reload();  // logs the outcome; a bad file keeps the old tokens
+    } else {
+      spdlog::info("SIGHUP: no --auth-tokens-file, nothing to reload");
+    }
+  }
   spdlog::info("signal {} received: finishing requests in flight", sig);
   server->Stop(Millis(f.shutdown_grace));
   cluster->Stop();

@@ -257,6 +257,9 @@ int main(int argc, char** argv) {
   app.add_option("--node", client_options.url, "Node URL, http://host[:port]")
       ->envname("OBJSTORE_URL")
       ->capture_default_str();
+  app.add_option("--token", client_options.token,
+                 "Bearer token for a node that requires one (--auth-tokens-file)")
+      ->envname("OBJSTORE_TOKEN");
   app.add_option("--connect-timeout", connect_timeout, "Seconds to wait for the connection")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);

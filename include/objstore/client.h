@@ -177,6 +177,9 @@ struct ClientOptions {
   // level >= 1 the node first uploads the object to the cold store, which for
   // a multi-GB object takes minutes.
   std::chrono::milliseconds commit_timeout{15 * 60'000};
+  // Sent as "Authorization: Bearer <token>" when not empty, for nodes started
+  // with --auth-tokens-file (docs/SECURITY.md).
+  std::string token;
 };
 
 // ------------------------------------------------------------------ client

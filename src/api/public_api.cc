@@ -225,7 +225,15 @@ asio::awaitable<void> PublicApi::Handle(http::Exchange& ex) {
   const bool get_like = method == bhttp::verb::get || method == bhttp::verb::head;
 
   StringResponse res;
-  if (path.starts_with(kGetPrefix)) {
+  // /api/v1/ping stays open: load balancers and probes check liveness there.
+  TokenAuth::Verdict denied;
+  if (options_.auth != nullptr && path != "/api/v1/ping") {
+    denied = options_.auth->Check(h[bhttp::field::authorization], !get_like);
+  }
+  if (denied.status != 0) {
+    res = ErrorResponse(static_cast<bhttp::status>(denied.status), denied.code, denied.message);
+    res.set(bhttp::field::www_authenticate, denied.challenge);
+  } else if (path.starts_with(kGetPrefix)) {
     if (!get_like) {
       res = MethodNotAllowed("GET, HEAD");
     } else if (auto key = ParseId(path.substr(kGetPrefix.size())); !key.ok()) {

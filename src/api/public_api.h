@@ -6,6 +6,9 @@
 // levels, names, user-meta JSON, Range, conditionals), calls the Node —
 // blocking work through RunBlocking on the node's pool — and maps the Status
 // it gets back to one HTTP answer (ErrorFor, one place for all of them).
+// With bearer tokens configured (api/token_auth.h), a request whose token is
+// missing or wrong is answered 401 (403 for a write with a read-only token)
+// before any of that.
 //
 // Thread safety: stateless apart from the Node and atomic counters; Handle runs
 // concurrently on every event loop.
@@ -14,6 +17,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <string>
 
+#include "api/token_auth.h"
 #include "cluster/cluster.h"
 #include "http/server.h"
 #include "node/node.h"
@@ -23,6 +27,8 @@ namespace objstore::api {
 struct ApiOptions {
   std::string version = "dev";
   std::string build;  // compiler, build type, date
+  // Bearer tokens every route but /api/v1/ping requires; null: no authentication.
+  TokenAuth* auth = nullptr;
 };
 
 class PublicApi {

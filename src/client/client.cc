@@ -416,6 +416,7 @@ class Client::Connection {
   void Prepare(Request& req, const http::fields& extra) {
     req.set(http::field::host, endpoint_.host + ":" + endpoint_.port);
     req.set(http::field::user_agent, "objstore-client");
+    if (!options_.token.empty()) req.set(http::field::authorization, "Bearer " + options_.token);
     for (const auto& f : extra) req.set(f.name_string(), f.value());
   }
 

@@ -82,6 +82,7 @@ Status Cluster::Start() {
   so.max_body_bytes = 32ull << 20;  // the largest sync message is a few MB
   so.header_timeout = std::chrono::milliseconds(10'000);
   so.idle_timeout = std::chrono::milliseconds(120'000);
+  so.limits.max_connections = options_.max_connections;
   server_ = std::make_unique<http::HttpServer>(so, [this](http::Exchange& ex) { return Handle(ex); });
   if (Status s = server_->Start(); !s.ok()) return s;
   if (options_.private_port == 0 || options_.advertise_addr.empty() ||

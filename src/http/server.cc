@@ -31,7 +31,9 @@ struct Connection : std::enable_shared_from_this<Connection> {
   beast::tcp_stream stream;
   beast::flat_buffer buffer;
   // Everything below is touched only on the connection's own thread.
-  bool idle = true;  // waiting for the next request (may be closed at stop)
+  bool idle = true;       // waiting for the next request (may be closed at stop)
+  std::string client;     // ClientKey of the peer, only when per-client limits are on
+  uint32_t requests = 0;  // requests started on this connection
   // Deadline of a wait for the socket to drain during sendfile, armed once
   // per wait on one timer (no allocation per wait); `write_wait` tells a late
   // timer completion from the current wait's.
@@ -257,9 +259,21 @@ asio::awaitable<void> Exchange::SendFile(bhttp::response<bhttp::empty_body> res,
 
 // ---------------------------------------------------------------- HttpServer
 
+asio::awaitable<void> HttpServer::SendRateLimited(Exchange& ex, int64_t retry_after_s) {
+  rate_limited_.fetch_add(1, std::memory_order_relaxed);
+  bhttp::response<bhttp::string_body> res{bhttp::status::too_many_requests, 11};
+  res.set(bhttp::field::content_type, "application/json");
+  res.set(bhttp::field::retry_after, std::to_string(retry_after_s));
+  res.body() = ErrorJson("rate_limited",
+                         fmt::format("more than {} requests per second from {}; retry in {} s",
+                                     limits_->options().rate, ex.conn_.client, retry_after_s));
+  co_await ex.Send(std::move(res));
+}
+
 HttpServer::HttpServer(ServerOptions options, Handler handler)
     : options_(std::move(options)), handler_(std::move(handler)) {
   if (options_.threads == 0) options_.threads = 1;
+  if (options_.limits.any()) limits_ = std::make_unique<ClientLimits>(options_.limits);
   for (size_t i = 0; i < options_.threads; ++i) {
     contexts_.push_back(std::make_unique<asio::io_context>(1));
   }
@@ -312,8 +326,10 @@ asio::awaitable<void> HttpServer::AcceptLoop() {
 }
 
 asio::awaitable<void> HttpServer::SendError(Connection& conn, bhttp::status status,
-                                            const std::string& code, const std::string& message) {
+                                            const std::string& code, const std::string& message,
+                                            int64_t retry_after_s) {
   bhttp::response<bhttp::string_body> res{status, 11};
+  if (retry_after_s > 0) res.set(bhttp::field::retry_after, std::to_string(retry_after_s));
   res.set(bhttp::field::server, "objstore");
   res.set(bhttp::field::date, CachedDate());
   res.set(bhttp::field::content_type, "application/json");
@@ -322,6 +338,28 @@ asio::awaitable<void> HttpServer::SendError(Connection& conn, bhttp::status stat
   res.prepare_payload();
   conn.stream.expires_after(std::chrono::seconds(5));
   co_await bhttp::async_write(conn.stream, res, kTuple);
+}
+
+asio::awaitable<void> HttpServer::RefuseConnection(Connection& conn, ClientLimits::Admit why) {
+  refused_.fetch_add(1, std::memory_order_relaxed);
+  const bool total = why == ClientLimits::Admit::kTooManyConnections;
+  const std::string message =
+      total ? fmt::format("the node has {} connections open, its limit",
+                          limits_->options().max_connections)
+            : fmt::format("{} has {} connections open, the limit per client", conn.client,
+                          limits_->options().max_connections_per_client);
+  co_await SendError(conn, bhttp::status::service_unavailable, "too_many_connections", message, 1);
+  // Closing with the client's request unread would reset the connection and
+  // could destroy the answer in flight: shut down our side, then read until
+  // the client closes, for at most a second.
+  boost::system::error_code ignored;
+  conn.stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  conn.stream.expires_after(std::chrono::seconds(1));
+  char sink[4096];
+  for (int i = 0; i < 64; ++i) {
+    auto [ec, n] = co_await conn.stream.async_read_some(asio::buffer(sink), kTuple);
+    if (ec) break;
+  }
 }
 
 asio::awaitable<void> HttpServer::Serve(std::shared_ptr<Connection> conn) {
@@ -333,8 +371,18 @@ asio::awaitable<void> HttpServer::Serve(std::shared_ptr<Connection> conn) {
   auto& stream = conn->stream;
   boost::system::error_code ignored;
   stream.socket().set_option(tcp::no_delay(true), ignored);
+  bool admitted = true;
+  if (limits_) {
+    if (limits_->options().per_client()) {
+      auto peer = stream.socket().remote_endpoint(ignored);
+      conn->client = ignored ? std::string("?") : ClientKey(peer.address());
+    }
+    const ClientLimits::Admit admit = limits_->Connect(conn->client);
+    admitted = admit == ClientLimits::Admit::kOk;
+    if (!admitted) co_await RefuseConnection(*conn, admit);
+  }
 
-  while (!stopping_) {
+  while (admitted && !stopping_) {
     conn->idle = true;
     if (conn->buffer.size() == 0) {
       // Between requests: wait for the first byte under the idle timeout.
@@ -381,9 +429,20 @@ asio::awaitable<void> HttpServer::Serve(std::shared_ptr<Connection> conn) {
                          "unsupported Transfer-Encoding: only chunked alone is accepted");
     } else {
       Exchange ex(*conn, parser, options_);
+      if (options_.max_requests_per_connection > 0 &&
+          ++conn->requests >= options_.max_requests_per_connection) {
+        ex.CloseAfterResponse();
+      }
+      int64_t retry_after_s = 0;
+      const bool limited = limits_ && limits_->options().rate > 0 &&
+                           !limits_->AllowRequest(conn->client, &retry_after_s);
       bool crashed = false;
       try {
-        co_await handler_(ex);
+        if (limited) {
+          co_await SendRateLimited(ex, retry_after_s);
+        } else {
+          co_await handler_(ex);
+        }
       } catch (const std::exception& e) {
         spdlog::error("handler failed on {}: {}", std::string_view(parser.get().target()),
                       e.what());
@@ -403,6 +462,8 @@ asio::awaitable<void> HttpServer::Serve(std::shared_ptr<Connection> conn) {
     --busy_;
     if (!keep) break;
   }
+  // The slot is freed before the client can see the close and reconnect.
+  if (limits_ && admitted) limits_->Disconnect(conn->client);
   stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
   stream.socket().close(ignored);
   {

@@ -12,6 +12,11 @@
 //   clients cannot hold a connection by trickling), an idle timeout between
 //   requests and between body reads. Malformed HTTP gets 400 and the
 //   connection closes. Beast rejects Transfer-Encoding with Content-Length.
+// - Client limits (http/client_limits.h, off unless configured): a connection
+//   over the overall or per-IP cap gets 503 and is closed before a request is
+//   read; a request over its IP's rate gets 429 with Retry-After. A
+//   connection closes after max_requests_per_connection requests. With all of
+//   them off, each request pays one null check and one compare.
 // - File bodies go out with sendfile(2) after the header, which is sent with
 //   MSG_MORE so header and first body bytes leave in one segment.
 // - Stop() closes the acceptor, closes idle connections, lets requests in
@@ -45,6 +50,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "http/client_limits.h"
 
 namespace objstore::http {
 
@@ -60,6 +66,8 @@ struct ServerOptions {
   uint64_t max_body_bytes = 5ull << 30;  // S3's single-PUT limit
   std::chrono::milliseconds header_timeout{10'000};  // whole header, from its first byte
   std::chrono::milliseconds idle_timeout{60'000};    // between requests and between reads
+  ClientLimitOptions limits;              // connection caps and request rate (all off)
+  uint32_t max_requests_per_connection = 0;  // then the connection closes; 0: no cap
 };
 
 struct Connection;
@@ -128,15 +136,26 @@ class HttpServer {
   void Stop(std::chrono::milliseconds grace);
   uint16_t port() const { return bound_port_; }
   size_t active_connections() const { return active_.load(); }
+  // Requests refused with 429 and connections refused with 503 so far.
+  uint64_t rate_limited() const { return rate_limited_.load(std::memory_order_relaxed); }
+  uint64_t connections_refused() const { return refused_.load(std::memory_order_relaxed); }
 
  private:
   boost::asio::awaitable<void> AcceptLoop();
   boost::asio::awaitable<void> Serve(std::shared_ptr<Connection> conn);
   boost::asio::awaitable<void> SendError(Connection& conn, bhttp::status status,
-                                         const std::string& code, const std::string& message);
+                                         const std::string& code, const std::string& message,
+                                         int64_t retry_after_s = 0);
+  // Answers a request over its client's rate with 429 (the connection stays
+  // open when the request has no body).
+  boost::asio::awaitable<void> SendRateLimited(Exchange& ex, int64_t retry_after_s);
+  // Answers a connection over a cap with 503 and lingers until the client
+  // closes (briefly), so it reads the answer instead of a reset.
+  boost::asio::awaitable<void> RefuseConnection(Connection& conn, ClientLimits::Admit why);
 
   ServerOptions options_;
   Handler handler_;
+  std::unique_ptr<ClientLimits> limits_;  // null when every client limit is off
   std::vector<std::unique_ptr<boost::asio::io_context>> contexts_;
   std::vector<std::thread> threads_;
   std::unique_ptr<boost::asio::ip::tcp::acceptor> acceptor_;
@@ -144,6 +163,8 @@ class HttpServer {
   std::atomic<bool> stopping_{false};
   std::atomic<size_t> active_{0};  // connections open
   std::atomic<size_t> busy_{0};    // connections inside a request
+  std::atomic<uint64_t> rate_limited_{0};
+  std::atomic<uint64_t> refused_{0};
   std::mutex conns_mu_;
   std::unordered_set<std::shared_ptr<Connection>> conns_;  // guarded by conns_mu_
   size_t next_context_ = 0;
