@@ -5,6 +5,7 @@
 
 #include <charconv>
 #include <chrono>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <vector>
 
@@ -436,8 +437,18 @@ asio::awaitable<Status> PublicApi::Reserve(Reservation& reserved, uint64_t bytes
 
 // ------------------------------------------------------------ GET
 
+asio::awaitable<void> PublicApi::SettleFetch(std::string key) {
+  std::shared_ptr<ColdFetch> fetch = node_.FetchInFlight(key);
+  if (!fetch || !fetch->Current().verified) co_return;
+  co_await fetch->Wait(std::numeric_limits<uint64_t>::max());  // committed or failed
+}
+
 asio::awaitable<void> PublicApi::Get(http::Exchange& ex, const std::string& key) {
   Node::RecordPtr rec = node_.Lookup(key);
+  if (!rec || (!rec->deleted && !rec->local_body)) {
+    co_await SettleFetch(key);
+    rec = node_.Lookup(key);
+  }
   // A concurrent overwrite may remove the body of the version looked up
   // between the lookup and the open: look again, and serve the newer version.
   for (int attempt = 0; rec && !rec->deleted && rec->local_body; ++attempt) {
@@ -656,6 +667,7 @@ asio::awaitable<Status> PublicApi::ServePeer(http::Exchange& ex, Node::RecordPtr
 // ------------------------------------------------------------ meta, level, delete, stats
 
 asio::awaitable<void> PublicApi::Meta(http::Exchange& ex, const std::string& key) {
+  co_await SettleFetch(key);
   Node::RecordPtr rec = node_.Lookup(key);
   if (!rec) {
     errors_4xx_->Inc();
@@ -675,6 +687,7 @@ asio::awaitable<void> PublicApi::RaiseLevel(http::Exchange& ex, const std::strin
     co_return;
   }
   int target = *level;
+  co_await SettleFetch(key);
   auto outcome = co_await RunBlocking(node_.blocking_pool(),
                                       [&] { return node_.RaiseLevel(key, target); });
   if (!outcome.ok()) {
@@ -696,6 +709,7 @@ asio::awaitable<void> PublicApi::RaiseLevel(http::Exchange& ex, const std::strin
 }
 
 asio::awaitable<void> PublicApi::Delete(http::Exchange& ex, const std::string& key) {
+  co_await SettleFetch(key);
   auto rec = co_await RunBlocking(node_.blocking_pool(), [&] { return node_.Delete(key); });
   if (!rec.ok()) {
     ApiError e = ErrorFor(rec.status());

@@ -55,6 +55,9 @@ class PublicApi {
   // Relays the body of `record` from a peer (X-Meta-Symlink). Ok once an
   // answer went out (even one cut short); otherwise why no peer could serve it.
   boost::asio::awaitable<Status> ServePeer(http::Exchange& ex, Node::RecordPtr record);
+  // Waits until a cold fetch of `key` whose body is complete has committed
+  // its record, so a request following a GET sees what that GET served.
+  boost::asio::awaitable<void> SettleFetch(std::string key);
   struct BodyPlan;
   BodyPlan PlanBody(const http::Exchange& ex, const ObjectRecord& record, bool fetched);
 

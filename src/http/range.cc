@@ -92,11 +92,27 @@ bool IfNoneMatchMatches(std::string_view header, std::string_view etag) {
 }
 
 std::string FormatHttpDate(std::time_t t) {
+  // By hand, not strftime: names in English whatever the locale, and it runs
+  // for the Last-Modified of every GET.
+  static constexpr char kDays[] = "SunMonTueWedThuFriSat";
+  static constexpr char kMonths[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
   std::tm tm{};
   gmtime_r(&t, &tm);
-  char buf[40];
-  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-  return buf;
+  std::string out = "Sun, 00 Jan 0000 00:00:00 GMT";
+  auto two = [&](size_t at, int v) {
+    out[at] = static_cast<char>('0' + v / 10);
+    out[at + 1] = static_cast<char>('0' + v % 10);
+  };
+  out.replace(0, 3, kDays + 3 * tm.tm_wday, 3);
+  two(5, tm.tm_mday);
+  out.replace(8, 3, kMonths + 3 * tm.tm_mon, 3);
+  const int year = tm.tm_year + 1900;
+  two(12, year / 100 % 100);
+  two(14, year % 100);
+  two(17, tm.tm_hour);
+  two(20, tm.tm_min);
+  two(23, tm.tm_sec);
+  return out;
 }
 
 std::optional<std::time_t> ParseHttpDate(std::string_view text) {

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <ctime>
+
 #include "http/mime.h"
 
 namespace objstore::http {
@@ -58,6 +60,21 @@ TEST(HttpDate, FormatsAndParsesAllThreeForms) {
   EXPECT_EQ(ParseHttpDate("Sun Nov  6 08:49:37 1994"), 784111777);
   EXPECT_FALSE(ParseHttpDate("yesterday"));
   EXPECT_FALSE(ParseHttpDate("Sun, 06 Nov 1994 08:49:37 GMT trailing"));
+}
+
+// FormatHttpDate is written by hand: it must agree with strftime in the C
+// locale on every day of the week and month, leap days and the epoch.
+TEST(HttpDate, FormatAgreesWithStrftime) {
+  EXPECT_EQ(FormatHttpDate(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+  EXPECT_EQ(FormatHttpDate(951782400), "Tue, 29 Feb 2000 00:00:00 GMT");
+  for (std::time_t t = 0; t < 4'200'000'000; t += 7'777'777) {
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[40];
+    std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    ASSERT_EQ(FormatHttpDate(t), buf) << t;
+    ASSERT_EQ(ParseHttpDate(buf), t);
+  }
 }
 
 TEST(Mime, FromExtension) {

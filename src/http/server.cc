@@ -16,6 +16,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 #include <cerrno>
+#include <charconv>
 #include <nlohmann/json.hpp>
 
 #include "http/range.h"
@@ -74,12 +75,20 @@ asio::awaitable<bool> WaitWritable(Connection& conn, std::chrono::milliseconds t
 }
 
 std::string SerializeHeader(const bhttp::response<bhttp::empty_body>& res) {
-  std::string out = fmt::format("HTTP/1.1 {} {}\r\n", res.result_int(),
-                                std::string_view(res.reason()));
+  // Appended by hand into one reserved string: this runs for every file answer.
+  const std::string_view reason = res.reason();
+  std::string out;
+  out.reserve(512);
+  out += "HTTP/1.1 ";
+  char code[8];
+  out.append(code, std::to_chars(code, code + sizeof code, res.result_int()).ptr);
+  out += ' ';
+  out += reason;
+  out += "\r\n";
   for (const auto& f : res) {
-    out.append(f.name_string().data(), f.name_string().size());
+    out += f.name_string();
     out += ": ";
-    out.append(f.value().data(), f.value().size());
+    out += f.value();
     out += "\r\n";
   }
   out += "\r\n";
@@ -180,9 +189,7 @@ asio::awaitable<bool> Exchange::SendHead(bhttp::response<bhttp::empty_body> res,
   const std::string head = SerializeHeader(res);
   const bool with_body = !is_head() && length > 0;
 
-  auto& sock = conn_.stream.socket();
-  const int sfd = sock.native_handle();
-  sock.native_non_blocking(true);
+  const int sfd = conn_.stream.socket().native_handle();  // non-blocking since Serve
   // Corked with MSG_MORE when a body follows, so both leave in one segment.
   size_t sent = 0;
   while (sent < head.size()) {
@@ -371,6 +378,9 @@ asio::awaitable<void> HttpServer::Serve(std::shared_ptr<Connection> conn) {
   auto& stream = conn->stream;
   boost::system::error_code ignored;
   stream.socket().set_option(tcp::no_delay(true), ignored);
+  // Once per connection, not per answer (an ioctl each time): SendHead and
+  // SendFileBytes write to the descriptor directly and need EAGAIN.
+  stream.socket().native_non_blocking(true, ignored);
   bool admitted = true;
   if (limits_) {
     if (limits_->options().per_client()) {

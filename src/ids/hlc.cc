@@ -6,9 +6,11 @@
 namespace objstore {
 
 std::string HlcTimestamp::ToString() const {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(packed));
-  return buf;
+  // 16 lower-case hex digits, by hand (body paths are built on every GET).
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(16, '0');
+  for (int i = 15, shift = 0; i >= 0; --i, shift += 4) out[i] = kHex[(packed >> shift) & 0xf];
+  return out;
 }
 
 bool HlcTimestamp::Parse(const std::string& text, HlcTimestamp* out) {

@@ -62,6 +62,9 @@ TEST(Hlc, TextFormSortsLikeTheValue) {
   EXPECT_EQ(parsed, a);
   EXPECT_FALSE(HlcTimestamp::Parse("xyz", &parsed));
   EXPECT_FALSE(HlcTimestamp::Parse("0123456789ABCDEF", &parsed));  // upper case is not ours
+  EXPECT_EQ(HlcTimestamp{0x0123456789abcdefULL}.ToString(), "0123456789abcdef");
+  EXPECT_EQ(HlcTimestamp{0}.ToString(), "0000000000000000");
+  EXPECT_EQ(HlcTimestamp{~0ULL}.ToString(), "ffffffffffffffff");
 }
 
 }  // namespace

@@ -1,27 +1,31 @@
 #include "ids/ulid.h"
 
 #include <algorithm>
+#include <array>
+#include <cstdint>
 
 namespace objstore {
 namespace {
 
 constexpr char kAlphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
-// Decodes one Crockford character; -1 when it is not part of the alphabet.
-int DecodeChar(char c) {
-  if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
-  switch (c) {
-    case 'O': return 0;
-    case 'I':
-    case 'L': return 1;
-    case 'U': return -1;
-    default: break;
-  }
+// Crockford base32 decoding, one table lookup per character (ids are parsed
+// on every request): digits and letters of the alphabet, lower case too, O as
+// 0 and I/L as 1; -1 for anything else (U included).
+constexpr std::array<int8_t, 256> kDecode = [] {
+  std::array<int8_t, 256> t{};
+  t.fill(-1);
   for (int i = 0; i < 32; ++i) {
-    if (kAlphabet[i] == c) return i;
+    const char c = kAlphabet[i];
+    t[static_cast<unsigned char>(c)] = static_cast<int8_t>(i);
+    if (c >= 'A' && c <= 'Z') t[static_cast<unsigned char>(c - 'A' + 'a')] = static_cast<int8_t>(i);
   }
-  return -1;
-}
+  t['O'] = t['o'] = 0;
+  t['I'] = t['i'] = t['L'] = t['l'] = 1;
+  return t;
+}();
+
+int DecodeChar(char c) { return kDecode[static_cast<unsigned char>(c)]; }
 
 }  // namespace
 

@@ -14,10 +14,11 @@ ColdFetch::Progress ColdFetch::CurrentLocked() const {
   p.status = status_;
   p.has_meta = has_meta_;
   p.complete = finished_ && status_.ok();
+  p.verified = p.complete || (verified_ && status_.ok());
   if (has_meta_) {
-    // Hold the last byte back until the body is verified and committed.
+    // Hold the last byte back until the body is verified.
     const uint64_t size = record_.size;
-    p.sendable = p.complete ? size : std::min(written_, size > 0 ? size - 1 : 0);
+    p.sendable = p.verified ? size : std::min(written_, size > 0 ? size - 1 : 0);
   }
   return p;
 }
@@ -86,6 +87,12 @@ void ColdFetch::PublishBytes(uint64_t written) {
   std::unique_lock lock(mu_);
   written_ = written;
   if (waiters_.empty()) return;
+  WakeReady(lock);
+}
+
+void ColdFetch::PublishVerified() {
+  std::unique_lock lock(mu_);
+  verified_ = true;
   WakeReady(lock);
 }
 

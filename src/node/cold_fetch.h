@@ -12,8 +12,12 @@
 //   on their own executor when more than `have` bytes may be sent, or when the
 //   fetch failed. No polling, no blocked threads.
 // - The last byte is held back until the body is verified (size and content
-//   hash) and committed: a client never receives a complete body that failed
-//   verification; on failure readers close the connection mid-body.
+//   hash, PublishVerified): a client never receives a complete body that failed
+//   verification; on failure readers close the connection mid-body. The
+//   durable commit (fsyncs of the body, its directory and the journal) comes
+//   after and is not waited for: it costs about as much as the transfer of a
+//   small object. A request that must see the committed record (a GET or meta
+//   right after) waits for Finish instead (Node::FetchInFlight, verified).
 //
 // Thread safety: all methods may be called from any thread.
 #pragma once
@@ -39,6 +43,7 @@ class ColdFetch {
     Status status;           // not Ok: the fetch failed (readers stop)
     bool has_meta = false;   // record() and fd() are valid
     uint64_t sendable = 0;   // bytes readers may send now
+    bool verified = false;   // the whole body is here and matches: sendable == size
     bool complete = false;   // verified and committed: outcome() is valid
   };
 
@@ -56,6 +61,8 @@ class ColdFetch {
   // Fetcher side.
   void PublishMeta(ObjectRecord record, UniqueFd read_fd);
   void PublishBytes(uint64_t written);
+  // The body is complete and matches its size and hash; the commit follows.
+  void PublishVerified();
   void Finish(Result<RecordPtr> outcome);
 
  private:
@@ -74,6 +81,7 @@ class ColdFetch {
   ObjectRecord record_;
   UniqueFd fd_;
   uint64_t written_ = 0;              // guarded by mu_
+  bool verified_ = false;             // guarded by mu_
   bool finished_ = false;             // guarded by mu_
   Status status_;                     // guarded by mu_
   RecordPtr outcome_;                 // guarded by mu_

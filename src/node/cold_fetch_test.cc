@@ -7,6 +7,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <limits>
 #include <thread>
 
 namespace objstore {
@@ -72,6 +73,40 @@ TEST(ColdFetch, ReadersFollowProgressAndGetTheLastByteOnlyAfterFinish) {
   }
   EXPECT_TRUE(fetch.Current().complete);
   EXPECT_EQ(fetch.outcome()->size, 100u);
+}
+
+// A verified body is sendable whole before its commit; a request that needs
+// the committed record (Wait with no byte count to reach) waits for Finish.
+TEST(ColdFetch, VerifiedReleasesTheLastByteAndTheCommitIsWaitedApart) {
+  ColdFetch fetch;
+  fetch.PublishMeta(Record(100), UniqueFd());
+  fetch.PublishBytes(100);
+  EXPECT_EQ(fetch.Current().sendable, 99u);
+  EXPECT_FALSE(fetch.Current().verified);
+  fetch.PublishVerified();
+  EXPECT_EQ(fetch.Current().sendable, 100u);
+  EXPECT_TRUE(fetch.Current().verified);
+  EXPECT_FALSE(fetch.Current().complete);
+
+  asio::io_context io;
+  auto guard = asio::make_work_guard(io);
+  bool last_byte = false, settled = false;
+  auto reader = [&]() -> asio::awaitable<void> {
+    auto p = co_await fetch.Wait(99);
+    last_byte = p.sendable == 100 && !p.complete;
+    auto q = co_await fetch.Wait(std::numeric_limits<uint64_t>::max());
+    settled = q.complete;
+    guard.reset();
+  };
+  asio::co_spawn(io, std::move(reader), asio::detached);
+  std::thread fetcher([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    fetch.Finish(std::make_shared<const ObjectRecord>(Record(100)));
+  });
+  io.run();
+  fetcher.join();
+  EXPECT_TRUE(last_byte);
+  EXPECT_TRUE(settled);
 }
 
 TEST(ColdFetch, FailureWakesEveryReader) {

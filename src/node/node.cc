@@ -350,6 +350,12 @@ std::shared_ptr<ColdFetch> Node::FetchFromCold(const std::string& key, bool rest
   return fetch;
 }
 
+std::shared_ptr<ColdFetch> Node::FetchInFlight(const std::string& key) {
+  std::lock_guard lock(fetches_mu_);
+  auto it = fetches_.find(key);
+  return it == fetches_.end() ? nullptr : it->second;
+}
+
 Result<Node::RecordPtr> Node::RunColdFetch(const std::string& key, bool restore_unknown,
                                            ColdFetch& fetch) {
   // A GET that met a body in the middle of its eviction comes here: the
@@ -418,6 +424,7 @@ Result<Node::RecordPtr> Node::RunColdFetch(const std::string& key, bool restore_
   if ((*body)->size() != meta.size || (*body)->ETag() != meta.etag) {
     return Status::Corruption("cold copy of " + key + " does not match its size or etag");
   }
+  fetch.PublishVerified();  // readers finish their answers while the commit below runs
   cold_fetches_->Inc();
   HlcTimestamp version{meta.version};
   hlc_.Observe(version);

@@ -139,6 +139,10 @@ class Node {
   // from the cold store's metadata (SPEC §2 step 5); otherwise the fetch fails
   // with NotFound. A tombstone fails it with Deleted. Never blocks.
   std::shared_ptr<ColdFetch> FetchFromCold(const std::string& key, bool restore_unknown);
+  // The fetch of `key` in flight, nullptr when none. A client may have its
+  // whole body (verified) before the fetch committed the record: what it does
+  // next waits for that commit (PublicApi::SettleFetch). Never blocks.
+  std::shared_ptr<ColdFetch> FetchInFlight(const std::string& key);
   // Marks that the local body of `record` vanished (found missing on open).
   void ForgetLocalBody(const ObjectRecord& record);
 

@@ -43,15 +43,29 @@ std::string BodyStore::FileNameKey(const std::string& key) {
 }
 
 std::string BodyStore::ShardDir(const std::string& key) const {
-  uint64_t h = XXH64(key.data(), key.size(), 0);
-  char buf[8];
-  std::snprintf(buf, sizeof buf, "%02x/%02x", static_cast<unsigned>(h >> 56),
-                static_cast<unsigned>((h >> 48) & 0xff));
-  return dir_ + "/" + buf;
+  // "<dir>/ab/cd" from the top 16 bits of the key's hash; by hand, not
+  // snprintf, as every GET of a local body builds its path.
+  static constexpr char kHex[] = "0123456789abcdef";
+  const uint64_t h = XXH64(key.data(), key.size(), 0);
+  std::string out;
+  out.reserve(dir_.size() + 48 + key.size());
+  out += dir_;
+  out += '/';
+  out += kHex[(h >> 60) & 0xf];
+  out += kHex[(h >> 56) & 0xf];
+  out += '/';
+  out += kHex[(h >> 52) & 0xf];
+  out += kHex[(h >> 48) & 0xf];
+  return out;
 }
 
 std::string BodyStore::PathFor(const std::string& key, HlcTimestamp version) const {
-  return ShardDir(key) + "/" + FileNameKey(key) + "@" + version.ToString();
+  std::string path = ShardDir(key);
+  path += '/';
+  path += FileNameKey(key);
+  path += '@';
+  path += version.ToString();
+  return path;
 }
 
 Result<std::unique_ptr<AtomicFile>> BodyStore::NewBody() {

@@ -7,6 +7,9 @@
 #include <fstream>
 #include <set>
 #include <vector>
+#include <xxhash.h>
+
+#include <cstdio>
 
 #include "base/test_util.h"
 
@@ -149,6 +152,22 @@ TEST(BodyStore, StartupRemovesTemporariesAndOrphans) {
   EXPECT_EQ(removed, 1u);
   EXPECT_TRUE(store->OpenBody("KEEP", HlcTimestamp{9}).ok());
   EXPECT_FALSE(store->OpenBody("ORPHAN", HlcTimestamp{9}).ok());
+}
+
+// The on-disk layout (docs/FORMATS.md) must not move when the path is built
+// differently: <dir>/<2 hex>/<2 hex>/<key>@<16 hex>, shards from XXH64.
+TEST(BodyStore, PathLayoutIsStable) {
+  testing::TempDir tmp;
+  auto store = std::move(BodyStore::Open(tmp / "files", DefaultDisk()).value());
+  for (const std::string key : {"01ARZ3NDEKTSV4RRFFQ69G5FAV", "a", "with space"}) {
+    const uint64_t h = XXH64(key.data(), key.size(), 0);
+    char shard[8];
+    std::snprintf(shard, sizeof shard, "%02x/%02x", static_cast<unsigned>(h >> 56),
+                  static_cast<unsigned>((h >> 48) & 0xff));
+    const std::string want = tmp.path() + "/files/" + shard + "/" + BodyStore::FileNameKey(key) +
+                             "@00000000000abc12";
+    EXPECT_EQ(store->PathFor(key, HlcTimestamp{0xabc12}), want);
+  }
 }
 
 }  // namespace

@@ -1,24 +1,33 @@
 #!/usr/bin/env bash
-# GET throughput/latency of objstore versus nginx serving the same bytes as
-# static files, driven by wrk over keep-alive connections on 127.0.0.1.
+# objstore against nginx on this machine, in one run (issue 6). Parts, each
+# selectable with --parts:
+#   static  GET hits: objstore vs nginx serving the same bytes as static files
+#           (2 workers, sendfile on, access_log off), wrk keep-alive, per size:
+#           req/s, MB/s, p50, p99 and the ratios objstore/nginx.
+#   put     PUT throughput of 1 MiB objects (level 0, one client) vs dd writing
+#           the same bytes with O_SYNC (oflag=sync) into the same file system.
+#   idle    RSS of the node with N idle keep-alive connections (nginx's for
+#           reference).
+#   s3      objstore in front of moto_server vs nginx as an S3 caching proxy
+#           (proxy_cache + proxy_cache_lock) in front of the same moto: cold
+#           misses and hits against a direct GET from moto, and wrk hits
+#           (bench/s3_vs_nginx.py).
+# Servers are measured alternately (never concurrently), and for GETs nginx and
+# objstore are first checked to return identical bytes.
 #
-# One run: start objstore and nginx on free loopback ports, PUT N random objects
-# per size into objstore and write the same bytes as files that nginx serves at
-# the same URL path (/api/v1/get/<ID>), check that both return identical bytes,
-# then run wrk against objstore and nginx alternately (never concurrently) and
-# print a table plus one machine-readable RESULT line per size.
-#
-# Needs: build/objstore (already built), nginx, wrk, curl, python3, sha256sum.
-# nginx and wrk come from Debian (scripts/setup installs them).
-# Run `bench/get_vs_nginx.sh --help` for options.
+# Needs: build/objstore (already built), nginx, wrk, curl, python3, sha256sum, dd;
+# for the s3 part moto_server and boto3 in the image's python3.
+# Run `bench/vs_nginx.sh --help` for options.
 set -euo pipefail
 
 usage() {
     cat <<'EOF'
-Usage: bench/get_vs_nginx.sh [options]
+Usage: bench/vs_nginx.sh [options]
 
-  --size LIST            object sizes, repeatable or comma list: 4K, 64K, 1M, 512,
-                         2M ... (K/M = 1024/1048576 bytes). Default: 4K,1M
+  --parts LIST           which parts: static,put,idle,s3 (default: all)
+  --size LIST            object sizes for the static part, repeatable or comma list:
+                         4K, 64K, 1M, 512, 2M ... (K/M = 1024/1048576 bytes).
+                         Default: 4K,64K,1M
   --objects N            objects per size (default by size: <=4K 1000, <=64K 500,
                          <=1M 100, larger 20)
   --duration S           seconds per timed wrk run (default 10)
@@ -29,23 +38,33 @@ Usage: bench/get_vs_nginx.sh [options]
   --connections C        wrk connections (default 64)
   --threads T            wrk threads (default 2)
   --server-threads N     objstore --threads and nginx worker_processes (default 2)
+  --put-objects N        1 MiB PUTs (and dd blocks) in the put part (default 200)
+  --idle-connections N   idle keep-alive connections in the idle part (default 1000)
+  --s3-small N           64 KiB objects in the s3 part (default 100)
+  --s3-large N           4 MiB objects in the s3 part (default 10)
+  --s3-rounds R          cold/hit passes in the s3 part (default 2)
   --objstore PATH        objstore binary (default: <repo>/build/objstore)
-  --tmp-parent DIR       where the temp dir goes (default /tmp)
+  --tmp-parent DIR       where the temp dir goes (default /work/tmp-bench if /work
+                         exists, else /tmp; the put part writes there)
   --keep                 keep the temp dir (logs, configs, wrk output) at the end
   -h, --help             this help
+
+A quick run: --duration 3 --warmup 0 --put-objects 50 --s3-small 30 --s3-large 3 --s3-rounds 1
 
 Output: a table (size, server, req/s, MB/s, p50, p99, ratios objstore/nginx) and
 per size a line
   RESULT size=4K objects=.. objstore_rps=.. nginx_rps=.. ratio_rps=.. \
          objstore_mbps=.. nginx_mbps=.. objstore_p50_ms=.. nginx_p50_ms=.. \
          objstore_p99_ms=.. nginx_p99_ms=.. ratio_p99=.. objstore_errors=.. nginx_errors=..
+Rows S3HIT-64K: hits through the two S3 caches (the s3 part).
+Then "RESULT put ...", "RESULT idle ..." and "RESULT s3 ..." lines.
 ratio_rps > 1: objstore serves more requests/s; ratio_p99 > 1: objstore's p99 is
 higher (worse). MB/s counts every byte wrk read (headers included), 10^6 bytes.
 wrk, objstore and nginx share the machine's cores: numbers are relative.
 EOF
 }
 
-die() { echo "get_vs_nginx: $*" >&2; exit 1; }
+die() { echo "vs_nginx: $*" >&2; exit 1; }
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -57,8 +76,14 @@ ROUNDS=1
 CONNECTIONS=64
 WRK_THREADS=2
 SERVER_THREADS=2
+PARTS=static,put,idle,s3
+PUT_OBJECTS=200
+IDLE_CONNECTIONS=1000
+S3_SMALL=100
+S3_LARGE=10
+S3_ROUNDS=2
 OBJSTORE_BIN="$REPO/build/objstore"
-TMP_PARENT=/tmp
+if [[ -d /work ]]; then TMP_PARENT=/work/tmp-bench; else TMP_PARENT=/tmp; fi
 KEEP=0
 
 need_arg() { [[ $# -ge 2 && -n "$2" ]] || die "option $1 needs a value"; }
@@ -80,6 +105,18 @@ while [[ $# -gt 0 ]]; do
         --threads=*) WRK_THREADS=${1#*=}; shift ;;
         --server-threads) need_arg "$@"; SERVER_THREADS=$2; shift 2 ;;
         --server-threads=*) SERVER_THREADS=${1#*=}; shift ;;
+        --parts) need_arg "$@"; PARTS=$2; shift 2 ;;
+        --parts=*) PARTS=${1#*=}; shift ;;
+        --put-objects) need_arg "$@"; PUT_OBJECTS=$2; shift 2 ;;
+        --put-objects=*) PUT_OBJECTS=${1#*=}; shift ;;
+        --idle-connections) need_arg "$@"; IDLE_CONNECTIONS=$2; shift 2 ;;
+        --idle-connections=*) IDLE_CONNECTIONS=${1#*=}; shift ;;
+        --s3-small) need_arg "$@"; S3_SMALL=$2; shift 2 ;;
+        --s3-small=*) S3_SMALL=${1#*=}; shift ;;
+        --s3-large) need_arg "$@"; S3_LARGE=$2; shift 2 ;;
+        --s3-large=*) S3_LARGE=${1#*=}; shift ;;
+        --s3-rounds) need_arg "$@"; S3_ROUNDS=$2; shift 2 ;;
+        --s3-rounds=*) S3_ROUNDS=${1#*=}; shift ;;
         --objstore) need_arg "$@"; OBJSTORE_BIN=$2; shift 2 ;;
         --objstore=*) OBJSTORE_BIN=${1#*=}; shift ;;
         --tmp-parent) need_arg "$@"; TMP_PARENT=$2; shift 2 ;;
@@ -89,13 +126,21 @@ while [[ $# -gt 0 ]]; do
         *) usage >&2; die "unknown option: $1" ;;
     esac
 done
-[[ ${#SIZES[@]} -gt 0 ]] || SIZES=(4K 1M)
+[[ ${#SIZES[@]} -gt 0 ]] || SIZES=(4K 64K 1M)
+[[ $PARTS == *static* ]] || SIZES=()
+has_part() { [[ ,$PARTS, == *,$1,* ]]; }
+for p in ${PARTS//,/ }; do
+    [[ $p =~ ^(static|put|idle|s3)$ ]] || die "unknown part '$p' (static, put, idle, s3)"
+done
 
 is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
-for v in DURATION WARMUP ROUNDS CONNECTIONS WRK_THREADS SERVER_THREADS; do
+for v in DURATION WARMUP ROUNDS CONNECTIONS WRK_THREADS SERVER_THREADS PUT_OBJECTS \
+         IDLE_CONNECTIONS S3_SMALL S3_LARGE S3_ROUNDS; do
     is_uint "${!v}" || die "$v must be a non-negative integer, got '${!v}'"
 done
 [[ -z $OBJECTS ]] || { is_uint "$OBJECTS" && [[ $OBJECTS -ge 1 ]]; } || die "--objects must be >= 1"
+[[ $PUT_OBJECTS -ge 1 && $S3_ROUNDS -ge 1 && $(( S3_SMALL + S3_LARGE )) -ge 1 ]] \
+    || die "--put-objects, --s3-rounds and --s3-small + --s3-large must be >= 1"
 [[ $DURATION -ge 1 && $ROUNDS -ge 1 && $CONNECTIONS -ge 1 && $WRK_THREADS -ge 1 && $SERVER_THREADS -ge 1 ]] \
     || die "--duration, --rounds, --connections, --threads, --server-threads must be >= 1"
 [[ $CONNECTIONS -ge $WRK_THREADS ]] || die "--connections must be >= --threads (wrk requirement)"
@@ -129,11 +174,15 @@ for s in "${SIZES[@]}"; do
     LABELS+=("$label")
 done
 
-for tool in nginx wrk curl python3 sha256sum; do
+for tool in nginx wrk curl python3 sha256sum dd; do
     command -v "$tool" >/dev/null || die "$tool not found (scripts/setup installs nginx and wrk)"
 done
 NGINX=$(command -v nginx)
 [[ -x $OBJSTORE_BIN ]] || die "objstore binary not found at $OBJSTORE_BIN (build it first)"
+if has_part s3; then
+    command -v moto_server >/dev/null || die "moto_server not on PATH (needed by the s3 part)"
+    python3 -c "import boto3" 2>/dev/null || die "python3 has no boto3 (needed by the s3 part)"
+fi
 
 # ---------------------------------------------------------------- temp dir, cleanup
 mkdir -p "$TMP_PARENT"
@@ -151,7 +200,7 @@ stop_pid() {  # stop_pid PID NAME: SIGTERM, wait up to 15 s, then SIGKILL
         sleep 0.1
     done
     if kill -0 "$pid" 2>/dev/null; then
-        echo "get_vs_nginx: $name (pid $pid) ignored SIGTERM for 15 s, sending SIGKILL" >&2
+        echo "vs_nginx: $name (pid $pid) ignored SIGTERM for 15 s, sending SIGKILL" >&2
         kill -KILL "$pid" 2>/dev/null || true
     fi
     wait "$pid" 2>/dev/null || true
@@ -162,11 +211,11 @@ cleanup() {
     stop_pid "$OBJSTORE_PID" objstore
     stop_pid "$NGINX_PID" nginx
     if [[ $KEEP == 1 ]]; then
-        echo "get_vs_nginx: kept $WORK" >&2
+        echo "vs_nginx: kept $WORK" >&2
     elif [[ $rc -ne 0 ]]; then
         # keep the logs of a failed run, drop the bulky data
         rm -rf "$WORK/objstore/files" "$WORK/objstore/state" "$WORK/objstore/cold" "$WORK/www" 2>/dev/null || true
-        echo "get_vs_nginx: failed; logs are in $WORK" >&2
+        echo "vs_nginx: failed; logs are in $WORK" >&2
     else
         rm -rf "$WORK"
     fi
@@ -179,12 +228,12 @@ trap 'exit 143' TERM
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 # ---------------------------------------------------------------- free ports
-# Bind three sockets at once so the ports differ; the tiny race before the
+# Bind five sockets at once so the ports differ; the tiny race before the
 # servers bind them is acceptable for a benchmark.
-read -r OS_PORT OS_PRIV_PORT NGINX_PORT < <(python3 - <<'PY'
+read -r OS_PORT OS_PRIV_PORT NGINX_PORT PROXY_PORT MOTO_PORT < <(python3 - <<'PY'
 import socket
 socks = []
-for _ in range(3):
+for _ in range(5):
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     socks.append(s)
@@ -227,7 +276,7 @@ echo ok >"$WORK/www/ping"
 NGINX_USER=""
 [[ $EUID -eq 0 ]] && NGINX_USER="user root;"   # workers must read the 0700 temp dir
 WORKER_CONNECTIONS=$(( CONNECTIONS * 2 + 128 ))
-(( WORKER_CONNECTIONS >= 1024 )) || WORKER_CONNECTIONS=1024
+(( WORKER_CONNECTIONS >= IDLE_CONNECTIONS + 1024 )) || WORKER_CONNECTIONS=$(( IDLE_CONNECTIONS + 1024 ))
 cat >"$WORK/nginx/nginx.conf" <<EOF
 $NGINX_USER
 worker_processes $SERVER_THREADS;
@@ -253,6 +302,29 @@ http {
         listen 127.0.0.1:$NGINX_PORT;
         root $WORK/www;
         location / { }
+    }
+    # The s3 part: a caching proxy in front of moto. Clients sign their GETs
+    # for moto's host; nginx passes the signature on and keeps connections to
+    # moto alive. X-Bench-Round is in the key so every round starts cold.
+    proxy_cache_path $WORK/nginx/cache levels=1:2 keys_zone=s3:10m max_size=4g inactive=1h use_temp_path=off;
+    upstream moto {
+        server 127.0.0.1:$MOTO_PORT;
+        keepalive 16;
+    }
+    server {
+        listen 127.0.0.1:$PROXY_PORT;
+        location = /ping { return 200 "ok\n"; }
+        location / {
+            proxy_pass http://moto;
+            proxy_http_version 1.1;
+            proxy_set_header Host 127.0.0.1:$MOTO_PORT;
+            proxy_set_header Connection "";
+            proxy_cache s3;
+            proxy_cache_key "\$http_x_bench_round\$uri";
+            proxy_cache_lock on;
+            proxy_cache_valid 200 1h;
+            proxy_ignore_headers Cache-Control Expires Set-Cookie Vary;
+        }
     }
 }
 EOF
@@ -386,6 +458,126 @@ for label in "${LABELS[@]}"; do
     done
 done
 
+# ---------------------------------------------------------------- put
+# PUTs of 1 MiB objects at level 0 over one keep-alive connection (each is
+# durable when answered: body, directory and journal synced) against dd
+# writing the same bytes in 1 MiB blocks with O_SYNC to the same file system.
+# Alternating, --rounds times; medians.
+EXTRA="$WORK/extra.txt"
+: >"$EXTRA"
+if has_part put; then
+    log "put: $PUT_OBJECTS x 1 MiB, objstore PUT vs dd oflag=sync, $ROUNDS round(s)"
+    head -c $(( PUT_OBJECTS * 1048576 )) /dev/urandom >"$WORK/put-src.bin"
+    : >"$WORK/put.tsv"
+    for ((r = 1; r <= ROUNDS; r++)); do
+        python3 - "$OS_PORT" "$WORK/put-src.bin" "$PUT_OBJECTS" >>"$WORK/put.tsv" <<'PY' \
+            || die "the PUT run failed"
+import http.client, sys, time
+port, src, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+ids = []
+for _ in range(n):
+    conn.request("GET", "/api/v1/id")
+    ids.append(conn.getresponse().read().decode().strip())
+data = open(src, "rb").read()
+t0 = time.perf_counter()
+for i, oid in enumerate(ids):
+    conn.request("POST", "/api/v1/put", body=data[i << 20:(i + 1) << 20],
+                 headers={"X-Meta-ID": oid, "X-Meta-ConsistencyLevel": "0"})
+    r = conn.getresponse()
+    body = r.read()
+    if r.status != 200:
+        sys.exit(f"PUT {oid} -> {r.status} {body[:200]!r}")
+print(f"objstore\t{time.perf_counter() - t0:.6f}")
+PY
+        dd if="$WORK/put-src.bin" of="$WORK/objstore/dd.out" bs=1M count="$PUT_OBJECTS" oflag=sync \
+            2>"$WORK/dd.txt" || { cat "$WORK/dd.txt" >&2; die "dd failed"; }
+        printf 'dd\t%s\n' "$(sed -n 's/.* copied, \([0-9.]*\) s.*/\1/p' "$WORK/dd.txt")" >>"$WORK/put.tsv"
+        rm -f "$WORK/objstore/dd.out"
+    done
+    python3 - "$WORK/put.tsv" "$PUT_OBJECTS" >>"$EXTRA" <<'PY'
+import statistics, sys
+secs = {}
+for line in open(sys.argv[1]):
+    who, t = line.split()
+    secs.setdefault(who, []).append(float(t))
+mib = int(sys.argv[2])
+o, d = (mib / statistics.median(secs[k]) for k in ("objstore", "dd"))
+print(f"PUT of 1 MiB objects: objstore {o:.1f} MiB/s, dd oflag=sync {d:.1f} MiB/s, "
+      f"ratio {o / d:.2f} (goal >= 0.8)")
+print(f"RESULT put objects={mib} rounds={len(secs['dd'])} objstore_mibps={o:.1f} dd_sync_mibps={d:.1f} "
+      f"ratio={o / d:.3f}")
+PY
+fi
+
+# ---------------------------------------------------------------- idle
+# N keep-alive connections, each after one answered request, then idle; the
+# RSS of the node (and of nginx's processes, for reference) is read while
+# they stay open.
+rss_kib() {  # rss_kib PID...: summed VmRSS in KiB
+    local total=0 pid v
+    for pid in "$@"; do
+        v=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
+        total=$(( total + ${v:-0} ))
+    done
+    echo "$total"
+}
+if has_part idle; then
+    log "idle: $IDLE_CONNECTIONS keep-alive connections to each server"
+    cat >"$WORK/idle.py" <<'PY'
+import socket, sys
+port, path, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+socks = []
+for _ in range(n):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
+    got = b""
+    while b"\r\n\r\n" not in got:
+        got += s.recv(4096)
+    if not got.startswith(b"HTTP/1.1 200"):
+        sys.exit(f"idle connection got {got[:80]!r}")
+    socks.append(s)
+print("open", flush=True)
+sys.stdin.readline()  # hold them until told
+PY
+    for srv in objstore nginx; do
+        if [[ $srv == objstore ]]; then port=$OS_PORT path=/api/v1/ping pids=$OBJSTORE_PID
+        else port=$NGINX_PORT path=/ping pids="$NGINX_PID $(pgrep -P "$NGINX_PID" | tr '\n' ' ')"; fi
+        before=$(rss_kib $pids)
+        coproc IDLE { python3 "$WORK/idle.py" "$port" "$path" "$IDLE_CONNECTIONS"; }
+        read -r _ <&"${IDLE[0]}" || die "opening $IDLE_CONNECTIONS connections to $srv failed"
+        sleep 1
+        after=$(rss_kib $pids)
+        [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port$path") == 200 ]] \
+            || die "$srv does not answer with $IDLE_CONNECTIONS idle connections open"
+        echo >&"${IDLE[1]}"
+        wait "$IDLE_PID" || true
+        printf '%s %s %s\n' "$srv" "$before" "$after" >>"$WORK/idle.txt"
+    done
+    read -r _ ob oa < <(grep '^objstore ' "$WORK/idle.txt")
+    read -r _ nb na < <(grep '^nginx ' "$WORK/idle.txt")
+    {
+        awk -v n="$IDLE_CONNECTIONS" -v oa="$oa" -v ob="$ob" -v na="$na" -v nb="$nb" 'BEGIN {
+            printf "RSS with %d idle keep-alive connections: objstore %.1f MiB (%.1f before), " \
+                   "nginx (master + workers) %.1f MiB (%.1f before); goal < 200 MiB\n",
+                   n, oa / 1024, ob / 1024, na / 1024, nb / 1024 }'
+        echo "RESULT idle connections=$IDLE_CONNECTIONS objstore_rss_kib=$oa objstore_rss_before_kib=$ob" \
+             "nginx_rss_kib=$na nginx_rss_before_kib=$nb"
+    } >>"$EXTRA"
+fi
+
+# ---------------------------------------------------------------- s3
+if has_part s3; then
+    log "s3: moto on port $MOTO_PORT, nginx proxy_cache on $PROXY_PORT, $S3_SMALL x 64 KiB + $S3_LARGE x 4 MiB"
+    BENCH_SMALL=$S3_SMALL BENCH_LARGE=$S3_LARGE BENCH_ROUNDS=$S3_ROUNDS BENCH_MOTO_PORT=$MOTO_PORT \
+    BENCH_PROXY_PORT=$PROXY_PORT BENCH_WORK=$WORK BENCH_RESULTS=$RESULTS \
+    BENCH_SERVER_THREADS=$SERVER_THREADS BENCH_WRK_THREADS=$WRK_THREADS BENCH_CONNECTIONS=$CONNECTIONS \
+    BENCH_DURATION=$DURATION BENCH_WARMUP=$WARMUP BENCH_WRK_ROUNDS=$ROUNDS \
+    BENCH_LUA="$WORK/roundrobin.lua" OBJSTORE_BIN="$OBJSTORE_BIN" OBJSTORE_TEST_TMP="$WORK" \
+    PYTHONPATH="$REPO/tests/blackbox${PYTHONPATH:+:$PYTHONPATH}" \
+        timeout -k 10 900 python3 "$REPO/bench/s3_vs_nginx.py" >>"$EXTRA" || die "the s3 part failed"
+fi
+
 # ---------------------------------------------------------------- report
 python3 - "$RESULTS" "$CONNECTIONS" "$WRK_THREADS" "$SERVER_THREADS" "$DURATION" "$ROUNDS" <<'PY'
 import statistics, sys
@@ -449,3 +641,4 @@ if any(agg(l, s)["errors"] for l in order for s in ("objstore", "nginx")):
     print("WARNING: wrk counted errors (non-2xx/3xx answers, socket errors or timeouts); "
           "see the wrk output (--keep)", file=sys.stderr)
 PY
+cat "$EXTRA"
