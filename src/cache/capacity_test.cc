@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <future>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -251,6 +252,39 @@ TEST(Capacity, SavedStateKeepsTheOrderAcrossARestart) {
   auto d = Open(third, 10'000);
   EXPECT_EQ(d->Load(bodies, "garbage"), 0u);
   EXPECT_EQ(d->Stats().used_bytes, 600u);
+}
+
+// S3-FIFO's ghost is part of the saved state: a key evicted before a restart
+// and stored again after it is recognised and goes straight to main.
+TEST(Capacity, SavedStateKeepsTheS3FifoGhostAcrossARestart) {
+  auto queue_of = [](const std::string& blob, const std::string& key) {
+    auto state = DecodePolicyState(blob);
+    EXPECT_TRUE(state.ok()) << state.status().ToString();
+    std::optional<PolicyQueue> q;
+    for (const PolicyEntryState& e : state.value()) {
+      if (e.key == key) q = e.queue;
+    }
+    return q;
+  };
+  FakeOwner owner;
+  std::vector<StoredBody> bodies;
+  {
+    auto c = Open(owner, 1000, "s3fifo");
+    for (char k = 'a'; k <= 'j'; ++k) Put(*c, std::string(1, k), 100);
+    // 1000 > 950 used: one eviction down to 900, small's oldest never-hit key.
+    ASSERT_TRUE(Eventually([&] { return c->Stats().evictions == 1; }));
+    EXPECT_EQ(owner.Removed(), std::vector<std::string>{"a"});
+  }
+  EXPECT_EQ(queue_of(owner.saved, "a"), PolicyQueue::kGhost);
+  for (char k = 'b'; k <= 'j'; ++k) bodies.push_back({std::string(1, k), 1, 100, true});
+  FakeOwner after;
+  {
+    auto c = Open(after, 10'000, "s3fifo");
+    EXPECT_EQ(c->Load(bodies, owner.saved), 9u);
+    Put(*c, "a", 100);  // fetched back: the ghost sends it to main
+  }
+  EXPECT_EQ(queue_of(after.saved, "a"), PolicyQueue::kMain);
+  EXPECT_EQ(queue_of(after.saved, "b"), PolicyQueue::kSmall);
 }
 
 }  // namespace

@@ -32,15 +32,17 @@
 // - lru:    one list, a hit moves the key to the recent end. The baseline.
 // - fifo:   one list, hits change nothing. A reference point only.
 // - s3fifo: S3-FIFO (Yang et al., SOSP'23). Small FIFO (10% of capacity bytes),
-//           main FIFO, ghost FIFO of recently evicted keys (no bodies). New keys
-//           enter small; a key hit while in small moves to main when it reaches
-//           small's tail, a key never hit leaves from small (one-hit wonders
+//           main FIFO, ghost FIFO of keys recently evicted from small (no
+//           bodies; at most 2 per tracked key). New keys enter small; a key hit
+//           while in small moves to main when it reaches small's tail (its hit
+//           spent: freq 0), a key never hit leaves from small (one-hit wonders
 //           never touch main); a key found in the ghost enters main directly.
 //           Main reinserts a key whose frequency is > 0 and decrements it
-//           (frequency counts hits, capped at 3). Why the default: on web and
+//           (frequency counts hits, capped at 7). Why the default: on web and
 //           object traces most keys are requested once; S3-FIFO keeps them out
 //           of main, and its hit path only bumps a counter (no list move, no
-//           lock contention on a list head), unlike LRU.
+//           lock contention on a list head), unlike LRU. Its tuning for byte
+//           miss ratio: s3fifo_policy.cc and docs/BENCHMARKS.md.
 // - sieve:  SIEVE (Zhang et al., NSDI'24). One FIFO list with a visited bit and a
 //           hand that moves from old to new, clearing visited bits and stopping
 //           at the first unvisited key. Also a counter-only hit path.
@@ -88,7 +90,7 @@ enum class PolicyQueue : uint8_t {
   kHand = 3,   // sieve: the key under the hand (otherwise like kMain)
 };
 
-// One key of a saved state. `freq` is the s3fifo frequency (0..3) or the sieve
+// One key of a saved state. `freq` is the s3fifo frequency (0..7) or the sieve
 // visited bit (0..1); 0 for lru and fifo.
 struct PolicyEntryState {
   std::string key;

@@ -337,7 +337,7 @@ TEST(S3Fifo, ScanOfOneHitWondersDoesNotFlushHotKeys) {
 TEST(S3Fifo, OneHitWondersLeaveThroughSmallAndComeBackToMain) {
   auto p = Make("s3fifo", 100);
   int next_victim = 0;
-  for (int i = 0; i < 500; ++i) {
+  for (int i = 0; i < 1000; ++i) {
     p->Insert(K(i), 1);
     // Keys never hit leave in insertion order, straight from small.
     for (const std::string& v : EvictDownTo(*p, 100)) EXPECT_EQ(v, K(next_victim++));
@@ -345,51 +345,113 @@ TEST(S3Fifo, OneHitWondersLeaveThroughSmallAndComeBackToMain) {
   }
   EXPECT_EQ(p->stats().promotions, 0u);
   EXPECT_EQ(p->stats().reinsertions, 0u);
-  EXPECT_EQ(p->stats().evictions, 400u);
-  // The evicted keys are remembered (ghost: main's 90 bytes -> the last 90).
+  EXPECT_EQ(p->stats().evictions, 900u);
+  // The evicted keys are remembered, 2 per tracked key plus 2: 100 tracked
+  // once the evicted key is out, so 2 * (100 + 1) = 202 -> the last 202.
   const auto ghost = InQueue(*p, PolicyQueue::kGhost);
-  ASSERT_EQ(ghost.size(), 90u);
-  EXPECT_EQ(ghost.front().key, K(310));
-  EXPECT_EQ(ghost.back().key, K(399));
+  ASSERT_EQ(ghost.size(), 202u);
+  EXPECT_EQ(ghost.front().key, K(698));
+  EXPECT_EQ(ghost.back().key, K(899));
   // One of them requested again: straight into main.
-  p->Insert(K(350), 1);
+  p->Insert(K(750), 1);
   EXPECT_EQ(p->stats().ghost_hits, 1u);
   const auto main = InQueue(*p, PolicyQueue::kMain);
   ASSERT_EQ(main.size(), 1u);
-  EXPECT_EQ(main[0].key, K(350));
+  EXPECT_EQ(main[0].key, K(750));
+  // One forgotten by the ghost starts in small again.
+  p->Insert(K(650), 1);
+  EXPECT_EQ(p->stats().ghost_hits, 1u);
+  EXPECT_EQ(InQueue(*p, PolicyQueue::kSmall).back().key, K(650));
   // Deleted keys leave no history.
-  EXPECT_TRUE(p->Erase(K(350)));
-  p->Insert(K(350), 1);
-  EXPECT_EQ(InQueue(*p, PolicyQueue::kSmall).back().key, K(350));
-  p->Erase(K(360));  // only a ghost: forgotten too
-  p->Insert(K(360), 1);
+  EXPECT_TRUE(p->Erase(K(750)));
+  p->Insert(K(750), 1);
+  EXPECT_EQ(InQueue(*p, PolicyQueue::kSmall).back().key, K(750));
+  p->Erase(K(760));  // only a ghost: forgotten too
+  p->Insert(K(760), 1);
   EXPECT_EQ(p->stats().ghost_hits, 1u);
 }
 
-TEST(S3Fifo, MainReinsertsWithDecrementingFrequencyCappedAtThree) {
-  auto p = Make("s3fifo", 10);  // small: 1 byte
+// The ghost is bounded in keys, not bytes: a key as large as the whole
+// capacity is remembered like a 1-byte one, and the ghost holds at most 2 keys
+// per tracked key (plus 2) whatever their sizes.
+TEST(S3Fifo, GhostCountsKeysWhateverTheirSize) {
+  auto p = Make("s3fifo", 100);  // small: 10 bytes
+  p->Insert("huge", 100);
+  for (int i = 0; i < 10; ++i) p->Insert(K(i), 1);
+  EXPECT_EQ(EvictDownTo(*p, 10), std::vector<std::string>{"huge"});
+  EXPECT_EQ(InQueue(*p, PolicyQueue::kGhost).back().key, "huge");
+  // 100 one-hit keys pass through; 10 tracked: room for 2 * 11 = 22.
+  for (int i = 10; i < 110; ++i) {
+    p->Insert(K(i), 1);
+    EvictDownTo(*p, 10);
+  }
+  const auto ghost = InQueue(*p, PolicyQueue::kGhost);
+  ASSERT_EQ(ghost.size(), 22u);
+  EXPECT_EQ(ghost.front().key, K(78));
+  EXPECT_EQ(ghost.back().key, K(99));
+  p->Insert("huge", 100);  // forgotten by now: small
+  EXPECT_EQ(p->stats().ghost_hits, 0u);
+  p->Insert(K(99), 1);  // remembered: main
+  EXPECT_EQ(p->stats().ghost_hits, 1u);
+  EXPECT_EQ(InQueue(*p, PolicyQueue::kMain).back().key, K(99));
+}
+
+TEST(S3Fifo, PromotionSpendsTheHitAndMainReinsertsWithFrequencyCappedAtSeven) {
+  auto p = Make("s3fifo", 20);  // small: 2 bytes
   p->Insert("a", 1);
   p->Insert("b", 1);
-  for (int i = 0; i < 10; ++i) p->Access("a");
+  p->Access("a");
   p->Access("b");
-  EXPECT_EQ(InQueue(*p, PolicyQueue::kSmall).front().freq, 3);  // a, capped
-  // Promote both (small -> main keeps freq), then main: a (3), b (1).
-  p->Insert("c", 1);  // small: c; the victim search promotes a and b first
-  auto v = p->Victim();
-  ASSERT_TRUE(v.has_value());
-  EXPECT_EQ(*v, "c");
+  p->Insert("c", 1);
+  p->Insert("d", 1);  // small [d c b a], 4 bytes
+  // The search promotes a and b (hit) with freq 0, then small [d c] holds its
+  // 2 bytes and its tail c, never hit, goes.
+  EXPECT_EQ(*p->Victim(), "c");
   EXPECT_EQ(p->stats().promotions, 2u);
   ASSERT_TRUE(p->Evict("c"));
-  // Only main left (tail a, then b). The hand of FIFO reinsertion goes round:
-  // a 3->2, b 1->0, a 2->1, then b is at the tail with freq 0 and goes.
+  for (const auto& e : InQueue(*p, PolicyQueue::kMain)) EXPECT_EQ(e.freq, 0) << e.key;
+  for (int i = 0; i < 10; ++i) p->Access("a");
+  p->Access("b");
+  EXPECT_EQ(InQueue(*p, PolicyQueue::kMain).front().freq, 7);  // a (main's tail), capped
+  // small [d] is below its share: main, tail a then b. FIFO reinsertion goes
+  // round: a 7->6, b 1->0, a 6->5, then b is at the tail with freq 0 and goes.
   EXPECT_EQ(*p->Victim(), "b");
   EXPECT_EQ(p->stats().reinsertions, 3u);
   ASSERT_TRUE(p->Evict("b"));
-  EXPECT_EQ(*p->Victim(), "a");  // a 1->0, then a goes
-  EXPECT_EQ(p->stats().reinsertions, 4u);
+  EXPECT_EQ(*p->Victim(), "a");  // a 5->4->3->2->1->0, then a goes
+  EXPECT_EQ(p->stats().reinsertions, 8u);
+  // A key evicted from main is forgotten (only small's evictions are ghosts).
+  EXPECT_EQ(InQueue(*p, PolicyQueue::kGhost).size(), 1u);  // c
+  p->Insert("b", 1);
+  EXPECT_EQ(p->stats().ghost_hits, 0u);
+  EXPECT_EQ(InQueue(*p, PolicyQueue::kSmall).back().key, "b");
 }
 
-// Regression: a small key below small's 10% share was never offered when
+// A restored state lists the ghost before the tracked keys its bound depends
+// on: the ghost must survive the restore whole, and be trimmed (oldest first)
+// only to the bound the restored keys give.
+TEST(S3Fifo, RestoreKeepsTheGhostUpToItsBound) {
+  std::vector<PolicyEntryState> state;
+  for (int i = 0; i < 6; ++i) {
+    state.push_back({"g" + std::to_string(i), 5, PolicyQueue::kGhost, 0});
+  }
+  state.push_back({"s", 1, PolicyQueue::kSmall, 0});
+  state.push_back({"m", 1, PolicyQueue::kMain, 6});
+  auto p = Make("s3fifo", 100);
+  ASSERT_TRUE(p->RestoreState(state).ok());
+  // 2 tracked keys: room for 2 * 3 = 6 ghost keys, all kept in order.
+  EXPECT_EQ(p->SaveState(), state);
+  state.insert(state.begin() + 6, {"g6", 5, PolicyQueue::kGhost, 0});  // a 7th: g0 goes
+  ASSERT_TRUE(p->RestoreState(state).ok());
+  const auto ghost = InQueue(*p, PolicyQueue::kGhost);
+  ASSERT_EQ(ghost.size(), 6u);
+  EXPECT_EQ(ghost.front().key, "g1");
+  EXPECT_EQ(ghost.back().key, "g6");
+  p->Insert("g3", 5);
+  EXPECT_EQ(p->stats().ghost_hits, 1u);
+}
+
+// Regression: a small key below small's share of the capacity was never offered when
 // every main key was pinned, so Victim returned nullopt with a victim present.
 TEST(S3Fifo, SmallKeyIsFoundBehindAFullyPinnedMain) {
   auto p = Make("s3fifo", 100);  // small: 10 bytes
@@ -436,13 +498,17 @@ TEST(Sieve, HandKeepsVisitedKeysInPlaceAndResumesWhereItStopped) {
 //   5 d miss, evict c [d a]  6 b miss [b d a]  7 a HIT [a b d]
 //   8 c miss, evict d and b [c a]
 //   -> 7 misses (7/8 = 0.875), 9 bytes missed (9/10 = 0.9).
-// S3-FIFO (small = max(1, 3/10) = 1 byte, ghost = 2 bytes):
+// S3-FIFO (small = max(1, 3/10) = 1 byte; the ghost holds up to 2 keys per
+// tracked key plus 2, which never forgets anything here):
 //   1 a, 2 b -> small [b a]   3 c: small tail a (freq 0) evicted -> ghost [a]; small [c b]
 //   4 a: evict b -> ghost [b a]; a is in the ghost -> main [a]; small [c]
-//   5 d: evict c (2 bytes) -> ghost drops b, keeps [c]; small [d]
-//   6 b: not in the ghost -> small [b d]   7 a HIT (freq 1)
-//   8 c: evict d (ghost [d], drops c), evict b -> c not in ghost -> small [c]
-//   -> 7 misses, 9 bytes: the same counts as LRU, through the ghost path.
+//   5 d: evict c (2 bytes) -> ghost [c b]; small [d]
+//   6 b: fits (3 bytes); b is in the ghost -> main [b a]   7 a HIT (freq 1)
+//   8 c: evict d (small is at its 1-byte share) -> ghost [d c]; then main: a
+//        (freq 1) is reinserted with freq 0, b (freq 0) is evicted and
+//        forgotten; c is in the ghost -> main [c a]
+//   -> 7 misses (all but 7), 1+1+2+1+1+1+2 = 9 bytes: the same counts as LRU,
+//   through the ghost path.
 // Belady (next use: a@1->4, b@2->6, c@3->8, a@4->7, then none):
 //   1 a miss {a}  2 b miss {a b}  3 c miss: c's next use (8) is furthest -> bypassed
 //   4 a HIT  5 d miss {a b d}  6 b HIT  7 a HIT  8 c miss
