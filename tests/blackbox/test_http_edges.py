@@ -509,7 +509,10 @@ class TraversalTest(NodeTestCase):
 
     def test_bad_names(self):
         n = self.node
-        for raw_name in (b"a\x00b", b"a\x01b", b"a\x1fb", b"a\x7fb", b"a\tb"):
+        # Not UTF-8 (a lone byte, a cut sequence, an overlong form, a surrogate):
+        # names live in JSON, where such bytes made every later read answer 500.
+        for raw_name in (b"a\x00b", b"a\x01b", b"a\x1fb", b"a\x7fb", b"a\tb", b"a\xffb",
+                         b"a\xc3", b"a\xc0\xafb", b"a\xed\xa0\x80b"):
             with self.subTest(name=raw_name):
                 oid = n.new_id()
                 data = (b"POST /api/v1/put HTTP/1.1\r\nHost: x\r\nX-Meta-ID: " + oid.encode()
