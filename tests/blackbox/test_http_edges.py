@@ -507,6 +507,14 @@ class TraversalTest(NodeTestCase):
         self.assertEqual(n.meta(oid)[2]["name"], name)
         self.assertTrue(n.get(oid)[1]["content-type"].startswith("text/plain"))
 
+    def test_path_not_utf8(self):
+        # The error JSON quotes the path: a byte that is not UTF-8 made it 500.
+        r = first_response(self.node.raw(b"GET /x\xff HTTP/1.1\r\nHost: x\r\n"
+                                         b"Connection: close\r\n\r\n"))
+        self.assertIsNotNone(r)
+        self.assertEqual(r["status"], 404, r)
+        self.assertEqual(json.loads(r["body"])["code"], "not_found")
+
     def test_bad_names(self):
         n = self.node
         # Not UTF-8 (a lone byte, a cut sequence, an overlong form, a surrogate):
