@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
-#include "base/percent_encoding.h"
+#include "api/request_checks.h"
 #include "http/mime.h"
 #include "http/range.h"
 #include "ids/ulid.h"
@@ -26,7 +26,6 @@ using FileResponse = bhttp::response<bhttp::empty_body>;
 namespace {
 
 constexpr size_t kBodyChunk = 256 * 1024;
-constexpr size_t kMaxNameBytes = 1024;
 constexpr std::string_view kGetPrefix = "/api/v1/get/";
 constexpr std::string_view kMetaPrefix = "/api/v1/meta/";
 constexpr std::string_view kDeletePrefix = "/api/v1/delete/";
@@ -142,54 +141,6 @@ StringResponse RecordResponse(bhttp::status status, const ObjectRecord& r) {
   res.set("X-Meta-Version", r.version.ToString());
   if (!r.deleted) res.set(bhttp::field::etag, r.etag);
   return res;
-}
-
-// ------------------------------------------------------------ input checks
-
-// A ULID from a path segment or header, in canonical (upper-case) form.
-Result<std::string> ParseId(std::string_view raw) {
-  auto decoded = PercentDecode(raw);
-  std::optional<Ulid> id;
-  if (decoded) id = Ulid::Parse(*decoded);
-  if (!id) {
-    return Status::Invalid(
-        "bad id: expected a ULID (26 characters of Crockford base32); GET /api/v1/id makes one");
-  }
-  return id->ToString();
-}
-
-Result<int> ParseLevel(std::string_view raw) {
-  while (!raw.empty() && raw.front() == ' ') raw.remove_prefix(1);
-  while (!raw.empty() && raw.back() == ' ') raw.remove_suffix(1);
-  if (raw.empty()) return 0;
-  if (raw.size() == 1 && raw[0] >= '0' && raw[0] <= '2') return raw[0] - '0';
-  return Status::Invalid("bad consistency level '" + std::string(raw) +
-                         "': expected 0 (local), 1 (s3) or 2 (full)");
-}
-
-// User meta: a JSON object of string values, returned compact (keys keep case).
-Result<std::string> ParseUserMeta(std::string_view raw) {
-  if (raw.empty()) return std::string("{}");
-  json doc = json::parse(raw, nullptr, false);
-  if (doc.is_discarded() || !doc.is_object()) {
-    return Status::Invalid("bad X-Meta-UserMeta: expected a JSON object of string values");
-  }
-  for (const auto& [k, v] : doc.items()) {
-    if (!v.is_string()) {
-      return Status::Invalid("bad X-Meta-UserMeta: the value of '" + k + "' is not a string");
-    }
-  }
-  return doc.dump();
-}
-
-Status CheckName(std::string_view name) {
-  if (name.size() > kMaxNameBytes) {
-    return Status::Invalid(fmt::format("bad X-Meta-Name: longer than {} bytes", kMaxNameBytes));
-  }
-  for (unsigned char c : name) {
-    if (c < 0x20 || c == 0x7f) return Status::Invalid("bad X-Meta-Name: control character");
-  }
-  return Status::Ok();
 }
 
 bool IsTrue(std::string_view v) { return v == "1" || boost::beast::iequals(v, "true"); }

@@ -331,18 +331,15 @@ json Cluster::PingBody() const {
 }
 
 asio::awaitable<json> Cluster::OnPing(json body, std::string remote_ip) {
-  if (body.contains("from")) {
-    auto from = MemberFromJson(body["from"]);
-    if (from.ok()) {
-      // A peer listening on 0.0.0.0 is reached at the address we see it from.
-      if (Unspecified(from->addr) && !remote_ip.empty()) from->addr = WithHost(from->addr, remote_ip);
-      OnEvents(membership_.Heard(*from));
+  PingMessage ping = PingFromJson(body);
+  if (ping.from) {
+    // A peer listening on 0.0.0.0 is reached at the address we see it from.
+    if (Unspecified(ping.from->addr) && !remote_ip.empty()) {
+      ping.from->addr = WithHost(ping.from->addr, remote_ip);
     }
+    OnEvents(membership_.Heard(*ping.from));
   }
-  if (body.contains("members")) {
-    auto members = MembersFromJson(body["members"]);
-    if (members.ok()) OnEvents(membership_.Merge(*members));
-  }
+  if (!ping.members.empty()) OnEvents(membership_.Merge(ping.members));
   co_return PingBody();
 }
 
@@ -396,58 +393,23 @@ int64_t Cluster::LastSyncedBy(const std::string& peer_id) const {
 }
 
 Result<json> Cluster::OnTree(const json& body) const {
-  // {"level": l, "parents": [p...], "hashes": [...]}: the caller's hashes of
-  // the 16 children of each parent at level l-1, in order (level 0: the root
-  // alone, no parents). The answer lists the child indices that differ.
-  if (!body.contains("level") || !body["level"].is_number_integer() ||
-      !body.contains("parents") || !body["parents"].is_array() || !body.contains("hashes") ||
-      !body["hashes"].is_string()) {
-    return Status::Invalid(R"(expected {"level": l, "parents": [...], "hashes": "<packed>"})");
-  }
-  const int level = body["level"].get<int>();
-  if (level < 0 || level > SyncTree::kLeafLevel) return Status::Invalid("bad tree level");
-  const json& parents = body["parents"];
-  std::vector<uint64_t> hashes;
-  if (!UnpackHashes(body["hashes"].get_ref<const std::string&>(), &hashes)) {
-    return Status::Invalid("bad tree hashes");
-  }
-  std::vector<uint32_t> indices;
-  if (level == 0) {
-    indices.push_back(0);
-  } else {
-    for (const json& p : parents) {
-      if (!p.is_number_unsigned() || p.get<uint64_t>() >= SyncTree::NodesAt(level - 1)) {
-        return Status::Invalid("bad parent index");
-      }
-      const uint32_t first = p.get<uint32_t>() * SyncTree::kFanout;
-      for (uint32_t c = first; c < first + SyncTree::kFanout; ++c) indices.push_back(c);
-    }
-  }
-  if (hashes.size() != indices.size()) return Status::Invalid("one hash per tree node expected");
+  // The answer lists the indices of the asked nodes whose hashes differ.
+  auto query = TreeQueryFromJson(body);
+  if (!query.ok()) return query.status();
   json differ = json::array();
-  for (size_t i = 0; i < indices.size(); ++i) {
-    if (tree_.Hash(level, indices[i]) != hashes[i]) differ.push_back(indices[i]);
+  for (size_t i = 0; i < query->indices.size(); ++i) {
+    if (tree_.Hash(query->level, query->indices[i]) != query->hashes[i]) {
+      differ.push_back(query->indices[i]);
+    }
   }
   return json{{"differ", std::move(differ)}};
 }
 
 Result<json> Cluster::OnLeaves(const json& body) const {
-  if (!body.contains("leaves") || !body["leaves"].is_array() || !body.contains("hashes") ||
-      !body["hashes"].is_string()) {
-    return Status::Invalid("expected {\"leaves\": [...], \"hashes\": \"<packed>\"}");
-  }
-  std::unordered_set<uint32_t> leaves;
-  for (const json& l : body["leaves"]) {
-    if (!l.is_number_unsigned() || l.get<uint64_t>() >= SyncTree::kLeaves) {
-      return Status::Invalid("bad leaf index");
-    }
-    leaves.insert(l.get<uint32_t>());
-  }
-  std::vector<uint64_t> their_list;
-  if (!UnpackHashes(body["hashes"].get_ref<const std::string&>(), &their_list)) {
-    return Status::Invalid("bad record hashes");
-  }
-  const std::unordered_set<uint64_t> theirs(their_list.begin(), their_list.end());
+  auto query = LeavesQueryFromJson(body);
+  if (!query.ok()) return query.status();
+  const std::unordered_set<uint32_t>& leaves = query->leaves;
+  const std::unordered_set<uint64_t>& theirs = query->hashes;
   json records = json::array();
   bool truncated = false;
   std::unordered_set<uint64_t> mine;
@@ -498,18 +460,12 @@ asio::awaitable<bool> Cluster::Ping(std::string addr) {
     spdlog::debug("ping {} failed: {}", addr, answer.status().ToString());
     co_return false;
   }
-  const json& j = *answer;
-  if (j.contains("from")) {
-    auto from = MemberFromJson(j["from"]);
-    if (from.ok()) {
-      if (from->addr.empty() || Unspecified(from->addr)) from->addr = addr;
-      OnEvents(membership_.Heard(*from));
-    }
+  PingMessage ping = PingFromJson(*answer);
+  if (ping.from) {
+    if (ping.from->addr.empty() || Unspecified(ping.from->addr)) ping.from->addr = addr;
+    OnEvents(membership_.Heard(*ping.from));
   }
-  if (j.contains("members")) {
-    auto members = MembersFromJson(j["members"]);
-    if (members.ok()) OnEvents(membership_.Merge(*members));
-  }
+  if (!ping.members.empty()) OnEvents(membership_.Merge(ping.members));
   co_return true;
 }
 
@@ -670,15 +626,13 @@ asio::awaitable<bool> Cluster::SyncPass(Member peer) {
     }
     json query{{"level", level}, {"parents", std::move(parents)}, {"hashes", PackHashes(hashes)}};
     auto answer = co_await call("/cluster/v1/tree", std::move(query));
-    if (!answer.ok() || !answer->contains("differ")) {
-      spdlog::debug("anti-entropy with {} failed: {}", peer.id,
-                    answer.ok() ? "malformed answer" : answer.status().ToString());
+    Result<std::vector<uint32_t>> differ = answer.status();
+    if (answer.ok()) differ = TreeAnswerFromJson(*answer, level);
+    if (!differ.ok()) {
+      spdlog::debug("anti-entropy with {} failed: {}", peer.id, differ.status().ToString());
       co_return false;
     }
-    frontier.clear();
-    for (const json& i : (*answer)["differ"]) {
-      if (i.is_number_unsigned()) frontier.push_back(i.get<uint32_t>());
-    }
+    frontier = std::move(differ).value();
     if (level == 0 && frontier.empty()) {
       last_sync_ms_ = RealNowMs();
       ConfirmTombstones(peer.id, as_of_ms, {}, {});
@@ -704,19 +658,19 @@ asio::awaitable<bool> Cluster::SyncPass(Member peer) {
   for (const auto& [h, r] : mine) hashes.push_back(h);
   json query{{"leaves", frontier}, {"hashes", PackHashes(hashes)}};
   auto answer = co_await call("/cluster/v1/leaves", std::move(query));
-  std::vector<uint64_t> want_list;
-  if (!answer.ok() || !answer->contains("records") || !(*answer)["want"].is_string() ||
-      !UnpackHashes((*answer)["want"].get_ref<const std::string&>(), &want_list)) {
+  Result<LeavesAnswer> leaves = answer.status();
+  if (answer.ok()) leaves = LeavesAnswerFromJson(*answer);
+  if (!leaves.ok()) {
+    spdlog::debug("anti-entropy with {} failed: {}", peer.id, leaves.status().ToString());
     co_return false;
   }
-  const bool truncated = answer->value("truncated", false);
-  const std::unordered_set<uint64_t> peer_wants(want_list.begin(), want_list.end());
+  const bool truncated = leaves->truncated;
+  const std::unordered_set<uint64_t> peer_wants(leaves->want.begin(), leaves->want.end());
   ConfirmTombstones(peer.id, as_of_ms,
                     std::unordered_set<uint32_t>(frontier.begin(), frontier.end()), peer_wants);
-  auto theirs = RecordsFromJson((*answer)["records"]);
-  const size_t n_in = theirs.ok() ? theirs->size() : 0;
-  if (theirs.ok() && !theirs->empty()) {
-    auto applied = co_await ApplyRecords(std::move(theirs).value());
+  const size_t n_in = leaves->records.size();
+  if (n_in > 0) {
+    auto applied = co_await ApplyRecords(std::move(leaves->records));
     if (!applied.ok()) spdlog::warn("anti-entropy: applying records failed: {}", applied.status().ToString());
   }
   std::vector<Node::RecordPtr> wanted;

@@ -1,5 +1,7 @@
 #include "cluster/codec.h"
 
+#include "cluster/sync_tree.h"
+
 namespace objstore::cluster {
 
 using nlohmann::json;
@@ -108,6 +110,110 @@ Result<std::vector<Member>> MembersFromJson(const json& array) {
     out.push_back(std::move(m).value());
   }
   return out;
+}
+
+PingMessage PingFromJson(const json& j) {
+  PingMessage ping;
+  if (!j.is_object()) return ping;
+  if (auto it = j.find("from"); it != j.end()) {
+    auto from = MemberFromJson(*it);
+    if (from.ok()) ping.from = std::move(from).value();
+  }
+  if (auto it = j.find("members"); it != j.end()) {
+    auto members = MembersFromJson(*it);
+    if (members.ok()) ping.members = std::move(members).value();
+  }
+  return ping;
+}
+
+namespace {
+
+// A list of hashes as PackHashes writes it; false when anything else.
+bool HashesFromJson(const json& packed, std::vector<uint64_t>* out) {
+  return packed.is_string() && UnpackHashes(packed.get_ref<const std::string&>(), out);
+}
+
+}  // namespace
+
+Result<TreeQuery> TreeQueryFromJson(const json& j) {
+  auto level = j.find("level");
+  auto parents = j.find("parents");
+  auto hashes = j.find("hashes");
+  if (level == j.end() || !level->is_number_integer() || parents == j.end() ||
+      !parents->is_array() || hashes == j.end()) {
+    return Status::Invalid(R"(expected {"level": l, "parents": [...], "hashes": "<packed>"})");
+  }
+  TreeQuery q;
+  const int64_t l = level->get<int64_t>();
+  if (l < 0 || l > SyncTree::kLeafLevel) return Status::Invalid("bad tree level");
+  q.level = static_cast<int>(l);
+  if (q.level == 0) {
+    q.indices.push_back(0);
+  } else {
+    for (const json& p : *parents) {
+      if (!p.is_number_unsigned() || p.get<uint64_t>() >= SyncTree::NodesAt(q.level - 1)) {
+        return Status::Invalid("bad parent index");
+      }
+      const uint32_t first = p.get<uint32_t>() * SyncTree::kFanout;
+      for (uint32_t c = first; c < first + SyncTree::kFanout; ++c) q.indices.push_back(c);
+    }
+  }
+  if (!HashesFromJson(*hashes, &q.hashes)) return Status::Invalid("bad tree hash");
+  if (q.hashes.size() != q.indices.size()) {
+    return Status::Invalid("one hash per tree node expected");
+  }
+  return q;
+}
+
+Result<std::vector<uint32_t>> TreeAnswerFromJson(const json& j, int level) {
+  auto differ = j.find("differ");
+  if (differ == j.end() || !differ->is_array()) return Status::Invalid("expected {\"differ\": [...]}");
+  std::vector<uint32_t> out;
+  for (const json& i : *differ) {
+    if (!i.is_number_unsigned() || i.get<uint64_t>() >= SyncTree::NodesAt(level)) {
+      return Status::Invalid("bad tree node index");
+    }
+    out.push_back(i.get<uint32_t>());
+  }
+  return out;
+}
+
+Result<LeavesQuery> LeavesQueryFromJson(const json& j) {
+  auto leaves = j.find("leaves");
+  auto hashes = j.find("hashes");
+  if (leaves == j.end() || !leaves->is_array() || hashes == j.end()) {
+    return Status::Invalid(R"(expected {"leaves": [...], "hashes": "<packed>"})");
+  }
+  LeavesQuery q;
+  for (const json& l : *leaves) {
+    if (!l.is_number_unsigned() || l.get<uint64_t>() >= SyncTree::kLeaves) {
+      return Status::Invalid("bad leaf index");
+    }
+    q.leaves.insert(l.get<uint32_t>());
+  }
+  std::vector<uint64_t> list;
+  if (!HashesFromJson(*hashes, &list)) return Status::Invalid("bad hash");
+  q.hashes.insert(list.begin(), list.end());
+  return q;
+}
+
+Result<LeavesAnswer> LeavesAnswerFromJson(const json& j) {
+  auto records = j.find("records");
+  auto want = j.find("want");
+  auto truncated = j.find("truncated");
+  if (records == j.end() || want == j.end()) {
+    return Status::Invalid(R"(expected {"records": [...], "want": "<packed>"})");
+  }
+  LeavesAnswer a;
+  auto decoded = RecordsFromJson(*records);
+  if (!decoded.ok()) return decoded.status();
+  a.records = std::move(decoded).value();
+  if (!HashesFromJson(*want, &a.want)) return Status::Invalid("bad wanted hash");
+  if (truncated != j.end()) {
+    if (!truncated->is_boolean()) return Status::Invalid("truncated must be a boolean");
+    a.truncated = truncated->get<bool>();
+  }
+  return a;
 }
 
 Result<json> ParseBody(std::string_view body) {

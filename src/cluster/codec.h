@@ -1,9 +1,13 @@
-// The private API's JSON shapes (docs/CLUSTER.md): records and members.
+// The private API's JSON shapes (docs/CLUSTER.md): records, members, and the
+// bodies of ping, tree and leaves calls and of their answers.
 // Decoding validates every field a node acts on; a bad message is refused as a
-// whole (Invalid), never half applied.
+// whole (Invalid), never half applied. Pure functions: fuzzed by
+// fuzz/private_api_fuzz.cc.
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <unordered_set>
 #include <vector>
 
 #include "base/status.h"
@@ -19,6 +23,41 @@ Result<std::vector<ObjectRecord>> RecordsFromJson(const nlohmann::json& array);
 nlohmann::json MemberToJson(const Member& m, const std::string& tag);
 Result<Member> MemberFromJson(const nlohmann::json& j);
 Result<std::vector<Member>> MembersFromJson(const nlohmann::json& array);
+
+// A ping, or its answer: {"from": member, "members": [...]}. Each part is
+// taken on its own: a bad or missing part is left empty, the other still counts.
+struct PingMessage {
+  std::optional<Member> from;
+  std::vector<Member> members;
+};
+PingMessage PingFromJson(const nlohmann::json& j);
+
+// A tree request {"level": l, "parents": [p...], "hashes": "packed"}: the sender's
+// hashes of the children of each parent at level l-1 (level 0: the root alone).
+// `indices` are the tree nodes at `level` the hashes are of, in order.
+struct TreeQuery {
+  int level = 0;
+  std::vector<uint32_t> indices;
+  std::vector<uint64_t> hashes;
+};
+Result<TreeQuery> TreeQueryFromJson(const nlohmann::json& j);
+// Its answer {"differ": [i...]}: node indices at `level` (each checked in range).
+Result<std::vector<uint32_t>> TreeAnswerFromJson(const nlohmann::json& j, int level);
+
+// A leaves request {"leaves": [leaf...], "hashes": "packed record hashes"}
+// (PackHashes in sync_tree.h).
+struct LeavesQuery {
+  std::unordered_set<uint32_t> leaves;
+  std::unordered_set<uint64_t> hashes;
+};
+Result<LeavesQuery> LeavesQueryFromJson(const nlohmann::json& j);
+// Its answer {"records": [...], "want": "packed", "truncated": bool}.
+struct LeavesAnswer {
+  std::vector<ObjectRecord> records;
+  std::vector<uint64_t> want;
+  bool truncated = false;
+};
+Result<LeavesAnswer> LeavesAnswerFromJson(const nlohmann::json& j);
 
 // Parses a JSON body; Invalid with the parser's message when malformed.
 Result<nlohmann::json> ParseBody(std::string_view body);

@@ -98,7 +98,10 @@ std::string SerializeHeader(const bhttp::response<bhttp::empty_body>& res) {
 }  // namespace
 
 std::string ErrorJson(const std::string& code, const std::string& message) {
-  return nlohmann::json{{"error", message}, {"code", code}}.dump();
+  // The message may quote the request (a path, a header): bytes that are not
+  // UTF-8 become U+FFFD instead of making dump() throw.
+  return nlohmann::json{{"error", message}, {"code", code}}.dump(
+      -1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 // ---------------------------------------------------------------- Exchange
