@@ -626,8 +626,9 @@ asio::awaitable<bool> Cluster::SyncPass(Member peer) {
     }
     json query{{"level", level}, {"parents", std::move(parents)}, {"hashes", PackHashes(hashes)}};
     auto answer = co_await call("/cluster/v1/tree", std::move(query));
-    Result<std::vector<uint32_t>> differ = answer.status();
-    if (answer.ok()) differ = TreeAnswerFromJson(*answer, level);
+    // A Result is never made from an Ok status (it asserts): decode only an answer.
+    Result<std::vector<uint32_t>> differ =
+        answer.ok() ? TreeAnswerFromJson(*answer, level) : Result<std::vector<uint32_t>>(answer.status());
     if (!differ.ok()) {
       spdlog::debug("anti-entropy with {} failed: {}", peer.id, differ.status().ToString());
       co_return false;
@@ -658,8 +659,8 @@ asio::awaitable<bool> Cluster::SyncPass(Member peer) {
   for (const auto& [h, r] : mine) hashes.push_back(h);
   json query{{"leaves", frontier}, {"hashes", PackHashes(hashes)}};
   auto answer = co_await call("/cluster/v1/leaves", std::move(query));
-  Result<LeavesAnswer> leaves = answer.status();
-  if (answer.ok()) leaves = LeavesAnswerFromJson(*answer);
+  Result<LeavesAnswer> leaves =
+      answer.ok() ? LeavesAnswerFromJson(*answer) : Result<LeavesAnswer>(answer.status());
   if (!leaves.ok()) {
     spdlog::debug("anti-entropy with {} failed: {}", peer.id, leaves.status().ToString());
     co_return false;
