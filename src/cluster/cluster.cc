@@ -555,11 +555,11 @@ asio::awaitable<void> Cluster::SyncLoop() {
     timer.expires_after(std::chrono::milliseconds(interval / 2 + rng() % (interval + 1)));
     co_await timer.async_wait(kTuple);
     std::vector<Member> peers = SyncCandidates();
-    if (!peers.empty()) {
-      co_await AntiEntropy(peers[rng() % peers.size()]);
-    } else {
-      co_await StabilizeTombstones();  // alone, or every peer down: nothing to hear
-    }
+    if (!peers.empty()) co_await AntiEntropy(peers[rng() % peers.size()]);
+    // Every tick, not only after an exchange of ours: a tombstone every member
+    // confirmed may have waited for its cold delete, and exchanges a peer
+    // started lately make ours skip.
+    co_await StabilizeTombstones();
     co_await PurgeTombstones();
     ScanForReplication();
   }
@@ -587,7 +587,6 @@ asio::awaitable<void> Cluster::AntiEntropy(Member peer) {
     std::lock_guard lock(synced_by_mu_);
     syncing_.erase(peer.id);
   }
-  co_await StabilizeTombstones();
 }
 
 asio::awaitable<bool> Cluster::SyncPass(Member peer) {
