@@ -5,6 +5,8 @@
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 
+#include <array>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -359,16 +361,22 @@ asio::awaitable<void> HttpServer::RefuseConnection(Connection& conn, ClientLimit
             : fmt::format("{} has {} connections open, the limit per client", conn.client,
                           limits_->options().max_connections_per_client);
   co_await SendError(conn, bhttp::status::service_unavailable, "too_many_connections", message, 1);
-  // Closing with the client's request unread would reset the connection and
-  // could destroy the answer in flight: shut down our side, then read until
-  // the client closes, for at most a second.
+  co_await Linger(conn);
+}
+
+asio::awaitable<void> HttpServer::Linger(Connection& conn) {
+  // A client sending a large body at loopback speed finishes well within the
+  // bounds; a slow or hostile one holds the connection for at most a second.
+  constexpr auto kLingerTime = std::chrono::seconds(1);
+  constexpr size_t kLingerBytes = 64 << 20;
   boost::system::error_code ignored;
   conn.stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-  conn.stream.expires_after(std::chrono::seconds(1));
-  char sink[4096];
-  for (int i = 0; i < 64; ++i) {
+  conn.stream.expires_after(kLingerTime);
+  std::array<char, 16384> sink;
+  for (size_t drained = 0; drained < kLingerBytes;) {
     auto [ec, n] = co_await conn.stream.async_read_some(asio::buffer(sink), kTuple);
     if (ec) break;
+    drained += n;
   }
 }
 
@@ -412,6 +420,11 @@ asio::awaitable<void> HttpServer::Serve(std::shared_ptr<Connection> conn) {
     stream.expires_after(options_.header_timeout);
     auto [ec, n] = co_await bhttp::async_read_header(stream, conn->buffer, parser, kTuple);
     bool keep = false;
+    // Whether the client may still be sending this request when we close
+    // (an error answered before its end, or a body the handler did not read).
+    bool unread = !ec || (ec != beast::error::timeout && ec != bhttp::error::end_of_stream &&
+                          ec != asio::error::eof && ec != asio::error::connection_reset &&
+                          ec != asio::error::operation_aborted);
     if (ec == bhttp::error::header_limit) {
       co_await SendError(*conn, bhttp::status::request_header_fields_too_large,
                          "headers_too_large",
@@ -471,9 +484,13 @@ asio::awaitable<void> HttpServer::Serve(std::shared_ptr<Connection> conn) {
         }
       }
       keep = ex.responded() && ex.keep_alive();
+      unread = !parser.is_done() && !ex.failed_;
     }
     --busy_;
-    if (!keep) break;
+    if (!keep) {
+      if (unread && !stopping_) co_await Linger(*conn);
+      break;
+    }
   }
   // The slot is freed before the client can see the close and reconnect.
   if (limits_ && admitted) limits_->Disconnect(conn->client);

@@ -149,9 +149,13 @@ class HttpServer {
   // Answers a request over its client's rate with 429 (the connection stays
   // open when the request has no body).
   boost::asio::awaitable<void> SendRateLimited(Exchange& ex, int64_t retry_after_s);
-  // Answers a connection over a cap with 503 and lingers until the client
-  // closes (briefly), so it reads the answer instead of a reset.
+  // Answers a connection over a cap with 503 and lingers (below).
   boost::asio::awaitable<void> RefuseConnection(Connection& conn, ClientLimits::Admit why);
+  // Before closing a connection whose request was not read to its end: shuts
+  // our side and reads (discarding) until the client closes, for at most
+  // kLingerTime and kLingerBytes. Closing with unread bytes would send a reset
+  // that can destroy the answer in flight before the client reads it.
+  boost::asio::awaitable<void> Linger(Connection& conn);
 
   ServerOptions options_;
   Handler handler_;

@@ -423,6 +423,32 @@ class MaxBodySizeTest(NodeTestCase):
         self.assertEqual(r["status"], 413)
         self.assertTrue(n.ping())
 
+    def test_answer_survives_a_client_still_sending(self):
+        """A client that sends its whole 4 MiB body before reading gets the 413, not a
+        reset: the node reads and discards the rest before it closes (lingering close)."""
+        n = self.node
+        for attempt in range(5):
+            oid = n.new_id()
+            s = socket.create_connection((HOST, n.public_port), timeout=5)
+            try:
+                s.sendall(("POST /api/v1/put HTTP/1.1\r\nHost: x\r\nX-Meta-ID: %s\r\n"
+                           "Content-Length: 4194304\r\n\r\n" % oid).encode())
+                sent_all = True
+                try:
+                    s.sendall(b"b" * 4194304)
+                except (BrokenPipeError, ConnectionResetError) as e:
+                    sent_all = e
+                _t, out, closed = n.wait_closed(s, 3.0)
+            finally:
+                s.close()
+            self.assertIs(sent_all, True, "attempt %d: the node cut the body off" % attempt)
+            self.assertTrue(closed, "attempt %d: the node kept the connection" % attempt)
+            r = first_response(out)
+            self.assertIsNotNone(r, "attempt %d: no answer: %r" % (attempt, out[:200]))
+            self.assertEqual(r["status"], 413)
+            self.assertEqual(json.loads(r["body"])["code"], "body_too_large")
+        self.assertJsonError(n.get(oid), 404, "not_found")
+
 
 class TraversalTest(NodeTestCase):
 
