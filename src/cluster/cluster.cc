@@ -902,12 +902,24 @@ asio::awaitable<Status> Cluster::PullBody(Node::RecordPtr rec, Member from) {
   if (!file.ok()) co_return file.status();
   std::shared_ptr<AtomicFile> body(std::move(file).value());
   std::vector<char> buf(kReadChunk);
-  while (true) {
-    auto n = co_await stream->Read(std::span<char>(buf.data(), buf.size()));
-    if (!n.ok()) co_return n.status();
-    if (*n == 0) break;
-    if (body->size() + *n > rec->size) co_return Status::Corruption("the copy is too long");
-    auto append = [&body, &buf, len = *n] { return body->Append(std::span<const char>(buf.data(), len)); };
+  for (bool end = false; !end;) {
+    // The buffer is filled before it is appended: one trip to the blocking
+    // pool per kReadChunk, not per socket read (up to 64 KiB each).
+    size_t filled = 0;
+    while (filled < buf.size()) {
+      auto n = co_await stream->Read(std::span<char>(buf.data() + filled, buf.size() - filled));
+      if (!n.ok()) co_return n.status();
+      if (*n == 0) {
+        end = true;
+        break;
+      }
+      filled += *n;
+    }
+    if (filled == 0) break;
+    if (body->size() + filled > rec->size) co_return Status::Corruption("the copy is too long");
+    auto append = [&body, &buf, filled] {
+      return body->Append(std::span<const char>(buf.data(), filled));
+    };
     Status a = co_await RunBlocking(node_.blocking_pool(), std::move(append));
     if (!a.ok()) co_return a;
     if (body->size() < rec->size) failpoint::Hit("replica.mid_body");
