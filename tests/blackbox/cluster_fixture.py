@@ -42,6 +42,12 @@ FAST_TIMINGS = ("--gossip-interval", "0.2", "--suspect-timeout", "1.5",
 CLOCK_ENV = "OBJSTORE_CLOCK_OFFSET_MS"
 
 
+def _thread_state(pid, tid):
+    """The state letter of one thread (R, S, T...) from /proc."""
+    with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
 class WaitTimeout(AssertionError):
     pass
 
@@ -221,8 +227,7 @@ class Cluster:
         deadline = time.monotonic() + 2.0
         while time.monotonic() < deadline:
             try:
-                states = [open("/proc/%d/task/%s/stat" % (pid, t)).read().rsplit(")", 1)[1].split()[0]
-                          for t in os.listdir("/proc/%d/task" % pid)]
+                states = [_thread_state(pid, t) for t in os.listdir("/proc/%d/task" % pid)]
             except (FileNotFoundError, ProcessLookupError, IndexError):
                 break
             if all(st in ("T", "t") for st in states):
