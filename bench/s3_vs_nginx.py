@@ -66,6 +66,7 @@ class Conn:
                 t0 = time.perf_counter()
                 self.c.request("GET", path, headers=headers)
                 r = self.c.getresponse()
+                self.head_dt = time.perf_counter() - t0  # the status line and headers are in
                 body = r.read()
                 dt = time.perf_counter() - t0
                 if r.getheader("Connection", "").lower() == "close":
@@ -140,6 +141,7 @@ def main():
             return dict(req.headers.items())
 
         res = {}  # (label, kind) -> [seconds]
+        heads = {}  # (label, "direct" or "objstore cold") -> [seconds to the headers]
         errors = 0
         ids = set(o[1] for o in objs)
         origin_gets = {"objstore": 0, "nginx": 0}
@@ -165,11 +167,13 @@ def main():
                 st, hh, b, dt = direct.get("/%s/%s" % (BUCKET, oid), h)
                 check("direct", oid, st, hh, b, body)
                 res.setdefault((label, "direct"), []).append(dt)
+                heads.setdefault((label, "direct"), []).append(direct.head_dt)
                 for server in (("objstore", "nginx") if i % 2 == 0 else ("nginx", "objstore")):
                     mark = moto.mark()
                     if server == "objstore":
                         st, hh, b, dt = through.get("/api/v1/get/" + oid, {"X-Meta-Fetch": "1"})
                         check("objstore cold", oid, st, hh, b, body, True)
+                        heads.setdefault((label, "objstore cold"), []).append(through.head_dt)
                     else:
                         st, hh, b, dt = proxy.get("/%s/%s" % (BUCKET, oid), dict(signed_headers(oid), **tag))
                         check("nginx cold", oid, st, hh, b, body)
@@ -223,6 +227,15 @@ def main():
                 print("%-5s %-14s %6d %9.2f %9.2f %9.2f %9.2f" % (
                     label, kind, len(xs), ms(pct(xs, 50)), ms(pct(xs, 99)), ms(statistics.mean(xs)),
                     pct(xs, 50) / d50))
+        print()
+        for label in labels:
+            # Where a cold miss spends its time beyond a direct GET: before the
+            # headers (request, S3 request, first bytes) or after (the body).
+            hd, ho = (pct(heads[(label, k)], 50) for k in ("direct", "objstore cold"))
+            bd = pct(res[(label, "direct")], 50) - hd
+            bo = pct(res[(label, "objstore cold")], 50) - ho
+            print("%-5s cold miss p50: headers after %.2f ms (direct %.2f), body in %.2f ms "
+                  "(direct %.2f)" % (label, ms(ho), ms(hd), ms(bo), ms(bd)))
         print()
         for label in labels:
             p = {k: pct(res[(label, k)], 50) for k in kinds}

@@ -4,8 +4,9 @@
 #   static  GET hits: objstore vs nginx serving the same bytes as static files
 #           (2 workers, sendfile on, access_log off), wrk keep-alive, per size:
 #           req/s, MB/s, p50, p99 and the ratios objstore/nginx.
-#   put     PUT throughput of 1 MiB objects (level 0, one client) vs dd writing
-#           the same bytes with O_SYNC (oflag=sync) into the same file system.
+#   put     PUT throughput of 1 MiB objects (level 0) vs dd writing the same
+#           bytes with O_SYNC (oflag=sync) into the same file system: one client
+#           vs one dd, and --put-clients clients vs as many dd processes.
 #   idle    RSS of the node with N idle keep-alive connections (nginx's for
 #           reference).
 #   s3      objstore in front of moto_server vs nginx as an S3 caching proxy
@@ -39,6 +40,8 @@ Usage: bench/vs_nginx.sh [options]
   --threads T            wrk threads (default 2)
   --server-threads N     objstore --threads and nginx worker_processes (default 2)
   --put-objects N        1 MiB PUTs (and dd blocks) in the put part (default 200)
+  --put-clients N        concurrent clients (and dd processes) of the put part's
+                         second figure (default 4)
   --idle-connections N   idle keep-alive connections in the idle part (default 1000)
   --s3-small N           64 KiB objects in the s3 part (default 100)
   --s3-large N           4 MiB objects in the s3 part (default 10)
@@ -78,6 +81,7 @@ WRK_THREADS=2
 SERVER_THREADS=2
 PARTS=static,put,idle,s3
 PUT_OBJECTS=200
+PUT_CLIENTS=4
 IDLE_CONNECTIONS=1000
 S3_SMALL=100
 S3_LARGE=10
@@ -109,6 +113,8 @@ while [[ $# -gt 0 ]]; do
         --parts=*) PARTS=${1#*=}; shift ;;
         --put-objects) need_arg "$@"; PUT_OBJECTS=$2; shift 2 ;;
         --put-objects=*) PUT_OBJECTS=${1#*=}; shift ;;
+        --put-clients) need_arg "$@"; PUT_CLIENTS=$2; shift 2 ;;
+        --put-clients=*) PUT_CLIENTS=${1#*=}; shift ;;
         --idle-connections) need_arg "$@"; IDLE_CONNECTIONS=$2; shift 2 ;;
         --idle-connections=*) IDLE_CONNECTIONS=${1#*=}; shift ;;
         --s3-small) need_arg "$@"; S3_SMALL=$2; shift 2 ;;
@@ -134,11 +140,12 @@ for p in ${PARTS//,/ }; do
 done
 
 is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
-for v in DURATION WARMUP ROUNDS CONNECTIONS WRK_THREADS SERVER_THREADS PUT_OBJECTS \
+for v in DURATION WARMUP ROUNDS CONNECTIONS WRK_THREADS SERVER_THREADS PUT_OBJECTS PUT_CLIENTS \
          IDLE_CONNECTIONS S3_SMALL S3_LARGE S3_ROUNDS; do
     is_uint "${!v}" || die "$v must be a non-negative integer, got '${!v}'"
 done
 [[ -z $OBJECTS ]] || { is_uint "$OBJECTS" && [[ $OBJECTS -ge 1 ]]; } || die "--objects must be >= 1"
+[[ $PUT_CLIENTS -ge 1 && $PUT_CLIENTS -le $PUT_OBJECTS ]] || die "--put-clients must be 1 .. --put-objects"
 [[ $PUT_OBJECTS -ge 1 && $S3_ROUNDS -ge 1 && $(( S3_SMALL + S3_LARGE )) -ge 1 ]] \
     || die "--put-objects, --s3-rounds and --s3-small + --s3-large must be >= 1"
 [[ $DURATION -ge 1 && $ROUNDS -ge 1 && $CONNECTIONS -ge 1 && $WRK_THREADS -ge 1 && $SERVER_THREADS -ge 1 ]] \
@@ -459,54 +466,82 @@ for label in "${LABELS[@]}"; do
 done
 
 # ---------------------------------------------------------------- put
-# PUTs of 1 MiB objects at level 0 over one keep-alive connection (each is
-# durable when answered: body, directory and journal synced) against dd
-# writing the same bytes in 1 MiB blocks with O_SYNC to the same file system.
-# Alternating, --rounds times; medians.
+# PUTs of 1 MiB objects at level 0 (each is durable when answered: body,
+# directory and journal synced) against dd writing the same bytes in 1 MiB
+# blocks with O_SYNC to the same file system: one client over one keep-alive
+# connection against one dd, then --put-clients clients, each over its own
+# connection with its share of the objects, against as many dd processes at
+# once, each writing its share to its own file. Alternating, --rounds times;
+# medians.
 EXTRA="$WORK/extra.txt"
 : >"$EXTRA"
 if has_part put; then
-    log "put: $PUT_OBJECTS x 1 MiB, objstore PUT vs dd oflag=sync, $ROUNDS round(s)"
+    log "put: $PUT_OBJECTS x 1 MiB, objstore PUT vs dd oflag=sync, 1 and $PUT_CLIENTS client(s), $ROUNDS round(s)"
     head -c $(( PUT_OBJECTS * 1048576 )) /dev/urandom >"$WORK/put-src.bin"
     : >"$WORK/put.tsv"
     for ((r = 1; r <= ROUNDS; r++)); do
-        python3 - "$OS_PORT" "$WORK/put-src.bin" "$PUT_OBJECTS" >>"$WORK/put.tsv" <<'PY' \
-            || die "the PUT run failed"
-import http.client, sys, time
-port, src, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        for clients in 1 "$PUT_CLIENTS"; do
+            python3 - "$OS_PORT" "$WORK/put-src.bin" "$PUT_OBJECTS" "$clients" >>"$WORK/put.tsv" <<'PY' \
+                || die "the PUT run failed"
+import http.client, sys, threading, time
+port, src, n, clients = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+data = open(src, "rb").read()
+conns = [http.client.HTTPConnection("127.0.0.1", port, timeout=60) for _ in range(clients)]
 ids = []
 for _ in range(n):
-    conn.request("GET", "/api/v1/id")
-    ids.append(conn.getresponse().read().decode().strip())
-data = open(src, "rb").read()
+    conns[0].request("GET", "/api/v1/id")
+    ids.append(conns[0].getresponse().read().decode().strip())
+errors = []
+
+def client(c):  # objects c, c + clients, c + 2 * clients, ...
+    conn = conns[c]
+    for i in range(c, n, clients):
+        conn.request("POST", "/api/v1/put", body=data[i << 20:(i + 1) << 20],
+                     headers={"X-Meta-ID": ids[i], "X-Meta-ConsistencyLevel": "0"})
+        r = conn.getresponse()
+        body = r.read()
+        if r.status != 200:
+            errors.append(f"PUT {ids[i]} -> {r.status} {body[:200]!r}")
+            return
+
+threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
 t0 = time.perf_counter()
-for i, oid in enumerate(ids):
-    conn.request("POST", "/api/v1/put", body=data[i << 20:(i + 1) << 20],
-                 headers={"X-Meta-ID": oid, "X-Meta-ConsistencyLevel": "0"})
-    r = conn.getresponse()
-    body = r.read()
-    if r.status != 200:
-        sys.exit(f"PUT {oid} -> {r.status} {body[:200]!r}")
-print(f"objstore\t{time.perf_counter() - t0:.6f}")
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+if errors:
+    sys.exit(errors[0])
+print(f"objstore-{clients}\t{time.perf_counter() - t0:.6f}")
 PY
-        dd if="$WORK/put-src.bin" of="$WORK/objstore/dd.out" bs=1M count="$PUT_OBJECTS" oflag=sync \
-            2>"$WORK/dd.txt" || { cat "$WORK/dd.txt" >&2; die "dd failed"; }
-        printf 'dd\t%s\n' "$(sed -n 's/.* copied, \([0-9.]*\) s.*/\1/p' "$WORK/dd.txt")" >>"$WORK/put.tsv"
-        rm -f "$WORK/objstore/dd.out"
+            # As many dd processes at once, each its share of the blocks into its own file.
+            start=$(date +%s.%N)
+            pids=()
+            for ((c = 0; c < clients; c++)); do
+                share=$(( PUT_OBJECTS / clients + (c < PUT_OBJECTS % clients ? 1 : 0) ))
+                skip=$(( c * (PUT_OBJECTS / clients) + (c < PUT_OBJECTS % clients ? c : PUT_OBJECTS % clients) ))
+                dd if="$WORK/put-src.bin" of="$WORK/objstore/dd.$c.out" bs=1M skip="$skip" \
+                    count="$share" oflag=sync 2>"$WORK/dd.$c.txt" &
+                pids+=($!)
+            done
+            for p in "${pids[@]}"; do wait "$p" || die "dd failed"; done
+            printf 'dd-%s\t%s\n' "$clients" "$(echo "$(date +%s.%N) - $start" | bc)" >>"$WORK/put.tsv"
+            rm -f "$WORK"/objstore/dd.*.out
+        done
     done
-    python3 - "$WORK/put.tsv" "$PUT_OBJECTS" >>"$EXTRA" <<'PY'
+    python3 - "$WORK/put.tsv" "$PUT_OBJECTS" "$PUT_CLIENTS" >>"$EXTRA" <<'PY'
 import statistics, sys
 secs = {}
 for line in open(sys.argv[1]):
     who, t = line.split()
     secs.setdefault(who, []).append(float(t))
-mib = int(sys.argv[2])
-o, d = (mib / statistics.median(secs[k]) for k in ("objstore", "dd"))
-print(f"PUT of 1 MiB objects: objstore {o:.1f} MiB/s, dd oflag=sync {d:.1f} MiB/s, "
-      f"ratio {o / d:.2f} (goal >= 0.8)")
-print(f"RESULT put objects={mib} rounds={len(secs['dd'])} objstore_mibps={o:.1f} dd_sync_mibps={d:.1f} "
-      f"ratio={o / d:.3f}")
+mib, clients = int(sys.argv[2]), int(sys.argv[3])
+for c in sorted({1, clients}):
+    o, d = (mib / statistics.median(secs[f"{k}-{c}"]) for k in ("objstore", "dd"))
+    print(f"PUT of 1 MiB objects, {c} client(s): objstore {o:.1f} MiB/s, "
+          f"{c} x dd oflag=sync {d:.1f} MiB/s, ratio {o / d:.2f} (goal >= 0.8)")
+    print(f"RESULT put clients={c} objects={mib} rounds={len(secs[f'dd-{c}'])} "
+          f"objstore_mibps={o:.1f} dd_sync_mibps={d:.1f} ratio={o / d:.3f}")
 PY
 fi
 

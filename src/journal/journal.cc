@@ -300,28 +300,82 @@ Result<std::vector<Journal::Applied>> Journal::ApplyRemote(
     batch[in.key] = next[i];
   }
   if (batch.empty()) return out;
+  std::vector<RecordPtr> writes;
+  writes.reserve(batch.size());
+  for (const auto& [key, r] : batch) writes.push_back(r);
+  if (Status s = WriteTransaction(writes, "journal.mid_transaction"); !s.ok()) return s;
+  for (const RecordPtr& r : writes) IndexPut(r);
+  return out;
+}
+
+Status Journal::WriteTransaction(const std::vector<RecordPtr>& records, const char* failpoint) {
   if (Status s = Exec(db_, "BEGIN IMMEDIATE"); !s.ok()) return s;
-  for (const auto& [key, r] : batch) {
+  for (const RecordPtr& r : records) {
     if (Status s = WriteRecord(*r); !s.ok()) {
       (void)Exec(db_, "ROLLBACK");
       return s;
     }
-    failpoint::Hit("journal.mid_transaction");
+    if (failpoint) failpoint::Hit(failpoint);
   }
   if (Status s = Exec(db_, "COMMIT"); !s.ok()) {
     (void)Exec(db_, "ROLLBACK");
     return s;
   }
-  for (const auto& [key, r] : batch) IndexPut(r);
-  return out;
+  return Status::Ok();
 }
 
+// ------------------------------------------------------------ group commit
+
+struct Journal::QueuedUpsert {
+  const ObjectRecord& record;
+  bool done = false;     // guarded by queue_mu_
+  bool written = false;  // the answer, valid once done
+  Status status;
+};
+
 Result<bool> Journal::Upsert(const ObjectRecord& record) {
+  QueuedUpsert self{record};
+  std::unique_lock qlock(queue_mu_);
+  upsert_queue_.push_back(&self);
+  queue_cv_.wait(qlock, [&] { return self.done || upsert_queue_.front() == &self; });
+  if (!self.done) {
+    // First in the queue: commit everything queued so far, this one included.
+    std::vector<QueuedUpsert*> group(upsert_queue_.begin(), upsert_queue_.end());
+    qlock.unlock();
+    CommitUpserts(group);
+    qlock.lock();
+    for (QueuedUpsert* q : group) {
+      upsert_queue_.pop_front();
+      q->done = true;
+    }
+    queue_cv_.notify_all();
+  }
+  if (!self.status.ok()) return self.status;
+  return self.written;
+}
+
+void Journal::CommitUpserts(const std::vector<QueuedUpsert*>& group) {
   std::lock_guard wlock(write_mu_);
-  if (RecordPtr cur = Get(record.key); cur && !record.NewerThan(*cur)) return false;
-  if (Status s = WriteRecord(record); !s.ok()) return s;
-  IndexPut(std::make_shared<const ObjectRecord>(record));
-  return true;
+  // Each record is decided against the index and the earlier ones of the
+  // group, in queue order, as if they had come one at a time.
+  std::unordered_map<std::string, RecordPtr> latest;
+  std::vector<RecordPtr> writes;
+  for (QueuedUpsert* q : group) {
+    auto it = latest.find(q->record.key);
+    RecordPtr cur = it != latest.end() ? it->second : Get(q->record.key);
+    if (cur && !q->record.NewerThan(*cur)) continue;
+    auto r = std::make_shared<const ObjectRecord>(q->record);
+    latest[r->key] = r;
+    writes.push_back(r);
+    q->written = true;
+  }
+  Status s = writes.empty() ? Status::Ok() : WriteTransaction(writes, nullptr);
+  for (QueuedUpsert* q : group) {
+    q->status = s;
+    q->written = q->written && s.ok();
+  }
+  if (!s.ok()) return;
+  for (const RecordPtr& r : writes) IndexPut(r);
 }
 
 Status Journal::UpdateLocalState(const std::string& key, HlcTimestamp version, bool local_body,

@@ -9,15 +9,23 @@
 // - Writes are serialised by one mutex, go to SQLite first and to the index
 //   only after the commit succeeded, so the index never shows an uncommitted
 //   record.
+// - Upserts commit in groups: concurrent callers queue their records, the
+//   first in the queue writes all that are queued in one transaction (one
+//   fsync of the WAL instead of one each) and hands every caller its answer;
+//   a failed transaction fails every upsert in it. One caller alone commits
+//   alone, at the cost it always had.
 // - Upsert applies last-writer-wins (HLC, then node id): an older version never
 //   replaces a newer one, whatever order concurrent writers commit in.
 //
 // Thread safety: all methods may be called from any thread.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <shared_mutex>
 #include <string>
@@ -57,6 +65,7 @@ class Journal {
 
   // Writes `record` if it is newer (NewerThan) than the stored one or the key is
   // unknown. Returns true when written, false when a newer version is stored.
+  // Durable when it returns; may share its commit with concurrent calls.
   Result<bool> Upsert(const ObjectRecord& record);
 
   // Applies records made by other nodes, in one transaction. A record replaces
@@ -118,6 +127,11 @@ class Journal {
   Status Init();
   Status LoadIndex();
   Status WriteRecord(const ObjectRecord& r);
+  // Writes `records` in one transaction; `failpoint` (or none) is hit after
+  // each. Requires write_mu_.
+  Status WriteTransaction(const std::vector<RecordPtr>& records, const char* failpoint);
+  struct QueuedUpsert;
+  void CommitUpserts(const std::vector<QueuedUpsert*>& group);
   void IndexPut(RecordPtr r);  // requires write_mu_
   ChangeListener listener_;    // guarded by write_mu_
   std::optional<std::string> ReadNamedRow(const char* select_sql, const std::string& name);
@@ -128,6 +142,9 @@ class Journal {
   sqlite3_stmt* upsert_stmt_ = nullptr;
   sqlite3_stmt* delete_stmt_ = nullptr;
   std::mutex write_mu_;  // serialises writers (SQLite connection + index changes)
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::deque<QueuedUpsert*> upsert_queue_;  // guarded by queue_mu_; the front commits
   mutable std::shared_mutex index_mu_;
   std::unordered_map<std::string, RecordPtr> index_;  // guarded by index_mu_
   JournalCounts counts_;                              // guarded by index_mu_

@@ -3,6 +3,10 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <atomic>
+#include <thread>
+#include <vector>
+
 #include "base/test_util.h"
 
 namespace objstore {
@@ -79,6 +83,32 @@ TEST(Journal, LastWriterWinsByVersionThenNode) {
   EXPECT_TRUE(j->Upsert(tomb).value());
   EXPECT_FALSE(j->Upsert(MakeRecord("k", 20, "Z")).value());  // tombstone beats older
   EXPECT_TRUE(j->Get("k")->deleted);
+}
+
+TEST(Journal, ConcurrentUpsertsCommitInGroupsAsIfOneAtATime) {
+  testing::TempDir dir;
+  auto j = std::move(Journal::Open(dir.path()).value());
+  constexpr int kThreads = 8, kEach = 40;
+  std::atomic<int> own_written{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        // A key of its own (always written) and one key shared by every thread
+        // whose versions race: only a newer one may replace the stored one.
+        auto own = j->Upsert(MakeRecord("own-" + std::to_string(t) + "-" + std::to_string(i), 5));
+        if (own.ok() && *own) ++own_written;
+        (void)j->Upsert(MakeRecord("shared", 1 + t * kEach + i));
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(own_written.load(), kThreads * kEach);
+  EXPECT_EQ(j->Get("shared")->version.packed, static_cast<uint64_t>(kThreads * kEach));
+  j.reset();
+  auto again = std::move(Journal::Open(dir.path()).value());
+  EXPECT_EQ(again->Counts().live_objects, static_cast<uint64_t>(kThreads * kEach + 1));
+  EXPECT_EQ(again->Get("shared")->version.packed, static_cast<uint64_t>(kThreads * kEach));
 }
 
 TEST(Journal, UpdateLocalStateOnlyTouchesTheSameVersion) {

@@ -4,6 +4,7 @@
 
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include <fcntl.h>
 
@@ -376,6 +377,16 @@ Result<Node::RecordPtr> Node::RunColdFetch(const std::string& key, bool restore_
   if (!reader.valid()) return Status::FromErrno(errno, "open " + (*body)->temp_path());
   ColdObjectMeta meta;
   Reservation reserved = capacity_->NewReservation();
+  constexpr size_t kCurlPiece = 16 * 1024, kFetchGather = 256 * 1024;
+  std::vector<char> pending;
+  pending.reserve(kFetchGather + kCurlPiece);
+  auto flush = [&]() -> Status {
+    if (pending.empty()) return Status::Ok();
+    Status a = (*body)->Append(pending);
+    pending.clear();
+    if (a.ok()) fetch.PublishBytes((*body)->size());
+    return a;
+  };
   Status s = cold_->Get(
       key,
       [&](const ColdObjectMeta& m) {
@@ -407,10 +418,16 @@ Result<Node::RecordPtr> Node::RunColdFetch(const std::string& key, bool restore_
         return Status::Ok();
       },
       [&](std::span<const char> chunk) {
-        Status a = (*body)->Append(chunk);
-        if (a.ok()) fetch.PublishBytes((*body)->size());
-        return a;
+        // libcurl hands over what one read brought in pieces of at most
+        // CURL_MAX_WRITE_SIZE (16 KiB); appending and publishing each piece
+        // cost a write and a wake-up of every reader (a sendfile of 16 KiB)
+        // per piece. They are gathered up to the end of a read (a shorter
+        // piece) or kFetchGather bytes.
+        pending.insert(pending.end(), chunk.begin(), chunk.end());
+        if (chunk.size() >= kCurlPiece && pending.size() < kFetchGather) return Status::Ok();
+        return flush();
       });
+  if (s.ok()) s = flush();
   if (!s.ok()) {
     if (s.code() == StatusCode::kNotFound) {
       return before ? Status::Unavailable("the cold store has lost " + key) : s;

@@ -7,8 +7,11 @@
 // the previous object or the new one, never a mix, and never loses an
 // acknowledged object:
 //   1. the body streams into <files>/tmp (BeginPut + AtomicFile::Append);
-//   2. FinishPut: fsync, rename to its versioned path, fsync the directory;
-//   3. the journal record commits (cold state "pending" for level >= 1);
+//   2. FinishPut: rename to its versioned path, fsync the body and its
+//      directory (BodyStore::Commit; before step 3 nothing names that path,
+//      and start-up removes it if the node dies here);
+//   3. the journal record commits (cold state "pending" for level >= 1),
+//      sharing its fsync with concurrent PUTs (Journal::Upsert);
 //   4. level >= 1: the cold store stores the body, then the record is marked
 //      "stored"; if the cold store fails, the record stays pending (the body is
 //      on this node), the caller answers 503, and the retry loop uploads later;

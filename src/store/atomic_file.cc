@@ -33,7 +33,7 @@ Result<std::unique_ptr<AtomicFile>> AtomicFile::Create(Disk& disk, const std::st
 }
 
 AtomicFile::AtomicFile(Disk& disk, int fd, std::string temp_path)
-    : disk_(disk), fd_(fd), temp_path_(std::move(temp_path)), hash_(XXH3_createState()) {
+    : disk_(disk), fd_(fd), path_(std::move(temp_path)), hash_(XXH3_createState()) {
   XXH3_128bits_reset(hash_);
 }
 
@@ -46,7 +46,7 @@ Status AtomicFile::Append(std::span<const char> data) {
   if (done_) return Status::IOError("append to a finished file");
   if (data.empty()) return Status::Ok();
   ssize_t n = disk_.Write(fd_, data.data(), data.size());
-  if (n < 0) return Status::FromErrno(static_cast<int>(-n), "write " + temp_path_);
+  if (n < 0) return Status::FromErrno(static_cast<int>(-n), "write " + path_);
   XXH3_128bits_update(hash_, data.data(), data.size());
   size_ += data.size();
   return Status::Ok();
@@ -63,11 +63,11 @@ std::string AtomicFile::ETag() const {
 Status AtomicFile::Commit(const std::string& final_path) {
   if (done_) return Status::IOError("commit of a finished file");
   failpoint::Hit("body.after_write");
-  if (int rc = disk_.Fsync(fd_); rc < 0) return Status::FromErrno(-rc, "fsync " + temp_path_);
+  if (int rc = disk_.Fsync(fd_); rc < 0) return Status::FromErrno(-rc, "fsync " + path_);
   failpoint::Hit("body.after_fsync");
   ::close(fd_);
   fd_ = -1;
-  if (int rc = disk_.Rename(temp_path_.c_str(), final_path.c_str()); rc < 0) {
+  if (int rc = disk_.Rename(path_.c_str(), final_path.c_str()); rc < 0) {
     return Status::FromErrno(-rc, "rename to " + final_path);
   }
   done_ = true;
@@ -79,13 +79,39 @@ Status AtomicFile::Commit(const std::string& final_path) {
   return Status::Ok();
 }
 
+Status AtomicFile::CommitUnrecorded(const std::string& final_path,
+                                    const std::vector<std::string>& dirs) {
+  if (done_) return Status::IOError("commit of a finished file");
+  failpoint::Hit("body.after_write");
+  if (int rc = disk_.Rename(path_.c_str(), final_path.c_str()); rc < 0) {
+    return Status::FromErrno(-rc, "rename to " + final_path);
+  }
+  path_ = final_path;  // from here on Abort removes it there
+  failpoint::Hit("body.after_rename");
+  if (int rc = disk_.Fsync(fd_); rc < 0) {
+    Abort();
+    return Status::FromErrno(-rc, "fsync " + final_path);
+  }
+  failpoint::Hit("body.after_fsync");
+  for (const std::string& dir : dirs) {
+    if (int rc = disk_.SyncDir(dir.c_str()); rc < 0) {
+      Abort();
+      return Status::FromErrno(-rc, "fsync dir " + dir);
+    }
+  }
+  ::close(fd_);
+  fd_ = -1;
+  done_ = true;
+  return Status::Ok();
+}
+
 void AtomicFile::Abort() {
   if (fd_ >= 0) {
     ::close(fd_);
     fd_ = -1;
   }
   if (!done_) {
-    disk_.Unlink(temp_path_.c_str());
+    disk_.Unlink(path_.c_str());
     done_ = true;
   }
 }

@@ -14,6 +14,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "base/disk.h"
 #include "base/status.h"
@@ -35,15 +36,24 @@ class AtomicFile {
   std::string ETag() const;
   // fsync, rename to `final_path` (whose directory must exist), fsync that dir.
   Status Commit(const std::string& final_path);
+  // The cheaper commit of a file that nothing refers to until the caller
+  // records `final_path` durably elsewhere afterwards (a body, then its journal
+  // record): rename first, then fsync the file and each of `dirs` (the final
+  // directory and the parents of directories made for it). The first sync
+  // then carries the data and every name in one filesystem commit, and the
+  // later ones find it done. A crash before the syncs end may leave a partial
+  // file at `final_path`, which the caller must delete at start-up as
+  // unrecorded. On failure the file is removed and the status returned.
+  Status CommitUnrecorded(const std::string& final_path, const std::vector<std::string>& dirs);
   // Removes the temporary file. Idempotent; called by the destructor.
   void Abort();
-  const std::string& temp_path() const { return temp_path_; }
+  const std::string& temp_path() const { return path_; }
 
  private:
   AtomicFile(Disk& disk, int fd, std::string temp_path);
   Disk& disk_;
   int fd_;
-  std::string temp_path_;
+  std::string path_;  // the temporary, or where CommitUnrecorded renamed it
   uint64_t size_ = 0;
   XXH3_state_t* hash_;
   bool done_ = false;

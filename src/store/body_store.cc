@@ -6,8 +6,10 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <filesystem>
+#include <vector>
 
 namespace objstore {
 namespace fs = std::filesystem;
@@ -30,6 +32,19 @@ Result<std::unique_ptr<BodyStore>> BodyStore::Open(const std::string& dir, Disk&
   std::unique_ptr<BodyStore> store(new BodyStore(NormalizeDir(dir), disk));
   store->tmp_dir_ = store->dir_ + "/tmp";
   if (Status s = MakeDirsDurable(disk, store->tmp_dir_); !s.ok()) return s;
+  // The first level whole, ahead (256 directories, one sync): a PUT then never
+  // syncs the top directory, and syncs a leaf's parent only for the first
+  // body of that leaf since start.
+  for (unsigned top = 0; top < 256; ++top) {
+    std::string path = store->ShardDir(static_cast<uint16_t>(top << 8));
+    path.resize(path.size() - 3);
+    if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) {
+      return Status::FromErrno(errno, "mkdir " + path);
+    }
+  }
+  if (int rc = disk.SyncDir(store->dir_.c_str()); rc < 0) {
+    return Status::FromErrno(-rc, "fsync dir " + store->dir_);
+  }
   return store;
 }
 
@@ -42,20 +57,23 @@ std::string BodyStore::FileNameKey(const std::string& key) {
   return buf;
 }
 
-std::string BodyStore::ShardDir(const std::string& key) const {
+uint16_t BodyStore::ShardOf(const std::string& key) {
+  return static_cast<uint16_t>(XXH64(key.data(), key.size(), 0) >> 48);
+}
+
+std::string BodyStore::ShardDir(uint16_t shard) const {
   // "<dir>/ab/cd" from the top 16 bits of the key's hash; by hand, not
   // snprintf, as every GET of a local body builds its path.
   static constexpr char kHex[] = "0123456789abcdef";
-  const uint64_t h = XXH64(key.data(), key.size(), 0);
   std::string out;
-  out.reserve(dir_.size() + 48 + key.size());
+  out.reserve(dir_.size() + 160);  // and the file name PathFor appends
   out += dir_;
   out += '/';
-  out += kHex[(h >> 60) & 0xf];
-  out += kHex[(h >> 56) & 0xf];
+  out += kHex[(shard >> 12) & 0xf];
+  out += kHex[(shard >> 8) & 0xf];
   out += '/';
-  out += kHex[(h >> 52) & 0xf];
-  out += kHex[(h >> 48) & 0xf];
+  out += kHex[(shard >> 4) & 0xf];
+  out += kHex[shard & 0xf];
   return out;
 }
 
@@ -73,8 +91,20 @@ Result<std::unique_ptr<AtomicFile>> BodyStore::NewBody() {
 }
 
 Status BodyStore::Commit(AtomicFile& body, const std::string& key, HlcTimestamp version) {
-  if (Status s = MakeDirsDurable(disk_, ShardDir(key)); !s.ok()) return s;
-  return body.Commit(PathFor(key, version));
+  const uint16_t shard = ShardOf(key);
+  std::vector<std::string> dirs{ShardDir(shard)};
+  const bool made = shard_durable_[shard].load(std::memory_order_acquire);
+  if (!made) {
+    // Made here or by a concurrent commit that may not have synced the parent
+    // yet: this commit syncs it too before it reports success.
+    if (::mkdir(dirs[0].c_str(), 0755) != 0 && errno != EEXIST) {
+      return Status::FromErrno(errno, "mkdir " + dirs[0]);
+    }
+    dirs.push_back(dirs[0].substr(0, dirs[0].size() - 3));
+  }
+  if (Status s = body.CommitUnrecorded(PathFor(key, version), dirs); !s.ok()) return s;
+  if (!made) shard_durable_[shard].store(true, std::memory_order_release);
+  return Status::Ok();
 }
 
 Result<UniqueFd> BodyStore::OpenBody(const std::string& key, HlcTimestamp version) const {
@@ -127,8 +157,7 @@ size_t BodyStore::RemoveUnreferenced(
         const std::string name = f.path().filename().string();
         auto at = name.rfind('@');
         HlcTimestamp version;
-        bool parsed = at != std::string::npos &&
-                      HlcTimestamp::Parse(name.substr(at + 1), &version);
+        bool parsed = at != std::string::npos && HlcTimestamp::Parse(name.substr(at + 1), &version);
         if (parsed && keep(name.substr(0, at), version)) continue;
         if (disk_.Unlink(f.path().c_str()) == 0) ++removed;
       }

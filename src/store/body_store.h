@@ -14,10 +14,19 @@
 // the file name means an overwrite never changes the bytes behind an open file
 // or behind a record: a GET that looked up version V opens exactly V's body.
 //
+// Durability (docs/FORMATS.md): Open makes the 256 first-level directories and
+// syncs the top once. Commit renames the body to its final path, then fsyncs
+// it, its leaf directory and, for a leaf not yet known durable since Open, the
+// leaf's parent; the caller commits the journal record only after that. The
+// rename comes first because nothing refers to that path before the record
+// exists, and start-up deletes unreferenced bodies: the first fsync then
+// carries the data and both names in one filesystem commit.
+//
 // Thread safety: all methods may be called concurrently; a Writer belongs to
 // one request.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -44,7 +53,7 @@ class BodyStore {
 
   // A new body in tmp/; commit it with Commit(writer, key, version).
   Result<std::unique_ptr<AtomicFile>> NewBody();
-  // Makes the body durable as `key`'s `version` (fsync, rename, fsync dir).
+  // Makes the body durable as `key`'s `version` (rename, fsync, fsync dirs).
   Status Commit(AtomicFile& body, const std::string& key, HlcTimestamp version);
 
   // Opens a committed body for reading. NotFound when absent.
@@ -71,12 +80,19 @@ class BodyStore {
   DiskUsage Usage() const;
 
  private:
-  BodyStore(std::string dir, Disk& disk) : dir_(std::move(dir)), disk_(disk) {}
-  std::string ShardDir(const std::string& key) const;
+  static constexpr size_t kShards = 65536;
+
+  BodyStore(std::string dir, Disk& disk)
+      : dir_(std::move(dir)), disk_(disk), shard_durable_(new std::atomic<bool>[kShards]()) {}
+  std::string ShardDir(const std::string& key) const { return ShardDir(ShardOf(key)); }
+  std::string ShardDir(uint16_t shard) const;
+  static uint16_t ShardOf(const std::string& key);
 
   std::string dir_;
   std::string tmp_dir_;
   Disk& disk_;
+  // Leaf directories known to exist durably (made and their parent synced).
+  std::unique_ptr<std::atomic<bool>[]> shard_durable_;
 };
 
 }  // namespace objstore

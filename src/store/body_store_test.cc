@@ -170,5 +170,62 @@ TEST(BodyStore, PathLayoutIsStable) {
   }
 }
 
+// Counts the syncs a commit makes, and which directories they were for.
+class SyncCountingDisk final : public Disk {
+ public:
+  int file_syncs = 0;
+  std::vector<std::string> dir_syncs;
+
+  int Open(const char* path, int flags, mode_t mode) override {
+    return real_.Open(path, flags, mode);
+  }
+  ssize_t Write(int fd, const void* data, size_t len) override {
+    return real_.Write(fd, data, len);
+  }
+  int Fsync(int fd) override {
+    ++file_syncs;
+    return real_.Fsync(fd);
+  }
+  int Rename(const char* from, const char* to) override { return real_.Rename(from, to); }
+  int Unlink(const char* path) override { return real_.Unlink(path); }
+  int SyncDir(const char* path) override {
+    dir_syncs.emplace_back(path);
+    return real_.SyncDir(path);
+  }
+
+ private:
+  PosixDisk real_;
+};
+
+// Open makes the first level ahead; a commit syncs the body and its leaf, and
+// the leaf's parent only for the first body of that leaf.
+TEST(BodyStore, CommitSyncsTheBodyItsLeafAndANewLeafsParentOnly) {
+  testing::TempDir tmp;
+  SyncCountingDisk disk;
+  auto store = std::move(BodyStore::Open(tmp / "files", disk).value());
+  size_t top = 0;
+  for (const auto& e : fs::directory_iterator(tmp / "files")) top += e.is_directory();
+  EXPECT_EQ(top, 257u);  // 00..ff and tmp
+  // Two keys in one leaf.
+  const std::string a = "a";
+  const std::string leaf = fs::path(store->PathFor(a, HlcTimestamp{1})).parent_path().string();
+  std::string b;
+  for (int i = 0; b.empty(); ++i) {
+    std::string k = "k" + std::to_string(i);
+    if (fs::path(store->PathFor(k, HlcTimestamp{1})).parent_path().string() == leaf) b = k;
+  }
+  disk.file_syncs = 0;
+  disk.dir_syncs.clear();
+  for (const std::string& key : {a, b}) {
+    auto body = std::move(store->NewBody().value());
+    ASSERT_TRUE(body->Append(std::string_view("x")).ok());
+    ASSERT_TRUE(store->Commit(*body, key, HlcTimestamp{1}).ok());
+    EXPECT_TRUE(store->OpenBody(key, HlcTimestamp{1}).ok());
+  }
+  EXPECT_EQ(disk.file_syncs, 2);
+  const std::string parent = fs::path(leaf).parent_path().string();
+  EXPECT_EQ(disk.dir_syncs, (std::vector<std::string>{leaf, parent, leaf}));
+}
+
 }  // namespace
 }  // namespace objstore
