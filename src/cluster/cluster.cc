@@ -111,6 +111,9 @@ Status Cluster::Start() {
 
 void Cluster::Stop() {
   if (stopping_.exchange(true)) return;
+  // The node outlives the cluster and its blocking threads may still change
+  // the journal (a cold fetch finishing): stop hearing of it first.
+  node_.SetChangeListener(nullptr);
   if (server_) server_->Stop(std::chrono::milliseconds(1000));
   work_.reset();
   ctx_.stop();

@@ -245,6 +245,7 @@ void Journal::IndexPut(RecordPtr r) {
 void Journal::SetChangeListener(ChangeListener listener) {
   std::lock_guard wlock(write_mu_);
   listener_ = std::move(listener);
+  if (!listener_) return;
   std::shared_lock lock(index_mu_);
   for (const auto& [key, record] : index_) listener_(nullptr, *record);
 }

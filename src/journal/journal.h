@@ -107,6 +107,8 @@ class Journal {
   // record before (nullptr for a new key) and after. It must be quick and must
   // not call back into the journal's writers. Set once, before concurrent use:
   // the listener first receives every existing record (before = nullptr).
+  // An empty listener detaches the current one: when this returns, no call of
+  // it is running or will start (its owner may then be destroyed).
   using ChangeListener = std::function<void(const ObjectRecord* before, const ObjectRecord& after)>;
   void SetChangeListener(ChangeListener listener);
 

@@ -234,6 +234,28 @@ TEST(Journal, ChangeListenerSeesExistingRecordsThenEveryChange) {
   EXPECT_EQ(seen[3].second, "b");
 }
 
+TEST(Journal, AnEmptyListenerDetachesTheCurrentOneWhileWritersRun) {
+  // What the cluster does at shutdown while blocking threads still write.
+  testing::TempDir dir;
+  auto j = std::move(Journal::Open(dir.path())).value();
+  auto heard = std::make_unique<std::atomic<int>>(0);
+  j->SetChangeListener([counter = heard.get()](const ObjectRecord*, const ObjectRecord&) {
+    counter->fetch_add(1);
+  });
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    for (uint64_t v = 1; !stop; ++v) ASSERT_TRUE(j->Upsert(MakeRecord("w", v)).ok());
+  });
+  while (heard->load() < 3) std::this_thread::yield();
+  j->SetChangeListener(nullptr);
+  const int at_detach = heard->load();
+  heard.reset();  // the owner is gone: a later call would be a use after free
+  ASSERT_TRUE(j->Upsert(MakeRecord("x", 1)).value());
+  stop = true;
+  writer.join();
+  EXPECT_GE(at_detach, 3);
+}
+
 
 ObjectRecord Tombstone(const std::string& key, uint64_t version, int64_t stable_ms = 0) {
   ObjectRecord t = MakeRecord(key, version, "B");
