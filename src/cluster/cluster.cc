@@ -291,7 +291,7 @@ asio::awaitable<void> Cluster::ServeBody(http::Exchange& ex, std::string target)
     co_return;
   }
   Node::RecordPtr rec = node_.Lookup(*key);
-  Result<UniqueFd> fd = Status::NotFound("no body");
+  Result<SharedFd> fd = Status::NotFound("no body");
   if (rec && !rec->deleted && rec->version == version) fd = node_.OpenBody(*rec);
   if (!fd.ok()) {
     err.result(bhttp::status::not_found);

@@ -14,6 +14,11 @@
 // the file name means an overwrite never changes the bytes behind an open file
 // or behind a record: a GET that looked up version V opens exactly V's body.
 //
+// Open descriptors of committed bodies are kept for the next read
+// (store/open_body_cache.h): Remove drops a body's descriptor after unlinking
+// it, so a removed body keeps no disk space once its readers finish; Commit
+// drops the descriptor of a file its rename replaced.
+//
 // Thread safety: all methods may be called concurrently; a Writer belongs to
 // one request.
 #pragma once
@@ -28,6 +33,7 @@
 #include "base/unique_fd.h"
 #include "ids/hlc.h"
 #include "store/atomic_file.h"
+#include "store/open_body_cache.h"
 
 namespace objstore {
 
@@ -39,22 +45,32 @@ struct DiskUsage {
 
 class BodyStore {
  public:
-  // Creates the directory (and tmp/) when missing.
-  static Result<std::unique_ptr<BodyStore>> Open(const std::string& dir, Disk& disk);
+  // How many body descriptors stay open by default: 4,096 (a hit then costs no
+  // open and close), but at most a quarter of RLIMIT_NOFILE's soft limit so
+  // that connections keep the rest.
+  static size_t DefaultOpenBodies();
+
+  // Creates the directory (and tmp/) when missing. `open_bodies`: descriptors
+  // kept open for later reads (0: none).
+  static Result<std::unique_ptr<BodyStore>> Open(const std::string& dir, Disk& disk,
+                                                 size_t open_bodies = DefaultOpenBodies());
 
   // A new body in tmp/; commit it with Commit(writer, key, version).
   Result<std::unique_ptr<AtomicFile>> NewBody();
   // Makes the body durable as `key`'s `version` (fsync, rename, fsync dir).
   Status Commit(AtomicFile& body, const std::string& key, HlcTimestamp version);
 
-  // Opens a committed body for reading. NotFound when absent.
-  Result<UniqueFd> OpenBody(const std::string& key, HlcTimestamp version) const;
+  // A descriptor of a committed body, for reading with offsets (pread,
+  // sendfile: it is shared, its file position means nothing). NotFound when
+  // absent.
+  Result<SharedFd> OpenBody(const std::string& key, HlcTimestamp version);
   // Size of a committed body, NotFound when absent.
   Result<uint64_t> BodySize(const std::string& key, HlcTimestamp version) const;
   // Makes the body of `from` also the body of `to` (a hard link, made durable),
   // for a new version whose bytes are unchanged (a raised level).
   Status LinkVersion(const std::string& key, HlcTimestamp from, HlcTimestamp to);
-  // Removes a committed body; absent is not an error.
+  // Removes a committed body and drops its cached descriptor; absent is not
+  // an error.
   Status Remove(const std::string& key, HlcTimestamp version);
 
   // Start-up: deletes every temporary file left by a crash. Returns how many.
@@ -71,12 +87,14 @@ class BodyStore {
   DiskUsage Usage() const;
 
  private:
-  BodyStore(std::string dir, Disk& disk) : dir_(std::move(dir)), disk_(disk) {}
+  BodyStore(std::string dir, Disk& disk, size_t open_bodies)
+      : dir_(std::move(dir)), disk_(disk), open_(open_bodies) {}
   std::string ShardDir(const std::string& key) const;
 
   std::string dir_;
   std::string tmp_dir_;
   Disk& disk_;
+  OpenBodyCache open_;
 };
 
 }  // namespace objstore
