@@ -152,65 +152,61 @@ TEST(OpenBodyCache, ConcurrentReadersAndRemovers) {
 
 // ---------------------------------------------------------------- in BodyStore
 
-TEST(OpenBodyCache, BodyStoreReusesTheDescriptorOfABody) {
-  testing::TempDir dir;
-  auto store = std::move(BodyStore::Open(dir / "files", DefaultDisk(), 64).value());
-  Commit(*store, "KEY", HlcTimestamp{1}, "first");
-  auto a = store->OpenBody("KEY", HlcTimestamp{1});
-  auto b = store->OpenBody("KEY", HlcTimestamp{1});
+class OpenBodyCacheInStore : public ::testing::Test {
+ protected:
+  testing::TempDir dir_;
+  const std::string files_ = dir_ / "files";
+  std::unique_ptr<BodyStore> store_ = std::move(BodyStore::Open(files_, DefaultDisk(), 64).value());
+};
+
+TEST_F(OpenBodyCacheInStore, ReusesTheDescriptorOfABody) {
+  Commit(*store_, "KEY", HlcTimestamp{1}, "first");
+  auto a = store_->OpenBody("KEY", HlcTimestamp{1});
+  auto b = store_->OpenBody("KEY", HlcTimestamp{1});
   ASSERT_TRUE(a.ok() && b.ok());
   EXPECT_EQ(a->get(), b->get());
   EXPECT_EQ(ReadAt(b->get(), 16), "first");
 }
 
-TEST(OpenBodyCache, RemovedBodyKeepsNoDiskSpaceAndIsNeverServed) {
-  testing::TempDir dir;
-  const std::string files = dir / "files";
-  auto store = std::move(BodyStore::Open(files, DefaultDisk(), 64).value());
-  Commit(*store, "KEY", HlcTimestamp{1}, "version one");
-  ASSERT_TRUE(store->OpenBody("KEY", HlcTimestamp{1}).ok());  // now cached
+TEST_F(OpenBodyCacheInStore, RemovedBodyKeepsNoDiskSpaceAndIsNeverServed) {
+  Commit(*store_, "KEY", HlcTimestamp{1}, "version one");
+  ASSERT_TRUE(store_->OpenBody("KEY", HlcTimestamp{1}).ok());  // now cached
   // Overwrite: the new version is committed, the old one removed.
-  Commit(*store, "KEY", HlcTimestamp{2}, "version two");
-  ASSERT_TRUE(store->Remove("KEY", HlcTimestamp{1}).ok());
-  EXPECT_EQ(DeletedFilesHeld(files), 0u) << "the removed body's descriptor stayed open";
-  EXPECT_EQ(store->OpenBody("KEY", HlcTimestamp{1}).status().code(), StatusCode::kNotFound);
-  auto two = store->OpenBody("KEY", HlcTimestamp{2});
+  Commit(*store_, "KEY", HlcTimestamp{2}, "version two");
+  ASSERT_TRUE(store_->Remove("KEY", HlcTimestamp{1}).ok());
+  EXPECT_EQ(DeletedFilesHeld(files_), 0u) << "the removed body's descriptor stayed open";
+  EXPECT_EQ(store_->OpenBody("KEY", HlcTimestamp{1}).status().code(), StatusCode::kNotFound);
+  auto two = store_->OpenBody("KEY", HlcTimestamp{2});
   ASSERT_TRUE(two.ok());
   EXPECT_EQ(ReadAt(two->get(), 32), "version two");
 
   // A reader holding the descriptor while the body is removed (delete,
   // eviction) keeps it until it is done, and not a moment longer.
-  ASSERT_TRUE(store->Remove("KEY", HlcTimestamp{2}).ok());
-  EXPECT_EQ(DeletedFilesHeld(files), 1u);
+  ASSERT_TRUE(store_->Remove("KEY", HlcTimestamp{2}).ok());
+  EXPECT_EQ(DeletedFilesHeld(files_), 1u);
   EXPECT_EQ(ReadAt(two->get(), 32), "version two");
   two = Status::NotFound("dropped by its reader");
-  EXPECT_EQ(DeletedFilesHeld(files), 0u);
+  EXPECT_EQ(DeletedFilesHeld(files_), 0u);
 }
 
-TEST(OpenBodyCache, CommitOverAnEqualStampedBodyIsNeverServedStale) {
+TEST_F(OpenBodyCacheInStore, CommitOverAnEqualStampedBodyIsNeverServedStale) {
   // Two nodes may stamp the same version: a peer's copy is committed under
   // the name of the replaced body, whose descriptor may be cached.
-  testing::TempDir dir;
-  const std::string files = dir / "files";
-  auto store = std::move(BodyStore::Open(files, DefaultDisk(), 64).value());
-  Commit(*store, "KEY", HlcTimestamp{5}, "ours");
-  ASSERT_TRUE(store->OpenBody("KEY", HlcTimestamp{5}).ok());  // now cached
-  Commit(*store, "KEY", HlcTimestamp{5}, "theirs");
-  auto fd = store->OpenBody("KEY", HlcTimestamp{5});
+  Commit(*store_, "KEY", HlcTimestamp{5}, "ours");
+  ASSERT_TRUE(store_->OpenBody("KEY", HlcTimestamp{5}).ok());  // now cached
+  Commit(*store_, "KEY", HlcTimestamp{5}, "theirs");
+  auto fd = store_->OpenBody("KEY", HlcTimestamp{5});
   ASSERT_TRUE(fd.ok());
   EXPECT_EQ(ReadAt(fd->get(), 16), "theirs");
   fd = Status::NotFound("dropped by its reader");
-  EXPECT_EQ(DeletedFilesHeld(files), 0u);
+  EXPECT_EQ(DeletedFilesHeld(files_), 0u);
 }
 
-TEST(OpenBodyCache, RemovingUnreferencedBodiesDropsTheirDescriptors) {
-  testing::TempDir dir;
-  const std::string files = dir / "files";
-  auto store = std::move(BodyStore::Open(files, DefaultDisk(), 64).value());
-  Commit(*store, "ORPHAN", HlcTimestamp{3}, "orphan");
-  ASSERT_TRUE(store->OpenBody("ORPHAN", HlcTimestamp{3}).ok());
-  EXPECT_EQ(store->RemoveUnreferenced([](const std::string&, HlcTimestamp) { return false; }), 1u);
-  EXPECT_EQ(DeletedFilesHeld(files), 0u);
+TEST_F(OpenBodyCacheInStore, RemovingUnreferencedBodiesDropsTheirDescriptors) {
+  Commit(*store_, "ORPHAN", HlcTimestamp{3}, "orphan");
+  ASSERT_TRUE(store_->OpenBody("ORPHAN", HlcTimestamp{3}).ok());
+  EXPECT_EQ(store_->RemoveUnreferenced([](const std::string&, HlcTimestamp) { return false; }), 1u);
+  EXPECT_EQ(DeletedFilesHeld(files_), 0u);
 }
 
 }  // namespace
