@@ -21,7 +21,6 @@ namespace asio = boost::asio;
 namespace bhttp = boost::beast::http;
 using json = nlohmann::json;
 using StringResponse = bhttp::response<bhttp::string_body>;
-using FileResponse = bhttp::response<bhttp::empty_body>;
 
 namespace {
 
@@ -88,12 +87,19 @@ std::time_t LastModified(const ObjectRecord& r) {
   return static_cast<std::time_t>(r.timestamp_ns / 1'000'000'000);
 }
 
+// Calls add(name, value) for each X-Meta-* field of `r`: into a Beast message
+// (SetMetaHeaders) or straight into a ResponseHead (hits).
+template <typename Add>
+void AddMetaHeaders(const ObjectRecord& r, Add&& add) {
+  add("X-Meta-ID", r.key);
+  add("X-Meta-Name", r.name);
+  add("X-Meta-ConsistencyLevel", std::to_string(r.consistency));
+  add("X-Meta-UserMeta", r.user_meta);
+  if (r.deleted) add("X-Meta-Deleted", "true");
+}
+
 void SetMetaHeaders(bhttp::fields& f, const ObjectRecord& r) {
-  f.set("X-Meta-ID", r.key);
-  f.set("X-Meta-Name", r.name);
-  f.set("X-Meta-ConsistencyLevel", std::to_string(r.consistency));
-  f.set("X-Meta-UserMeta", r.user_meta);
-  if (r.deleted) f.set("X-Meta-Deleted", "true");
+  AddMetaHeaders(r, [&](std::string_view name, std::string_view value) { f.set(name, value); });
 }
 
 json MetaJson(const ObjectRecord& r) {
@@ -457,7 +463,7 @@ asio::awaitable<void> PublicApi::Get(http::Exchange& ex, const std::string& key)
 // (304, 416) in `early`, or the header of a 200/206 and the byte range to send.
 struct PublicApi::BodyPlan {
   std::optional<StringResponse> early;
-  FileResponse head{bhttp::status::ok, 11};
+  http::ResponseHead head;  // 200, or 206 for a range
   uint64_t offset = 0;
   uint64_t length = 0;
 };
@@ -466,12 +472,17 @@ PublicApi::BodyPlan PublicApi::PlanBody(const http::Exchange& ex, const ObjectRe
                                         bool fetched) {
   const auto& h = ex.header();
   const std::time_t last_modified = LastModified(rec);
+  // The fields of every answer about `rec`, through add(name, value); the
+  // names are spelled as Beast spells its known fields.
+  auto add_common = [&](auto&& add) {
+    if (!rec.etag.empty()) add("ETag", rec.etag);
+    add("Last-Modified", http::FormatHttpDate(last_modified));
+    add("Accept-Ranges", "bytes");
+    AddMetaHeaders(rec, add);
+    if (fetched) add("X-Meta-Fetched", "true");
+  };
   auto set_common = [&](bhttp::fields& f) {
-    if (!rec.etag.empty()) f.set(bhttp::field::etag, rec.etag);
-    f.set(bhttp::field::last_modified, http::FormatHttpDate(last_modified));
-    f.set(bhttp::field::accept_ranges, "bytes");
-    SetMetaHeaders(f, rec);
-    if (fetched) f.set("X-Meta-Fetched", "true");
+    add_common([&](std::string_view name, std::string_view value) { f.set(name, value); });
   };
   BodyPlan plan;
 
@@ -503,12 +514,12 @@ PublicApi::BodyPlan PublicApi::PlanBody(const http::Exchange& ex, const ObjectRe
     set_common(*plan.early);
     return plan;
   }
-  set_common(plan.head);
-  plan.head.set(bhttp::field::content_type, http::ContentTypeForName(rec.name));
+  add_common([&](std::string_view name, std::string_view value) { plan.head.Add(name, value); });
+  plan.head.Add("Content-Type", http::ContentTypeForName(rec.name));
   plan.length = rec.size;
   if (range.kind == http::RangeKind::kPartial) {
-    plan.head.result(bhttp::status::partial_content);
-    plan.head.set(bhttp::field::content_range,
+    plan.head.set_status(206);
+    plan.head.Add("Content-Range",
                   fmt::format("bytes {}-{}/{}", range.range.first, range.range.last, rec.size));
     plan.offset = range.range.first;
     plan.length = range.range.length();
@@ -528,7 +539,7 @@ asio::awaitable<void> PublicApi::ServeBody(http::Exchange& ex, const ObjectRecor
     co_await ex.Send(std::move(*plan.early));
     co_return;
   }
-  co_await ex.SendFile(std::move(plan.head), fd->get(), plan.offset, plan.length);
+  co_await ex.SendFile(plan.head, fd->get(), plan.offset, plan.length);
 }
 
 asio::awaitable<void> PublicApi::ServeFetch(http::Exchange& ex, std::string key,
@@ -557,7 +568,7 @@ asio::awaitable<void> PublicApi::ServeFetch(http::Exchange& ex, std::string key,
     co_return;
   }
   const uint64_t end = plan.offset + plan.length;
-  const bool head_sent = co_await ex.SendHead(std::move(plan.head), plan.length);
+  const bool head_sent = co_await ex.SendHead(plan.head, plan.length);
   if (!head_sent || ex.is_head()) co_return;
   // Stream the body while it arrives; the fetch holds its last byte back
   // until the whole body is verified.
@@ -586,7 +597,7 @@ asio::awaitable<Status> PublicApi::ServePeer(http::Exchange& ex, Node::RecordPtr
     co_return Status::Ok();
   }
   std::string range;
-  if (plan.head.result() == bhttp::status::partial_content) {
+  if (plan.head.status() == 206) {
     range = fmt::format("bytes={}-{}", plan.offset, plan.offset + plan.length - 1);
   }
   auto opened = co_await cluster_->OpenPeerBody(rec, std::move(range));
@@ -595,8 +606,8 @@ asio::awaitable<Status> PublicApi::ServePeer(http::Exchange& ex, Node::RecordPtr
   if (stream->content_length() != plan.length) {
     co_return Status::Unavailable("a peer answered a body of another length");
   }
-  plan.head.set("X-Meta-Symlink", "true");
-  const bool head_sent = co_await ex.SendHead(std::move(plan.head), plan.length);
+  plan.head.Add("X-Meta-Symlink", "true");
+  const bool head_sent = co_await ex.SendHead(plan.head, plan.length);
   if (!head_sent || ex.is_head()) co_return Status::Ok();
   std::vector<char> buf(kBodyChunk);
   uint64_t sent = 0;

@@ -52,9 +52,12 @@ bool IsUtf8(std::string_view s) {
 }  // namespace
 
 Result<std::string> ParseId(std::string_view raw) {
-  auto decoded = PercentDecode(raw);
   std::optional<Ulid> id;
-  if (decoded) id = Ulid::Parse(*decoded);
+  if (raw.find('%') == std::string_view::npos) {
+    id = Ulid::Parse(raw);  // every id in practice: no copy to decode
+  } else if (auto decoded = PercentDecode(raw)) {
+    id = Ulid::Parse(*decoded);
+  }
   if (!id) {
     return Status::Invalid(
         "bad id: expected a ULID (26 characters of Crockford base32); GET /api/v1/id makes one");

@@ -294,7 +294,7 @@ asio::awaitable<void> Cluster::ServeBody(http::Exchange& ex, std::string target)
     co_return;
   }
   Node::RecordPtr rec = node_.Lookup(*key);
-  Result<UniqueFd> fd = Status::NotFound("no body");
+  Result<SharedFd> fd = Status::NotFound("no body");
   if (rec && !rec->deleted && rec->version == version) fd = node_.OpenBody(*rec);
   if (!fd.ok()) {
     err.result(bhttp::status::not_found);
@@ -303,8 +303,8 @@ asio::awaitable<void> Cluster::ServeBody(http::Exchange& ex, std::string target)
     co_await ex.Send(std::move(err));
     co_return;
   }
-  bhttp::response<bhttp::empty_body> res{bhttp::status::ok, 11};
-  res.set(bhttp::field::etag, rec->etag);
+  http::ResponseHead res;
+  res.Add("ETag", rec->etag);
   uint64_t offset = 0, length = rec->size;
   if (auto r = ex.header()[bhttp::field::range]; !r.empty()) {
     http::RangeDecision d = http::ParseRange(r, rec->size);
@@ -316,14 +316,14 @@ asio::awaitable<void> Cluster::ServeBody(http::Exchange& ex, std::string target)
       co_return;
     }
     if (d.kind == http::RangeKind::kPartial) {
-      res.result(bhttp::status::partial_content);
-      res.set(bhttp::field::content_range,
+      res.set_status(206);
+      res.Add("Content-Range",
               fmt::format("bytes {}-{}/{}", d.range.first, d.range.last, rec->size));
       offset = d.range.first;
       length = d.range.length();
     }
   }
-  co_await ex.SendFile(std::move(res), fd->get(), offset, length);
+  co_await ex.SendFile(res, fd->get(), offset, length);
 }
 
 json Cluster::PingBody() const {

@@ -1,8 +1,7 @@
 #include "http/mime.h"
 
 #include <array>
-#include <cctype>
-#include <string>
+#include <string_view>
 #include <utility>
 
 namespace objstore::http {
@@ -32,11 +31,17 @@ std::string_view ContentTypeForName(std::string_view name) {
   }};
   auto dot = name.rfind('.');
   if (dot == std::string_view::npos || dot + 1 >= name.size()) return "application/octet-stream";
-  std::string ext(name.substr(dot + 1));
-  if (ext.size() > 8) return "application/octet-stream";
-  for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const std::string_view raw = name.substr(dot + 1);
+  if (raw.size() > 8) return "application/octet-stream";
+  // Lower-cased ASCII into a local buffer: this runs for every GET.
+  char lower[8];
+  for (size_t i = 0; i < raw.size(); ++i) {
+    const char c = raw[i];
+    lower[i] = c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+  }
+  const std::string_view ext(lower, raw.size());
   for (const auto& [e, type] : kTypes) {
-    if (e == ext) return type;
+    if (e.size() == ext.size() && e[0] == ext[0] && e == ext) return type;
   }
   return "application/octet-stream";
 }

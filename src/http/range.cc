@@ -1,6 +1,7 @@
 #include "http/range.h"
 
 #include <cctype>
+#include <chrono>
 #include <cstring>
 #include <limits>
 
@@ -93,25 +94,29 @@ bool IfNoneMatchMatches(std::string_view header, std::string_view etag) {
 
 std::string FormatHttpDate(std::time_t t) {
   // By hand, not strftime: names in English whatever the locale, and it runs
-  // for the Last-Modified of every GET.
+  // for the Last-Modified of every GET. The calendar by <chrono> arithmetic,
+  // not gmtime_r, which takes glibc's time-zone lock on every call.
+  using namespace std::chrono;
   static constexpr char kDays[] = "SunMonTueWedThuFriSat";
   static constexpr char kMonths[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
-  std::tm tm{};
-  gmtime_r(&t, &tm);
+  const sys_seconds at{seconds{t}};
+  const sys_days day = floor<days>(at);
+  const year_month_day ymd{day};
+  const hh_mm_ss hms{at - day};
   std::string out = "Sun, 00 Jan 0000 00:00:00 GMT";
-  auto two = [&](size_t at, int v) {
-    out[at] = static_cast<char>('0' + v / 10);
-    out[at + 1] = static_cast<char>('0' + v % 10);
+  auto two = [&](size_t pos, int v) {
+    out[pos] = static_cast<char>('0' + v / 10);
+    out[pos + 1] = static_cast<char>('0' + v % 10);
   };
-  out.replace(0, 3, kDays + 3 * tm.tm_wday, 3);
-  two(5, tm.tm_mday);
-  out.replace(8, 3, kMonths + 3 * tm.tm_mon, 3);
-  const int year = tm.tm_year + 1900;
+  out.replace(0, 3, kDays + 3 * weekday{day}.c_encoding(), 3);
+  two(5, static_cast<int>(static_cast<unsigned>(ymd.day())));
+  out.replace(8, 3, kMonths + 3 * (static_cast<unsigned>(ymd.month()) - 1), 3);
+  const int year = static_cast<int>(ymd.year());
   two(12, year / 100 % 100);
   two(14, year % 100);
-  two(17, tm.tm_hour);
-  two(20, tm.tm_min);
-  two(23, tm.tm_sec);
+  two(17, static_cast<int>(hms.hours().count()));
+  two(20, static_cast<int>(hms.minutes().count()));
+  two(23, static_cast<int>(hms.seconds().count()));
   return out;
 }
 

@@ -43,6 +43,7 @@ struct Connection : std::enable_shared_from_this<Connection> {
   asio::steady_timer write_timer;
   uint64_t write_wait = 0;
   bool write_timed_out = false;
+  std::string head;  // the bytes of the last ResponseHead sent, reused
 };
 
 namespace {
@@ -76,25 +77,22 @@ asio::awaitable<bool> WaitWritable(Connection& conn, std::chrono::milliseconds t
   co_return !ec && !conn.write_timed_out;
 }
 
-std::string SerializeHeader(const bhttp::response<bhttp::empty_body>& res) {
-  // Appended by hand into one reserved string: this runs for every file answer.
-  const std::string_view reason = res.reason();
-  std::string out;
-  out.reserve(512);
+// The bytes of `head` as Beast would have written them for a response with
+// these fields and Server, Date, Connection and Content-Length set last.
+void SerializeHead(const ResponseHead& head, uint64_t length, bool keep_alive, std::string& out) {
+  char digits[24];
+  out.clear();
   out += "HTTP/1.1 ";
-  char code[8];
-  out.append(code, std::to_chars(code, code + sizeof code, res.result_int()).ptr);
+  out.append(digits, std::to_chars(digits, digits + sizeof digits, head.status()).ptr);
   out += ' ';
-  out += reason;
+  out += bhttp::obsolete_reason(static_cast<bhttp::status>(head.status()));
   out += "\r\n";
-  for (const auto& f : res) {
-    out += f.name_string();
-    out += ": ";
-    out += f.value();
-    out += "\r\n";
-  }
-  out += "\r\n";
-  return out;
+  out += head.fields();
+  out += "Server: objstore\r\nDate: ";
+  out += CachedDate();
+  out += keep_alive ? "\r\nContent-Length: " : "\r\nConnection: close\r\nContent-Length: ";
+  out.append(digits, std::to_chars(digits, digits + sizeof digits, length).ptr);
+  out += "\r\n\r\n";
 }
 
 }  // namespace
@@ -183,15 +181,11 @@ asio::awaitable<void> Exchange::Send(bhttp::response<bhttp::string_body> res) {
   if (ec) failed_ = true;
 }
 
-asio::awaitable<bool> Exchange::SendHead(bhttp::response<bhttp::empty_body> res,
-                                         uint64_t length) {
+asio::awaitable<bool> Exchange::SendHead(const ResponseHead& response, uint64_t length) {
   responded_ = true;
   if (failed_) co_return false;
-  const bool ka = keep_alive();
-  Finalize(res, ka);
-  res.keep_alive(ka);
-  res.content_length(length);
-  const std::string head = SerializeHeader(res);
+  std::string& head = conn_.head;
+  SerializeHead(response, length, keep_alive(), head);
   const bool with_body = !is_head() && length > 0;
 
   const int sfd = conn_.stream.socket().native_handle();  // non-blocking since Serve
@@ -262,10 +256,10 @@ std::string Exchange::remote_address() const {
   return ec ? "" : ep.address().to_string();
 }
 
-asio::awaitable<void> Exchange::SendFile(bhttp::response<bhttp::empty_body> res, int fd,
-                                         uint64_t offset, uint64_t length) {
+asio::awaitable<void> Exchange::SendFile(const ResponseHead& head, int fd, uint64_t offset,
+                                         uint64_t length) {
   // co_await stands alone in its statement (docs/ARCHITECTURE.md, g++ 12).
-  const bool head_sent = co_await SendHead(std::move(res), length);
+  const bool head_sent = co_await SendHead(head, length);
   if (head_sent && !is_head()) co_await SendFileBytes(fd, offset, length);
 }
 

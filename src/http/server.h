@@ -18,7 +18,9 @@
 //   connection closes after max_requests_per_connection requests. With all of
 //   them off, each request pays one null check and one compare.
 // - File bodies go out with sendfile(2) after the header, which is sent with
-//   MSG_MORE so header and first body bytes leave in one segment.
+//   MSG_MORE so header and first body bytes leave in one segment. The header
+//   of such an answer is a ResponseHead (http/response_head.h), written into
+//   the connection's reused buffer, not a Beast message: it is every hit's.
 // - Stop() closes the acceptor, closes idle connections, lets requests in
 //   flight finish (up to a grace period) and then stops the loops.
 //
@@ -51,6 +53,7 @@
 
 #include "base/status.h"
 #include "http/client_limits.h"
+#include "http/response_head.h"
 
 namespace objstore::http {
 
@@ -93,14 +96,15 @@ class Exchange {
   // Sends a response whose body is in memory (or empty for HEAD / 304: the
   // Content-Length set by the caller is kept).
   boost::asio::awaitable<void> Send(bhttp::response<bhttp::string_body> res);
-  // Sends the header of `res` and then `length` bytes of `fd` from `offset`.
-  boost::asio::awaitable<void> SendFile(bhttp::response<bhttp::empty_body> res, int fd,
-                                        uint64_t offset, uint64_t length);
+  // Sends `head` and then `length` bytes of `fd` from `offset`. `head` must
+  // live until the call completes (the caller's co_await).
+  boost::asio::awaitable<void> SendFile(const ResponseHead& head, int fd, uint64_t offset,
+                                        uint64_t length);
   // The same in steps, for a body that is still being written (a cold fetch):
   // the header announcing `length` bytes, then ranges of `fd` with sendfile.
   // Both return false once the connection failed. A body left short closes
   // the connection (Abort), so the client sees the truncation.
-  boost::asio::awaitable<bool> SendHead(bhttp::response<bhttp::empty_body> res, uint64_t length);
+  boost::asio::awaitable<bool> SendHead(const ResponseHead& head, uint64_t length);
   boost::asio::awaitable<bool> SendFileBytes(int fd, uint64_t offset, uint64_t length);
   // Body bytes from memory after SendHead (a body relayed from a peer).
   boost::asio::awaitable<bool> SendBytes(std::span<const char> bytes);

@@ -133,8 +133,9 @@ class Node {
   // records the access for the eviction policy. Not safe(): being evicted,
   // serve it as a miss. Never blocks.
   BodyPin PinBody(const std::string& key) { return capacity_->PinForRead(key); }
-  // Opens the local body of `record`. NotFound when this node has none.
-  Result<UniqueFd> OpenBody(const ObjectRecord& record) const;
+  // A descriptor of the local body of `record` (shared, possibly cached: read
+  // it with offsets). NotFound when this node has none.
+  Result<SharedFd> OpenBody(const ObjectRecord& record) const;
 
   // Brings the body of `key` from the cold store. Concurrent callers for one
   // key share one transfer (single flight) and stream it as it arrives

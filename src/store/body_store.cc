@@ -1,11 +1,13 @@
 #include "store/body_store.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 #include <xxhash.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <filesystem>
@@ -28,8 +30,16 @@ bool IsPlainKey(const std::string& key) {
 
 }  // namespace
 
-Result<std::unique_ptr<BodyStore>> BodyStore::Open(const std::string& dir, Disk& disk) {
-  std::unique_ptr<BodyStore> store(new BodyStore(NormalizeDir(dir), disk));
+size_t BodyStore::DefaultOpenBodies() {
+  constexpr size_t kMost = 4096;
+  struct rlimit limit;
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return kMost;
+  return std::min<size_t>(kMost, limit.rlim_cur / 4);
+}
+
+Result<std::unique_ptr<BodyStore>> BodyStore::Open(const std::string& dir, Disk& disk,
+                                                   size_t open_bodies) {
+  std::unique_ptr<BodyStore> store(new BodyStore(NormalizeDir(dir), disk, open_bodies));
   store->tmp_dir_ = store->dir_ + "/tmp";
   if (Status s = MakeDirsDurable(disk, store->tmp_dir_); !s.ok()) return s;
   // The first level whole, ahead (256 directories, one sync): a PUT then never
@@ -104,14 +114,19 @@ Status BodyStore::Commit(AtomicFile& body, const std::string& key, HlcTimestamp 
   }
   if (Status s = body.CommitUnrecorded(PathFor(key, version), dirs); !s.ok()) return s;
   if (!made) shard_durable_[shard].store(true, std::memory_order_release);
+  // The rename may have replaced a file of that name (a peer's version with
+  // an equal stamp): a descriptor of the replaced file must not be served.
+  open_.Invalidate(key, version);
   return Status::Ok();
 }
 
-Result<UniqueFd> BodyStore::OpenBody(const std::string& key, HlcTimestamp version) const {
+Result<SharedFd> BodyStore::OpenBody(const std::string& key, HlcTimestamp version) {
+  OpenBodyCache::Lookup cached = open_.Get(key, version);
+  if (cached.fd.valid()) return std::move(cached.fd);
   std::string path = PathFor(key, version);
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Status::FromErrno(errno, "open " + path);
-  return UniqueFd(fd);
+  return open_.Insert(key, version, UniqueFd(fd), cached.ticket);
 }
 
 Result<uint64_t> BodyStore::BodySize(const std::string& key, HlcTimestamp version) const {
@@ -132,6 +147,7 @@ Status BodyStore::LinkVersion(const std::string& key, HlcTimestamp from, HlcTime
 Status BodyStore::Remove(const std::string& key, HlcTimestamp version) {
   std::string path = PathFor(key, version);
   int rc = disk_.Unlink(path.c_str());
+  open_.Invalidate(key, version);  // after the unlink: see OpenBodyCache
   if (rc < 0 && rc != -ENOENT) return Status::FromErrno(-rc, "unlink " + path);
   return Status::Ok();
 }
@@ -163,6 +179,8 @@ size_t BodyStore::RemoveUnreferenced(
       }
     }
   }
+  // File names hold a hash of long keys, not the keys: drop every descriptor.
+  if (removed > 0) open_.Clear();
   return removed;
 }
 

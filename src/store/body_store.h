@@ -22,6 +22,11 @@
 // exists, and start-up deletes unreferenced bodies: the first fsync then
 // carries the data and both names in one filesystem commit.
 //
+// Open descriptors of committed bodies are kept for the next read
+// (store/open_body_cache.h): Remove drops a body's descriptor after unlinking
+// it, so a removed body keeps no disk space once its readers finish; Commit
+// drops the descriptor of a file its rename replaced.
+//
 // Thread safety: all methods may be called concurrently; a Writer belongs to
 // one request.
 #pragma once
@@ -37,6 +42,7 @@
 #include "base/unique_fd.h"
 #include "ids/hlc.h"
 #include "store/atomic_file.h"
+#include "store/open_body_cache.h"
 
 namespace objstore {
 
@@ -48,22 +54,32 @@ struct DiskUsage {
 
 class BodyStore {
  public:
-  // Creates the directory (and tmp/) when missing.
-  static Result<std::unique_ptr<BodyStore>> Open(const std::string& dir, Disk& disk);
+  // How many body descriptors stay open by default: 4,096 (a hit then costs no
+  // open and close), but at most a quarter of RLIMIT_NOFILE's soft limit so
+  // that connections keep the rest.
+  static size_t DefaultOpenBodies();
+
+  // Creates the directory (and tmp/) when missing. `open_bodies`: descriptors
+  // kept open for later reads (0: none).
+  static Result<std::unique_ptr<BodyStore>> Open(const std::string& dir, Disk& disk,
+                                                 size_t open_bodies = DefaultOpenBodies());
 
   // A new body in tmp/; commit it with Commit(writer, key, version).
   Result<std::unique_ptr<AtomicFile>> NewBody();
   // Makes the body durable as `key`'s `version` (rename, fsync, fsync dirs).
   Status Commit(AtomicFile& body, const std::string& key, HlcTimestamp version);
 
-  // Opens a committed body for reading. NotFound when absent.
-  Result<UniqueFd> OpenBody(const std::string& key, HlcTimestamp version) const;
+  // A descriptor of a committed body, for reading with offsets (pread,
+  // sendfile: it is shared, its file position means nothing). NotFound when
+  // absent.
+  Result<SharedFd> OpenBody(const std::string& key, HlcTimestamp version);
   // Size of a committed body, NotFound when absent.
   Result<uint64_t> BodySize(const std::string& key, HlcTimestamp version) const;
   // Makes the body of `from` also the body of `to` (a hard link, made durable),
   // for a new version whose bytes are unchanged (a raised level).
   Status LinkVersion(const std::string& key, HlcTimestamp from, HlcTimestamp to);
-  // Removes a committed body; absent is not an error.
+  // Removes a committed body and drops its cached descriptor; absent is not
+  // an error.
   Status Remove(const std::string& key, HlcTimestamp version);
 
   // Start-up: deletes every temporary file left by a crash. Returns how many.
@@ -82,8 +98,11 @@ class BodyStore {
  private:
   static constexpr size_t kShards = 65536;
 
-  BodyStore(std::string dir, Disk& disk)
-      : dir_(std::move(dir)), disk_(disk), shard_durable_(new std::atomic<bool>[kShards]()) {}
+  BodyStore(std::string dir, Disk& disk, size_t open_bodies)
+      : dir_(std::move(dir)),
+        disk_(disk),
+        shard_durable_(new std::atomic<bool>[kShards]()),
+        open_(open_bodies) {}
   std::string ShardDir(const std::string& key) const { return ShardDir(ShardOf(key)); }
   std::string ShardDir(uint16_t shard) const;
   static uint16_t ShardOf(const std::string& key);
@@ -93,6 +112,7 @@ class BodyStore {
   Disk& disk_;
   // Leaf directories known to exist durably (made and their parent synced).
   std::unique_ptr<std::atomic<bool>[]> shard_durable_;
+  OpenBodyCache open_;
 };
 
 }  // namespace objstore

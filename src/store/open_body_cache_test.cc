@@ -1,0 +1,213 @@
+#include "store/open_body_cache.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/test_util.h"
+#include "store/body_store.h"
+
+namespace objstore {
+namespace {
+namespace fs = std::filesystem;
+
+UniqueFd OpenNull() { return UniqueFd(::open("/dev/null", O_RDONLY | O_CLOEXEC)); }
+
+// Descriptors of this process that point at a deleted file under `dir`: an
+// unlinked body whose disk space is still held.
+size_t DeletedFilesHeld(const std::string& dir) {
+  const std::string prefix = fs::weakly_canonical(dir).string();
+  size_t n = 0;
+  for (const auto& e : fs::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    const std::string target = fs::read_symlink(e.path(), ec).string();
+    n += !ec && target.starts_with(prefix) && target.ends_with(" (deleted)");
+  }
+  return n;
+}
+
+std::string Commit(BodyStore& store, const std::string& key, HlcTimestamp v, std::string_view b) {
+  auto body = std::move(store.NewBody().value());
+  EXPECT_TRUE(body->Append(b).ok());
+  EXPECT_TRUE(store.Commit(*body, key, v).ok());
+  return store.PathFor(key, v);
+}
+
+std::string ReadAt(int fd, size_t n) {
+  std::string out(n, '\0');
+  out.resize(static_cast<size_t>(std::max<ssize_t>(0, ::pread(fd, out.data(), n, 0))));
+  return out;
+}
+
+TEST(OpenBodyCache, HitsExactlyTheCachedVersion) {
+  OpenBodyCache cache(64);
+  auto miss = cache.Get("K", HlcTimestamp{1});
+  EXPECT_FALSE(miss.fd.valid());
+  SharedFd fd = cache.Insert("K", HlcTimestamp{1}, OpenNull(), miss.ticket);
+  ASSERT_TRUE(fd.valid());
+  EXPECT_EQ(cache.Get("K", HlcTimestamp{1}).fd.get(), fd.get());
+  EXPECT_FALSE(cache.Get("K", HlcTimestamp{2}).fd.valid());
+  EXPECT_FALSE(cache.Get("OTHER", HlcTimestamp{1}).fd.valid());
+  EXPECT_EQ(cache.size(), 1u);
+}
+
+TEST(OpenBodyCache, NewerVersionReplacesOlderNeverTheReverse) {
+  OpenBodyCache cache(64);
+  cache.Insert("K", HlcTimestamp{1}, OpenNull(), cache.Get("K", HlcTimestamp{1}).ticket);
+  SharedFd v2 =
+      cache.Insert("K", HlcTimestamp{2}, OpenNull(), cache.Get("K", HlcTimestamp{2}).ticket);
+  EXPECT_FALSE(cache.Get("K", HlcTimestamp{1}).fd.valid());
+  EXPECT_EQ(cache.Get("K", HlcTimestamp{2}).fd.get(), v2.get());
+  // A reader of the old version still gets its descriptor, uncached.
+  SharedFd v1 =
+      cache.Insert("K", HlcTimestamp{1}, OpenNull(), cache.Get("K", HlcTimestamp{1}).ticket);
+  EXPECT_TRUE(v1.valid());
+  EXPECT_EQ(cache.Get("K", HlcTimestamp{2}).fd.get(), v2.get());
+  EXPECT_EQ(cache.size(), 1u);
+}
+
+TEST(OpenBodyCache, InvalidateDropsOnlyThatVersion) {
+  OpenBodyCache cache(64);
+  cache.Insert("K", HlcTimestamp{2}, OpenNull(), cache.Get("K", HlcTimestamp{2}).ticket);
+  cache.Invalidate("K", HlcTimestamp{1});
+  EXPECT_TRUE(cache.Get("K", HlcTimestamp{2}).fd.valid());
+  cache.Invalidate("K", HlcTimestamp{2});
+  EXPECT_FALSE(cache.Get("K", HlcTimestamp{2}).fd.valid());
+  EXPECT_EQ(cache.size(), 0u);
+}
+
+TEST(OpenBodyCache, OpenRacingARemovalIsNotCached) {
+  // A reader misses, opens the file; the file is unlinked and invalidated
+  // before the reader inserts: the descriptor must not stay in the cache.
+  OpenBodyCache cache(64);
+  auto miss = cache.Get("K", HlcTimestamp{1});
+  cache.Invalidate("K", HlcTimestamp{1});
+  SharedFd fd = cache.Insert("K", HlcTimestamp{1}, OpenNull(), miss.ticket);
+  EXPECT_TRUE(fd.valid());  // still handed to its reader
+  EXPECT_FALSE(cache.Get("K", HlcTimestamp{1}).fd.valid());
+  EXPECT_EQ(cache.size(), 0u);
+  // Clear counts as a removal too.
+  miss = cache.Get("K", HlcTimestamp{1});
+  cache.Clear();
+  cache.Insert("K", HlcTimestamp{1}, OpenNull(), miss.ticket);
+  EXPECT_EQ(cache.size(), 0u);
+}
+
+TEST(OpenBodyCache, BoundedAndZeroDisables) {
+  OpenBodyCache cache(32);  // two per shard
+  for (int i = 0; i < 500; ++i) {
+    const std::string key = "K" + std::to_string(i);
+    cache.Insert(key, HlcTimestamp{1}, OpenNull(), cache.Get(key, HlcTimestamp{1}).ticket);
+  }
+  EXPECT_LE(cache.size(), 32u);
+  EXPECT_GT(cache.size(), 0u);
+
+  OpenBodyCache off(0);
+  SharedFd fd = off.Insert("K", HlcTimestamp{1}, OpenNull(), off.Get("K", HlcTimestamp{1}).ticket);
+  EXPECT_TRUE(fd.valid());
+  EXPECT_FALSE(off.Get("K", HlcTimestamp{1}).fd.valid());
+  EXPECT_EQ(off.size(), 0u);
+}
+
+TEST(OpenBodyCache, DescriptorClosesWhenCacheAndReadersDropIt) {
+  OpenBodyCache cache(64);
+  int raw;
+  {
+    SharedFd fd =
+        cache.Insert("K", HlcTimestamp{1}, OpenNull(), cache.Get("K", HlcTimestamp{1}).ticket);
+    raw = fd.get();
+    cache.Invalidate("K", HlcTimestamp{1});
+    EXPECT_NE(::fcntl(raw, F_GETFD), -1) << "closed under its reader";
+  }
+  EXPECT_EQ(::fcntl(raw, F_GETFD), -1) << "still open with no cache entry and no reader";
+}
+
+// Readers and removers on several threads (run under TSan in CI).
+TEST(OpenBodyCache, ConcurrentReadersAndRemovers) {
+  OpenBodyCache cache(16);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&cache, t] {
+      for (int i = 0; i < 2000; ++i) {
+        const std::string key = "K" + std::to_string(i % 40);
+        const HlcTimestamp v{static_cast<uint64_t>(i % 3)};
+        if ((i + t) % 5 == 0) {
+          cache.Invalidate(key, v);
+          continue;
+        }
+        auto got = cache.Get(key, v);
+        if (!got.fd.valid()) got.fd = cache.Insert(key, v, OpenNull(), got.ticket);
+        EXPECT_TRUE(got.fd.valid());
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_LE(cache.size(), 16u);
+}
+
+// ---------------------------------------------------------------- in BodyStore
+
+class OpenBodyCacheInStore : public ::testing::Test {
+ protected:
+  testing::TempDir dir_;
+  const std::string files_ = dir_ / "files";
+  std::unique_ptr<BodyStore> store_ = std::move(BodyStore::Open(files_, DefaultDisk(), 64).value());
+};
+
+TEST_F(OpenBodyCacheInStore, ReusesTheDescriptorOfABody) {
+  Commit(*store_, "KEY", HlcTimestamp{1}, "first");
+  auto a = store_->OpenBody("KEY", HlcTimestamp{1});
+  auto b = store_->OpenBody("KEY", HlcTimestamp{1});
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->get(), b->get());
+  EXPECT_EQ(ReadAt(b->get(), 16), "first");
+}
+
+TEST_F(OpenBodyCacheInStore, RemovedBodyKeepsNoDiskSpaceAndIsNeverServed) {
+  Commit(*store_, "KEY", HlcTimestamp{1}, "version one");
+  ASSERT_TRUE(store_->OpenBody("KEY", HlcTimestamp{1}).ok());  // now cached
+  // Overwrite: the new version is committed, the old one removed.
+  Commit(*store_, "KEY", HlcTimestamp{2}, "version two");
+  ASSERT_TRUE(store_->Remove("KEY", HlcTimestamp{1}).ok());
+  EXPECT_EQ(DeletedFilesHeld(files_), 0u) << "the removed body's descriptor stayed open";
+  EXPECT_EQ(store_->OpenBody("KEY", HlcTimestamp{1}).status().code(), StatusCode::kNotFound);
+  auto two = store_->OpenBody("KEY", HlcTimestamp{2});
+  ASSERT_TRUE(two.ok());
+  EXPECT_EQ(ReadAt(two->get(), 32), "version two");
+
+  // A reader holding the descriptor while the body is removed (delete,
+  // eviction) keeps it until it is done, and not a moment longer.
+  ASSERT_TRUE(store_->Remove("KEY", HlcTimestamp{2}).ok());
+  EXPECT_EQ(DeletedFilesHeld(files_), 1u);
+  EXPECT_EQ(ReadAt(two->get(), 32), "version two");
+  two = Status::NotFound("dropped by its reader");
+  EXPECT_EQ(DeletedFilesHeld(files_), 0u);
+}
+
+TEST_F(OpenBodyCacheInStore, CommitOverAnEqualStampedBodyIsNeverServedStale) {
+  // Two nodes may stamp the same version: a peer's copy is committed under
+  // the name of the replaced body, whose descriptor may be cached.
+  Commit(*store_, "KEY", HlcTimestamp{5}, "ours");
+  ASSERT_TRUE(store_->OpenBody("KEY", HlcTimestamp{5}).ok());  // now cached
+  Commit(*store_, "KEY", HlcTimestamp{5}, "theirs");
+  auto fd = store_->OpenBody("KEY", HlcTimestamp{5});
+  ASSERT_TRUE(fd.ok());
+  EXPECT_EQ(ReadAt(fd->get(), 16), "theirs");
+  fd = Status::NotFound("dropped by its reader");
+  EXPECT_EQ(DeletedFilesHeld(files_), 0u);
+}
+
+TEST_F(OpenBodyCacheInStore, RemovingUnreferencedBodiesDropsTheirDescriptors) {
+  Commit(*store_, "ORPHAN", HlcTimestamp{3}, "orphan");
+  ASSERT_TRUE(store_->OpenBody("ORPHAN", HlcTimestamp{3}).ok());
+  EXPECT_EQ(store_->RemoveUnreferenced([](const std::string&, HlcTimestamp) { return false; }), 1u);
+  EXPECT_EQ(DeletedFilesHeld(files_), 0u);
+}
+
+}  // namespace
+}  // namespace objstore
