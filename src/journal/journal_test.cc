@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 
 #include <atomic>
+#include <chrono>
 #include <thread>
 #include <vector>
 
@@ -246,7 +247,10 @@ TEST(Journal, AnEmptyListenerDetachesTheCurrentOneWhileWritersRun) {
   std::thread writer([&] {
     for (uint64_t v = 1; !stop; ++v) ASSERT_TRUE(j->Upsert(MakeRecord("w", v)).ok());
   });
-  while (heard->load() < 3) std::this_thread::yield();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (heard->load() < 3 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
   j->SetChangeListener(nullptr);
   const int at_detach = heard->load();
   heard.reset();  // the owner is gone: a later call would be a use after free
