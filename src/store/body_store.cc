@@ -28,6 +28,9 @@ bool IsPlainKey(const std::string& key) {
   return true;
 }
 
+// "<dir>/ab" of a leaf directory "<dir>/ab/cd" (ShardDir).
+std::string LeafParent(const std::string& leaf) { return leaf.substr(0, leaf.size() - 3); }
+
 }  // namespace
 
 size_t BodyStore::DefaultOpenBodies() {
@@ -46,8 +49,7 @@ Result<std::unique_ptr<BodyStore>> BodyStore::Open(const std::string& dir, Disk&
   // syncs the top directory, and syncs a leaf's parent only for the first
   // body of that leaf since start.
   for (unsigned top = 0; top < 256; ++top) {
-    std::string path = store->ShardDir(static_cast<uint16_t>(top << 8));
-    path.resize(path.size() - 3);
+    const std::string path = LeafParent(store->ShardDir(static_cast<uint16_t>(top << 8)));
     if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) {
       return Status::FromErrno(errno, "mkdir " + path);
     }
@@ -110,7 +112,7 @@ Status BodyStore::Commit(AtomicFile& body, const std::string& key, HlcTimestamp 
     if (::mkdir(dirs[0].c_str(), 0755) != 0 && errno != EEXIST) {
       return Status::FromErrno(errno, "mkdir " + dirs[0]);
     }
-    dirs.push_back(dirs[0].substr(0, dirs[0].size() - 3));
+    dirs.push_back(LeafParent(dirs[0]));
   }
   if (Status s = body.CommitUnrecorded(PathFor(key, version), dirs); !s.ok()) return s;
   if (!made) shard_durable_[shard].store(true, std::memory_order_release);
