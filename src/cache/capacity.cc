@@ -193,7 +193,8 @@ Status Capacity::Reserve(Reservation& r, uint64_t bytes) {
     Changed();
     evict_cv_.notify_one();
     space_cv_.wait_for(lock, options_.reserve_timeout, [&] {
-      return stopping_ || fits() || (passes_ > passes_before && stalled_.load());
+      return stopping_ || fits() ||
+             (passes_ > passes_before && stalled_.load() && !stalled_on_pins_);
     });
     demand_ -= bytes;
   }
@@ -273,16 +274,18 @@ void Capacity::SetEvictable(const std::string& key, uint64_t version, bool evict
   state_dirty_ = true;
 }
 
-BodyPin Capacity::PinForRead(const std::string& key) {
+BodyPin Capacity::Pin(const std::string& key) {
   if (policy_ == nullptr) return BodyPin(nullptr, {}, true);  // nothing is ever evicted
-  bool safe = true;
-  {
-    PinShard& shard = ShardOf(key);
-    std::lock_guard lock(shard.mu);
-    PinState& st = shard.keys[key];
-    ++st.readers;
-    safe = !st.evicting;
-  }
+  PinShard& shard = ShardOf(key);
+  std::lock_guard lock(shard.mu);
+  PinState& st = shard.keys[key];
+  ++st.readers;
+  return BodyPin(this, key, !st.evicting);
+}
+
+BodyPin Capacity::PinForRead(const std::string& key) {
+  BodyPin pin = Pin(key);
+  if (policy_ == nullptr) return pin;
   // The hit is recorded only if the policy is free this instant: a hit never
   // waits for another loop's bookkeeping or for an eviction pass (a dropped
   // hit costs the policy one frequency bump, as in Caffeine's read buffers).
@@ -292,7 +295,7 @@ BodyPin Capacity::PinForRead(const std::string& key) {
   } else {
     dropped_hits_.fetch_add(1, std::memory_order_relaxed);
   }
-  return BodyPin(this, key, safe);
+  return pin;
 }
 
 void Capacity::Unpin(const std::string& key) {
@@ -384,8 +387,13 @@ void Capacity::EvictionLoop() {
 
 void Capacity::EvictPass(std::unique_lock<std::mutex>& lock) {
   bool stalled = false;
+  bool pinned_candidates = false;
   // Accepting a key claims it: from then on PinForRead reports it unsafe.
-  auto claim = [this](const std::string& key) { return ClaimForEviction(key); };
+  auto claim = [this, &pinned_candidates](const std::string& key) {
+    const bool claimed = ClaimForEviction(key);
+    if (!claimed) pinned_candidates = true;
+    return claimed;
+  };
   while (policy_ != nullptr && !stopping_ && used_ > EvictionTarget()) {
     std::optional<std::string> victim = policy_->Victim(claim);
     if (!victim) {
@@ -426,6 +434,7 @@ void Capacity::EvictPass(std::unique_lock<std::mutex>& lock) {
   }
   ++passes_;
   stalled_.store(stalled || policy_ == nullptr, std::memory_order_relaxed);
+  stalled_on_pins_ = stalled && pinned_candidates;
   stalled_at_ = changes_;
   if (stalled) {
     spdlog::debug("eviction stalled at {} of {} bytes: nothing evictable", used_, max_bytes_);

@@ -12,11 +12,14 @@
 //   owner's `remove_body` hook, which may refuse (the journal decides).
 // - Never evicted: bodies added with evictable = false (level 0, or not yet in
 //   the cold store; SetEvictable turns that on once the cold store has them),
-//   bodies pinned by a reader (PinForRead), reservations. Only evictable
+//   bodies pinned by a reader (PinForRead) or by another holder of an open
+//   descriptor (Pin), reservations. Only evictable
 //   bodies are in the policy, so a budget full of level-0 bodies costs no scan.
 // - A reservation that does not fit and cannot be made to fit (nothing left
 //   to evict, or the deadline passed) fails with NoSpace: the caller answers
-//   507 and nothing stored is touched.
+//   507 and nothing stored is touched. Bodies that only a pin keeps are not
+//   "nothing left": the reservation waits (up to the deadline) for their
+//   readers to finish, as pins are short-lived.
 // - Policy "none" (kNoEviction): nothing is ever evicted, the budget still
 //   holds (507 when full), and reads take no lock at all: a pure store.
 // - The policy's state (queues, frequencies) is saved through the `save_state`
@@ -173,6 +176,10 @@ class Capacity {
   void SetEvictable(const std::string& key, uint64_t version, bool evictable);
   // Pins `key` against eviction and records a hit with the policy.
   BodyPin PinForRead(const std::string& key);
+  // Pins `key` against eviction without recording a hit: for a holder of a
+  // descriptor of the body that is not a read (a cold fetch's own, whose file
+  // keeps its pages while it is open, even after an unlink).
+  BodyPin Pin(const std::string& key);
   // True while the eviction thread is removing the body of `key`.
   bool Evicting(const std::string& key);
 
@@ -228,6 +235,7 @@ class Capacity {
   uint64_t demand_ = 0;               // guarded by mu_: bytes waiting reservations want
   uint64_t passes_ = 0;               // guarded by mu_: eviction passes finished
   std::atomic<bool> stalled_{false};  // written under mu_: the last pass found no victim
+  bool stalled_on_pins_ = false;      // guarded by mu_: ...and readers held some candidates
   uint64_t changes_ = 0;              // guarded by mu_: events that may unstall eviction
   uint64_t stalled_at_ = 0;           // guarded by mu_: changes_ when the pass stalled
   bool state_dirty_ = false;          // guarded by mu_

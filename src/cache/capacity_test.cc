@@ -207,6 +207,48 @@ TEST(Capacity, PinnedBodiesAreSkippedAndABodyBeingEvictedIsNotSafeToRead) {
   EXPECT_EQ(owner.Removed(), (std::vector<std::string>{"b", "a"}));
 }
 
+// A pinned body is only held for as long as a reader sends it: a reservation
+// that needs its room waits for the reader instead of answering 507 at once.
+TEST(Capacity, ReserveWaitsForAPinnedBodyInsteadOfRefusing) {
+  FakeOwner owner;
+  auto c = Open(owner, 1000);
+  Put(*c, "level0", 500, /*evictable=*/false);
+  Put(*c, "read", 400);
+  auto pin = std::make_unique<BodyPin>(c->PinForRead("read"));
+  auto unpin = std::async(std::launch::async, [&] {
+    std::this_thread::sleep_for(200ms);
+    pin.reset();
+  });
+  Reservation r = c->NewReservation();
+  const auto start = std::chrono::steady_clock::now();
+  Status s = c->Reserve(r, 400);
+  unpin.get();
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 150ms) << "it did not wait for the pin";
+  EXPECT_EQ(owner.Removed(), std::vector<std::string>{"read"});
+  // Without a pin in the way, a budget that cannot be freed refuses at once.
+  Reservation more = c->NewReservation();
+  EXPECT_EQ(c->Reserve(more, 200).code(), StatusCode::kNoSpace);
+}
+
+TEST(Capacity, APinWithoutAHitKeepsThePolicyOrder) {
+  FakeOwner owner;
+  auto c = Open(owner, 1000);
+  Put(*c, "a", 400);
+  Put(*c, "b", 400);
+  {
+    BodyPin pin = c->Pin("a");  // held: "a" is skipped, but not made recent
+    EXPECT_TRUE(pin.safe());
+    Reservation r = c->NewReservation();
+    ASSERT_TRUE(c->Reserve(r, 400).ok());
+    EXPECT_EQ(owner.Removed(), std::vector<std::string>{"b"});
+  }
+  Put(*c, "c", 400);  // "a" is still the oldest and no longer pinned
+  Reservation r = c->NewReservation();
+  ASSERT_TRUE(c->Reserve(r, 400).ok());
+  EXPECT_EQ(owner.Removed(), (std::vector<std::string>{"b", "a"}));
+}
+
 TEST(Capacity, OwnerRefusalTakesTheBodyOutOfThePolicy) {
   FakeOwner owner;
   owner.refuse = {"deleted-meanwhile"};

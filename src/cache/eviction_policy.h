@@ -9,7 +9,7 @@
 //   refused through the predicate passed to Victim.
 // - The caller keeps the budget: after Insert it loops
 //     while (policy.bytes() > low_watermark) {
-//       auto v = policy.Victim(evictable); if (!v) break;  // all pinned: 507
+//       auto v = policy.Victim(evictable); if (!v) break;  // none may go now
 //       remove body of *v; policy.Evict(*v);
 //     }
 //   capacity() only sizes the policy's internal queues (S3-FIFO's small queue

@@ -75,6 +75,12 @@ asio::awaitable<ColdFetch::Progress> ColdFetch::Wait(uint64_t have, bool wait_me
       std::move(park), asio::use_awaitable);
 }
 
+Reservation& ColdFetch::HoldSpace(BodyPin pin, Reservation reserved) {
+  pin_ = std::move(pin);
+  reserved_ = std::move(reserved);
+  return reserved_;
+}
+
 void ColdFetch::PublishMeta(ObjectRecord record, UniqueFd read_fd) {
   std::unique_lock lock(mu_);
   record_ = std::move(record);

@@ -31,6 +31,7 @@
 
 #include "base/status.h"
 #include "base/unique_fd.h"
+#include "cache/capacity.h"
 #include "journal/record.h"
 
 namespace objstore {
@@ -58,7 +59,10 @@ class ColdFetch {
   // Valid once complete.
   RecordPtr outcome() const;
 
-  // Fetcher side.
+  // Fetcher side. First, the key's pin and the reservation of the body's
+  // bytes: both are kept until this object is destroyed (see pin_). Returns
+  // the reservation to grow and to hand to Capacity::AddBody.
+  Reservation& HoldSpace(BodyPin pin, Reservation reserved);
   void PublishMeta(ObjectRecord record, UniqueFd read_fd);
   void PublishBytes(uint64_t written);
   // The body is complete and matches its size and hash; the commit follows.
@@ -79,6 +83,14 @@ class ColdFetch {
   mutable std::mutex mu_;
   bool has_meta_ = false;  // guarded by mu_; record_ and fd_ are immutable once set
   ObjectRecord record_;
+  // Declared before fd_, so released after it is closed: an open descriptor
+  // keeps the file's pages allocated even once the file is unlinked, and
+  // readers may hold this object after the fetcher is done. The pin keeps a
+  // committed body from being evicted (its bytes would leave the account but
+  // not the disk); the reservation keeps counting a failed fetch's file. Only
+  // the fetcher touches them.
+  BodyPin pin_;
+  Reservation reserved_;
   UniqueFd fd_;
   uint64_t written_ = 0;              // guarded by mu_
   bool verified_ = false;             // guarded by mu_

@@ -158,5 +158,51 @@ TEST(ColdFetch, LateReaderOfAFinishedFetchReturnsAtOnce) {
   EXPECT_TRUE(complete);
 }
 
+// A fetch's descriptor keeps its file's pages until the fetch is destroyed,
+// which readers may delay past the commit: until then the committed body is
+// not evicted and the bytes of a failed fetch stay counted.
+TEST(ColdFetch, HoldsItsPinAndReservationUntilDestroyed) {
+  CapacityOptions options;
+  options.max_bytes = 1000;
+  options.policy = "lru";
+  CapacityHooks hooks;
+  std::vector<std::string> evicted;  // only the eviction thread writes it
+  hooks.remove_body = [&](const std::string& key, uint64_t) {
+    evicted.push_back(key);
+    return true;
+  };
+  hooks.save_state = [](const std::string&) {};
+  auto capacity = Capacity::Open(options, hooks);
+  ASSERT_TRUE(capacity.ok());
+  Capacity& c = **capacity;
+
+  auto committed = std::make_shared<ColdFetch>();
+  Reservation& r1 = committed->HoldSpace(c.Pin("K"), c.NewReservation());
+  ASSERT_TRUE(c.Reserve(r1, 400).ok());
+  c.AddBody("K", 1, 400, /*evictable=*/true, &r1);  // the oldest: LRU's first victim
+  auto failed = std::make_shared<ColdFetch>();
+  Reservation& r2 = failed->HoldSpace(c.Pin("F"), c.NewReservation());
+  ASSERT_TRUE(c.Reserve(r2, 300).ok());  // never handed to a body
+  Reservation other = c.NewReservation();
+  ASSERT_TRUE(c.Reserve(other, 300).ok());
+  c.AddBody("other", 1, 300, true, &other);
+  EXPECT_EQ(c.Stats().used_bytes, 1000u);
+
+  Reservation more = c.NewReservation();
+  ASSERT_TRUE(c.Reserve(more, 300).ok());  // "K" is pinned: "other" goes
+  more = Reservation();
+  EXPECT_EQ(c.Stats().evictions, 1u);
+  EXPECT_EQ(c.Stats().used_bytes, 700u) << "the failed fetch's 300 bytes still count";
+  failed.reset();
+  EXPECT_EQ(c.Stats().used_bytes, 400u);
+  committed.reset();  // unpinned: "K" may go now
+  Reservation all = c.NewReservation();
+  ASSERT_TRUE(c.Reserve(all, 1000).ok());
+  EXPECT_EQ(c.Stats().evictions, 2u);
+  all = Reservation();
+  capacity->reset();  // joins the eviction thread before `evicted` is read
+  EXPECT_EQ(evicted, (std::vector<std::string>{"other", "K"}));
+}
+
 }  // namespace
 }  // namespace objstore

@@ -371,12 +371,16 @@ Result<Node::RecordPtr> Node::RunColdFetch(const std::string& key, bool restore_
   if (before && before->local_body) return before;  // a previous fetch brought it
   if (!before && !restore_unknown) return Status::NotFound("no object " + key);
 
+  // The fetch keeps a descriptor of the body (its readers send from it) for as
+  // long as it lives, which may be after the body is committed and evicted, or
+  // after a failure unlinked it: the fetch holds the bytes reserved and the key
+  // pinned until then, so the budget holds on disk and not only in the account.
+  Reservation& reserved = fetch.HoldSpace(capacity_->Pin(key), capacity_->NewReservation());
   auto body = bodies_->NewBody();
   if (!body.ok()) return body.status();
   UniqueFd reader(::open((*body)->temp_path().c_str(), O_RDONLY | O_CLOEXEC));
   if (!reader.valid()) return Status::FromErrno(errno, "open " + (*body)->temp_path());
   ColdObjectMeta meta;
-  Reservation reserved = capacity_->NewReservation();
   constexpr size_t kCurlPiece = 16 * 1024, kFetchGather = 256 * 1024;
   std::vector<char> pending;
   pending.reserve(kFetchGather + kCurlPiece);
