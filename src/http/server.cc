@@ -107,7 +107,7 @@ std::string ErrorJson(const std::string& code, const std::string& message) {
 // ---------------------------------------------------------------- Exchange
 
 bool Exchange::keep_alive() const {
-  return !close_ && !failed_ && parser_.get().keep_alive() && parser_.is_done();
+  return !close_ && !failed_ && parser_.get().keep_alive() && body_done();
 }
 
 void Exchange::Finalize(bhttp::fields& fields, bool keep_alive) {
@@ -117,8 +117,9 @@ void Exchange::Finalize(bhttp::fields& fields, bool keep_alive) {
 }
 
 asio::awaitable<Result<size_t>> Exchange::ReadBody(std::span<char> out) {
-  if (parser_.is_done()) co_return size_t{0};
+  if (body_done()) co_return size_t{0};
   if (failed_) co_return Status::Unavailable("connection failed");
+  if (direct_left_) co_return co_await ReadDirect(out);
   if (!sent_continue_) {
     sent_continue_ = true;
     auto expect = header()[bhttp::field::expect];
@@ -130,6 +131,14 @@ asio::awaitable<Result<size_t>> Exchange::ReadBody(std::span<char> out) {
         failed_ = true;
         co_return Status::Unavailable("client went away: " + ec.message());
       }
+    }
+  }
+  // The parser has handed over every byte read with the header: the rest of
+  // a body of known length comes straight from the socket.
+  if (conn_.buffer.size() == 0 && !parser_.chunked()) {
+    if (auto left = parser_.content_length_remaining()) {
+      direct_left_ = *left;
+      co_return co_await ReadDirect(out);
     }
   }
   for (;;) {
@@ -157,6 +166,21 @@ asio::awaitable<Result<size_t>> Exchange::ReadBody(std::span<char> out) {
     }
     if (got > 0 || parser_.is_done()) co_return got;
   }
+}
+
+asio::awaitable<Result<size_t>> Exchange::ReadDirect(std::span<char> out) {
+  if (*direct_left_ == 0 || out.empty()) co_return size_t{0};
+  const size_t want = static_cast<size_t>(std::min<uint64_t>(out.size(), *direct_left_));
+  conn_.stream.expires_after(options_.idle_timeout);
+  auto [ec, n] = co_await conn_.stream.async_read_some(asio::buffer(out.data(), want), kTuple);
+  if (ec) {
+    // Any failure of a plain read means the client is gone or stalled: the
+    // body cannot be malformed past its header.
+    failed_ = true;
+    co_return Status::Unavailable("client stopped sending the body: " + ec.message());
+  }
+  *direct_left_ -= n;
+  co_return n;
 }
 
 asio::awaitable<void> Exchange::Send(bhttp::response<bhttp::string_body> res) {
@@ -478,7 +502,7 @@ asio::awaitable<void> HttpServer::Serve(std::shared_ptr<Connection> conn) {
         }
       }
       keep = ex.responded() && ex.keep_alive();
-      unread = !parser.is_done() && !ex.failed_;
+      unread = !ex.body_done() && !ex.failed_;
     }
     --busy_;
     if (!keep) {

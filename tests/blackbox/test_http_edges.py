@@ -615,6 +615,28 @@ class KeepAliveTest(NodeTestCase):
         self.assertEqual(rs[3]["body"], b"new")
         self.assertTrue(closed)
 
+    def test_large_body_read_past_the_parser_then_a_pipelined_request(self):
+        """A body of known length is read from the socket straight into the node's buffer
+        once the bytes that came with the header are used: such reads must stop at the
+        body's end, so the request sent right behind it is answered, not eaten."""
+        n = self.node
+        oid = n.new_id()
+        body = os.urandom(3 * 1024 * 1024 + 123)
+        s = socket.create_connection((HOST, n.public_port), timeout=10)
+        self.addCleanup(s.close)
+        head = ("POST /api/v1/put HTTP/1.1\r\nHost: x\r\nX-Meta-ID: %s\r\nContent-Length: %d\r\n\r\n"
+                % (oid, len(body))).encode()
+        s.sendall(head + body[:1000])  # some of the body arrives with the header...
+        time.sleep(0.2)
+        # ...the rest later, with the next request right behind its last byte.
+        s.sendall(body[1000:] + ("GET /api/v1/get/%s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                                 % oid).encode())
+        _t, out, closed = n.wait_closed(s, 10)
+        rs = parse_responses(out)
+        self.assertEqual([r.get("status") for r in rs], [200, 200], out[:600])
+        self.assertEqual(rs[1]["body"], body)
+        self.assertTrue(closed)
+
     def test_query_string_ignored(self):
         n = self.node
         oid = n.new_id()
