@@ -48,21 +48,21 @@ Reservation::~Reservation() {
 
 BodyPin::BodyPin(BodyPin&& other) noexcept
     : owner_(std::exchange(other.owner_, nullptr)),
-      key_(std::move(other.key_)),
+      pin_id_(other.pin_id_),
       safe_(other.safe_) {}
 
 BodyPin& BodyPin::operator=(BodyPin&& other) noexcept {
   if (this != &other) {
-    if (owner_ != nullptr) owner_->Unpin(key_);
+    if (owner_ != nullptr) owner_->Unpin(pin_id_);
     owner_ = std::exchange(other.owner_, nullptr);
-    key_ = std::move(other.key_);
+    pin_id_ = other.pin_id_;
     safe_ = other.safe_;
   }
   return *this;
 }
 
 BodyPin::~BodyPin() {
-  if (owner_ != nullptr) owner_->Unpin(key_);
+  if (owner_ != nullptr) owner_->Unpin(pin_id_);
 }
 
 // ------------------------------------------------------------ set-up
@@ -275,12 +275,13 @@ void Capacity::SetEvictable(const std::string& key, uint64_t version, bool evict
 }
 
 BodyPin Capacity::Pin(const std::string& key) {
-  if (policy_ == nullptr) return BodyPin(nullptr, {}, true);  // nothing is ever evicted
-  PinShard& shard = ShardOf(key);
+  if (policy_ == nullptr) return BodyPin(nullptr, 0, true);  // nothing is ever evicted
+  const size_t id = PinIdOf(key);
+  PinShard& shard = ShardOf(id);
   std::lock_guard lock(shard.mu);
-  PinState& st = shard.keys[key];
+  PinState& st = shard.keys[id];
   ++st.readers;
-  return BodyPin(this, key, !st.evicting);
+  return BodyPin(this, id, !st.evicting);
 }
 
 BodyPin Capacity::PinForRead(const std::string& key) {
@@ -298,11 +299,11 @@ BodyPin Capacity::PinForRead(const std::string& key) {
   return pin;
 }
 
-void Capacity::Unpin(const std::string& key) {
+void Capacity::Unpin(size_t pin_id) {
   {
-    PinShard& shard = ShardOf(key);
+    PinShard& shard = ShardOf(pin_id);
     std::lock_guard lock(shard.mu);
-    auto it = shard.keys.find(key);
+    auto it = shard.keys.find(pin_id);
     if (it == shard.keys.end()) return;
     if (--it->second.readers > 0) return;
     if (!it->second.evicting) shard.keys.erase(it);
@@ -313,30 +314,33 @@ void Capacity::Unpin(const std::string& key) {
   }
 }
 
-Capacity::PinShard& Capacity::ShardOf(const std::string& key) {
-  return pin_shards_[std::hash<std::string>{}(key) % pin_shards_.size()];
+Capacity::PinShard& Capacity::ShardOf(size_t pin_id) {
+  return pin_shards_[pin_id % pin_shards_.size()];
 }
 
 bool Capacity::ClaimForEviction(const std::string& key) {
-  PinShard& shard = ShardOf(key);
+  const size_t id = PinIdOf(key);
+  PinShard& shard = ShardOf(id);
   std::lock_guard lock(shard.mu);
-  PinState& st = shard.keys[key];
+  PinState& st = shard.keys[id];
   if (st.readers > 0) return false;
   st.evicting = true;
   return true;
 }
 
 bool Capacity::Evicting(const std::string& key) {
-  PinShard& shard = ShardOf(key);
+  const size_t id = PinIdOf(key);
+  PinShard& shard = ShardOf(id);
   std::lock_guard lock(shard.mu);
-  auto it = shard.keys.find(key);
+  auto it = shard.keys.find(id);
   return it != shard.keys.end() && it->second.evicting;
 }
 
 void Capacity::EndEviction(const std::string& key) {
-  PinShard& shard = ShardOf(key);
+  const size_t id = PinIdOf(key);
+  PinShard& shard = ShardOf(id);
   std::lock_guard lock(shard.mu);
-  auto it = shard.keys.find(key);
+  auto it = shard.keys.find(id);
   if (it == shard.keys.end()) return;
   it->second.evicting = false;
   if (it->second.readers == 0) shard.keys.erase(it);

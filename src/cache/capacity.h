@@ -129,10 +129,10 @@ class BodyPin {
 
  private:
   friend class Capacity;
-  BodyPin(Capacity* owner, std::string key, bool safe)
-      : owner_(owner), key_(std::move(key)), safe_(safe) {}
+  BodyPin(Capacity* owner, size_t pin_id, bool safe)
+      : owner_(owner), pin_id_(pin_id), safe_(safe) {}
   Capacity* owner_ = nullptr;
-  std::string key_;
+  size_t pin_id_ = 0;  // Capacity::PinIdOf the key
   bool safe_ = false;
 };
 
@@ -198,15 +198,20 @@ class Capacity {
     int readers = 0;
     bool evicting = false;  // claimed by the eviction pass
   };
+  // Pins are kept by a 64-bit hash of the key, not the key: a hit then
+  // copies no string. Two keys of equal hash (odds 2^-64 per pair) would share
+  // a pin: a reader of one holds off the other's eviction, and a reader of one
+  // that meets the other's eviction fetches its body again. Both are harmless.
   struct PinShard {
     std::mutex mu;
-    std::unordered_map<std::string, PinState> keys;  // guarded by mu
+    std::unordered_map<size_t, PinState> keys;  // guarded by mu
   };
+  static size_t PinIdOf(const std::string& key) { return std::hash<std::string>{}(key); }
   Capacity(const CapacityOptions& options, CapacityHooks hooks,
            std::unique_ptr<EvictionPolicy> policy);
   void Release(uint64_t bytes);
-  void Unpin(const std::string& key);
-  PinShard& ShardOf(const std::string& key);
+  void Unpin(size_t pin_id);
+  PinShard& ShardOf(size_t pin_id);
   // Marks `key` as being evicted unless a reader holds it; false when one does.
   bool ClaimForEviction(const std::string& key);
   void EndEviction(const std::string& key);

@@ -27,6 +27,13 @@ constexpr std::array<int8_t, 256> kDecode = [] {
 
 int DecodeChar(char c) { return kDecode[static_cast<unsigned char>(c)]; }
 
+// The characters ToString writes: the alphabet itself, upper case.
+constexpr std::array<bool, 256> kCanonical = [] {
+  std::array<bool, 256> t{};
+  for (int i = 0; i < 32; ++i) t[static_cast<unsigned char>(kAlphabet[i])] = true;
+  return t;
+}();
+
 }  // namespace
 
 uint64_t Ulid::TimeMs() const {
@@ -45,6 +52,12 @@ std::string Ulid::ToString() const {
     v >>= 5;
   }
   return out;
+}
+
+bool Ulid::IsCanonical(std::string_view text) {
+  if (text.size() != 26 || text[0] < '0' || text[0] > '7') return false;
+  return std::all_of(text.begin(), text.end(),
+                     [](char c) { return kCanonical[static_cast<unsigned char>(c)]; });
 }
 
 std::optional<Ulid> Ulid::Parse(std::string_view text) {

@@ -26,6 +26,10 @@ struct Ulid {
   // Accepts exactly 26 Crockford characters, case-insensitive, with I/L read as
   // 1 and O as 0. The first character must be 0-7 (the value is 128 bits).
   static std::optional<Ulid> Parse(std::string_view text);
+  // True when `text` is what ToString would give for Parse(text): 26
+  // characters of the upper-case alphabet, the first 0-7. Such text is its own
+  // canonical form, so a caller that only needs that form skips the decoding.
+  static bool IsCanonical(std::string_view text);
   auto operator<=>(const Ulid&) const = default;
 };
 

@@ -110,5 +110,28 @@ TEST(Ulid, ParseRejectsBadInput) {
   EXPECT_TRUE(Ulid::Parse("7ZZZZZZZZZZZZZZZZZZZZZZZZZ"));  // the largest ULID
 }
 
+// IsCanonical holds exactly when Parse succeeds and ToString gives the text
+// back: checked on every character at every position of the first and a later
+// place, plus lengths and the first digit's bound.
+TEST(Ulid, IsCanonicalExactlyWhenParseThenToStringIsTheIdentity) {
+  const std::string base = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
+  auto same = [](const std::string& t) {
+    auto u = Ulid::Parse(t);
+    return u && u->ToString() == t;
+  };
+  for (size_t pos : {size_t{0}, size_t{13}, size_t{25}}) {
+    for (int c = 0; c < 256; ++c) {
+      std::string t = base;
+      t[pos] = static_cast<char>(c);
+      EXPECT_EQ(Ulid::IsCanonical(t), same(t)) << "char " << c << " at " << pos;
+    }
+  }
+  EXPECT_TRUE(Ulid::IsCanonical("7ZZZZZZZZZZZZZZZZZZZZZZZZZ"));
+  EXPECT_FALSE(Ulid::IsCanonical("8ZZZZZZZZZZZZZZZZZZZZZZZZZ"));
+  EXPECT_FALSE(Ulid::IsCanonical(base.substr(0, 25)));
+  EXPECT_FALSE(Ulid::IsCanonical(base + "0"));
+  EXPECT_FALSE(Ulid::IsCanonical(""));
+}
+
 }  // namespace
 }  // namespace objstore
