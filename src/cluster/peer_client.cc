@@ -213,13 +213,30 @@ asio::awaitable<Result<std::unique_ptr<PeerBodyStream>>> PeerClient::OpenBody(
 
 PeerBodyStream::~PeerBodyStream() {
   // Only a stream read to its end with keep-alive goes back to the pool.
-  if (stream_ && parser_ && parser_->is_done() && !failed_ && parser_->get().keep_alive()) {
+  if (stream_ && parser_ && BodyDone() && !failed_ && parser_->get().keep_alive()) {
     client_->Release(addr_, std::move(stream_));
   }
 }
 
 asio::awaitable<Result<size_t>> PeerBodyStream::Read(std::span<char> out) {
   if (failed_) co_return Status::Unavailable("the stream from " + addr_ + " failed");
+  if (!direct_left_ && !parser_->is_done() && buffer_.size() == 0 && !parser_->chunked()) {
+    // Without a Content-Length (read to the close) the parser keeps the body.
+    if (auto left = parser_->content_length_remaining()) direct_left_ = *left;
+  }
+  if (direct_left_) {
+    if (*direct_left_ == 0 || out.empty()) co_return size_t{0};
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(out.size(), *direct_left_));
+    stream_->expires_after(client_->timeout_);
+    auto [ec, n] = co_await stream_->async_read_some(asio::buffer(out.data(), want), kTuple);
+    if (ec) {
+      failed_ = true;
+      co_return Status::Unavailable("reading a body from " + addr_ + " failed: " + ec.message());
+    }
+    *direct_left_ -= n;
+    client_->traffic_.bytes_received.fetch_add(n, std::memory_order_relaxed);
+    co_return n;
+  }
   while (!parser_->is_done()) {
     auto& body = parser_->get().body();
     body.data = out.data();
