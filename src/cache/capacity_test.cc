@@ -236,17 +236,17 @@ TEST(Capacity, APinWithoutAHitKeepsThePolicyOrder) {
   auto c = Open(owner, 1000);
   Put(*c, "a", 400);
   Put(*c, "b", 400);
-  {
-    BodyPin pin = c->Pin("a");  // held: "a" is skipped, but not made recent
-    EXPECT_TRUE(pin.safe());
-    Reservation r = c->NewReservation();
-    ASSERT_TRUE(c->Reserve(r, 400).ok());
-    EXPECT_EQ(owner.Removed(), std::vector<std::string>{"b"});
-  }
-  Put(*c, "c", 400);  // "a" is still the oldest and no longer pinned
+  EXPECT_TRUE(c->Pin("a").safe());  // taken and released: "a" is still the oldest
   Reservation r = c->NewReservation();
   ASSERT_TRUE(c->Reserve(r, 400).ok());
-  EXPECT_EQ(owner.Removed(), (std::vector<std::string>{"b", "a"}));
+  EXPECT_EQ(owner.Removed(), std::vector<std::string>{"a"});
+  // PinForRead, by contrast, records the hit: "b" made recent, "c" goes first.
+  Put(*c, "c", 100);
+  c->PinForRead("b").safe();
+  Reservation more = c->NewReservation();
+  ASSERT_TRUE(c->Reserve(more, 100).ok());  // 1000 > 950: evicts down to 900
+  ASSERT_TRUE(Eventually([&] { return owner.Removed().size() == 2; }));
+  EXPECT_EQ(owner.Removed(), (std::vector<std::string>{"a", "c"}));
 }
 
 TEST(Capacity, OwnerRefusalTakesTheBodyOutOfThePolicy) {
