@@ -220,20 +220,12 @@ PeerBodyStream::~PeerBodyStream() {
 
 asio::awaitable<Result<size_t>> PeerBodyStream::Read(std::span<char> out) {
   if (failed_) co_return Status::Unavailable("the stream from " + addr_ + " failed");
-  if (!direct_left_ && !parser_->is_done() && buffer_.size() == 0 && !parser_->chunked()) {
-    // Without a Content-Length (read to the close) the parser keeps the body.
-    if (auto left = parser_->content_length_remaining()) direct_left_ = *left;
-  }
-  if (direct_left_) {
-    if (*direct_left_ == 0 || out.empty()) co_return size_t{0};
-    const size_t want = static_cast<size_t>(std::min<uint64_t>(out.size(), *direct_left_));
-    stream_->expires_after(client_->timeout_);
-    auto [ec, n] = co_await stream_->async_read_some(asio::buffer(out.data(), want), kTuple);
+  if (direct_.Begin(*parser_, buffer_)) {
+    auto [ec, n] = co_await direct_.Read(*stream_, out, client_->timeout_);
     if (ec) {
       failed_ = true;
       co_return Status::Unavailable("reading a body from " + addr_ + " failed: " + ec.message());
     }
-    *direct_left_ -= n;
     client_->traffic_.bytes_received.fetch_add(n, std::memory_order_relaxed);
     co_return n;
   }

@@ -34,6 +34,7 @@
 
 #include "base/status.h"
 #include "cluster/auth.h"
+#include "http/direct_body.h"
 
 namespace objstore::cluster {
 
@@ -53,12 +54,12 @@ class PeerBodyStream {
   // Up to out.size() bytes; 0 at the end. Unavailable on a failure or timeout.
   // A body with a Content-Length goes through Beast's parser only for the
   // bytes read with the header; the rest comes from the socket straight into
-  // `out` (direct_left_).
+  // `out` (http/direct_body.h).
   boost::asio::awaitable<Result<size_t>> Read(std::span<char> out);
 
  private:
   friend class PeerClient;
-  bool BodyDone() const { return direct_left_ ? *direct_left_ == 0 : parser_->is_done(); }
+  bool BodyDone() const { return direct_.engaged() ? direct_.done() : parser_->is_done(); }
   PeerClient* client_ = nullptr;
   std::string addr_;
   std::unique_ptr<boost::beast::tcp_stream> stream_;
@@ -67,10 +68,7 @@ class PeerBodyStream {
   int status_ = 0;
   uint64_t content_length_ = 0;
   bool failed_ = false;
-  // Engaged once the body is read past the parser: the bytes still to come.
-  // Through the parser a body arrives in pieces of buffer_'s capacity, which
-  // the header left at a few hundred bytes (a 32 MiB relay: ~3x a direct GET).
-  std::optional<uint64_t> direct_left_;
+  http::DirectBody direct_;  // the body past the parser's bytes
 };
 
 class PeerClient {

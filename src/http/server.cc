@@ -119,7 +119,7 @@ void Exchange::Finalize(bhttp::fields& fields, bool keep_alive) {
 asio::awaitable<Result<size_t>> Exchange::ReadBody(std::span<char> out) {
   if (body_done()) co_return size_t{0};
   if (failed_) co_return Status::Unavailable("connection failed");
-  if (direct_left_) co_return co_await ReadDirect(out);
+  if (direct_.engaged()) co_return co_await ReadDirect(out);
   if (!sent_continue_) {
     sent_continue_ = true;
     auto expect = header()[bhttp::field::expect];
@@ -133,14 +133,7 @@ asio::awaitable<Result<size_t>> Exchange::ReadBody(std::span<char> out) {
       }
     }
   }
-  // The parser has handed over every byte read with the header: the rest of
-  // a body of known length comes straight from the socket.
-  if (conn_.buffer.size() == 0 && !parser_.chunked()) {
-    if (auto left = parser_.content_length_remaining()) {
-      direct_left_ = *left;
-      co_return co_await ReadDirect(out);
-    }
-  }
+  if (direct_.Begin(parser_, conn_.buffer)) co_return co_await ReadDirect(out);
   for (;;) {
     auto& body = parser_.get().body();
     body.data = out.data();
@@ -169,17 +162,11 @@ asio::awaitable<Result<size_t>> Exchange::ReadBody(std::span<char> out) {
 }
 
 asio::awaitable<Result<size_t>> Exchange::ReadDirect(std::span<char> out) {
-  if (*direct_left_ == 0 || out.empty()) co_return size_t{0};
-  const size_t want = static_cast<size_t>(std::min<uint64_t>(out.size(), *direct_left_));
-  conn_.stream.expires_after(options_.idle_timeout);
-  auto [ec, n] = co_await conn_.stream.async_read_some(asio::buffer(out.data(), want), kTuple);
+  auto [ec, n] = co_await direct_.Read(conn_.stream, out, options_.idle_timeout);
   if (ec) {
-    // Any failure of a plain read means the client is gone or stalled: the
-    // body cannot be malformed past its header.
     failed_ = true;
     co_return Status::Unavailable("client stopped sending the body: " + ec.message());
   }
-  *direct_left_ -= n;
   co_return n;
 }
 

@@ -53,6 +53,7 @@
 
 #include "base/status.h"
 #include "http/client_limits.h"
+#include "http/direct_body.h"
 #include "http/response_head.h"
 
 namespace objstore::http {
@@ -91,9 +92,9 @@ class Exchange {
   // TooLarge past the body limit, Invalid for a malformed body, Unavailable
   // when the client went away or stalled past the idle timeout.
   // A body with a Content-Length is read from the socket straight into `out`
-  // once the bytes that came with the header are used up (see direct_left_).
+  // once the bytes that came with the header are used up (http/direct_body.h).
   boost::asio::awaitable<Result<size_t>> ReadBody(std::span<char> out);
-  bool body_done() const { return direct_left_ ? *direct_left_ == 0 : parser_.is_done(); }
+  bool body_done() const { return direct_.engaged() ? direct_.done() : parser_.is_done(); }
 
   // Sends a response whose body is in memory (or empty for HEAD / 304: the
   // Content-Length set by the caller is kept).
@@ -128,13 +129,8 @@ class Exchange {
   bool responded_ = false;
   bool close_ = false;
   bool failed_ = false;  // the socket failed: nothing more can be sent
-  // Engaged once the body is read past the parser: the bytes still to read.
-  // Through Beast's parser a body arrives via the connection's buffer in
-  // pieces of its capacity (4 KiB, sized for headers): one recvmsg, one file
-  // write and one hash update per 4 KiB. Read directly, a piece is as large
-  // as the caller's buffer and what the socket holds (a 1 MiB PUT: 256 reads
-  // before, a handful after).
-  std::optional<uint64_t> direct_left_;
+  DirectBody direct_;  // the body past the parser's bytes
+
   friend class HttpServer;
 };
 
