@@ -546,7 +546,10 @@ asio::awaitable<void> PublicApi::ServeFetch(http::Exchange& ex, std::string key,
                                             ColdFetch& fetch) {
   // Once committed, the fetched body is evictable: not while this GET sends it.
   BodyPin pin = node_.PinBody(key);
-  ColdFetch::Progress p = co_await fetch.Wait(0, /*wait_meta=*/true);
+  // A HEAD needs the metadata only; a GET resumes once there are bytes to
+  // send as well (they come with the metadata from the cold store's first
+  // read): one wake-up, and the header goes out with the first bytes anyway.
+  ColdFetch::Progress p = co_await fetch.Wait(0, /*wait_meta=*/ex.is_head());
   if (!p.status.ok()) {
     ApiError e = ErrorFor(p.status);
     (e.status >= bhttp::status::internal_server_error ? errors_5xx_ : errors_4xx_)->Inc();

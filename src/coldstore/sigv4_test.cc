@@ -30,6 +30,9 @@
 #include "coldstore/sigv4.h"
 
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <fmt/format.h>
 
 #include <iterator>
 #include <string>
@@ -777,6 +780,39 @@ TEST(SigV4Sha256, StreamingMatchesOneShotAndRestarts) {
   Sha256 moved = std::move(h);
   moved.Update("abc");
   EXPECT_EQ(moved.FinishHex(), Sha256Hex("abc"));
+}
+
+// RFC 4231, test cases 1, 2, 6 and 7 (6 and 7: a key longer than the block).
+TEST(SigV4Hmac, PublishedVectors) {
+  EXPECT_EQ(HmacSha256Hex(std::string(20, '\x0b'), "Hi There"),
+            "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+  EXPECT_EQ(HmacSha256Hex("Jefe", "what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+  const std::string long_key(131, '\xaa');
+  EXPECT_EQ(HmacSha256Hex(long_key, "Test Using Larger Than Block-Size Key - Hash Key First"),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+  EXPECT_EQ(HmacSha256Hex(long_key,
+                          "This is a test using a larger than block-size key and a larger than "
+                          "block-size data. The key needs to be hashed before being used by the "
+                          "HMAC algorithm."),
+            "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2");
+}
+
+// Every key length around the block size (64), against OpenSSL's own HMAC.
+TEST(SigV4Hmac, MatchesOpenSslForEveryKeyLength) {
+  const std::string data = "GET\n/\n\nhost:example.amazonaws.com\n";
+  for (size_t n = 0; n <= 130; ++n) {
+    std::string key(n, '\0');
+    for (size_t i = 0; i < n; ++i) key[i] = static_cast<char>(i * 7 + n);
+    unsigned char mac[32];
+    unsigned int len = 0;
+    ASSERT_NE(HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+                   reinterpret_cast<const unsigned char*>(data.data()), data.size(), mac, &len),
+              nullptr);
+    std::string want;
+    for (unsigned i = 0; i < len; ++i) want += fmt::format("{:02x}", mac[i]);
+    EXPECT_EQ(HmacSha256Hex(key, data), want) << "key length " << n;
+  }
 }
 
 // ------------------------------------------------------------------ encoding

@@ -36,6 +36,7 @@ ColdFetch::RecordPtr ColdFetch::outcome() const {
 bool ColdFetch::Ready(const Waiter& w, const Progress& p) const {
   if (!p.status.ok() || p.complete) return true;
   if (w.wait_meta && p.has_meta) return true;
+  if (p.verified && w.have == 0) return true;  // an empty body has no byte to wait for
   return p.has_meta && p.sendable > w.have;
 }
 

@@ -6,8 +6,10 @@
 // - The fetcher (a blocking-pool thread, Node::RunColdFetch) writes the body
 //   into a temporary file and publishes, in order: the object's metadata and a
 //   read descriptor of that file (PublishMeta), the count of bytes written
-//   (PublishBytes, after every chunk), and the outcome (Finish): the committed
-//   record, or the error.
+//   (PublishBytes, after every chunk but the last, which PublishVerified makes
+//   sendable), and the outcome (Finish): the committed record, or the error.
+//   A GET waits for the metadata and its first bytes together (one wake-up);
+//   a HEAD for the metadata alone.
 // - Readers (GET coroutines on any event loop) call Wait(have) and are resumed
 //   on their own executor when more than `have` bytes may be sent, or when the
 //   fetch failed. No polling, no blocked threads.
@@ -48,8 +50,9 @@ class ColdFetch {
     bool complete = false;   // verified and committed: outcome() is valid
   };
 
-  // Resumes when sendable > have, or the fetch failed, or (have == 0 and
-  // wait_meta) the metadata is known. Call from a coroutine.
+  // Resumes when sendable > have, or (have == 0) an empty body is verified,
+  // or the fetch failed, or (wait_meta) the metadata is known. Call from a
+  // coroutine.
   boost::asio::awaitable<Progress> Wait(uint64_t have, bool wait_meta = false);
   Progress Current() const;
 
