@@ -6,8 +6,9 @@
 // - The fetcher (a blocking-pool thread, Node::RunColdFetch) writes the body
 //   into a temporary file and publishes, in order: the object's metadata and a
 //   read descriptor of that file (PublishMeta), the count of bytes written
-//   (PublishBytes, after every chunk but the last, which PublishVerified makes
-//   sendable), and the outcome (Finish): the committed record, or the error.
+//   (PublishBytes, after every chunk; the bytes still gathered when the
+//   transfer ends are made sendable by PublishVerified instead), and the
+//   outcome (Finish): the committed record, or the error.
 //   A GET waits for the metadata and its first bytes together (one wake-up);
 //   a HEAD for the metadata alone.
 // - Readers (GET coroutines on any event loop) call Wait(have) and are resumed

@@ -384,9 +384,10 @@ Result<Node::RecordPtr> Node::RunColdFetch(const std::string& key, bool restore_
   constexpr size_t kCurlPiece = 16 * 1024, kFetchGather = 256 * 1024;
   std::vector<char> pending;
   pending.reserve(kFetchGather + kCurlPiece);
-  // `publish`: wake the readers for these bytes. The last piece is not
-  // published on its own: PublishVerified makes it sendable with the last
-  // byte, one wake-up instead of two.
+  // `publish`: wake the readers for these bytes. What is still gathered when
+  // the transfer ends is not published on its own: PublishVerified makes it
+  // sendable with the last byte, one wake-up instead of two. (A last piece
+  // that ended a read early is flushed and published from the callback.)
   auto flush = [&](bool publish) -> Status {
     if (pending.empty()) return Status::Ok();
     Status a = (*body)->Append(pending);
