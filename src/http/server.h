@@ -130,7 +130,6 @@ class Exchange {
   bool close_ = false;
   bool failed_ = false;  // the socket failed: nothing more can be sent
   DirectBody direct_;  // the body past the parser's bytes
-
   friend class HttpServer;
 };
 
