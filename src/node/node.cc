@@ -384,10 +384,10 @@ Result<Node::RecordPtr> Node::RunColdFetch(const std::string& key, bool restore_
   constexpr size_t kCurlPiece = 16 * 1024, kFetchGather = 256 * 1024;
   std::vector<char> pending;
   pending.reserve(kFetchGather + kCurlPiece);
-  // `publish`: wake the readers for these bytes. What is still gathered when
-  // the transfer ends is not published on its own: PublishVerified makes it
-  // sendable with the last byte, one wake-up instead of two. (A last piece
-  // that ended a read early is flushed and published from the callback.)
+  // `publish`: wake the readers for these bytes. The bytes that complete the
+  // body (by the size the cold store announced) are not published on their
+  // own: PublishVerified makes them sendable with the last byte, one wake-up
+  // instead of two.
   auto flush = [&](bool publish) -> Status {
     if (pending.empty()) return Status::Ok();
     Status a = (*body)->Append(pending);
@@ -433,7 +433,7 @@ Result<Node::RecordPtr> Node::RunColdFetch(const std::string& key, bool restore_
         // piece) or kFetchGather bytes.
         pending.insert(pending.end(), chunk.begin(), chunk.end());
         if (chunk.size() >= kCurlPiece && pending.size() < kFetchGather) return Status::Ok();
-        return flush(true);
+        return flush(/*publish=*/(*body)->size() + pending.size() < meta.size);
       });
   if (s.ok()) s = flush(false);
   if (!s.ok()) {
