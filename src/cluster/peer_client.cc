@@ -103,7 +103,6 @@ std::string PeerClient::SetCallHeaders(bhttp::request_header<>& req, std::string
   req.set(kNonceHeader, sig.nonce);
   if (!sig.signature.empty()) req.set(kSignatureHeader, sig.signature);
   return sig.nonce;  // HTTP/1.1: the connection stays open by default
-
 }
 
 asio::awaitable<Result<nlohmann::json>> PeerClient::Call(std::string addr, std::string target,
