@@ -29,7 +29,7 @@ class PiecewiseColdStore final : public ColdStore {
   PiecewiseColdStore(ColdObjectMeta meta, std::string body, std::vector<size_t> pieces)
       : meta_(std::move(meta)), body_(std::move(body)), pieces_(std::move(pieces)) {}
 
-  std::function<void(size_t delivered)> after_piece;
+  std::function<void()> after_piece;
 
   std::string Describe() const override { return "pieces"; }
   Status Put(const ColdObjectMeta&, const std::string&) override { return Status::Ok(); }
@@ -42,7 +42,7 @@ class PiecewiseColdStore final : public ColdStore {
     for (size_t n : pieces_) {
       if (Status s = on_data({body_.data() + at, n}); !s.ok()) return s;
       at += n;
-      if (after_piece) after_piece(at);
+      if (after_piece) after_piece();
     }
     return Status::Ok();
   }
@@ -83,10 +83,10 @@ TEST(NodeColdFetch, TheReadThatCompletesTheBodyIsSentOnlyWithTheVerification) {
   auto node = Node::Open(options, clock, random, DefaultDisk(), std::move(store));
   ASSERT_TRUE(node.ok()) << node.status().ToString();
 
-  std::vector<std::pair<size_t, uint64_t>> seen;  // (bytes delivered, sendable then)
-  pieces_store->after_piece = [&](size_t delivered) {
+  std::vector<uint64_t> sendable_after_piece;
+  pieces_store->after_piece = [&] {
     std::shared_ptr<ColdFetch> fetch = (*node)->FetchInFlight(meta.key);
-    seen.emplace_back(delivered, fetch ? fetch->Current().sendable : ~0ull);
+    sendable_after_piece.push_back(fetch ? fetch->Current().sendable : ~0ull);
   };
   std::shared_ptr<ColdFetch> fetch = (*node)->FetchFromCold(meta.key, /*restore_unknown=*/true);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
@@ -98,11 +98,12 @@ TEST(NodeColdFetch, TheReadThatCompletesTheBodyIsSentOnlyWithTheVerification) {
   // Full pieces are gathered; the short one ends a read and is published; the
   // read that completes the body is not, though it ends with a short piece.
   const size_t first_read = kPiece + 1000;
-  ASSERT_EQ(seen.size(), pieces.size());
-  EXPECT_EQ(seen[0].second, 0u);
-  EXPECT_EQ(seen[1].second, first_read);
-  EXPECT_EQ(seen[2].second, first_read);
-  EXPECT_EQ(seen[3].second, first_read) << "the completing read was published before the check";
+  ASSERT_EQ(sendable_after_piece.size(), pieces.size());
+  EXPECT_EQ(sendable_after_piece[0], 0u);
+  EXPECT_EQ(sendable_after_piece[1], first_read);
+  EXPECT_EQ(sendable_after_piece[2], first_read);
+  EXPECT_EQ(sendable_after_piece[3], first_read)
+      << "the completing read was published before the check";
 
   const ColdFetch::Progress done = fetch->Current();
   EXPECT_TRUE(done.status.ok()) << done.status.ToString();
