@@ -37,6 +37,7 @@ constexpr int kMaxSyncPasses = 1000;       // passes of one exchange (20M record
 constexpr size_t kOutboxLimit = 100'000;   // beyond: dropped, anti-entropy repairs
 constexpr size_t kReadChunk = 256 * 1024;  // body relay and pull buffer
 constexpr int kIndirectProbes = 2;
+constexpr const char* kKnownMembersSetting = "cluster_members";  // journal setting
 
 int64_t RealNowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -74,6 +75,7 @@ Status Cluster::Start() {
   node_.SetChangeListener(
       [this](const ObjectRecord* before, const ObjectRecord& after) { OnJournalChange(before, after); });
   replaying_ = false;
+  LoadKnownMembers();
 
   http::ServerOptions so;
   so.host = options_.private_host;
@@ -119,6 +121,17 @@ void Cluster::Stop() {
   ctx_.stop();
   if (thread_.joinable()) thread_.join();
   client_.Clear();
+  // Members learned since the last sync tick (the loop that saves them is gone).
+  bool unsaved = false;
+  {
+    std::lock_guard lock(known_mu_);
+    unsaved = known_members_unsaved_;
+  }
+  if (unsaved) {
+    if (Status s = node_.PutSetting(kKnownMembersSetting, KnownMembersJson()); !s.ok()) {
+      spdlog::warn("saving the known cluster members failed: {}", s.ToString());
+    }
+  }
 }
 
 // ------------------------------------------------------------ journal changes
@@ -439,6 +452,7 @@ Result<json> Cluster::OnLeaves(const json& body) const {
 // ------------------------------------------------------------ membership
 
 void Cluster::OnEvents(const std::vector<MembershipEvent>& events) {
+  RememberMembers(events);
   for (const MembershipEvent& e : events) {
     if (e.is_new) {
       spdlog::info("cluster: member {} joined ({})", e.id, MemberStateName(e.to));
@@ -455,6 +469,76 @@ void Cluster::OnEvents(const std::vector<MembershipEvent>& events) {
       }
     }
   }
+}
+
+void Cluster::LoadKnownMembers() {
+  std::optional<std::string> saved = node_.Setting(kKnownMembersSetting);
+  if (!saved) return;
+  json parsed = json::parse(*saved, nullptr, /*allow_exceptions=*/false);
+  if (!parsed.is_object()) {
+    spdlog::error("setting {} of the journal is not a JSON object; known members start empty",
+                  kKnownMembersSetting);
+    return;
+  }
+  std::lock_guard lock(known_mu_);
+  for (const auto& [id, addr] : parsed.items()) {
+    if (id != node_.node_id() && addr.is_string()) known_members_[id] = addr.get<std::string>();
+  }
+}
+
+void Cluster::RememberMembers(const std::vector<MembershipEvent>& events) {
+  for (const MembershipEvent& e : events) {
+    std::optional<Member> m = membership_.Find(e.id);
+    if (!m || m->id == node_.node_id()) continue;
+    std::lock_guard lock(known_mu_);
+    auto [it, is_new] = known_members_.try_emplace(m->id, m->addr);
+    if (is_new || (!m->addr.empty() && it->second != m->addr)) {
+      it->second = m->addr;
+      known_members_unsaved_ = true;
+    }
+  }
+}
+
+std::string Cluster::KnownMembersJson() const {
+  std::lock_guard lock(known_mu_);
+  json out = json::object();
+  for (const auto& [id, addr] : known_members_) out[id] = addr;
+  return out.dump();
+}
+
+asio::awaitable<void> Cluster::SaveKnownMembers() {
+  {
+    std::lock_guard lock(known_mu_);
+    if (!known_members_unsaved_) co_return;
+    known_members_unsaved_ = false;
+  }
+  // Runs only on the cluster loop, one save at a time: the last write holds
+  // every member learned before it started.
+  auto save = [&node = node_, text = KnownMembersJson()] {
+    return node.PutSetting(kKnownMembersSetting, text);
+  };
+  Status s = co_await RunBlocking(node_.blocking_pool(), std::move(save));
+  if (!s.ok()) {
+    spdlog::warn("saving the known cluster members failed (will retry): {}", s.ToString());
+    std::lock_guard lock(known_mu_);
+    known_members_unsaved_ = true;
+  }
+}
+
+std::vector<std::string> Cluster::KnownMemberIds() const {
+  std::lock_guard lock(known_mu_);
+  std::vector<std::string> ids;
+  for (const auto& [id, addr] : known_members_) ids.push_back(id);
+  return ids;
+}
+
+std::vector<std::string> Cluster::KnownMemberAddrs() const {
+  std::lock_guard lock(known_mu_);
+  std::vector<std::string> addrs;
+  for (const auto& [id, addr] : known_members_) {
+    if (!addr.empty()) addrs.push_back(addr);
+  }
+  return addrs;
 }
 
 asio::awaitable<bool> Cluster::Ping(std::string addr) {
@@ -507,10 +591,14 @@ asio::awaitable<void> Cluster::GossipLoop() {
     // Seeds: until some peer is known, every tick; afterwards now and then, so
     // a node that was split from the rest finds it again.
     if (peers.empty() || tick % 20 == 0) {
-      for (const std::string& seed : options_.seeds) {
-        if (seed == options_.advertise_addr) continue;
-        asio::co_spawn(ctx_, Contact(seed), asio::detached);
+      std::set<std::string> addrs(options_.seeds.begin(), options_.seeds.end());
+      // Members known before a restart too: a node started without seeds
+      // (the first one) finds the others itself.
+      if (peers.empty()) {
+        for (std::string& addr : KnownMemberAddrs()) addrs.insert(std::move(addr));
       }
+      addrs.erase(options_.advertise_addr);
+      for (const std::string& addr : addrs) asio::co_spawn(ctx_, Contact(addr), asio::detached);
     }
     if (!peers.empty()) {
       // Round-robin over a shuffled order: every member is probed once per round.
@@ -562,6 +650,7 @@ asio::awaitable<void> Cluster::SyncLoop() {
     // Every tick, not only after an exchange of ours: a tombstone every member
     // confirmed may have waited for its cold delete, and exchanges a peer
     // started lately make ours skip.
+    co_await SaveKnownMembers();  // before any tombstone is judged against them
     co_await StabilizeTombstones();
     co_await PurgeTombstones();
     ScanForReplication();
@@ -743,7 +832,8 @@ bool Cluster::AwaitsConfirmationFrom(const std::string& peer) const {
 asio::awaitable<void> Cluster::StabilizeTombstones() {
   // Every member counts, dead ones too: a member that comes back may still
   // hold an older live version, which a purged tombstone could not beat.
-  std::vector<std::string> members;
+  // Members known before a restart count too: membership starts empty.
+  std::vector<std::string> members = KnownMemberIds();
   for (const Member& m : membership_.All()) {
     if (m.id != node_.node_id()) members.push_back(m.id);
   }

@@ -9,6 +9,9 @@
 // - Journal convergence: a journal change listener feeds the SyncTree and the
 //   push outboxes (one per peer: this node's own changes go out at once, in
 //   batches); periodic anti-entropy repairs anything a push missed.
+// - The set of peers ever heard of, kept in the journal's settings
+//   ("cluster_members"): membership lives in memory, and a restart must not
+//   forget a dead member whose word a tombstone waits for.
 // - Level-2 replication: live level-2 records without a local body are pulled
 //   from peers, verified by size and hash, and committed.
 // - Peer reads for the public API (OpenPeerBody).
@@ -135,6 +138,13 @@ class Cluster {
   boost::asio::awaitable<void> StabilizeTombstones();  // marks those every member holds
   boost::asio::awaitable<void> PurgeTombstones();      // drops stable ones past their time
   void OnEvents(const std::vector<MembershipEvent>& events);
+  // ---- members ever known (docs/CLUSTER.md, "Tombstones")
+  void LoadKnownMembers();                                            // at Start
+  void RememberMembers(const std::vector<MembershipEvent>& events);  // any thread
+  boost::asio::awaitable<void> SaveKnownMembers();                   // cluster loop only
+  std::string KnownMembersJson() const;  // {"<id>": "<private addr>", …}
+  std::vector<std::string> KnownMemberIds() const;
+  std::vector<std::string> KnownMemberAddrs() const;
   void WantBody(const ObjectRecord& r);  // cluster loop only
   void ScanForReplication();             // cluster loop only
   nlohmann::json PingBody() const;
@@ -182,6 +192,14 @@ class Cluster {
   std::map<std::string, OwnTombstone> unconfirmed_;  // this node's, not yet stable
   std::map<std::string, int64_t> stable_;            // key -> stable_ms, purge candidates
   std::atomic<uint64_t> tombstones_stabilized_{0}, tombstones_purged_{0};
+
+  // Every peer this node has heard of since its journal was made (id ->
+  // private address, the last one seen), saved in the journal before each
+  // tombstone stabilization: a restarted node still waits for their word, and
+  // one without seeds calls them to rejoin.
+  mutable std::mutex known_mu_;
+  std::map<std::string, std::string> known_members_;  // guarded by known_mu_
+  bool known_members_unsaved_ = false;                 // guarded by known_mu_
 
   // Figures for /stats and /metrics.
   std::atomic<uint64_t> sync_rounds_{0}, sync_records_sent_{0}, sync_records_received_{0};

@@ -41,6 +41,7 @@
 #include <atomic>
 #include <mutex>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -181,6 +182,11 @@ class Node {
   // `record`'s version. Blocking. Conflict when that version was superseded,
   // Corruption when size or content hash differ from the record's.
   Status CommitReplica(const ObjectRecord& record, AtomicFile& body, Reservation& reserved);
+  // A named setting of the journal (Journal::GetSetting, PutSetting). Blocking.
+  std::optional<std::string> Setting(const std::string& name) { return journal_->GetSetting(name); }
+  Status PutSetting(const std::string& name, const std::string& value) {
+    return journal_->PutSetting(name, value);
+  }
   // Journal change notifications (Journal::SetChangeListener).
   void SetChangeListener(Journal::ChangeListener listener) {
     journal_->SetChangeListener(std::move(listener));

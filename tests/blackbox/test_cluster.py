@@ -654,6 +654,34 @@ class TestData(ClusterBase):
         for node in c.nodes:
             self.wait_deleted(node, x)
 
+    def test_restarted_seedless_node_still_waits_for_a_dead_member(self):
+        # A (node 0) has no seeds: after a restart its membership is empty until
+        # a peer calls. Its tombstones must still wait for the word of every
+        # member it knew, B included, although B is down (docs/CLUSTER.md).
+        # Marked stable too early, the tombstone is refused by B, which never
+        # knew the key, and the journals never agree again.
+        c = self.start_cluster(2)
+        a, b = c.nodes
+        b_id = c.ids[1]
+        c.kill9(1)
+        wait_for(lambda: c.member_states(0).get(b_id) == "dead", 10, "B dead on A")
+        x = a.new_id()
+        self.put_ok(a, x, b"only-on-a", 0)
+        self.assertEqual(a.delete(x)[0], 200)
+        c.restart(0)
+        time.sleep(3)  # three sync ticks (--sync-interval 1) with B still down
+        t = c.cstats(0)["tombstones"]
+        self.assertEqual(t["stabilized"], 0, "stable without B's word: %s" % t)
+        self.assertEqual(t["awaiting_members"], 1, t)
+
+        c.restart(1)
+        c.wait_alive(2, timeout=20)
+        c.wait_converged(timeout=20)
+        self.assert_deleted(b, x, "B after its restart")
+        wait_for(lambda: c.cstats(0)["tombstones"]["stabilized"] == 1, 15,
+                 "A's tombstone stable once B holds it", interval=0.3)
+        c.wait_converged(timeout=20)
+
     def test_killed_node_converges_after_restart(self):
         c = self.start_cluster(3)
         a, b, cc = c.nodes
