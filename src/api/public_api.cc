@@ -573,8 +573,8 @@ asio::awaitable<void> PublicApi::ServeFetch(http::Exchange& ex, std::string key,
   const uint64_t end = plan.offset + plan.length;
   const bool head_sent = co_await ex.SendHead(plan.head, plan.length);
   if (!head_sent || ex.is_head()) co_return;
-  // Stream the body while it arrives; the fetch holds its last byte back
-  // until the whole body is verified.
+  // Stream the body while it arrives; the fetch holds the chunk with the last
+  // byte back until the whole body is verified.
   uint64_t pos = plan.offset;
   while (pos < end) {
     ColdFetch::Progress now = co_await fetch.Wait(pos);

@@ -15,11 +15,8 @@ ColdFetch::Progress ColdFetch::CurrentLocked() const {
   p.has_meta = has_meta_;
   p.complete = finished_ && status_.ok();
   p.verified = p.complete || (verified_ && status_.ok());
-  if (has_meta_) {
-    // Hold the last byte back until the body is verified.
-    const uint64_t size = record_.size;
-    p.sendable = p.verified ? size : std::min(written_, size > 0 ? size - 1 : 0);
-  }
+  // Until verified, written_ < size (PublishBytes): the last byte waits.
+  if (has_meta_) p.sendable = p.verified ? record_.size : written_;
   return p;
 }
 
@@ -92,6 +89,9 @@ void ColdFetch::PublishMeta(ObjectRecord record, UniqueFd read_fd) {
 
 void ColdFetch::PublishBytes(uint64_t written) {
   std::unique_lock lock(mu_);
+  // The bytes that complete the body wait for PublishVerified: published now,
+  // they would wake every reader once more, for all but the last byte.
+  if (written >= record_.size) return;
   written_ = written;
   if (waiters_.empty()) return;
   WakeReady(lock);

@@ -6,20 +6,20 @@
 // - The fetcher (a blocking-pool thread, Node::RunColdFetch) writes the body
 //   into a temporary file and publishes, in order: the object's metadata and a
 //   read descriptor of that file (PublishMeta), the count of bytes written
-//   (PublishBytes, after every chunk; the bytes still gathered when the
-//   transfer ends are made sendable by PublishVerified instead), and the
-//   outcome (Finish): the committed record, or the error.
+//   (PublishBytes, after every chunk), and the outcome (Finish): the
+//   committed record, or the error.
 //   A GET waits for the metadata and its first bytes together (one wake-up);
 //   a HEAD for the metadata alone.
 // - Readers (GET coroutines on any event loop) call Wait(have) and are resumed
 //   on their own executor when more than `have` bytes may be sent, or when the
 //   fetch failed. No polling, no blocked threads.
-// - The last byte is held back until the body is verified (size and content
-//   hash, PublishVerified): a client never receives a complete body that failed
-//   verification; on failure readers close the connection mid-body. The
-//   durable commit (fsyncs of the body, its directory and the journal) comes
-//   after and is not waited for: it costs about as much as the transfer of a
-//   small object. A request that must see the committed record (a GET or meta
+// - The chunk that completes the body (by the size in the metadata) is held
+//   back until the body is verified (size and content hash, PublishVerified):
+//   a client never receives a complete body that failed verification (on
+//   failure readers close the connection mid-body), and readers wake once for
+//   that chunk and the last byte, not twice. The durable commit (fsyncs of
+//   the body, its directory and the journal) comes after and is not waited
+//   for: it costs about as much as the transfer of a small object. A request that must see the committed record (a GET or meta
 //   right after) waits for Finish instead (Node::FetchInFlight, verified).
 //
 // Thread safety: all methods may be called from any thread.
@@ -68,6 +68,8 @@ class ColdFetch {
   // the reservation to grow and to hand to Capacity::AddBody.
   Reservation& HoldSpace(BodyPin pin, Reservation reserved);
   void PublishMeta(ObjectRecord record, UniqueFd read_fd);
+  // After PublishMeta. A count that reaches the object's size publishes
+  // nothing: those bytes become sendable with PublishVerified.
   void PublishBytes(uint64_t written);
   // The body is complete and matches its size and hash; the commit follows.
   void PublishVerified();

@@ -23,7 +23,7 @@ ObjectRecord Record(uint64_t size) {
 
 // Readers on two event loops follow one fetch published from a third thread,
 // as GETs on two loops follow a transfer on the blocking pool.
-TEST(ColdFetch, ReadersFollowProgressAndGetTheLastByteOnlyAfterFinish) {
+TEST(ColdFetch, ReadersFollowProgressAndGetTheLastChunkOnlyAfterFinish) {
   ColdFetch fetch;
   asio::io_context io1, io2;
   auto g1 = asio::make_work_guard(io1), g2 = asio::make_work_guard(io2);
@@ -39,7 +39,7 @@ TEST(ColdFetch, ReadersFollowProgressAndGetTheLastByteOnlyAfterFinish) {
         EXPECT_TRUE(p.status.ok());
         EXPECT_GT(p.sendable, have);
         if (!p.complete) {
-          EXPECT_LE(p.sendable, 99u);  // the last byte waits for Finish
+          EXPECT_LE(p.sendable, 90u);  // the chunk with the last byte waits
         }
         have = p.sendable;
         seen[i].push_back(have);
@@ -69,20 +69,36 @@ TEST(ColdFetch, ReadersFollowProgressAndGetTheLastByteOnlyAfterFinish) {
   for (const auto& s : seen) {
     ASSERT_FALSE(s.empty());
     EXPECT_EQ(s.back(), 100u);
-    EXPECT_EQ(s[s.size() - 2], 99u);  // held back at 99 until verified
+    EXPECT_EQ(s[s.size() - 2], 90u);  // the last chunk is not published on its own
   }
   EXPECT_TRUE(fetch.Current().complete);
   EXPECT_EQ(fetch.outcome()->size, 100u);
 }
 
-// A verified body is sendable whole before its commit; a request that needs
-// the committed record (Wait with no byte count to reach) waits for Finish.
-TEST(ColdFetch, VerifiedReleasesTheLastByteAndTheCommitIsWaitedApart) {
+// The bytes that complete the body are published by the verification alone,
+// whatever the chunk (one wake-up of the readers for them, not two). A
+// verified body is sendable whole before its commit; a request that needs the
+// committed record (Wait with no byte count to reach) waits for Finish.
+TEST(ColdFetch, VerifiedReleasesTheLastChunkAndTheCommitIsWaitedApart) {
   ColdFetch fetch;
   fetch.PublishMeta(Record(100), UniqueFd());
-  fetch.PublishBytes(100);
+  fetch.PublishBytes(17);
+  EXPECT_EQ(fetch.Current().sendable, 17u);
+  fetch.PublishBytes(99);
+  EXPECT_EQ(fetch.Current().sendable, 99u);
+  fetch.PublishBytes(100);  // completes the body: nothing new to send yet
+  EXPECT_EQ(fetch.Current().sendable, 99u);
+  fetch.PublishBytes(101);  // more than announced: the check will refuse it
   EXPECT_EQ(fetch.Current().sendable, 99u);
   EXPECT_FALSE(fetch.Current().verified);
+
+  ColdFetch whole;  // a body that arrives in one chunk
+  whole.PublishMeta(Record(100), UniqueFd());
+  whole.PublishBytes(100);
+  EXPECT_EQ(whole.Current().sendable, 0u);
+  whole.PublishVerified();
+  EXPECT_EQ(whole.Current().sendable, 100u);
+
   fetch.PublishVerified();
   EXPECT_EQ(fetch.Current().sendable, 100u);
   EXPECT_TRUE(fetch.Current().verified);

@@ -384,15 +384,13 @@ Result<Node::RecordPtr> Node::RunColdFetch(const std::string& key, bool restore_
   constexpr size_t kCurlPiece = 16 * 1024, kFetchGather = 256 * 1024;
   std::vector<char> pending;
   pending.reserve(kFetchGather + kCurlPiece);
-  // `publish`: wake the readers for these bytes. The bytes that complete the
-  // body (by the size the cold store announced) are not published on their
-  // own: PublishVerified makes them sendable with the last byte, one wake-up
-  // instead of two.
-  auto flush = [&](bool publish) -> Status {
+  // Appends the gathered bytes and wakes the readers for them (the bytes that
+  // complete the body wait for PublishVerified: ColdFetch::PublishBytes).
+  auto flush = [&]() -> Status {
     if (pending.empty()) return Status::Ok();
     Status a = (*body)->Append(pending);
     pending.clear();
-    if (a.ok() && publish) fetch.PublishBytes((*body)->size());
+    if (a.ok()) fetch.PublishBytes((*body)->size());
     return a;
   };
   Status s = cold_->Get(
@@ -433,9 +431,9 @@ Result<Node::RecordPtr> Node::RunColdFetch(const std::string& key, bool restore_
         // piece) or kFetchGather bytes.
         pending.insert(pending.end(), chunk.begin(), chunk.end());
         if (chunk.size() >= kCurlPiece && pending.size() < kFetchGather) return Status::Ok();
-        return flush(/*publish=*/(*body)->size() + pending.size() < meta.size);
+        return flush();
       });
-  if (s.ok()) s = flush(false);
+  if (s.ok()) s = flush();
   if (!s.ok()) {
     if (s.code() == StatusCode::kNotFound) {
       return before ? Status::Unavailable("the cold store has lost " + key) : s;
