@@ -122,13 +122,8 @@ void Cluster::Stop() {
   if (thread_.joinable()) thread_.join();
   client_.Clear();
   // Members learned since the last sync tick (the loop that saves them is gone).
-  bool unsaved = false;
-  {
-    std::lock_guard lock(known_mu_);
-    unsaved = known_members_unsaved_;
-  }
-  if (unsaved) {
-    if (Status s = node_.PutSetting(kKnownMembersSetting, KnownMembersJson()); !s.ok()) {
+  if (std::optional<std::string> text = TakeUnsavedKnownMembers()) {
+    if (Status s = node_.PutSetting(kKnownMembersSetting, *text); !s.ok()) {
       spdlog::warn("saving the known cluster members failed: {}", s.ToString());
     }
   }
@@ -499,22 +494,21 @@ void Cluster::RememberMembers(const std::vector<MembershipEvent>& events) {
   }
 }
 
-std::string Cluster::KnownMembersJson() const {
+std::optional<std::string> Cluster::TakeUnsavedKnownMembers() {
   std::lock_guard lock(known_mu_);
+  if (!known_members_unsaved_) return std::nullopt;
+  known_members_unsaved_ = false;
   json out = json::object();
   for (const auto& [id, addr] : known_members_) out[id] = addr;
   return out.dump();
 }
 
 asio::awaitable<void> Cluster::SaveKnownMembers() {
-  {
-    std::lock_guard lock(known_mu_);
-    if (!known_members_unsaved_) co_return;
-    known_members_unsaved_ = false;
-  }
+  std::optional<std::string> text = TakeUnsavedKnownMembers();
+  if (!text) co_return;
   // Runs only on the cluster loop, one save at a time: the last write holds
   // every member learned before it started.
-  auto save = [&node = node_, text = KnownMembersJson()] {
+  auto save = [&node = node_, text = std::move(*text)] {
     return node.PutSetting(kKnownMembersSetting, text);
   };
   Status s = co_await RunBlocking(node_.blocking_pool(), std::move(save));
@@ -525,20 +519,9 @@ asio::awaitable<void> Cluster::SaveKnownMembers() {
   }
 }
 
-std::vector<std::string> Cluster::KnownMemberIds() const {
+std::map<std::string, std::string> Cluster::KnownMembers() const {
   std::lock_guard lock(known_mu_);
-  std::vector<std::string> ids;
-  for (const auto& [id, addr] : known_members_) ids.push_back(id);
-  return ids;
-}
-
-std::vector<std::string> Cluster::KnownMemberAddrs() const {
-  std::lock_guard lock(known_mu_);
-  std::vector<std::string> addrs;
-  for (const auto& [id, addr] : known_members_) {
-    if (!addr.empty()) addrs.push_back(addr);
-  }
-  return addrs;
+  return known_members_;
 }
 
 asio::awaitable<bool> Cluster::Ping(std::string addr) {
@@ -595,7 +578,9 @@ asio::awaitable<void> Cluster::GossipLoop() {
       // Members known before a restart too: a node started without seeds
       // (the first one) finds the others itself.
       if (peers.empty()) {
-        for (std::string& addr : KnownMemberAddrs()) addrs.insert(std::move(addr));
+        for (const auto& [id, addr] : KnownMembers()) {
+          if (!addr.empty()) addrs.insert(addr);
+        }
       }
       addrs.erase(options_.advertise_addr);
       for (const std::string& addr : addrs) asio::co_spawn(ctx_, Contact(addr), asio::detached);
@@ -832,17 +817,16 @@ bool Cluster::AwaitsConfirmationFrom(const std::string& peer) const {
 asio::awaitable<void> Cluster::StabilizeTombstones() {
   // Every member counts, dead ones too: a member that comes back may still
   // hold an older live version, which a purged tombstone could not beat.
-  // Members known before a restart count too: membership starts empty.
-  std::vector<std::string> members = KnownMemberIds();
-  for (const Member& m : membership_.All()) {
-    if (m.id != node_.node_id()) members.push_back(m.id);
-  }
+  // The known members, not the membership, which starts empty at a restart:
+  // every member the membership holds reached it through OnEvents, which
+  // remembers it.
+  const std::map<std::string, std::string> members = KnownMembers();
   std::vector<std::pair<std::string, HlcTimestamp>> ready;
   {
     std::lock_guard lock(tomb_mu_);
     for (const auto& [key, t] : unconfirmed_) {
       if (std::all_of(members.begin(), members.end(),
-                      [&t](const std::string& id) { return t.held_by.count(id) > 0; })) {
+                      [&t](const auto& member) { return t.held_by.count(member.first) > 0; })) {
         ready.emplace_back(key, t.version);
       }
     }

@@ -31,6 +31,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -142,9 +143,10 @@ class Cluster {
   void LoadKnownMembers();                                            // at Start
   void RememberMembers(const std::vector<MembershipEvent>& events);  // any thread
   boost::asio::awaitable<void> SaveKnownMembers();                   // cluster loop only
-  std::string KnownMembersJson() const;  // {"<id>": "<private addr>", …}
-  std::vector<std::string> KnownMemberIds() const;
-  std::vector<std::string> KnownMemberAddrs() const;
+  // The set as JSON ({"<id>": "<private addr>", …}) when it changed since
+  // the last call, which then counts it as saved.
+  std::optional<std::string> TakeUnsavedKnownMembers();
+  std::map<std::string, std::string> KnownMembers() const;  // id -> addr
   void WantBody(const ObjectRecord& r);  // cluster loop only
   void ScanForReplication();             // cluster loop only
   nlohmann::json PingBody() const;
