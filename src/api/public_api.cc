@@ -403,13 +403,20 @@ asio::awaitable<void> PublicApi::SettleFetch(std::string key) {
 asio::awaitable<void> PublicApi::Get(http::Exchange& ex, const std::string& key) {
   Node::RecordPtr rec = node_.Lookup(key);
   if (!rec || (!rec->deleted && !rec->local_body)) {
+    // Right after the miss that fetched it, the body is here whole and
+    // verified while its commit (fsyncs, journal) runs: a hit, served from
+    // the fetch's file rather than after the commit.
+    if (std::shared_ptr<ColdFetch> fetch = node_.VerifiedFetch(key, rec.get())) {
+      co_await SendBody(ex, rec ? *rec : fetch->record(), fetch->fd());
+      co_return;
+    }
     co_await SettleFetch(key);
     rec = node_.Lookup(key);
   }
   // A concurrent overwrite may remove the body of the version looked up
   // between the lookup and the open: look again, and serve the newer version.
   for (int attempt = 0; rec && !rec->deleted && rec->local_body; ++attempt) {
-    co_await ServeBody(ex, *rec, false);
+    co_await ServeBody(ex, *rec);
     if (ex.responded()) co_return;
     Node::RecordPtr again = node_.Lookup(key);
     if (again && again->version != rec->version && attempt < 8) {
@@ -527,19 +534,22 @@ PublicApi::BodyPlan PublicApi::PlanBody(const http::Exchange& ex, const ObjectRe
   return plan;
 }
 
-asio::awaitable<void> PublicApi::ServeBody(http::Exchange& ex, const ObjectRecord& rec,
-                                           bool fetched) {
+asio::awaitable<void> PublicApi::ServeBody(http::Exchange& ex, const ObjectRecord& rec) {
   BodyPin pin = node_.PinBody(rec.key);  // held until the last byte is sent
   if (!pin.safe()) co_return;  // being evicted: the caller treats it as a miss
   auto fd = node_.OpenBody(rec);
   if (!fd.ok()) co_return;  // not responded: the caller treats it as a miss
-  if (!fetched) node_.RecordHit();
-  BodyPlan plan = PlanBody(ex, rec, fetched);
+  co_await SendBody(ex, rec, fd->get());
+}
+
+asio::awaitable<void> PublicApi::SendBody(http::Exchange& ex, const ObjectRecord& rec, int fd) {
+  node_.RecordHit();
+  BodyPlan plan = PlanBody(ex, rec, false);
   if (plan.early) {
     co_await ex.Send(std::move(*plan.early));
     co_return;
   }
-  co_await ex.SendFile(plan.head, fd->get(), plan.offset, plan.length);
+  co_await ex.SendFile(plan.head, fd, plan.offset, plan.length);
 }
 
 asio::awaitable<void> PublicApi::ServeFetch(http::Exchange& ex, std::string key,
@@ -558,7 +568,7 @@ asio::awaitable<void> PublicApi::ServeFetch(http::Exchange& ex, std::string key,
   }
   if (!p.has_meta) {  // nothing was transferred: the body was already here
     ColdFetch::RecordPtr rec = fetch.outcome();
-    if (rec) co_await ServeBody(ex, *rec, false);
+    if (rec) co_await ServeBody(ex, *rec);
     if (!ex.responded()) {
       co_await ex.Send(ErrorResponse(bhttp::status::service_unavailable, "body_unavailable",
                                      "the body vanished during the fetch"));

@@ -45,8 +45,11 @@ class PublicApi {
   boost::asio::awaitable<void> RaiseLevel(http::Exchange& ex, const std::string& key);
   boost::asio::awaitable<void> Delete(http::Exchange& ex, const std::string& key);
   boost::asio::awaitable<void> Stats(http::Exchange& ex);
-  boost::asio::awaitable<void> ServeBody(http::Exchange& ex, const ObjectRecord& record,
-                                         bool fetched);
+  // Answers from the local body of `record`; no answer when it is being
+  // evicted or gone (the caller treats that as a miss).
+  boost::asio::awaitable<void> ServeBody(http::Exchange& ex, const ObjectRecord& record);
+  // Answers a hit of `record` from `fd`, a descriptor of its whole body.
+  boost::asio::awaitable<void> SendBody(http::Exchange& ex, const ObjectRecord& record, int fd);
   boost::asio::awaitable<void> ServeFetch(http::Exchange& ex, std::string key,
                                           ColdFetch& fetch);
   // Adds `bytes` to a PUT's reservation, waiting off the loop when the budget
@@ -56,7 +59,8 @@ class PublicApi {
   // answer went out (even one cut short); otherwise why no peer could serve it.
   boost::asio::awaitable<Status> ServePeer(http::Exchange& ex, Node::RecordPtr record);
   // Waits until a cold fetch of `key` whose body is complete has committed
-  // its record, so a request following a GET sees what that GET served.
+  // its record, so a request following a GET sees what that GET served (a
+  // GET itself is served from the verified body meanwhile: Node::VerifiedFetch).
   boost::asio::awaitable<void> SettleFetch(std::string key);
   struct BodyPlan;
   BodyPlan PlanBody(const http::Exchange& ex, const ObjectRecord& record, bool fetched);

@@ -19,9 +19,10 @@
 //   failure readers close the connection mid-body), and readers wake once for
 //   that chunk and the last byte, not twice. The durable commit (fsyncs of
 //   the body, its directory and the journal) comes after and is not waited
-//   for: it costs about as much as the transfer of a small object. A request
-//   that must see the committed record (a GET or meta right after) waits for
-//   Finish instead (Node::FetchInFlight, verified).
+//   for: it costs about as much as the transfer of a small object. A GET
+//   arriving meanwhile is a hit served from the verified file
+//   (Node::VerifiedFetch); a request that must see the committed record
+//   (meta, delete, a level change) waits for Finish (Node::FetchInFlight).
 //
 // Thread safety: all methods may be called from any thread.
 #pragma once

@@ -357,6 +357,21 @@ std::shared_ptr<ColdFetch> Node::FetchInFlight(const std::string& key) {
   return it == fetches_.end() ? nullptr : it->second;
 }
 
+std::shared_ptr<ColdFetch> Node::VerifiedFetch(const std::string& key,
+                                               const ObjectRecord* current) {
+  std::shared_ptr<ColdFetch> fetch = FetchInFlight(key);
+  if (!fetch) return nullptr;
+  const ColdFetch::Progress p = fetch->Current();
+  if (!p.status.ok() || !p.verified) return nullptr;
+  const ObjectRecord& shown = fetch->record();
+  if (shown.etag.empty()) return nullptr;
+  if (current && (current->deleted || current->version != shown.version ||
+                  current->version_node != shown.version_node || current->etag != shown.etag)) {
+    return nullptr;
+  }
+  return fetch;
+}
+
 Result<Node::RecordPtr> Node::RunColdFetch(const std::string& key, bool restore_unknown,
                                            ColdFetch& fetch) {
   // A GET that met a body in the middle of its eviction comes here: the

@@ -145,9 +145,17 @@ class Node {
   // with NotFound. A tombstone fails it with Deleted. Never blocks.
   std::shared_ptr<ColdFetch> FetchFromCold(const std::string& key, bool restore_unknown);
   // The fetch of `key` in flight, nullptr when none. A client may have its
-  // whole body (verified) before the fetch committed the record: what it does
-  // next waits for that commit (PublicApi::SettleFetch). Never blocks.
+  // whole body (verified) before the fetch committed the record: a request
+  // that must see the committed record waits for that commit
+  // (PublicApi::SettleFetch). Never blocks.
   std::shared_ptr<ColdFetch> FetchInFlight(const std::string& key);
+  // The fetch in flight of `key` whose body is here whole and verified while
+  // its commit still runs, provided it is the body of `current` (the journal's
+  // record; nullptr for an id being restored) and the answer it makes equals
+  // the committed record's (an object written to the bucket by something else
+  // gets its etag only at the commit): a GET may serve fd() as a hit then,
+  // without waiting for the commit. nullptr otherwise. Never blocks.
+  std::shared_ptr<ColdFetch> VerifiedFetch(const std::string& key, const ObjectRecord* current);
   // Marks that the local body of `record` vanished (found missing on open).
   void ForgetLocalBody(const ObjectRecord& record);
 
