@@ -302,6 +302,25 @@ TEST_F(ClientTest, KeepsOneConnectionAndReconnectsAfterRestart) {
   EXPECT_EQ(after->size, 2'000'000u);
 }
 
+// Another process took the node's port between the pick and the start: the
+// node is started on new ports rather than failing (or a ping answered by
+// that process being taken for the node's).
+TEST(TestNodeStart, PicksOtherPortsWhenItsPortWasTaken) {
+  TestNode node(OBJSTORE_NODE_BINARY);
+  const int taken = node.port();
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(taken));
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(fd, 4), 0);
+  EXPECT_EQ(node.Start(), "");
+  EXPECT_NE(node.port(), taken);
+  EXPECT_TRUE(Client(ClientOptions{node.url()}).Ping().ok());
+  ::close(fd);
+}
+
 TEST(ClientErrors, ConnectionRefusedAndTimeout) {
   ClientOptions refused;
   refused.url = "http://127.0.0.1:" + std::to_string(objstore::testing::FreeLoopbackPort());

@@ -19,6 +19,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -28,17 +30,26 @@
 
 namespace objstore::testing {
 
-// A loopback port nobody listens on right now (the kernel's pick for port 0).
+// A loopback port nobody listens on right now (the kernel's pick for port 0)
+// and not handed out before by this process: two nodes made before either
+// starts must not get the same one. Another process may still take it before
+// the node binds it; TestNode::Start notices that and picks again.
 inline int FreeLoopbackPort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
+  static std::mutex mu;
+  static std::set<int> handed_out;
+  for (;;) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    ::close(fd);
+    const int port = ntohs(addr.sin_port);
+    std::lock_guard lock(mu);
+    if (handed_out.insert(port).second) return port;
+  }
 }
 
 class TestNode {
@@ -58,9 +69,70 @@ class TestNode {
   TestNode(const TestNode&) = delete;
   TestNode& operator=(const TestNode&) = delete;
 
-  // Starts the node (on the same ports every time) and waits up to 10 s for a
-  // ping. Returns an empty string on success, else what went wrong and the log.
+  // Starts the node (on the same ports every time once it has run) and waits
+  // up to 10 s for it to answer a ping. Returns an empty string on success,
+  // else what went wrong and the log. Before its first successful start, a
+  // node whose port another process took meanwhile gets new ports and is
+  // started again (up to 3 times); a ping answered while the node's own log
+  // does not say it listens on its port came from someone else and is not
+  // taken for an answer.
   std::string Start() {
+    for (int attempt = 1;; ++attempt) {
+      std::string error = StartOnce();
+      if (error.empty()) {
+        started_ = true;
+        return "";
+      }
+      if (started_ || attempt == 3 || error.find("Address already in use") == std::string::npos) {
+        return error;
+      }
+      port_ = FreeLoopbackPort();
+      private_port_ = FreeLoopbackPort();
+    }
+  }
+
+  // SIGTERM and wait (SIGKILL after 10 s). Returns the wait status, or -1 when
+  // the node was not running.
+  int Stop() {
+    if (pid_ <= 0) return -1;
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (::waitpid(pid_, &status, WNOHANG) == 0) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, &status, 0);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    pid_ = -1;
+    return status;
+  }
+
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  int port() const { return port_; }
+  std::string state_dir() const { return dir_ + "/state"; }
+  std::string files_dir() const { return dir_ + "/files"; }
+  std::string cold_dir() const { return dir_ + "/cold"; }
+  const std::string& dir() const { return dir_; }
+
+  std::string LogTail() const {
+    std::string log = Log();
+    return log.size() > 4000 ? log.substr(log.size() - 4000) : log;
+  }
+
+ private:
+  std::string Log() const {
+    std::ifstream in(dir_ + "/node.log");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+
+  std::string StartOnce() {
+    const size_t log_start = Log().size();
+    const std::string listening = "listening on 127.0.0.1:" + std::to_string(port_) + " ";
     std::vector<std::string> args = {binary_,
                                      "--public-addr",
                                      "127.0.0.1:" + std::to_string(port_),
@@ -98,53 +170,19 @@ class TestNode {
                LogTail();
       }
       client::Client probe(options);
-      if (probe.Ping().ok()) return "";
+      if (probe.Ping().ok() && Log().find(listening, log_start) != std::string::npos) return "";
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     Stop();
     return "objstore did not answer a ping within 10 s\n" + LogTail();
   }
 
-  // SIGTERM and wait (SIGKILL after 10 s). Returns the wait status, or -1 when
-  // the node was not running.
-  int Stop() {
-    if (pid_ <= 0) return -1;
-    ::kill(pid_, SIGTERM);
-    int status = 0;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (::waitpid(pid_, &status, WNOHANG) == 0) {
-      if (std::chrono::steady_clock::now() > deadline) {
-        ::kill(pid_, SIGKILL);
-        ::waitpid(pid_, &status, 0);
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    pid_ = -1;
-    return status;
-  }
-
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-  int port() const { return port_; }
-  std::string state_dir() const { return dir_ + "/state"; }
-  std::string files_dir() const { return dir_ + "/files"; }
-  std::string cold_dir() const { return dir_ + "/cold"; }
-  const std::string& dir() const { return dir_; }
-
-  std::string LogTail() const {
-    std::ifstream in(dir_ + "/node.log");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    std::string log = ss.str();
-    return log.size() > 4000 ? log.substr(log.size() - 4000) : log;
-  }
-
- private:
   std::string binary_;
   std::string dir_;
   int port_;
   int private_port_;
   pid_t pid_ = -1;
+  bool started_ = false;  // once it has run, the node keeps its ports
 };
 
 }  // namespace objstore::testing

@@ -48,13 +48,26 @@ def make_ulid(ts_ms=None):
     return "".join(reversed(out))
 
 
+_ports_handed_out = set()
+_ports_lock = threading.Lock()
+
+
 def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
+    """A loopback port nobody listens on now (the kernel's pick for port 0) and
+    not handed out before by this process: nodes made before any of them starts
+    must not share one. Another process may still take it before the node binds
+    it; Node.start then fails clearly rather than talk to that process."""
+    while True:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind((HOST, 0))
+            port = s.getsockname()[1]
+        finally:
+            s.close()
+        with _ports_lock:
+            if port not in _ports_handed_out:
+                _ports_handed_out.add(port)
+                return port
 
 
 def free_ports(n):
@@ -261,6 +274,7 @@ class Node:
         if not os.path.exists(self.binary):
             raise NodeStartError("objstore binary not found at %s (set OBJSTORE_BIN)" % self.binary)
         self._log = open(self.log_path, "ab")
+        log_start = self._log.tell()
         self._log.write(("\n===== start %s: %s\n" % (time.strftime("%H:%M:%S"),
                                                      " ".join(self.command()))).encode())
         self._log.flush()
@@ -279,8 +293,10 @@ class Node:
                                      % (code, self.log_tail()))
             try:
                 st, _h, _b = self.request("GET", "/api/v1/ping", timeout=1.0)
-                if st == 200:
+                if st == 200 and self._logged_since(log_start, b"listening on %s:%d " % (
+                        self.public_host.encode(), self.public_port)):
                     return self
+                # A 200 before the node says it listens came from another process.
                 last_err = "ping status %d" % st
             except (OSError, http.client.HTTPException) as e:
                 last_err = repr(e)
@@ -344,6 +360,11 @@ class Node:
         if os.environ.get("OBJSTORE_KEEP_TMP"):
             return
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _logged_since(self, offset, text):
+        with open(self.log_path, "rb") as f:
+            f.seek(offset)
+            return text in f.read()
 
     def log_tail(self, n=60):
         try:
