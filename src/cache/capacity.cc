@@ -286,7 +286,12 @@ BodyPin Capacity::Pin(const std::string& key) {
 
 BodyPin Capacity::PinForRead(const std::string& key) {
   BodyPin pin = Pin(key);
-  if (policy_ == nullptr) return pin;
+  RecordHit(key);
+  return pin;
+}
+
+void Capacity::RecordHit(const std::string& key) {
+  if (policy_ == nullptr) return;
   // The hit is recorded only if the policy is free this instant: a hit never
   // waits for another loop's bookkeeping or for an eviction pass (a dropped
   // hit costs the policy one frequency bump, as in Caffeine's read buffers).
@@ -296,7 +301,15 @@ BodyPin Capacity::PinForRead(const std::string& key) {
   } else {
     dropped_hits_.fetch_add(1, std::memory_order_relaxed);
   }
-  return pin;
+}
+
+void Capacity::RecordHits(const std::string& key, uint32_t count) {
+  if (policy_ == nullptr) return;
+  std::lock_guard lock(mu_);
+  for (uint32_t i = 0; i < std::min<uint32_t>(count, 16); ++i) {
+    if (!policy_->Access(key)) return;
+    state_dirty_ = true;
+  }
 }
 
 void Capacity::Unpin(size_t pin_id) {
@@ -356,6 +369,7 @@ CapacityStats Capacity::Stats() const {
   s.evictable_bytes = policy_ != nullptr ? policy_->bytes() : 0;
   s.bodies = entries_.size();
   s.dropped_hits = dropped_hits_.load(std::memory_order_relaxed);
+  s.policy_hits = policy_ != nullptr ? policy_->stats().hits : 0;
   return s;
 }
 

@@ -95,6 +95,7 @@ struct CapacityStats {
   uint64_t evicted_bytes = 0;
   uint64_t refused_reservations = 0;  // NoSpace answers
   uint64_t dropped_hits = 0;          // hits not recorded because the policy was busy
+  uint64_t policy_hits = 0;           // hits the policy recorded (of keys it tracks)
 };
 
 class Capacity;
@@ -176,6 +177,14 @@ class Capacity {
   void SetEvictable(const std::string& key, uint64_t version, bool evictable);
   // Pins `key` against eviction and records a hit with the policy.
   BodyPin PinForRead(const std::string& key);
+  // Records a hit of `key` with the policy if the policy is free this instant
+  // (PinForRead's hit without the pin).
+  void RecordHit(const std::string& key);
+  // Records `count` hits of `key` (at most 16: every policy's frequency has
+  // saturated by then), waiting for the policy: for hits counted before the
+  // body was added (GETs served by a cold fetch before its commit). A no-op
+  // for a key the policy does not track.
+  void RecordHits(const std::string& key, uint32_t count);
   // Pins `key` against eviction without recording a hit: for a holder of a
   // descriptor of the body that is not a read (a cold fetch's own, whose file
   // keeps its pages while it is open, even after an unlink).

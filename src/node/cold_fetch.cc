@@ -103,7 +103,7 @@ void ColdFetch::PublishVerified() {
   WakeReady(lock);
 }
 
-void ColdFetch::Finish(Result<RecordPtr> outcome) {
+uint32_t ColdFetch::Finish(Result<RecordPtr> outcome) {
   std::unique_lock lock(mu_);
   finished_ = true;
   if (outcome.ok()) {
@@ -111,7 +111,16 @@ void ColdFetch::Finish(Result<RecordPtr> outcome) {
   } else {
     status_ = outcome.status();
   }
+  const uint32_t early_hits = early_hits_;
   WakeReady(lock);
+  return early_hits;
+}
+
+bool ColdFetch::CountEarlyHit() {
+  std::lock_guard lock(mu_);
+  if (finished_) return false;
+  ++early_hits_;
+  return true;
 }
 
 }  // namespace objstore

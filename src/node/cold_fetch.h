@@ -75,7 +75,14 @@ class ColdFetch {
   void PublishBytes(uint64_t written);
   // The body is complete and matches its size and hash; the commit follows.
   void PublishVerified();
-  void Finish(Result<RecordPtr> outcome);
+  // Returns the early hits counted (CountEarlyHit): the committer hands them
+  // to the eviction policy, which did not know the key before the commit.
+  uint32_t Finish(Result<RecordPtr> outcome);
+
+  // Reader side: a GET was served from the verified body before the commit
+  // (Node::VerifiedFetch). True when counted here; false once finished (the
+  // body, if committed, is tracked by the policy: record the hit there).
+  bool CountEarlyHit();
 
  private:
   struct Waiter {
@@ -103,6 +110,7 @@ class ColdFetch {
   uint64_t written_ = 0;              // guarded by mu_
   bool verified_ = false;             // guarded by mu_
   bool finished_ = false;             // guarded by mu_
+  uint32_t early_hits_ = 0;           // guarded by mu_
   Status status_;                     // guarded by mu_
   RecordPtr outcome_;                 // guarded by mu_
   std::vector<Waiter> waiters_;       // guarded by mu_

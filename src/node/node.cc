@@ -342,7 +342,9 @@ std::shared_ptr<ColdFetch> Node::FetchFromCold(const std::string& key, bool rest
         outcome.status().code() != StatusCode::kDeleted) {
       cold_fetch_errors_->Inc();
     }
-    fetch->Finish(std::move(outcome));
+    const bool committed = outcome.ok();
+    const uint32_t early_hits = fetch->Finish(std::move(outcome));
+    if (committed && early_hits > 0) capacity_->RecordHits(key, early_hits);
     std::lock_guard lock(fetches_mu_);
     if (auto it = fetches_.find(key); it != fetches_.end() && it->second == fetch) {
       fetches_.erase(it);
@@ -369,6 +371,7 @@ std::shared_ptr<ColdFetch> Node::VerifiedFetch(const std::string& key,
                   current->version_node != shown.version_node || current->etag != shown.etag)) {
     return nullptr;
   }
+  if (!fetch->CountEarlyHit()) capacity_->RecordHit(key);  // committed meanwhile
   return fetch;
 }
 

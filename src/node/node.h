@@ -154,7 +154,9 @@ class Node {
   // record; nullptr for an id being restored) and the answer it makes equals
   // the committed record's (an object written to the bucket by something else
   // gets its etag only at the commit): a GET may serve fd() as a hit then,
-  // without waiting for the commit. nullptr otherwise. Never blocks.
+  // without waiting for the commit. The hit is counted for the eviction
+  // policy (handed over at the commit, before which the policy does not know
+  // the key). nullptr otherwise. Never blocks.
   std::shared_ptr<ColdFetch> VerifiedFetch(const std::string& key, const ObjectRecord* current);
   // Marks that the local body of `record` vanished (found missing on open).
   void ForgetLocalBody(const ObjectRecord& record);

@@ -172,7 +172,8 @@ std::string EtagOf(const std::string& body) {  // as AtomicFile::ETag
 // A GET right after the miss that fetched a body finds it verified while the
 // commit's fsyncs run: VerifiedFetch hands it over, whole, for the record the
 // journal holds (none yet, for a restored id), and not for another version;
-// not for an object without our etag (its etag comes with the commit).
+// not for an object without our etag (its etag comes with the commit). The
+// hits it hands over reach the eviction policy at the commit.
 TEST(NodeColdFetch, AVerifiedBodyIsServableBeforeItsCommit) {
   for (bool with_etag : {true, false}) {
     SCOPED_TRACE(with_etag ? "etag from objstore" : "object written by something else");
@@ -242,6 +243,8 @@ TEST(NodeColdFetch, AVerifiedBodyIsServableBeforeItsCommit) {
     ASSERT_NE(rec, nullptr);
     EXPECT_TRUE(rec->local_body);
     EXPECT_EQ(rec->etag, EtagOf(body));
+    // The two GETs served before the commit reach the eviction policy with it.
+    EXPECT_EQ((*node)->capacity().Stats().policy_hits, with_etag ? 2u : 0u);
   }
 }
 
