@@ -455,6 +455,10 @@ int main(int argc, char** argv) {
   }
   retry_cv.notify_all();
   retry.join();
+  // Blocking work still running (a peer's body being pulled, a cold fetch)
+  // posts its completion to the server's or the cluster's event loop: let it
+  // finish while those loops exist. Node's destructor joins it again (a no-op).
+  (*node)->blocking_pool().join();
   // Destroyed in this order: public requests still parked may hold peer
   // streams (cluster), and everything holds the node.
   server.reset();
