@@ -416,8 +416,10 @@ asio::awaitable<void> PublicApi::Get(http::Exchange& ex, const std::string& key)
   // A concurrent overwrite may remove the body of the version looked up
   // between the lookup and the open: look again, and serve the newer version.
   for (int attempt = 0; rec && !rec->deleted && rec->local_body; ++attempt) {
-    co_await ServeBody(ex, *rec);
-    if (ex.responded()) co_return;
+    if (std::optional<LocalBody> body = OpenLocalBody(*rec)) {
+      co_await SendBody(ex, *rec, body->fd.get());
+      co_return;
+    }
     Node::RecordPtr again = node_.Lookup(key);
     if (again && again->version != rec->version && attempt < 8) {
       rec = std::move(again);
@@ -534,12 +536,12 @@ PublicApi::BodyPlan PublicApi::PlanBody(const http::Exchange& ex, const ObjectRe
   return plan;
 }
 
-asio::awaitable<void> PublicApi::ServeBody(http::Exchange& ex, const ObjectRecord& rec) {
-  BodyPin pin = node_.PinBody(rec.key);  // held until the last byte is sent
-  if (!pin.safe()) co_return;  // being evicted: the caller treats it as a miss
+std::optional<PublicApi::LocalBody> PublicApi::OpenLocalBody(const ObjectRecord& rec) {
+  BodyPin pin = node_.PinBody(rec.key);
+  if (!pin.safe()) return std::nullopt;  // being evicted: the caller treats it as a miss
   auto fd = node_.OpenBody(rec);
-  if (!fd.ok()) co_return;  // not responded: the caller treats it as a miss
-  co_await SendBody(ex, rec, fd->get());
+  if (!fd.ok()) return std::nullopt;  // gone: the caller treats it as a miss
+  return LocalBody{std::move(pin), std::move(fd).value()};
 }
 
 asio::awaitable<void> PublicApi::SendBody(http::Exchange& ex, const ObjectRecord& rec, int fd) {
@@ -568,7 +570,9 @@ asio::awaitable<void> PublicApi::ServeFetch(http::Exchange& ex, std::string key,
   }
   if (!p.has_meta) {  // nothing was transferred: the body was already here
     ColdFetch::RecordPtr rec = fetch.outcome();
-    if (rec) co_await ServeBody(ex, *rec);
+    std::optional<LocalBody> body;
+    if (rec) body = OpenLocalBody(*rec);
+    if (body) co_await SendBody(ex, *rec, body->fd.get());
     if (!ex.responded()) {
       co_await ex.Send(ErrorResponse(bhttp::status::service_unavailable, "body_unavailable",
                                      "the body vanished during the fetch"));

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <optional>
 #include <string>
 
 #include "api/token_auth.h"
@@ -45,9 +46,14 @@ class PublicApi {
   boost::asio::awaitable<void> RaiseLevel(http::Exchange& ex, const std::string& key);
   boost::asio::awaitable<void> Delete(http::Exchange& ex, const std::string& key);
   boost::asio::awaitable<void> Stats(http::Exchange& ex);
-  // Answers from the local body of `record`; no answer when it is being
-  // evicted or gone (the caller treats that as a miss).
-  boost::asio::awaitable<void> ServeBody(http::Exchange& ex, const ObjectRecord& record);
+  // The local body of `record`, pinned against eviction until this is
+  // destroyed (after the last byte is sent); nullopt when it is being evicted
+  // or gone (the caller treats that as a miss).
+  struct LocalBody {
+    BodyPin pin;
+    SharedFd fd;
+  };
+  std::optional<LocalBody> OpenLocalBody(const ObjectRecord& record);
   // Answers a hit of `record` from `fd`, a descriptor of its whole body.
   boost::asio::awaitable<void> SendBody(http::Exchange& ex, const ObjectRecord& record, int fd);
   boost::asio::awaitable<void> ServeFetch(http::Exchange& ex, std::string key,

@@ -3,11 +3,8 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include <xxhash.h>
-
 #include <chrono>
 #include <condition_variable>
-#include <cstdio>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -22,6 +19,7 @@
 #include "base/test_util.h"
 #include "coldstore/cold_store.h"
 #include "node/node.h"
+#include "store/atomic_file.h"
 
 namespace objstore {
 namespace {
@@ -161,12 +159,12 @@ class HeldFsyncDisk final : public Disk {
   bool held_ = false;
 };
 
-std::string EtagOf(const std::string& body) {  // as AtomicFile::ETag
-  XXH128_hash_t h = XXH3_128bits(body.data(), body.size());
-  char buf[35];
-  std::snprintf(buf, sizeof buf, "\"%016llx%016llx\"", static_cast<unsigned long long>(h.high64),
-                static_cast<unsigned long long>(h.low64));
-  return buf;
+// The etag objstore gives `body`, by writing it through an AtomicFile in `dir`.
+std::string EtagOf(const std::string& dir, const std::string& body) {
+  auto file = AtomicFile::Create(DefaultDisk(), dir);
+  if (!file.ok()) return "";
+  (void)(*file)->Append(body);
+  return (*file)->ETag();  // the temporary is removed with the object
 }
 
 // A GET right after the miss that fetched a body finds it verified while the
@@ -187,7 +185,7 @@ TEST(NodeColdFetch, AVerifiedBodyIsServableBeforeItsCommit) {
     meta.key = "01ARZ3NDEKTSV4RRFFQ69G5FAW";
     meta.name = "held.bin";
     meta.size = body.size();
-    if (with_etag) meta.etag = EtagOf(body);
+    if (with_etag) meta.etag = EtagOf(dir.path(), body);
     meta.version = HlcTimestamp::From(1'700'000'000'000, 0).packed;
     auto store = std::make_unique<PiecewiseColdStore>(
         meta, body, std::vector<size_t>{kPiece, kPiece, kPiece, 100});
@@ -242,7 +240,7 @@ TEST(NodeColdFetch, AVerifiedBodyIsServableBeforeItsCommit) {
     Node::RecordPtr rec = (*node)->Lookup(meta.key);
     ASSERT_NE(rec, nullptr);
     EXPECT_TRUE(rec->local_body);
-    EXPECT_EQ(rec->etag, EtagOf(body));
+    EXPECT_EQ(rec->etag, EtagOf(dir.path(), body));
     // The two GETs served before the commit reach the eviction policy with it.
     EXPECT_EQ((*node)->capacity().Stats().policy_hits, with_etag ? 2u : 0u);
   }
