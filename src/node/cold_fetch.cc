@@ -37,7 +37,7 @@ bool ColdFetch::Ready(const Waiter& w, const Progress& p) const {
   return p.has_meta && p.sendable > w.have;
 }
 
-void ColdFetch::WakeReady(std::unique_lock<std::mutex>& lock) {
+bool ColdFetch::WakeReady(std::unique_lock<std::mutex>& lock) {
   const Progress p = CurrentLocked();
   std::vector<Waiter> ready;
   for (auto it = waiters_.begin(); it != waiters_.end();) {
@@ -52,6 +52,7 @@ void ColdFetch::WakeReady(std::unique_lock<std::mutex>& lock) {
   for (auto& w : ready) {
     asio::post(w.executor, [resume = std::move(w.resume), p]() { resume(p); });
   }
+  return !ready.empty();
 }
 
 asio::awaitable<ColdFetch::Progress> ColdFetch::Wait(uint64_t have, bool wait_meta) {
@@ -87,20 +88,20 @@ void ColdFetch::PublishMeta(ObjectRecord record, UniqueFd read_fd) {
   WakeReady(lock);
 }
 
-void ColdFetch::PublishBytes(uint64_t written) {
+bool ColdFetch::PublishBytes(uint64_t written) {
   std::unique_lock lock(mu_);
   // The bytes that complete the body wait for PublishVerified: published now,
   // they would wake every reader once more, for all but the last byte.
-  if (written >= record_.size) return;
+  if (written >= record_.size) return false;
   written_ = written;
-  if (waiters_.empty()) return;
-  WakeReady(lock);
+  if (waiters_.empty()) return false;
+  return WakeReady(lock);
 }
 
-void ColdFetch::PublishVerified() {
+bool ColdFetch::PublishVerified() {
   std::unique_lock lock(mu_);
   verified_ = true;
-  WakeReady(lock);
+  return WakeReady(lock);
 }
 
 uint32_t ColdFetch::Finish(Result<RecordPtr> outcome) {

@@ -71,10 +71,11 @@ class ColdFetch {
   Reservation& HoldSpace(BodyPin pin, Reservation reserved);
   void PublishMeta(ObjectRecord record, UniqueFd read_fd);
   // After PublishMeta. A count that reaches the object's size publishes
-  // nothing: those bytes become sendable with PublishVerified.
-  void PublishBytes(uint64_t written);
+  // nothing: those bytes become sendable with PublishVerified. Both return
+  // true when they woke a reader (the fetcher may then hand its CPU over).
+  bool PublishBytes(uint64_t written);
   // The body is complete and matches its size and hash; the commit follows.
-  void PublishVerified();
+  bool PublishVerified();
   // Returns the early hits counted (CountEarlyHit): the committer hands them
   // to the eviction policy, which did not know the key before the commit.
   uint32_t Finish(Result<RecordPtr> outcome);
@@ -93,7 +94,8 @@ class ColdFetch {
   };
   Progress CurrentLocked() const;
   bool Ready(const Waiter& w, const Progress& p) const;
-  void WakeReady(std::unique_lock<std::mutex>& lock);
+  // Resumes the waiters that are ready, unlocking `lock`; true if any was.
+  bool WakeReady(std::unique_lock<std::mutex>& lock);
 
   mutable std::mutex mu_;
   bool has_meta_ = false;  // guarded by mu_; record_ and fd_ are immutable once set

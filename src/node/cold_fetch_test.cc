@@ -125,6 +125,42 @@ TEST(ColdFetch, VerifiedReleasesTheLastChunkAndTheCommitIsWaitedApart) {
   EXPECT_TRUE(settled);
 }
 
+// The publishers say whether they woke a reader: the fetcher hands its CPU
+// over only then (Node::RunColdFetch).
+TEST(ColdFetch, PublishersSayWhetherTheyWokeAReader) {
+  ColdFetch fetch;
+  fetch.PublishMeta(Record(100), UniqueFd());
+  EXPECT_FALSE(fetch.PublishBytes(10));  // nobody waits
+
+  asio::io_context io;
+  std::vector<uint64_t> resumed;
+  auto reader = [&](uint64_t have) -> asio::awaitable<void> {
+    auto p = co_await fetch.Wait(have);
+    resumed.push_back(p.sendable);
+  };
+  asio::co_spawn(io, reader(10), asio::detached);
+  io.poll();  // parks: 10 bytes are sendable, it wants more
+  io.restart();  // a poll that ran out of work leaves the loop stopped
+  EXPECT_TRUE(resumed.empty());
+  EXPECT_TRUE(fetch.PublishBytes(50));
+  io.poll();
+  io.restart();
+  ASSERT_EQ(resumed.size(), 1u);
+  EXPECT_EQ(resumed[0], 50u);
+
+  asio::co_spawn(io, reader(50), asio::detached);
+  io.poll();
+  io.restart();
+  EXPECT_FALSE(fetch.PublishBytes(100));  // completes the body: held back, nobody woken
+  EXPECT_EQ(resumed.size(), 1u);
+  EXPECT_TRUE(fetch.PublishVerified());
+  io.poll();
+  io.restart();
+  ASSERT_EQ(resumed.size(), 2u);
+  EXPECT_EQ(resumed[1], 100u);
+  EXPECT_FALSE(fetch.PublishVerified());  // again: nobody left to wake
+}
+
 TEST(ColdFetch, FailureWakesEveryReader) {
   ColdFetch fetch;
   asio::io_context io;
