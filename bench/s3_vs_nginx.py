@@ -8,6 +8,9 @@ Per round: the node's state and files are wiped and nginx is sent another
 X-Bench-Round value (part of its cache key), so both caches start cold; then
 per object, in turn:
   direct        signed GET of the key straight from moto (keep-alive)
+  relay         the same GET through nginx without a cache (proxy_pass, no
+                buffering): what one hop costs on this machine, the floor of
+                any proxy's cold miss
   objstore cold GET /api/v1/get/ID with X-Meta-Fetch: 1 (the node fetches)
   nginx cold    the signed GET through nginx (it fetches, caches, serves)
   objstore hit, nginx hit   the same GETs again
@@ -34,6 +37,7 @@ from harness import HOST
 E = os.environ
 SMALL, LARGE, ROUNDS = int(E["BENCH_SMALL"]), int(E["BENCH_LARGE"]), int(E["BENCH_ROUNDS"])
 MOTO_PORT, PROXY_PORT = int(E["BENCH_MOTO_PORT"]), int(E["BENCH_PROXY_PORT"])
+RELAY_PORT = int(E["BENCH_RELAY_PORT"])
 WORK, RESULTS = E["BENCH_WORK"], E["BENCH_RESULTS"]
 KiB, MiB = 1024, 1024 * 1024
 BUCKET = "objstore-bench"
@@ -161,6 +165,7 @@ def main():
             node.start(timeout=15)
             tag = {"X-Bench-Round": "%d-%d" % (os.getpid(), rnd)}
             direct, through, proxy = Conn(moto.port), Conn(node.public_port), Conn(PROXY_PORT)
+            relay = Conn(RELAY_PORT)
             t0 = time.monotonic()
             for i, (label, oid, body) in enumerate(objs):
                 h = signed_headers(oid)
@@ -168,6 +173,9 @@ def main():
                 check("direct", oid, st, hh, b, body)
                 res.setdefault((label, "direct"), []).append(dt)
                 heads.setdefault((label, "direct"), []).append(direct.head_dt)
+                st, hh, b, dt = relay.get("/%s/%s" % (BUCKET, oid), signed_headers(oid))
+                check("relay", oid, st, hh, b, body)
+                res.setdefault((label, "relay"), []).append(dt)
                 for server in (("objstore", "nginx") if i % 2 == 0 else ("nginx", "objstore")):
                     mark = moto.mark()
                     if server == "objstore":
@@ -219,7 +227,7 @@ def main():
               "proxy_cache in front of it; sequential keep-alive GETs, %d round(s)" % ROUNDS)
         print("%-5s %-14s %6s %9s %9s %9s %9s" % ("size", "kind", "n", "p50 ms", "p99 ms", "mean ms", "/direct"))
         labels = [l for l in ("64K", "4M") if (l, "direct") in res]
-        kinds = ("direct", "objstore cold", "nginx cold", "objstore hit", "nginx hit")
+        kinds = ("direct", "relay", "objstore cold", "nginx cold", "objstore hit", "nginx hit")
         for label in labels:
             d50 = pct(res[(label, "direct")], 50)
             for kind in kinds:
@@ -243,11 +251,13 @@ def main():
             print("RESULT s3 size=%s objects=%d rounds=%d direct_p50_ms=%.2f objstore_cold_p50_ms=%.2f "
                   "nginx_cold_p50_ms=%.2f objstore_hit_p50_ms=%.2f nginx_hit_p50_ms=%.2f "
                   "ratio_cold_direct_p50=%.2f ratio_cold_direct_p99=%.2f nginx_cold_direct_p50=%.2f "
+                  "relay_direct_p50=%.2f "
                   "ratio_cold_objstore_nginx_p50=%.2f ratio_hit_objstore_nginx_p50=%.2f" % (
                       label, len(res[(label, "direct")]) // ROUNDS, ROUNDS, ms(p["direct"]),
                       ms(p["objstore cold"]), ms(p["nginx cold"]), ms(p["objstore hit"]), ms(p["nginx hit"]),
                       p["objstore cold"] / p["direct"], p99["objstore cold"] / p99["direct"],
-                      p["nginx cold"] / p["direct"], p["objstore cold"] / p["nginx cold"],
+                      p["nginx cold"] / p["direct"], p["relay"] / p["direct"],
+                      p["objstore cold"] / p["nginx cold"],
                       p["objstore hit"] / p["nginx hit"]))
         print("RESULT s3 errors=%d origin_gets_per_cold_get objstore=%.3f nginx=%.3f" % (
             errors, origin_gets["objstore"] / max(cold_gets, 1), origin_gets["nginx"] / max(cold_gets, 1)))

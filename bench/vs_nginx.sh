@@ -235,12 +235,12 @@ trap 'exit 143' TERM
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 # ---------------------------------------------------------------- free ports
-# Bind five sockets at once so the ports differ; the tiny race before the
+# Bind six sockets at once so the ports differ; the tiny race before the
 # servers bind them is acceptable for a benchmark.
-read -r OS_PORT OS_PRIV_PORT NGINX_PORT PROXY_PORT MOTO_PORT < <(python3 - <<'PY'
+read -r OS_PORT OS_PRIV_PORT NGINX_PORT PROXY_PORT RELAY_PORT MOTO_PORT < <(python3 - <<'PY'
 import socket
 socks = []
-for _ in range(5):
+for _ in range(6):
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     socks.append(s)
@@ -336,6 +336,22 @@ http {
             proxy_cache_lock on;
             proxy_cache_valid 200 1h;
             proxy_ignore_headers Cache-Control Expires Set-Cookie Vary;
+        }
+    }
+    # The s3 part's floor: the same hop without a cache (no disk, bytes
+    # passed on as they arrive). What any proxy on this machine pays at least.
+    server {
+        listen 127.0.0.1:$RELAY_PORT;
+        tcp_nopush off;
+        location / {
+            proxy_pass http://moto;
+            proxy_http_version 1.1;
+            proxy_set_header Host 127.0.0.1:$MOTO_PORT;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+            proxy_buffer_size 256k;
+            proxy_buffers 4 256k;
+            proxy_busy_buffers_size 256k;
         }
     }
 }
@@ -611,9 +627,9 @@ fi
 
 # ---------------------------------------------------------------- s3
 if has_part s3; then
-    log "s3: moto on port $MOTO_PORT, nginx proxy_cache on $PROXY_PORT, $S3_SMALL x 64 KiB + $S3_LARGE x 4 MiB"
+    log "s3: moto on port $MOTO_PORT, nginx proxy_cache on $PROXY_PORT, relay on $RELAY_PORT, $S3_SMALL x 64 KiB + $S3_LARGE x 4 MiB"
     BENCH_SMALL=$S3_SMALL BENCH_LARGE=$S3_LARGE BENCH_ROUNDS=$S3_ROUNDS BENCH_MOTO_PORT=$MOTO_PORT \
-    BENCH_PROXY_PORT=$PROXY_PORT BENCH_WORK=$WORK BENCH_RESULTS=$RESULTS \
+    BENCH_PROXY_PORT=$PROXY_PORT BENCH_RELAY_PORT=$RELAY_PORT BENCH_WORK=$WORK BENCH_RESULTS=$RESULTS \
     BENCH_SERVER_THREADS=$SERVER_THREADS BENCH_WRK_THREADS=$WRK_THREADS BENCH_CONNECTIONS=$CONNECTIONS \
     BENCH_DURATION=$DURATION BENCH_WARMUP=$WARMUP BENCH_WRK_ROUNDS=$ROUNDS \
     BENCH_LUA="$WORK/roundrobin.lua" OBJSTORE_BIN="$OBJSTORE_BIN" OBJSTORE_TEST_TMP="$WORK" \
