@@ -11,8 +11,9 @@
 #           reference).
 #   s3      objstore in front of moto_server vs nginx as an S3 caching proxy
 #           (proxy_cache + proxy_cache_lock) in front of the same moto: cold
-#           misses and hits against a direct GET from moto, and wrk hits
-#           (bench/s3_vs_nginx.py).
+#           misses and hits against a direct GET from moto and against nginx
+#           as a plain relay (no cache: the floor of any proxy's miss), and
+#           wrk hits (bench/s3_vs_nginx.py).
 # Servers are measured alternately (never concurrently), and for GETs nginx and
 # objstore are first checked to return identical bytes.
 #
