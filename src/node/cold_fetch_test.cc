@@ -132,6 +132,9 @@ TEST(ColdFetch, PublishersSayWhetherTheyWokeAReader) {
   fetch.PublishMeta(Record(100), UniqueFd());
   EXPECT_FALSE(fetch.PublishBytes(10));  // nobody waits
 
+  // Polled, never run: a spawned reader counts as work until it ends, so
+  // run() would block while it is parked; and a poll in which the last
+  // reader ended leaves the loop stopped until restart().
   asio::io_context io;
   std::vector<uint64_t> resumed;
   auto reader = [&](uint64_t have) -> asio::awaitable<void> {
@@ -140,7 +143,7 @@ TEST(ColdFetch, PublishersSayWhetherTheyWokeAReader) {
   };
   asio::co_spawn(io, reader(10), asio::detached);
   io.poll();  // parks: 10 bytes are sendable, it wants more
-  io.restart();  // a poll that ran out of work leaves the loop stopped
+  io.restart();
   EXPECT_TRUE(resumed.empty());
   EXPECT_TRUE(fetch.PublishBytes(50));
   io.poll();
