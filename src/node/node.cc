@@ -405,9 +405,9 @@ Result<Node::RecordPtr> Node::RunColdFetch(const std::string& key, bool restore_
   // A reader woken from here is queued on this thread's CPU, where it waited
   // out the rest of the fetcher's time slice (0.68 ms in a scheduler trace of
   // a 4 MiB miss, while the fetcher copied bytes the reader could have been
-  // sending). The fetcher hands the CPU over when a reader's first bytes
-  // become sendable and when the body is verified; not for every piece in
-  // between, where the two would take turns for no gain.
+  // sending). The fetcher hands the CPU over the first time a publication of
+  // bytes wakes a reader, and when the verification does; not for every
+  // piece in between, where the two would take turns for no gain.
   bool handed_over = false;
   // Appends the gathered bytes and wakes the readers for them (the bytes that
   // complete the body wait for PublishVerified: ColdFetch::PublishBytes).
