@@ -270,6 +270,13 @@ wait_ready() {  # wait_ready URL PID NAME LOG
 # ---------------------------------------------------------------- objstore
 mkdir -p "$WORK/objstore"
 log "temp dir $WORK"
+# What the figures depend on beyond the binaries: over loopback the kernel's
+# congestion control decides how fast one connection moves a large body (BBR
+# paces; docs/BENCHMARKS.md, 2026-12-03), and the put part's syncs depend on
+# the temp dir's file system.
+log "machine: kernel $(uname -r), $(nproc) CPUs," \
+    "tcp_congestion_control $(cat /proc/sys/net/ipv4/tcp_congestion_control 2>/dev/null || echo '?')," \
+    "temp dir on $(stat -f -c %T "$WORK" 2>/dev/null || echo '?')"
 log "starting objstore on 127.0.0.1:$OS_PORT (--threads $SERVER_THREADS)"
 "$OBJSTORE_BIN" --public-addr "127.0.0.1:$OS_PORT" --private-addr "127.0.0.1:$OS_PRIV_PORT" \
     --state-dir "$WORK/objstore/state" --files-dir "$WORK/objstore/files" \
