@@ -276,7 +276,7 @@ log "temp dir $WORK"
 # the temp dir's file system.
 log "machine: kernel $(uname -r), $(nproc) CPUs," \
     "tcp_congestion_control $(cat /proc/sys/net/ipv4/tcp_congestion_control 2>/dev/null || echo '?')," \
-    "temp dir on $(stat -f -c %T "$WORK" 2>/dev/null || echo '?')"
+    "temp dir on $(findmnt -no FSTYPE -T "$WORK" 2>/dev/null || echo '?')"
 log "starting objstore on 127.0.0.1:$OS_PORT (--threads $SERVER_THREADS)"
 "$OBJSTORE_BIN" --public-addr "127.0.0.1:$OS_PORT" --private-addr "127.0.0.1:$OS_PRIV_PORT" \
     --state-dir "$WORK/objstore/state" --files-dir "$WORK/objstore/files" \
