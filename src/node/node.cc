@@ -46,6 +46,7 @@ Node::~Node() { pool_.join(); }
 
 Status Node::Reconcile() {
   size_t temporaries = bodies_->RemoveTemporaries();
+  bodies_->RefillSpares();
   size_t missing = 0;
   journal_->ForEach([&](const RecordPtr& r) {
     if (!r->local_body) return;
@@ -206,6 +207,17 @@ void Node::RegisterMetrics() {
              [this] { return cold_->Health().reachable ? 1.0 : 0.0; });
   m.AddGauge("objstore_disk_free_bytes", "Free bytes on the files directory's filesystem.",
              [this] { return static_cast<double>(bodies_->Usage().bytes_free); });
+}
+
+Result<std::unique_ptr<AtomicFile>> Node::BeginPut() {
+  auto body = bodies_->NewBody();
+  if (bodies_->WantsSpares() && !refilling_spares_.exchange(true)) {
+    boost::asio::post(pool_, [this] {
+      bodies_->RefillSpares();
+      refilling_spares_.store(false);
+    });
+  }
+  return body;
 }
 
 Status Node::CheckPut(const PutSpec& spec) const {
@@ -477,6 +489,7 @@ Result<Node::RecordPtr> Node::RunColdFetch(const std::string& key, bool restore_
   }
   // Readers finish their answers while the commit below runs.
   if (fetch.PublishVerified()) std::this_thread::yield();
+  bodies_->RefillSpares();  // for the next miss or PUT, now that this one's readers are served
   cold_fetches_->Inc();
   HlcTimestamp version{meta.version};
   hlc_.Observe(version);

@@ -37,8 +37,8 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <array>
-#include <chrono>
 #include <atomic>
+#include <chrono>
 #include <mutex>
 #include <memory>
 #include <optional>
@@ -119,8 +119,9 @@ class Node {
 
   // Ok, or Conflict when `spec` would lower the level of the live object.
   Status CheckPut(const PutSpec& spec) const;
-  // A temporary body for a PUT. Blocking (creates a file).
-  Result<std::unique_ptr<AtomicFile>> BeginPut() { return bodies_->NewBody(); }
+  // A temporary body for a PUT: a spare made ahead when there is one (then
+  // the pool makes another), else a file created here (blocking).
+  Result<std::unique_ptr<AtomicFile>> BeginPut();
   // The byte budget: a PUT reserves its body's bytes here before writing them.
   Capacity& capacity() { return *capacity_; }
   // Commits a received body as `spec`, taking over the bytes `reserved` for it.
@@ -256,6 +257,7 @@ class Node {
   // version only, so a local PUT and a peer's copy of an equal-stamped version
   // must never write the same name in an interleaved order.
   std::array<std::mutex, 64> commit_locks_;
+  std::atomic<bool> refilling_spares_{false};  // a RefillSpares is queued on pool_
   // Declared last: destroyed (joined) first, while the stores still exist.
   boost::asio::thread_pool pool_;
 };

@@ -25,8 +25,9 @@ std::string RandomName() {
 
 }  // namespace
 
-Result<std::unique_ptr<AtomicFile>> AtomicFile::Create(Disk& disk, const std::string& tmp_dir) {
-  std::string path = tmp_dir + "/" + RandomName() + kTempSuffix;
+Result<std::unique_ptr<AtomicFile>> AtomicFile::Create(Disk& disk, const std::string& tmp_dir,
+                                                       const char* suffix) {
+  std::string path = tmp_dir + "/" + RandomName() + suffix;
   int fd = disk.Open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
   if (fd < 0) return Status::FromErrno(-fd, "create " + path);
   return std::unique_ptr<AtomicFile>(new AtomicFile(disk, fd, std::move(path)));

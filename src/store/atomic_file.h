@@ -21,10 +21,14 @@
 
 namespace objstore {
 
+// Suffix of temporary files; start-up removes every file that has it.
+inline constexpr const char* kTempSuffix = ".part";
+
 class AtomicFile {
  public:
-  // Creates `<tmp_dir>/<random>.part`. `tmp_dir` must exist.
-  static Result<std::unique_ptr<AtomicFile>> Create(Disk& disk, const std::string& tmp_dir);
+  // Creates `<tmp_dir>/<random><suffix>`. `tmp_dir` must exist.
+  static Result<std::unique_ptr<AtomicFile>> Create(Disk& disk, const std::string& tmp_dir,
+                                                    const char* suffix = kTempSuffix);
   ~AtomicFile();
   AtomicFile(const AtomicFile&) = delete;
   AtomicFile& operator=(const AtomicFile&) = delete;
@@ -59,8 +63,6 @@ class AtomicFile {
   bool done_ = false;
 };
 
-// Suffix of temporary files; start-up removes every file that has it.
-inline constexpr const char* kTempSuffix = ".part";
 
 // `dir` without "." / ".." components or trailing slashes ("files/" -> "files").
 std::string NormalizeDir(const std::string& dir);

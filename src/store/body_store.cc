@@ -99,7 +99,36 @@ std::string BodyStore::PathFor(const std::string& key, HlcTimestamp version) con
 }
 
 Result<std::unique_ptr<AtomicFile>> BodyStore::NewBody() {
+  {
+    std::lock_guard lock(spares_mu_);
+    if (!spares_.empty()) {
+      std::unique_ptr<AtomicFile> spare = std::move(spares_.back());
+      spares_.pop_back();
+      return spare;
+    }
+  }
   return AtomicFile::Create(disk_, tmp_dir_);
+}
+
+bool BodyStore::WantsSpares() const {
+  std::lock_guard lock(spares_mu_);
+  return spares_.size() < kSpareBodies;
+}
+
+void BodyStore::RefillSpares() {
+  while (WantsSpares()) {
+    // Outside the lock: creating the file is the slow part.
+    auto spare = AtomicFile::Create(disk_, tmp_dir_, kSpareSuffix);
+    if (!spare.ok()) return;
+    {
+      std::lock_guard lock(spares_mu_);
+      if (spares_.size() < kSpareBodies) {
+        spares_.push_back(std::move(spare).value());
+        continue;
+      }
+    }
+    return;  // a concurrent refill got there first: this one is removed
+  }
 }
 
 Status BodyStore::Commit(AtomicFile& body, const std::string& key, HlcTimestamp version) {
@@ -158,7 +187,10 @@ size_t BodyStore::RemoveTemporaries() {
   size_t removed = 0;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(tmp_dir_, ec)) {
-    if (e.path().extension() == kTempSuffix && disk_.Unlink(e.path().c_str()) == 0) ++removed;
+    const std::string ext = e.path().extension().string();
+    if ((ext == kTempSuffix || ext == kSpareSuffix) && disk_.Unlink(e.path().c_str()) == 0) {
+      ++removed;
+    }
   }
   return removed;
 }

@@ -2,6 +2,7 @@
 //
 // Layout (docs/FORMATS.md):
 //   <dir>/tmp/<random>.part             bodies being received
+//   <dir>/tmp/<random>.spare            empty bodies made ahead, or being received
 //   <dir>/<h0h1>/<h2h3>/<name>@<version> committed bodies
 // where h = hex XXH64 of the key, <name> is the key itself when it is made of
 // [0-9A-Za-z_-] only and at most 128 bytes long (every ULID), else '~' and the
@@ -22,6 +23,10 @@
 // exists, and start-up deletes unreferenced bodies: the first fsync then
 // carries the data and both names in one filesystem commit.
 //
+// A few empty bodies are created in tmp/ ahead of need (RefillSpares), so
+// that a request does not wait for the file system to allocate an inode.
+// They are temporaries like any other: start-up deletes those a crash left.
+//
 // Open descriptors of committed bodies are kept for the next read
 // (store/open_body_cache.h): Remove drops a body's descriptor after unlinking
 // it, so a removed body keeps no disk space once its readers finish; Commit
@@ -35,7 +40,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "base/disk.h"
 #include "base/status.h"
@@ -64,8 +71,23 @@ class BodyStore {
   static Result<std::unique_ptr<BodyStore>> Open(const std::string& dir, Disk& disk,
                                                  size_t open_bodies = DefaultOpenBodies());
 
-  // A new body in tmp/; commit it with Commit(writer, key, version).
+  // A new body in tmp/; commit it with Commit(writer, key, version). Takes a
+  // spare made by RefillSpares when there is one, else creates the file.
   Result<std::unique_ptr<AtomicFile>> NewBody();
+  // Creates empty bodies ahead, up to kSpareBodies, for NewBody to take.
+  // Creating a file allocates an inode, which took 0.1-0.2 ms per file on
+  // this project's test machines (ext4 without a journal, where the allocator
+  // skips inodes deleted in the last seconds; docs/BENCHMARKS.md): a PUT or a
+  // cold fetch would otherwise pay it before its first byte. Call it where a
+  // request does not wait. A failure (full disk, no descriptors) is left to
+  // NewBody, which then creates the file itself and reports it.
+  void RefillSpares();
+  // Whether there are fewer than kSpareBodies spares.
+  bool WantsSpares() const;
+  // Few, as each holds a descriptor; enough for requests that start together
+  // between two refills. Named tmp/<random>.spare, a name they keep once taken.
+  static constexpr size_t kSpareBodies = 4;
+  static constexpr const char* kSpareSuffix = ".spare";
   // Makes the body durable as `key`'s `version` (rename, fsync, fsync dirs).
   Status Commit(AtomicFile& body, const std::string& key, HlcTimestamp version);
 
@@ -82,7 +104,8 @@ class BodyStore {
   // an error.
   Status Remove(const std::string& key, HlcTimestamp version);
 
-  // Start-up: deletes every temporary file left by a crash. Returns how many.
+  // Start-up: deletes every temporary file (and spare) left by a crash.
+  // Returns how many.
   size_t RemoveTemporaries();
   // Start-up: calls keep(file_name_key, version) for every committed body and
   // deletes those for which it returns false (orphans of interrupted writes).
@@ -113,6 +136,8 @@ class BodyStore {
   // Leaf directories known to exist durably (made and their parent synced).
   std::unique_ptr<std::atomic<bool>[]> shard_durable_;
   OpenBodyCache open_;
+  mutable std::mutex spares_mu_;
+  std::vector<std::unique_ptr<AtomicFile>> spares_;
 };
 
 }  // namespace objstore

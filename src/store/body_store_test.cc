@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <thread>
 #include <vector>
 #include <xxhash.h>
 
@@ -135,6 +136,74 @@ TEST(BodyStore, ShardsSpreadUlidsAcrossDirectories) {
     shards.insert(fs::path(path).parent_path().string());
   }
   EXPECT_GT(shards.size(), 50u);
+}
+
+std::set<std::string> FileNames(const fs::path& dir) {
+  std::set<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir)) names.insert(e.path().filename().string());
+  return names;
+}
+
+TEST(BodyStore, SpareBodiesAreMadeAheadTakenFirstAndRemovedWithTheStore) {
+  testing::TempDir dir;
+  auto store = std::move(BodyStore::Open(dir / "files", DefaultDisk()).value());
+  EXPECT_TRUE(store->WantsSpares());
+  store->RefillSpares();
+  EXPECT_FALSE(store->WantsSpares());
+  const std::set<std::string> spares = FileNames(dir / "files/tmp");
+  ASSERT_EQ(spares.size(), BodyStore::kSpareBodies);
+  for (const auto& name : spares) EXPECT_EQ(fs::file_size(fs::path(dir / "files/tmp") / name), 0u);
+
+  // NewBody hands out a spare: no file is created.
+  auto body = std::move(store->NewBody().value());
+  EXPECT_EQ(spares.count(fs::path(body->temp_path()).filename().string()), 1u);
+  EXPECT_EQ(FileNames(dir / "files/tmp"), spares);
+  EXPECT_TRUE(store->WantsSpares());
+  ASSERT_TRUE(body->Append(std::string_view("spare")).ok());
+  ASSERT_TRUE(store->Commit(*body, "KEY", HlcTimestamp{3}).ok());
+  EXPECT_EQ(ReadAll(store->OpenBody("KEY", HlcTimestamp{3})->get()), "spare");
+  EXPECT_EQ(CountFiles(dir / "files/tmp"), BodyStore::kSpareBodies - 1);
+
+  // Taken bodies are distinct; once the spares are gone NewBody creates files.
+  std::set<std::string> taken;
+  std::vector<std::unique_ptr<AtomicFile>> bodies;
+  for (size_t i = 0; i < BodyStore::kSpareBodies + 2; ++i) {
+    bodies.push_back(std::move(store->NewBody().value()));
+    taken.insert(bodies.back()->temp_path());
+  }
+  EXPECT_EQ(taken.size(), BodyStore::kSpareBodies + 2);
+  EXPECT_EQ(CountFiles(dir / "files/tmp"), BodyStore::kSpareBodies + 2);
+  bodies.clear();
+  store->RefillSpares();
+  EXPECT_EQ(CountFiles(dir / "files/tmp"), BodyStore::kSpareBodies);
+  store.reset();  // unused spares are temporaries: nothing is left
+  EXPECT_EQ(CountFiles(dir / "files"), 1u);  // KEY's body
+}
+
+// Refills racing each other and NewBody: never more than kSpareBodies
+// spares, and no body handed out twice (checked under TSan in CI).
+TEST(BodyStore, ConcurrentRefillsAndTakesHandOutEachSpareOnce) {
+  testing::TempDir dir;
+  auto store = std::move(BodyStore::Open(dir.path(), DefaultDisk()).value());
+  constexpr int kThreads = 4, kTakes = 50;
+  std::vector<std::vector<std::string>> paths(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kTakes; ++i) {
+        store->RefillSpares();
+        auto body = store->NewBody();
+        ASSERT_TRUE(body.ok());
+        paths[t].push_back((*body)->temp_path());
+        (*body)->Abort();
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  std::set<std::string> all;
+  for (const auto& p : paths) all.insert(p.begin(), p.end());
+  EXPECT_EQ(all.size(), static_cast<size_t>(kThreads * kTakes));
+  EXPECT_LE(CountFiles(dir.path()), BodyStore::kSpareBodies);
 }
 
 TEST(BodyStore, StartupRemovesTemporariesAndOrphans) {

@@ -101,12 +101,23 @@ def tree_size(root):
 
 
 TEMP_SUFFIXES = (".tmp", ".part", ".partial", ".temp", ".inprogress", ".incomplete")
+SPARE_BODIES = 4  # BodyStore::kSpareBodies
+
+
+def _empty(path):
+    try:
+        return os.path.getsize(path) == 0
+    except OSError:
+        return False
 
 
 def leftover_temp_files(root):
     """Files that look like unfinished writes: *.tmp / *.part ... anywhere under
-    root, and anything inside a directory named tmp/temp/.tmp/incoming."""
-    bad = []
+    root, and anything inside a directory named tmp/temp/.tmp/incoming.
+    Not counted: the empty bodies a running node makes ahead,
+    <files-dir>/tmp/*.spare (docs/FORMATS.md), as long as there are at most
+    SPARE_BODIES of them; one that holds bytes is an unfinished write."""
+    bad, spares = [], []
     for dirpath, _dirnames, filenames in os.walk(root):
         rel_dir = os.path.relpath(dirpath, root)
         parts = [] if rel_dir == "." else rel_dir.split(os.sep)
@@ -114,8 +125,13 @@ def leftover_temp_files(root):
                          for p in parts)
         for f in filenames:
             low = f.lower()
-            if in_tmp_dir or low.endswith(TEMP_SUFFIXES) or ".tmp." in low or low.startswith(".tmp"):
-                bad.append(os.path.join(rel_dir, f))
+            path = os.path.join(rel_dir, f)
+            if rel_dir == "tmp" and low.endswith(".spare") and _empty(os.path.join(dirpath, f)):
+                spares.append(path)
+            elif in_tmp_dir or low.endswith(TEMP_SUFFIXES) or ".tmp." in low or low.startswith(".tmp"):
+                bad.append(path)
+    if len(spares) > SPARE_BODIES:
+        bad += spares
     return bad
 
 

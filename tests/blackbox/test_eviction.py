@@ -19,8 +19,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import (HOST, NodeStartError, NodeTestCase, PeakSampler, mount_tmpfs,  # noqa: E402
-                     put_raw)
+from harness import (HOST, NodeStartError, NodeTestCase, PeakSampler,  # noqa: E402
+                     leftover_temp_files, mount_tmpfs, put_raw)
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -193,7 +193,7 @@ class EvictionTest(NodeTestCase):
         st, _h, body = put_raw(node, node.new_id(), os.urandom(128 * KiB), level=0, chunked=True)
         self.assertEqual(st, 507, body[:200])
         self.assertLessEqual(used_bytes(mnt), budget)
-        self.assertEqual(os.listdir(os.path.join(node.files_dir, "tmp")), [])
+        self.assertEqual(leftover_temp_files(node.files_dir), [])
 
         for oid, body in stored.items():
             st, _h, data = node.get(oid)
