@@ -1,6 +1,5 @@
 // objstore: one node of the near-cache. main only parses flags and wires the
 // subsystems together (docs/ARCHITECTURE.md); all behaviour lives in them.
-#include <malloc.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
@@ -254,17 +253,6 @@ int main(int argc, char** argv) {
   spdlog::set_level(f.debug >= 1 ? spdlog::level::debug : spdlog::level::info);
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e [%l] %v");
 
-  // Before any thread starts. glibc's malloc gives threads arenas of their own
-  // (up to 8 per core) and moves its mmap threshold as large blocks are freed,
-  // so each of the blocking threads faulted in its 256 KiB transfer buffers
-  // (ours and libcurl's) afresh on its first two cold fetches: 40-140 minor
-  // faults each, 0.3-1.4 ms more per fetch on this project's test machines
-  // (docs/BENCHMARKS.md). With one arena per event-loop thread (at least 2),
-  // the threads share arenas and reuse each other's freed buffers, and the
-  // faults stop after about 5 fetches instead of 32.
-  const size_t loop_threads = f.threads ? f.threads : std::max(1u, std::thread::hardware_concurrency());
-  mallopt(M_ARENA_MAX, static_cast<int>(std::max<size_t>(2, loop_threads)));
-
   // Signals are taken synchronously by the main thread (sigwait); every
   // other thread inherits the mask and never sees them.
   sigset_t stop_signals;
@@ -390,7 +378,7 @@ int main(int argc, char** argv) {
   }
   objstore::api::PublicApi api(**node, api_options, cluster.get());
 
-  server_options.threads = loop_threads;
+  server_options.threads = f.threads ? f.threads : std::max(1u, std::thread::hardware_concurrency());
   server_options.max_header_bytes = f.max_header_size;
   server_options.max_header_count = f.max_header_count;
   server_options.max_body_bytes = f.max_body_size;
