@@ -5,8 +5,13 @@ moto. Run by vs_nginx.sh (which writes nginx's config and starts nginx); the
 settings arrive in BENCH_* environment variables.
 
 Per round: the node's state and files are wiped and nginx is sent another
-X-Bench-Round value (part of its cache key), so both caches start cold; then
-per object, in turn:
+X-Bench-Round value (part of its cache key), so both caches start cold. First
+come BENCH_FIRST cold misses of 64 KiB objects of their own (direct, objstore
+cold, nginx cold), reported apart as "first": the first two fetches on each of
+the node's 16 blocking threads fault their transfer buffers in, which costs
+0.4-1.4 ms per miss on this machine (docs/BENCHMARKS.md, 2026-12-03), a cost
+of the first misses after a start and not of a running node. Then per object,
+in turn:
   direct        signed GET of the key straight from moto (keep-alive)
   relay         the same GET through nginx without a cache (proxy_pass, no
                 buffering): what one hop costs on this machine, the floor of
@@ -36,6 +41,7 @@ from harness import HOST
 
 E = os.environ
 SMALL, LARGE, ROUNDS = int(E["BENCH_SMALL"]), int(E["BENCH_LARGE"]), int(E["BENCH_ROUNDS"])
+FIRST = int(E.get("BENCH_FIRST", "0"))
 MOTO_PORT, PROXY_PORT = int(E["BENCH_MOTO_PORT"]), int(E["BENCH_PROXY_PORT"])
 RELAY_PORT = int(E["BENCH_RELAY_PORT"])
 WORK, RESULTS = E["BENCH_WORK"], E["BENCH_RESULTS"]
@@ -122,7 +128,8 @@ def main():
         node.start(timeout=15)
         objs = []  # (size label, id, bytes)
         seed = hashlib.sha256(b"s3-vs-nginx").digest()
-        for label, size, count in (("64K", 64 * KiB, SMALL), ("4M", 4 * MiB, LARGE)):
+        for label, size, count in (("64K-first", 64 * KiB, FIRST), ("64K", 64 * KiB, SMALL),
+                                   ("4M", 4 * MiB, LARGE)):
             for i in range(count):
                 block = hashlib.sha256(seed + label.encode() + i.to_bytes(4, "big")).digest()
                 body = (block * (size // len(block) + 1))[:size]
@@ -225,14 +232,16 @@ def main():
         print()
         print("S3 through a cache vs direct: moto_server (signatures on), objstore and nginx "
               "proxy_cache in front of it; sequential keep-alive GETs, %d round(s)" % ROUNDS)
-        print("%-5s %-14s %6s %9s %9s %9s %9s" % ("size", "kind", "n", "p50 ms", "p99 ms", "mean ms", "/direct"))
-        labels = [l for l in ("64K", "4M") if (l, "direct") in res]
+        if FIRST:
+            print("(64K-first: the %d misses after each start, before the measured ones)" % FIRST)
+        print("%-9s %-14s %6s %9s %9s %9s %9s" % ("size", "kind", "n", "p50 ms", "p99 ms", "mean ms", "/direct"))
+        labels = [l for l in ("64K-first", "64K", "4M") if (l, "direct") in res]
         kinds = ("direct", "relay", "objstore cold", "nginx cold", "objstore hit", "nginx hit")
         for label in labels:
             d50 = pct(res[(label, "direct")], 50)
             for kind in kinds:
                 xs = res[(label, kind)]
-                print("%-5s %-14s %6d %9.2f %9.2f %9.2f %9.2f" % (
+                print("%-9s %-14s %6d %9.2f %9.2f %9.2f %9.2f" % (
                     label, kind, len(xs), ms(pct(xs, 50)), ms(pct(xs, 99)), ms(statistics.mean(xs)),
                     pct(xs, 50) / d50))
         print()
@@ -242,7 +251,7 @@ def main():
             hd, ho = (pct(heads[(label, k)], 50) for k in ("direct", "objstore cold"))
             bd = pct(res[(label, "direct")], 50) - hd
             bo = pct(res[(label, "objstore cold")], 50) - ho
-            print("%-5s cold miss p50: headers after %.2f ms (direct %.2f), body in %.2f ms "
+            print("%-9s cold miss p50: headers after %.2f ms (direct %.2f), body in %.2f ms "
                   "(direct %.2f)" % (label, ms(ho), ms(hd), ms(bo), ms(bd)))
         print()
         for label in labels:
