@@ -63,7 +63,6 @@ class AtomicFile {
   bool done_ = false;
 };
 
-
 // `dir` without "." / ".." components or trailing slashes ("files/" -> "files").
 std::string NormalizeDir(const std::string& dir);
 
