@@ -8,7 +8,7 @@ Per round: the node's state and files are wiped and nginx is sent another
 X-Bench-Round value (part of its cache key), so both caches start cold. The
 first BENCH_FIRST objects (64 KiB) are reported apart, as "64K-first": the
 first two fetches on each of the node's 16 blocking threads fault their
-transfer buffers in, which costs 0.4-1.4 ms per miss on this machine
+transfer buffers in, which costs 0.4-1.5 ms per miss on this machine
 (docs/BENCHMARKS.md, 2026-12-03), a cost of the first misses after a start
 and not of a running node. Per object, in turn:
   direct        signed GET of the key straight from moto (keep-alive)
