@@ -416,8 +416,8 @@ asio::awaitable<void> PublicApi::Get(http::Exchange& ex, const std::string& key)
   // A concurrent overwrite may remove the body of the version looked up
   // between the lookup and the open: look again, and serve the newer version.
   for (int attempt = 0; rec && !rec->deleted && rec->local_body; ++attempt) {
-    if (std::optional<LocalBody> body = OpenLocalBody(*rec)) {
-      co_await SendBody(ex, *rec, body->fd.get());
+    if (std::optional<LocalBody> local = OpenLocalBody(*rec)) {
+      co_await SendBody(ex, *rec, local->body.get(), local->body.bytes());
       co_return;
     }
     Node::RecordPtr again = node_.Lookup(key);
@@ -539,19 +539,20 @@ PublicApi::BodyPlan PublicApi::PlanBody(const http::Exchange& ex, const ObjectRe
 std::optional<PublicApi::LocalBody> PublicApi::OpenLocalBody(const ObjectRecord& rec) {
   BodyPin pin = node_.PinBody(rec.key);
   if (!pin.safe()) return std::nullopt;  // being evicted: the caller treats it as a miss
-  auto fd = node_.OpenBody(rec);
-  if (!fd.ok()) return std::nullopt;  // gone: the caller treats it as a miss
-  return LocalBody{std::move(pin), std::move(fd).value()};
+  auto body = node_.OpenBody(rec);
+  if (!body.ok()) return std::nullopt;  // gone: the caller treats it as a miss
+  return LocalBody{std::move(pin), std::move(body).value()};
 }
 
-asio::awaitable<void> PublicApi::SendBody(http::Exchange& ex, const ObjectRecord& rec, int fd) {
+asio::awaitable<void> PublicApi::SendBody(http::Exchange& ex, const ObjectRecord& rec, int fd,
+                                          const std::string* in_memory) {
   node_.RecordHit();
   BodyPlan plan = PlanBody(ex, rec, false);
   if (plan.early) {
     co_await ex.Send(std::move(*plan.early));
     co_return;
   }
-  co_await ex.SendFile(plan.head, fd, plan.offset, plan.length);
+  co_await ex.SendFile(plan.head, fd, plan.offset, plan.length, in_memory);
 }
 
 asio::awaitable<void> PublicApi::ServeFetch(http::Exchange& ex, std::string key,
@@ -570,9 +571,9 @@ asio::awaitable<void> PublicApi::ServeFetch(http::Exchange& ex, std::string key,
   }
   if (!p.has_meta) {  // nothing was transferred: the body was already here
     ColdFetch::RecordPtr rec = fetch.outcome();
-    std::optional<LocalBody> body;
-    if (rec) body = OpenLocalBody(*rec);
-    if (body) co_await SendBody(ex, *rec, body->fd.get());
+    std::optional<LocalBody> local;
+    if (rec) local = OpenLocalBody(*rec);
+    if (local) co_await SendBody(ex, *rec, local->body.get(), local->body.bytes());
     if (!ex.responded()) {
       co_await ex.Send(ErrorResponse(bhttp::status::service_unavailable, "body_unavailable",
                                      "the body vanished during the fetch"));

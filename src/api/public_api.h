@@ -51,11 +51,13 @@ class PublicApi {
   // or gone (the caller treats that as a miss).
   struct LocalBody {
     BodyPin pin;
-    SharedFd fd;
+    SharedBody body;
   };
   std::optional<LocalBody> OpenLocalBody(const ObjectRecord& record);
-  // Answers a hit of `record` from `fd`, a descriptor of its whole body.
-  boost::asio::awaitable<void> SendBody(http::Exchange& ex, const ObjectRecord& record, int fd);
+  // Answers a hit of `record` from `fd`, a descriptor of its whole body, or
+  // from `in_memory`, the whole body, when the caller holds it.
+  boost::asio::awaitable<void> SendBody(http::Exchange& ex, const ObjectRecord& record, int fd,
+                                        const std::string* in_memory = nullptr);
   boost::asio::awaitable<void> ServeFetch(http::Exchange& ex, std::string key,
                                           ColdFetch& fetch);
   // Adds `bytes` to a PUT's reservation, waiting off the loop when the budget

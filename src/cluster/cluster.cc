@@ -302,9 +302,9 @@ asio::awaitable<void> Cluster::ServeBody(http::Exchange& ex, std::string target)
     co_return;
   }
   Node::RecordPtr rec = node_.Lookup(*key);
-  Result<SharedFd> fd = Status::NotFound("no body");
-  if (rec && !rec->deleted && rec->version == version) fd = node_.OpenBody(*rec);
-  if (!fd.ok()) {
+  Result<SharedBody> body = Status::NotFound("no body");
+  if (rec && !rec->deleted && rec->version == version) body = node_.OpenBody(*rec);
+  if (!body.ok()) {
     err.result(bhttp::status::not_found);
     err.body() = http::ErrorJson("no_body", "this node holds no body of " + *key + " version " +
                                                 version.ToString());
@@ -331,7 +331,7 @@ asio::awaitable<void> Cluster::ServeBody(http::Exchange& ex, std::string target)
       length = d.range.length();
     }
   }
-  co_await ex.SendFile(res, fd->get(), offset, length);
+  co_await ex.SendFile(res, body->get(), offset, length, body->bytes());
 }
 
 json Cluster::PingBody() const {

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <array>
 
@@ -192,19 +193,33 @@ asio::awaitable<void> Exchange::Send(bhttp::response<bhttp::string_body> res) {
   if (ec) failed_ = true;
 }
 
-asio::awaitable<bool> Exchange::SendHead(const ResponseHead& response, uint64_t length) {
+asio::awaitable<bool> Exchange::SendHead(const ResponseHead& response, uint64_t length,
+                                         std::string_view first_bytes) {
   responded_ = true;
   if (failed_) co_return false;
   std::string& head = conn_.head;
   SerializeHead(response, length, keep_alive(), head);
-  const bool with_body = !is_head() && length > 0;
+  if (is_head()) first_bytes = {};
+  const bool more_follows = !is_head() && length > first_bytes.size();
 
   const int sfd = conn_.stream.socket().native_handle();  // non-blocking since Serve
-  // Corked with MSG_MORE when a body follows, so both leave in one segment.
+  // One sendmsg of the header and `first_bytes` (not copied); corked with
+  // MSG_MORE when more of the body follows, so both leave in one segment.
+  const size_t total = head.size() + first_bytes.size();
   size_t sent = 0;
-  while (sent < head.size()) {
-    ssize_t n = ::send(sfd, head.data() + sent, head.size() - sent,
-                       MSG_NOSIGNAL | (with_body ? MSG_MORE : 0));
+  while (sent < total) {
+    iovec iov[2];
+    int parts = 0;
+    if (sent < head.size()) iov[parts++] = {head.data() + sent, head.size() - sent};
+    const size_t body_sent = sent > head.size() ? sent - head.size() : 0;
+    if (body_sent < first_bytes.size()) {
+      iov[parts++] = {const_cast<char*>(first_bytes.data()) + body_sent,
+                      first_bytes.size() - body_sent};
+    }
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = static_cast<size_t>(parts);
+    ssize_t n = ::sendmsg(sfd, &msg, MSG_NOSIGNAL | (more_follows ? MSG_MORE : 0));
     if (n > 0) {
       sent += static_cast<size_t>(n);
     } else if (n < 0 && errno == EINTR) {
@@ -268,7 +283,11 @@ std::string Exchange::remote_address() const {
 }
 
 asio::awaitable<void> Exchange::SendFile(const ResponseHead& head, int fd, uint64_t offset,
-                                         uint64_t length) {
+                                         uint64_t length, const std::string* in_memory) {
+  if (in_memory != nullptr && offset + length <= in_memory->size()) {
+    co_await SendHead(head, length, std::string_view(*in_memory).substr(offset, length));
+    co_return;
+  }
   // co_await stands alone in its statement (docs/ARCHITECTURE.md, g++ 12).
   const bool head_sent = co_await SendHead(head, length);
   if (head_sent && !is_head()) co_await SendFileBytes(fd, offset, length);

@@ -46,6 +46,7 @@
 #include <mutex>
 #include <span>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_set>
 #include <vector>
@@ -99,14 +100,19 @@ class Exchange {
   // Content-Length set by the caller is kept).
   boost::asio::awaitable<void> Send(bhttp::response<bhttp::string_body> res);
   // Sends `head` and then `length` bytes of `fd` from `offset`. `head` must
-  // live until the call completes (the caller's co_await).
+  // live until the call completes (the caller's co_await). When the caller
+  // holds the whole body in memory (`in_memory`, nullptr otherwise), its bytes
+  // go out with the head in one sendmsg instead, and `fd` is not read.
   boost::asio::awaitable<void> SendFile(const ResponseHead& head, int fd, uint64_t offset,
-                                        uint64_t length);
+                                        uint64_t length, const std::string* in_memory = nullptr);
   // The same in steps, for a body that is still being written (a cold fetch):
-  // the header announcing `length` bytes, then ranges of `fd` with sendfile.
+  // the header announcing `length` bytes (with `first_bytes` of them, which
+  // leave in the same sendmsg and must live until it returns), then ranges of
+  // `fd` with sendfile.
   // Both return false once the connection failed. A body left short closes
   // the connection (Abort), so the client sees the truncation.
-  boost::asio::awaitable<bool> SendHead(const ResponseHead& head, uint64_t length);
+  boost::asio::awaitable<bool> SendHead(const ResponseHead& head, uint64_t length,
+                                        std::string_view first_bytes = {});
   boost::asio::awaitable<bool> SendFileBytes(int fd, uint64_t offset, uint64_t length);
   // Body bytes from memory after SendHead (a body relayed from a peer).
   boost::asio::awaitable<bool> SendBytes(std::span<const char> bytes);

@@ -321,7 +321,7 @@ Result<PutOutcome> Node::FinishPut(const PutSpec& spec, AtomicFile& body,
   return out;
 }
 
-Result<SharedFd> Node::OpenBody(const ObjectRecord& record) const {
+Result<SharedBody> Node::OpenBody(const ObjectRecord& record) const {
   if (!record.local_body) return Status::NotFound("no local body of " + record.key);
   return bodies_->OpenBody(record.key, record.version);
 }

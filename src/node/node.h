@@ -137,7 +137,7 @@ class Node {
   BodyPin PinBody(const std::string& key) { return capacity_->PinForRead(key); }
   // A descriptor of the local body of `record` (shared, possibly cached: read
   // it with offsets). NotFound when this node has none.
-  Result<SharedFd> OpenBody(const ObjectRecord& record) const;
+  Result<SharedBody> OpenBody(const ObjectRecord& record) const;
 
   // Brings the body of `key` from the cold store. Concurrent callers for one
   // key share one transfer (single flight) and stream it as it arrives

@@ -11,6 +11,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
+#include <string>
 #include <vector>
 
 namespace objstore {
@@ -151,13 +153,37 @@ Status BodyStore::Commit(AtomicFile& body, const std::string& key, HlcTimestamp 
   return Status::Ok();
 }
 
-Result<SharedFd> BodyStore::OpenBody(const std::string& key, HlcTimestamp version) {
+namespace {
+
+// The whole content of a body of at most kInMemoryBodyMax bytes; nullopt for
+// a larger one, or when it cannot be read whole (it is then sent from `fd`,
+// whose own errors the sender reports).
+std::optional<std::string> ReadSmallBody(int fd) {
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || static_cast<uint64_t>(st.st_size) > kInMemoryBodyMax) {
+    return std::nullopt;
+  }
+  std::string bytes(static_cast<size_t>(st.st_size), '\0');
+  size_t got = 0;
+  while (got < bytes.size()) {
+    ssize_t n = ::pread(fd, bytes.data() + got, bytes.size() - got, static_cast<off_t>(got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return std::nullopt;
+    got += static_cast<size_t>(n);
+  }
+  return bytes;
+}
+
+}  // namespace
+
+Result<SharedBody> BodyStore::OpenBody(const std::string& key, HlcTimestamp version) {
   OpenBodyCache::Lookup cached = open_.Get(key, version);
-  if (cached.fd.valid()) return std::move(cached.fd);
+  if (cached.body.valid()) return std::move(cached.body);
   std::string path = PathFor(key, version);
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Status::FromErrno(errno, "open " + path);
-  return open_.Insert(key, version, UniqueFd(fd), cached.ticket);
+  std::optional<std::string> bytes = ReadSmallBody(fd);
+  return open_.Insert(key, version, SharedBody(UniqueFd(fd), std::move(bytes)), cached.ticket);
 }
 
 Result<uint64_t> BodyStore::BodySize(const std::string& key, HlcTimestamp version) const {

@@ -27,10 +27,11 @@
 // that a request does not wait for the file system to allocate an inode.
 // They are temporaries like any other: start-up deletes those a crash left.
 //
-// Open descriptors of committed bodies are kept for the next read
-// (store/open_body_cache.h): Remove drops a body's descriptor after unlinking
-// it, so a removed body keeps no disk space once its readers finish; Commit
-// drops the descriptor of a file its rename replaced.
+// Open descriptors of committed bodies are kept for the next read, with the
+// bytes of small bodies (store/open_body_cache.h): Remove drops a body's
+// descriptor after unlinking it, so a removed body keeps no disk space once
+// its readers finish; Commit drops the descriptor of a file its rename
+// replaced.
 //
 // Thread safety: all methods may be called concurrently; a Writer belongs to
 // one request.
@@ -92,9 +93,10 @@ class BodyStore {
   Status Commit(AtomicFile& body, const std::string& key, HlcTimestamp version);
 
   // A descriptor of a committed body, for reading with offsets (pread,
-  // sendfile: it is shared, its file position means nothing). NotFound when
+  // sendfile: it is shared, its file position means nothing), with the
+  // body's bytes when it has at most kInMemoryBodyMax of them. NotFound when
   // absent.
-  Result<SharedFd> OpenBody(const std::string& key, HlcTimestamp version);
+  Result<SharedBody> OpenBody(const std::string& key, HlcTimestamp version);
   // Size of a committed body, NotFound when absent.
   Result<uint64_t> BodySize(const std::string& key, HlcTimestamp version) const;
   // Makes the body of `from` also the body of `to` (a hard link, made durable),

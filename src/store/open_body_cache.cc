@@ -15,31 +15,30 @@ OpenBodyCache::Lookup OpenBodyCache::Get(const std::string& key, HlcTimestamp ve
   Shard& s = ShardFor(key);
   std::lock_guard lock(s.mu);
   auto it = s.index.find(key);
-  if (it == s.index.end() || it->second->version != version) return {SharedFd(), s.removals};
+  if (it == s.index.end() || it->second->version != version) return {SharedBody(), s.removals};
   s.lru.splice(s.lru.begin(), s.lru, it->second);
-  return {it->second->fd, 0};
+  return {it->second->body, 0};
 }
 
-SharedFd OpenBodyCache::Insert(const std::string& key, HlcTimestamp version, UniqueFd fd,
-                               uint64_t ticket) {
-  SharedFd shared(std::move(fd));
-  if (per_shard_ == 0) return shared;
+SharedBody OpenBodyCache::Insert(const std::string& key, HlcTimestamp version, SharedBody body,
+                                 uint64_t ticket) {
+  if (per_shard_ == 0) return body;
   Shard& s = ShardFor(key);
   std::lock_guard lock(s.mu);
-  if (s.removals != ticket) return shared;  // a removal may have raced this open
+  if (s.removals != ticket) return body;  // a removal may have raced this open
   if (auto it = s.index.find(key); it != s.index.end()) {
-    if (it->second->version >= version) return shared;
+    if (it->second->version >= version) return body;
     const auto older = it->second;
     s.index.erase(it);
     s.lru.erase(older);
   }
-  s.lru.push_front(Entry{key, version, shared});
+  s.lru.push_front(Entry{key, version, body});
   s.index.emplace(s.lru.front().key, s.lru.begin());
   if (s.lru.size() > per_shard_) {
     s.index.erase(s.lru.back().key);
     s.lru.pop_back();
   }
-  return shared;
+  return body;
 }
 
 void OpenBodyCache::Invalidate(const std::string& key, HlcTimestamp version) {

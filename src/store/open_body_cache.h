@@ -1,5 +1,7 @@
 // OpenBodyCache: descriptors of committed bodies kept open between reads, so
-// that a cache hit costs no open(2) and close(2) (BodyStore::OpenBody).
+// that a cache hit costs no open(2) and close(2) (BodyStore::OpenBody). A
+// small body's bytes are kept with its descriptor (SharedBody), so that its
+// answer is one sendmsg(2) rather than a send and a sendfile(2).
 //
 // Contract:
 // - Get(key, version) returns a descriptor of exactly that version's body or
@@ -18,7 +20,8 @@
 //   that opened the file before the unlink may send it, as without a cache.
 // - Bounded: at most `capacity` descriptors, rounded up to a multiple of the
 //   16 shards (0 disables the cache); in each shard the least recently used is
-//   dropped first; one version per key.
+//   dropped first; one version per key. The bytes kept are bounded with them:
+//   at most kInMemoryBodyMax per entry (64 MiB for 4,096 entries).
 // - A body unlinked behind the store's back (by hand) may still be served from
 //   a cached descriptor, with its right bytes, until dropped.
 //
@@ -31,6 +34,7 @@
 #include <list>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -40,17 +44,31 @@
 
 namespace objstore {
 
-// A body's descriptor, shared by the cache and the readers using it; closed
-// when the last of them drops it.
-class SharedFd {
+// Bodies of at most this many bytes are read into memory when opened and
+// answered from there. The bound keeps the memory small (64 MiB for the
+// cache's 4,096 entries); larger bodies go by sendfile(2), which does not copy
+// them through user space.
+inline constexpr uint64_t kInMemoryBodyMax = 16 * 1024;
+
+// A committed body opened for reading, shared by the cache and the readers
+// using it: its descriptor (closed when the last of them drops it) and, for a
+// small body, its whole content as read through that descriptor.
+class SharedBody {
  public:
-  SharedFd() = default;
-  explicit SharedFd(UniqueFd fd) : fd_(std::make_shared<const UniqueFd>(std::move(fd))) {}
-  int get() const { return fd_ ? fd_->get() : -1; }
-  bool valid() const { return fd_ && fd_->valid(); }
+  SharedBody() = default;
+  explicit SharedBody(UniqueFd fd, std::optional<std::string> bytes = std::nullopt)
+      : body_(std::make_shared<const Opened>(Opened{std::move(fd), std::move(bytes)})) {}
+  int get() const { return body_ ? body_->fd.get() : -1; }
+  bool valid() const { return body_ && body_->fd.valid(); }
+  // The whole body when it is held in memory, else nullptr.
+  const std::string* bytes() const { return body_ && body_->bytes ? &*body_->bytes : nullptr; }
 
  private:
-  std::shared_ptr<const UniqueFd> fd_;
+  struct Opened {
+    UniqueFd fd;
+    std::optional<std::string> bytes;
+  };
+  std::shared_ptr<const Opened> body_;
 };
 
 class OpenBodyCache {
@@ -58,15 +76,17 @@ class OpenBodyCache {
   explicit OpenBodyCache(size_t capacity);
 
   struct Lookup {
-    SharedFd fd;          // valid on a hit
+    SharedBody body;      // valid on a hit
     uint64_t ticket = 0;  // on a miss: pass to Insert
   };
   Lookup Get(const std::string& key, HlcTimestamp version);
-  // Caches `fd` as key@version unless its shard saw a removal since the miss
-  // that gave `ticket`, or it holds a newer version of `key`. Returns `fd`,
-  // shared, cached or not.
-  SharedFd Insert(const std::string& key, HlcTimestamp version, UniqueFd fd, uint64_t ticket);
-  // Drops the descriptor of key@version, if cached; call after the unlink.
+  // Caches `body` as key@version unless its shard saw a removal since the miss
+  // that gave `ticket`, or it holds a newer version of `key`. Returns `body`,
+  // cached or not.
+  SharedBody Insert(const std::string& key, HlcTimestamp version, SharedBody body,
+                    uint64_t ticket);
+  // Drops the descriptor (and bytes) of key@version, if cached; call after the
+  // unlink.
   void Invalidate(const std::string& key, HlcTimestamp version);
   // Drops every descriptor (after removals not made through Invalidate).
   void Clear();
@@ -76,7 +96,7 @@ class OpenBodyCache {
   struct Entry {
     std::string key;
     HlcTimestamp version;
-    SharedFd fd;
+    SharedBody body;
   };
   struct Shard {
     mutable std::mutex mu;

@@ -47,37 +47,37 @@ std::string ReadAt(int fd, size_t n) {
 TEST(OpenBodyCache, HitsExactlyTheCachedVersion) {
   OpenBodyCache cache(64);
   auto miss = cache.Get("K", HlcTimestamp{1});
-  EXPECT_FALSE(miss.fd.valid());
-  SharedFd fd = cache.Insert("K", HlcTimestamp{1}, OpenNull(), miss.ticket);
+  EXPECT_FALSE(miss.body.valid());
+  SharedBody fd = cache.Insert("K", HlcTimestamp{1}, SharedBody(OpenNull()), miss.ticket);
   ASSERT_TRUE(fd.valid());
-  EXPECT_EQ(cache.Get("K", HlcTimestamp{1}).fd.get(), fd.get());
-  EXPECT_FALSE(cache.Get("K", HlcTimestamp{2}).fd.valid());
-  EXPECT_FALSE(cache.Get("OTHER", HlcTimestamp{1}).fd.valid());
+  EXPECT_EQ(cache.Get("K", HlcTimestamp{1}).body.get(), fd.get());
+  EXPECT_FALSE(cache.Get("K", HlcTimestamp{2}).body.valid());
+  EXPECT_FALSE(cache.Get("OTHER", HlcTimestamp{1}).body.valid());
   EXPECT_EQ(cache.size(), 1u);
 }
 
 TEST(OpenBodyCache, NewerVersionReplacesOlderNeverTheReverse) {
   OpenBodyCache cache(64);
-  cache.Insert("K", HlcTimestamp{1}, OpenNull(), cache.Get("K", HlcTimestamp{1}).ticket);
-  SharedFd v2 =
-      cache.Insert("K", HlcTimestamp{2}, OpenNull(), cache.Get("K", HlcTimestamp{2}).ticket);
-  EXPECT_FALSE(cache.Get("K", HlcTimestamp{1}).fd.valid());
-  EXPECT_EQ(cache.Get("K", HlcTimestamp{2}).fd.get(), v2.get());
+  cache.Insert("K", HlcTimestamp{1}, SharedBody(OpenNull()), cache.Get("K", HlcTimestamp{1}).ticket);
+  SharedBody v2 =
+      cache.Insert("K", HlcTimestamp{2}, SharedBody(OpenNull()), cache.Get("K", HlcTimestamp{2}).ticket);
+  EXPECT_FALSE(cache.Get("K", HlcTimestamp{1}).body.valid());
+  EXPECT_EQ(cache.Get("K", HlcTimestamp{2}).body.get(), v2.get());
   // A reader of the old version still gets its descriptor, uncached.
-  SharedFd v1 =
-      cache.Insert("K", HlcTimestamp{1}, OpenNull(), cache.Get("K", HlcTimestamp{1}).ticket);
+  SharedBody v1 =
+      cache.Insert("K", HlcTimestamp{1}, SharedBody(OpenNull()), cache.Get("K", HlcTimestamp{1}).ticket);
   EXPECT_TRUE(v1.valid());
-  EXPECT_EQ(cache.Get("K", HlcTimestamp{2}).fd.get(), v2.get());
+  EXPECT_EQ(cache.Get("K", HlcTimestamp{2}).body.get(), v2.get());
   EXPECT_EQ(cache.size(), 1u);
 }
 
 TEST(OpenBodyCache, InvalidateDropsOnlyThatVersion) {
   OpenBodyCache cache(64);
-  cache.Insert("K", HlcTimestamp{2}, OpenNull(), cache.Get("K", HlcTimestamp{2}).ticket);
+  cache.Insert("K", HlcTimestamp{2}, SharedBody(OpenNull()), cache.Get("K", HlcTimestamp{2}).ticket);
   cache.Invalidate("K", HlcTimestamp{1});
-  EXPECT_TRUE(cache.Get("K", HlcTimestamp{2}).fd.valid());
+  EXPECT_TRUE(cache.Get("K", HlcTimestamp{2}).body.valid());
   cache.Invalidate("K", HlcTimestamp{2});
-  EXPECT_FALSE(cache.Get("K", HlcTimestamp{2}).fd.valid());
+  EXPECT_FALSE(cache.Get("K", HlcTimestamp{2}).body.valid());
   EXPECT_EQ(cache.size(), 0u);
 }
 
@@ -87,14 +87,14 @@ TEST(OpenBodyCache, OpenRacingARemovalIsNotCached) {
   OpenBodyCache cache(64);
   auto miss = cache.Get("K", HlcTimestamp{1});
   cache.Invalidate("K", HlcTimestamp{1});
-  SharedFd fd = cache.Insert("K", HlcTimestamp{1}, OpenNull(), miss.ticket);
+  SharedBody fd = cache.Insert("K", HlcTimestamp{1}, SharedBody(OpenNull()), miss.ticket);
   EXPECT_TRUE(fd.valid());  // still handed to its reader
-  EXPECT_FALSE(cache.Get("K", HlcTimestamp{1}).fd.valid());
+  EXPECT_FALSE(cache.Get("K", HlcTimestamp{1}).body.valid());
   EXPECT_EQ(cache.size(), 0u);
   // Clear counts as a removal too.
   miss = cache.Get("K", HlcTimestamp{1});
   cache.Clear();
-  cache.Insert("K", HlcTimestamp{1}, OpenNull(), miss.ticket);
+  cache.Insert("K", HlcTimestamp{1}, SharedBody(OpenNull()), miss.ticket);
   EXPECT_EQ(cache.size(), 0u);
 }
 
@@ -102,15 +102,15 @@ TEST(OpenBodyCache, BoundedAndZeroDisables) {
   OpenBodyCache cache(32);  // two per shard
   for (int i = 0; i < 500; ++i) {
     const std::string key = "K" + std::to_string(i);
-    cache.Insert(key, HlcTimestamp{1}, OpenNull(), cache.Get(key, HlcTimestamp{1}).ticket);
+    cache.Insert(key, HlcTimestamp{1}, SharedBody(OpenNull()), cache.Get(key, HlcTimestamp{1}).ticket);
   }
   EXPECT_LE(cache.size(), 32u);
   EXPECT_GT(cache.size(), 0u);
 
   OpenBodyCache off(0);
-  SharedFd fd = off.Insert("K", HlcTimestamp{1}, OpenNull(), off.Get("K", HlcTimestamp{1}).ticket);
+  SharedBody fd = off.Insert("K", HlcTimestamp{1}, SharedBody(OpenNull()), off.Get("K", HlcTimestamp{1}).ticket);
   EXPECT_TRUE(fd.valid());
-  EXPECT_FALSE(off.Get("K", HlcTimestamp{1}).fd.valid());
+  EXPECT_FALSE(off.Get("K", HlcTimestamp{1}).body.valid());
   EXPECT_EQ(off.size(), 0u);
 }
 
@@ -118,8 +118,8 @@ TEST(OpenBodyCache, DescriptorClosesWhenCacheAndReadersDropIt) {
   OpenBodyCache cache(64);
   int raw;
   {
-    SharedFd fd =
-        cache.Insert("K", HlcTimestamp{1}, OpenNull(), cache.Get("K", HlcTimestamp{1}).ticket);
+    SharedBody fd =
+        cache.Insert("K", HlcTimestamp{1}, SharedBody(OpenNull()), cache.Get("K", HlcTimestamp{1}).ticket);
     raw = fd.get();
     cache.Invalidate("K", HlcTimestamp{1});
     EXPECT_NE(::fcntl(raw, F_GETFD), -1) << "closed under its reader";
@@ -141,8 +141,8 @@ TEST(OpenBodyCache, ConcurrentReadersAndRemovers) {
           continue;
         }
         auto got = cache.Get(key, v);
-        if (!got.fd.valid()) got.fd = cache.Insert(key, v, OpenNull(), got.ticket);
-        EXPECT_TRUE(got.fd.valid());
+        if (!got.body.valid()) got.body = cache.Insert(key, v, SharedBody(OpenNull()), got.ticket);
+        EXPECT_TRUE(got.body.valid());
       }
     });
   }
@@ -166,6 +166,27 @@ TEST_F(OpenBodyCacheInStore, ReusesTheDescriptorOfABody) {
   ASSERT_TRUE(a.ok() && b.ok());
   EXPECT_EQ(a->get(), b->get());
   EXPECT_EQ(ReadAt(b->get(), 16), "first");
+  ASSERT_NE(b->bytes(), nullptr);
+  EXPECT_EQ(*b->bytes(), "first");
+}
+
+TEST_F(OpenBodyCacheInStore, SmallBodiesAreHeldInMemoryLargeOnesAreNot) {
+  const std::string small(kInMemoryBodyMax, 's'), large(kInMemoryBodyMax + 1, 'l');
+  Commit(*store_, "SMALL", HlcTimestamp{1}, small);
+  Commit(*store_, "LARGE", HlcTimestamp{1}, large);
+  Commit(*store_, "EMPTY", HlcTimestamp{1}, "");
+  auto s = store_->OpenBody("SMALL", HlcTimestamp{1});
+  auto l = store_->OpenBody("LARGE", HlcTimestamp{1});
+  auto e = store_->OpenBody("EMPTY", HlcTimestamp{1});
+  ASSERT_TRUE(s.ok() && l.ok() && e.ok());
+  ASSERT_NE(s->bytes(), nullptr);
+  EXPECT_EQ(*s->bytes(), small);
+  EXPECT_EQ(l->bytes(), nullptr);
+  EXPECT_EQ(ReadAt(l->get(), large.size() + 1), large);
+  ASSERT_NE(e->bytes(), nullptr);
+  EXPECT_EQ(*e->bytes(), "");
+  // The cached entry hands the same bytes to the next reader.
+  EXPECT_EQ(store_->OpenBody("SMALL", HlcTimestamp{1})->bytes(), s->bytes());
 }
 
 TEST_F(OpenBodyCacheInStore, RemovedBodyKeepsNoDiskSpaceAndIsNeverServed) {
@@ -179,6 +200,8 @@ TEST_F(OpenBodyCacheInStore, RemovedBodyKeepsNoDiskSpaceAndIsNeverServed) {
   auto two = store_->OpenBody("KEY", HlcTimestamp{2});
   ASSERT_TRUE(two.ok());
   EXPECT_EQ(ReadAt(two->get(), 32), "version two");
+  ASSERT_NE(two->bytes(), nullptr);
+  EXPECT_EQ(*two->bytes(), "version two");
 
   // A reader holding the descriptor while the body is removed (delete,
   // eviction) keeps it until it is done, and not a moment longer.
@@ -198,6 +221,8 @@ TEST_F(OpenBodyCacheInStore, CommitOverAnEqualStampedBodyIsNeverServedStale) {
   auto fd = store_->OpenBody("KEY", HlcTimestamp{5});
   ASSERT_TRUE(fd.ok());
   EXPECT_EQ(ReadAt(fd->get(), 16), "theirs");
+  ASSERT_NE(fd->bytes(), nullptr);
+  EXPECT_EQ(*fd->bytes(), "theirs");
   fd = Status::NotFound("dropped by its reader");
   EXPECT_EQ(DeletedFilesHeld(files_), 0u);
 }

@@ -11,7 +11,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import HOST, NodeTestCase, leftover_temp_files, make_ulid, parse_responses  # noqa: E402
+from harness import HOST, NodeTestCase, leftover_temp_files, make_ulid, parse_responses, payload  # noqa: E402
 
 BODY100 = bytes(range(100))
 
@@ -614,6 +614,49 @@ class KeepAliveTest(NodeTestCase):
         self.assertEqual(rs[1]["body"], b"pipelined body")
         self.assertEqual(rs[3]["body"], b"new")
         self.assertTrue(closed)
+
+    def test_pipelined_answers_outrun_the_socket_buffers(self):
+        """Small bodies (at most 16 KiB) are answered from memory with the header in one
+        sendmsg, larger ones by sendfile. Pipelined requests whose answers far exceed the
+        socket buffers, read only later, make both paths stop half-way and resume: every
+        answer must still be whole and in order."""
+        n = self.node
+        small, large = payload(16 * 1024, b"small"), payload(16 * 1024 + 1, b"large")
+        small_id, large_id = n.new_id(), n.new_id()
+        self.assertOk(n.put(small_id, small))
+        self.assertOk(n.put(large_id, large))
+        cycle = [("GET", small_id, None, 200, small),
+                 ("GET", small_id, "bytes=100-8291", 206, small[100:8292]),
+                 ("HEAD", small_id, None, 200, b""),
+                 ("GET", large_id, None, 200, large),
+                 ("GET", large_id, "bytes=-5000", 206, large[-5000:])]
+        plan = cycle * 150
+        reqs = []
+        for i, (method, oid, rng, _st, _body) in enumerate(plan):
+            req = "%s /api/v1/get/%s HTTP/1.1\r\nHost: x\r\n" % (method, oid)
+            if rng:
+                req += "Range: %s\r\n" % rng
+            if i == len(plan) - 1:
+                req += "Connection: close\r\n"
+            reqs.append(req + "\r\n")
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(s.close)
+        # A small receive buffer (no autotuning): the answers, ~7 MB, cannot all be
+        # in flight, so the node's sends stop part-way and wait for the socket.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        s.settimeout(10)
+        s.connect((HOST, n.public_port))
+        s.sendall("".join(reqs).encode())
+        time.sleep(1.0)
+        _t, out, closed = n.wait_closed(s, 30)
+        self.assertTrue(closed, "the node did not finish the pipelined answers")
+        rs = parse_responses(out, head_flags=[m == "HEAD" for m, *_ in plan])
+        self.assertEqual(len(rs), len(plan))
+        for i, (r, (method, oid, rng, st, body)) in enumerate(zip(rs, plan)):
+            self.assertEqual(r.get("status"), st, (i, method, oid, rng))
+            self.assertEqual(r["body"], body, (i, method, oid, rng))
+            if method == "HEAD":
+                self.assertEqual(r["headers"]["content-length"], str(len(small)))
 
     def test_large_body_read_past_the_parser_then_a_pipelined_request(self):
         """A body of known length is read from the socket straight into the node's buffer
