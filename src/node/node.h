@@ -136,7 +136,8 @@ class Node {
   // serve it as a miss. Never blocks.
   BodyPin PinBody(const std::string& key) { return capacity_->PinForRead(key); }
   // A descriptor of the local body of `record` (shared, possibly cached: read
-  // it with offsets). NotFound when this node has none.
+  // it with offsets), with its bytes when the body is small
+  // (store/open_body_cache.h). NotFound when this node has none.
   Result<SharedBody> OpenBody(const ObjectRecord& record) const;
 
   // Brings the body of `key` from the cold store. Concurrent callers for one
