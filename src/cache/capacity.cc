@@ -18,7 +18,9 @@
 // *tries* mu_ for the policy's Access: two event loops never wait for each
 // other (with one global mutex, hit throughput on 2 loops fell to 0.64x). A stalled pass is not
 // repeated until something changes (a body becomes evictable, a pin is released, a new reservation
-// waits), so a budget full of level-0 bodies costs no CPU.
+// waits, or, while one waits, a write or an upload ends), so a budget full of level-0 bodies costs
+// no CPU. A stalled pass also leaves its verdict for the waiting reservations: give up (507), or
+// wait, when pinned candidates or bytes in flight (Settling) may yet make room.
 #include "cache/capacity.h"
 
 #include <spdlog/spdlog.h>
@@ -187,24 +189,29 @@ bool Capacity::TryReserveSpare(Reservation& r, uint64_t bytes) {
 Status Capacity::Reserve(Reservation& r, uint64_t bytes) {
   std::unique_lock lock(mu_);
   auto fits = [&] { return used_ + bytes <= max_bytes_; };
+  bool timed_out = false;
   if (bytes <= max_bytes_ && !fits()) {
     demand_ += bytes;
+    waiting_held_ += r.bytes_;
     const uint64_t passes_before = passes_;
     Changed();
     evict_cv_.notify_one();
-    space_cv_.wait_for(lock, options_.reserve_timeout, [&] {
+    timed_out = !space_cv_.wait_for(lock, options_.reserve_timeout, [&] {
       return stopping_ || fits() ||
-             (passes_ > passes_before && stalled_.load() && !stalled_on_pins_);
+             (passes_ > passes_before && stalled_.load() && !stall_may_clear_);
     });
     demand_ -= bytes;
+    waiting_held_ -= r.bytes_;
   }
   if (bytes > max_bytes_ || !fits()) {
     ++counters_.refused_reservations;
     return Status::NoSpace(fmt::format(
         "the cache budget (--max-size {} bytes) cannot take {} more bytes: {} used, {} of them "
-        "by writes in flight, and nothing more can be evicted now (level-0 bodies, bodies not "
-        "yet in the cold store and bodies being read are never evicted)",
-        max_bytes_, bytes, used_, reserved_));
+        "by writes in flight, and nothing more {} (level-0 bodies, bodies not yet in the cold "
+        "store and bodies being read are never evicted)",
+        max_bytes_, bytes, used_, reserved_,
+        timed_out ? fmt::format("could be evicted within {} ms", options_.reserve_timeout.count())
+                  : std::string("can be evicted")));
   }
   used_ += bytes;
   reserved_ += bytes;
@@ -217,6 +224,7 @@ void Capacity::Release(uint64_t bytes) {
   std::lock_guard lock(mu_);
   used_ -= bytes;
   reserved_ -= bytes;
+  if (demand_ > 0) Changed();  // a write in flight ended: a fresh verdict for the waiters
   space_cv_.notify_all();
 }
 
@@ -233,15 +241,18 @@ void Capacity::AddBody(const std::string& key, uint64_t version, uint64_t size, 
   }
   auto [it, inserted] = entries_.try_emplace(key);
   const bool was_evictable = !inserted && it->second.evictable;
-  if (!inserted) used_ -= it->second.size;
+  if (!inserted) {
+    used_ -= it->second.size;
+    if (it->second.uploading) uploading_bytes_ -= it->second.size;
+  }
   it->second = Entry{version, size, evictable};
   used_ += size;
   if (evictable) {
     policy_->Insert(key, size);
-    Changed();
   } else if (was_evictable) {
     policy_->Erase(key);
   }
+  if (evictable || demand_ > 0) Changed();
   state_dirty_ = true;
   if (used_ > high_bytes_) evict_cv_.notify_one();
   space_cv_.notify_all();
@@ -251,11 +262,17 @@ void Capacity::RemoveBody(const std::string& key, uint64_t version) {
   std::lock_guard lock(mu_);
   auto it = entries_.find(key);
   if (it == entries_.end() || it->second.version != version) return;
+  Forget(it);
+  if (demand_ > 0) Changed();
+  space_cv_.notify_all();
+}
+
+void Capacity::Forget(std::unordered_map<std::string, Entry>::iterator it) {
   used_ -= it->second.size;
-  if (it->second.evictable) policy_->Erase(key);
+  if (it->second.uploading) uploading_bytes_ -= it->second.size;
+  if (it->second.evictable) policy_->Erase(it->first);
   entries_.erase(it);
   state_dirty_ = true;
-  space_cv_.notify_all();
 }
 
 void Capacity::SetEvictable(const std::string& key, uint64_t version, bool evictable) {
@@ -272,6 +289,27 @@ void Capacity::SetEvictable(const std::string& key, uint64_t version, bool evict
     policy_->Erase(key);
   }
   state_dirty_ = true;
+}
+
+void Capacity::UploadStarted(const std::string& key, uint64_t version) {
+  std::lock_guard lock(mu_);
+  auto it = entries_.find(key);
+  if (it == entries_.end() || it->second.version != version || it->second.uploading) return;
+  it->second.uploading = true;
+  uploading_bytes_ += it->second.size;
+}
+
+void Capacity::UploadEnded(const std::string& key, uint64_t version) {
+  std::lock_guard lock(mu_);
+  auto it = entries_.find(key);
+  if (it == entries_.end() || it->second.version != version || !it->second.uploading) return;
+  it->second.uploading = false;
+  uploading_bytes_ -= it->second.size;
+  if (demand_ > 0) Changed();
+}
+
+bool Capacity::Settling() const {
+  return reserved_ > waiting_held_ || uploading_bytes_ > 0;
 }
 
 BodyPin Capacity::Pin(const std::string& key) {
@@ -437,9 +475,9 @@ void Capacity::EvictPass(std::unique_lock<std::mutex>& lock) {
       ++counters_.evictions;
       counters_.evicted_bytes += size;
       if (same) {
-        used_ -= it->second.size;
-        policy_->Evict(key);
-        entries_.erase(it);
+        policy_->Evict(key);  // before Forget: the policy records how the key left
+        it->second.evictable = false;
+        Forget(it);
       }
       state_dirty_ = true;
     } else if (same && it->second.evictable) {
@@ -452,7 +490,7 @@ void Capacity::EvictPass(std::unique_lock<std::mutex>& lock) {
   }
   ++passes_;
   stalled_.store(stalled || policy_ == nullptr, std::memory_order_relaxed);
-  stalled_on_pins_ = stalled && pinned_candidates;
+  stall_may_clear_ = stalled && (pinned_candidates || Settling());
   stalled_at_ = changes_;
   if (stalled) {
     spdlog::debug("eviction stalled at {} of {} bytes: nothing evictable", used_, max_bytes_);

@@ -17,9 +17,13 @@
 //   bodies are in the policy, so a budget full of level-0 bodies costs no scan.
 // - A reservation that does not fit and cannot be made to fit (nothing left
 //   to evict, or the deadline passed) fails with NoSpace: the caller answers
-//   507 and nothing stored is touched. Bodies that only a pin keeps are not
-//   "nothing left": the reservation waits (up to the deadline) for their
-//   readers to finish, as pins are short-lived.
+//   507 and nothing stored is touched. "Nothing left" means for good, not for
+//   the moment: the reservation waits (up to the deadline) while something
+//   short-lived may yet make room: bodies that only a pin keeps (their readers
+//   finish), other writes in flight (they end as bodies, perhaps evictable
+//   ones, or give their bytes back) and bodies whose cold-store upload is
+//   running (UploadStarted: evictable once it succeeds). Without that, a GET
+//   of an evicted body answered 507 while four level-1 PUTs were uploading.
 // - Policy "none" (kNoEviction): nothing is ever evicted, the budget still
 //   holds (507 when full), and reads take no lock at all: a pure store.
 // - The policy's state (queues, frequencies) is saved through the `save_state`
@@ -175,6 +179,12 @@ class Capacity {
   void RemoveBody(const std::string& key, uint64_t version);
   // The body of `key` at `version` may (or may no longer) be evicted.
   void SetEvictable(const std::string& key, uint64_t version, bool evictable);
+  // The cold-store upload of the body of `key` at `version` has started /
+  // ended (after SetEvictable when it succeeded). While it runs, a Reserve
+  // that finds nothing to evict waits for it (see above). No-ops for an entry
+  // of another version or none.
+  void UploadStarted(const std::string& key, uint64_t version);
+  void UploadEnded(const std::string& key, uint64_t version);
   // Pins `key` against eviction and records a hit with the policy.
   BodyPin PinForRead(const std::string& key);
   // Records a hit of `key` with the policy if the policy is free this instant
@@ -202,6 +212,7 @@ class Capacity {
     uint64_t version = 0;
     uint64_t size = 0;
     bool evictable = false;
+    bool uploading = false;  // between UploadStarted and UploadEnded
   };
   struct PinState {
     int readers = 0;
@@ -230,6 +241,11 @@ class Capacity {
   void EvictPass(std::unique_lock<std::mutex>& lock);
   void SaveState(std::unique_lock<std::mutex>& lock);
   void Changed();  // requires mu_: wakes a stalled eviction
+  // Requires mu_: bytes that may yet make room (writes in flight other than
+  // the waiting reservations' own, bodies being uploaded).
+  bool Settling() const;
+  // Requires mu_: drops the entry's bytes and its policy node.
+  void Forget(std::unordered_map<std::string, Entry>::iterator it);
 
   const CapacityOptions options_;
   const CapacityHooks hooks_;
@@ -247,9 +263,13 @@ class Capacity {
   uint64_t used_ = 0;                 // guarded by mu_
   uint64_t reserved_ = 0;             // guarded by mu_
   uint64_t demand_ = 0;               // guarded by mu_: bytes waiting reservations want
+  uint64_t waiting_held_ = 0;         // guarded by mu_: bytes waiting reservations hold
+  uint64_t uploading_bytes_ = 0;      // guarded by mu_: sizes of entries being uploaded
   uint64_t passes_ = 0;               // guarded by mu_: eviction passes finished
   std::atomic<bool> stalled_{false};  // written under mu_: the last pass found no victim
-  bool stalled_on_pins_ = false;      // guarded by mu_: ...and readers held some candidates
+  // Guarded by mu_: ...but readers held some candidates, or bytes were
+  // settling: waiting reservations go on waiting.
+  bool stall_may_clear_ = false;
   uint64_t changes_ = 0;              // guarded by mu_: events that may unstall eviction
   uint64_t stalled_at_ = 0;           // guarded by mu_: changes_ when the pass stalled
   bool state_dirty_ = false;          // guarded by mu_

@@ -231,6 +231,101 @@ TEST(Capacity, ReserveWaitsForAPinnedBodyInsteadOfRefusing) {
   EXPECT_EQ(c->Reserve(more, 200).code(), StatusCode::kNoSpace);
 }
 
+// Another write in flight ends as a body (evictable or not) or gives its
+// bytes back: a reservation that finds nothing to evict waits for it. (A GET
+// of an evicted body answered 507 while level-1 PUTs were in flight.)
+TEST(Capacity, ReserveWaitsForAWriteInFlightInsteadOfRefusing) {
+  FakeOwner owner;
+  auto c = Open(owner, 1000);
+  Put(*c, "level0", 500, /*evictable=*/false);
+  auto writing = std::make_unique<Reservation>(c->NewReservation());
+  ASSERT_TRUE(c->TryReserve(*writing, 400));  // 900 used, nothing evictable
+  auto commit = std::async(std::launch::async, [&] {
+    std::this_thread::sleep_for(200ms);
+    c->AddBody("written", 1, 400, /*evictable=*/true, writing.get());
+  });
+  Reservation r = c->NewReservation();
+  auto start = std::chrono::steady_clock::now();
+  Status s = c->Reserve(r, 300);
+  commit.get();
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 150ms) << "it did not wait for the write";
+  EXPECT_EQ(owner.Removed(), std::vector<std::string>{"written"});
+  r = c->NewReservation();
+
+  // A write that ends without a body gives its bytes back: they fit then.
+  ASSERT_TRUE(c->TryReserve(*writing, 400));
+  auto abort = std::async(std::launch::async, [&] {
+    std::this_thread::sleep_for(200ms);
+    writing.reset();
+  });
+  start = std::chrono::steady_clock::now();
+  s = c->Reserve(r, 300);
+  abort.get();
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 150ms);
+  r = c->NewReservation();
+
+  // A write that ends as a body that may not go leaves nothing to wait for:
+  // the waiter is refused then, not at the timeout.
+  Reservation last = c->NewReservation();
+  ASSERT_TRUE(c->TryReserve(last, 150));  // 650 used
+  auto level0 = std::async(std::launch::async, [&] {
+    std::this_thread::sleep_for(200ms);
+    c->AddBody("level0-b", 1, 150, /*evictable=*/false, &last);
+  });
+  Reservation more = c->NewReservation();
+  start = std::chrono::steady_clock::now();
+  s = c->Reserve(more, 400);
+  level0.get();
+  EXPECT_EQ(s.code(), StatusCode::kNoSpace) << s.ToString();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s) << "it waited for the timeout";
+}
+
+// A body whose cold-store upload runs becomes evictable when it succeeds: a
+// reservation waits for it, and is refused at once when the upload fails.
+TEST(Capacity, ReserveWaitsForAnUploadInFlight) {
+  FakeOwner owner;
+  auto c = Open(owner, 1000);
+  Put(*c, "uploading", 600, /*evictable=*/false);
+  c->UploadStarted("uploading", 2);  // another version: not waited for
+  Reservation r = c->NewReservation();
+  EXPECT_EQ(c->Reserve(r, 500).code(), StatusCode::kNoSpace);
+  c->UploadStarted("uploading", 1);
+  auto upload = std::async(std::launch::async, [&] {
+    std::this_thread::sleep_for(200ms);
+    c->SetEvictable("uploading", 1, true);  // the cold store has it
+    c->UploadEnded("uploading", 1);
+  });
+  auto start = std::chrono::steady_clock::now();
+  Status s = c->Reserve(r, 500);
+  upload.get();
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 150ms) << "it did not wait for the upload";
+  EXPECT_EQ(owner.Removed(), std::vector<std::string>{"uploading"});
+  r = c->NewReservation();
+
+  Put(*c, "failing", 600, /*evictable=*/false);
+  c->UploadStarted("failing", 1);
+  auto failed = std::async(std::launch::async, [&] {
+    std::this_thread::sleep_for(200ms);
+    c->UploadEnded("failing", 1);  // not evictable after all
+  });
+  start = std::chrono::steady_clock::now();
+  s = c->Reserve(r, 500);
+  failed.get();
+  EXPECT_EQ(s.code(), StatusCode::kNoSpace) << s.ToString();
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 150ms);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s) << "it waited for the timeout";
+  // An upload of a body that is removed meanwhile leaves nothing behind.
+  c->UploadStarted("failing", 1);
+  c->RemoveBody("failing", 1);
+  start = std::chrono::steady_clock::now();
+  Put(*c, "level0", 900, /*evictable=*/false);
+  EXPECT_EQ(c->Reserve(r, 200).code(), StatusCode::kNoSpace);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s) << "a removed upload was waited for";
+}
+
 TEST(Capacity, APinWithoutAHitKeepsThePolicyOrder) {
   FakeOwner owner;
   auto c = Open(owner, 1000);

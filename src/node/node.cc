@@ -239,16 +239,21 @@ Status Node::UploadToCold(const ObjectRecord& r) {
   if (cur->cold == ColdState::kStored) return Status::Ok();
   ColdObjectMeta meta{r.key, r.name, r.consistency, r.timestamp_ns, r.user_meta,
                       r.size, r.etag, r.version.packed};
+  // Reservations that find the budget full wait for the upload rather than
+  // answer 507: the body is evictable once it succeeds.
+  capacity_->UploadStarted(r.key, r.version.packed);
   Status s = cold_->Put(meta, bodies_->PathFor(r.key, r.version));
   if (!s.ok()) {
+    capacity_->UploadEnded(r.key, r.version.packed);
     cold_put_errors_->Inc();
     spdlog::warn("cold store put of {} failed: {}", r.key, s.ToString());
     return s;
   }
   cold_puts_->Inc();
   Status u = journal_->UpdateLocalState(r.key, r.version, r.local_body, ColdState::kStored);
-  if (!u.ok() && u.code() != StatusCode::kNotFound) return u;  // NotFound: superseded
   if (u.ok() && r.local_body) capacity_->SetEvictable(r.key, r.version.packed, true);
+  capacity_->UploadEnded(r.key, r.version.packed);
+  if (!u.ok() && u.code() != StatusCode::kNotFound) return u;  // NotFound: superseded
   return Status::Ok();
 }
 

@@ -138,8 +138,10 @@ class EvictionTest(NodeTestCase):
                 data = resp.read()
                 with lock:
                     counts["get"] += 1
-                    if resp.status != 200 or sha(data) != pick[1]:
-                        failures.append(("GET", resp.status, pick[0]))
+                    if resp.status != 200:  # the error says what the budget held
+                        failures.append(("GET", resp.status, pick[0], data[:400]))
+                    elif sha(data) != pick[1]:
+                        failures.append(("GET", "wrong bytes", pick[0]))
             conn.close()
 
         sampler = PeakSampler(lambda: used_bytes(mnt), period=0.001)
