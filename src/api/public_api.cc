@@ -734,6 +734,7 @@ asio::awaitable<void> PublicApi::Stats(http::Exchange& ex) {
                              {"evictions", s.capacity.evictions},
                              {"evicted_bytes", s.capacity.evicted_bytes},
                              {"refused_reservations", s.capacity.refused_reservations},
+                             {"waiting_reservations", s.capacity.waiting_reservations},
                              {"dropped_hits", s.capacity.dropped_hits},
                              {"policy_hits", s.capacity.policy_hits}}},
            {"members", json::array({node_.node_id()})}};

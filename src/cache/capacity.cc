@@ -193,15 +193,21 @@ Status Capacity::Reserve(Reservation& r, uint64_t bytes) {
   if (bytes <= max_bytes_ && !fits()) {
     demand_ += bytes;
     waiting_held_ += r.bytes_;
+    ++waiters_;
+    const bool waits_for_settling = settling_waiters_ < options_.max_settling_waiters;
+    if (waits_for_settling) ++settling_waiters_;
     const uint64_t passes_before = passes_;
     Changed();
     evict_cv_.notify_one();
     timed_out = !space_cv_.wait_for(lock, options_.reserve_timeout, [&] {
       return stopping_ || fits() ||
-             (passes_ > passes_before && stalled_.load() && !stall_may_clear_);
+             (passes_ > passes_before && stalled_.load() && !stalled_on_pins_ &&
+              !(stalled_settling_ && waits_for_settling));
     });
     demand_ -= bytes;
     waiting_held_ -= r.bytes_;
+    --waiters_;
+    if (waits_for_settling) --settling_waiters_;
   }
   if (bytes > max_bytes_ || !fits()) {
     ++counters_.refused_reservations;
@@ -406,6 +412,7 @@ CapacityStats Capacity::Stats() const {
   s.reserved_bytes = reserved_;
   s.evictable_bytes = policy_ != nullptr ? policy_->bytes() : 0;
   s.bodies = entries_.size();
+  s.waiting_reservations = waiters_;
   s.dropped_hits = dropped_hits_.load(std::memory_order_relaxed);
   s.policy_hits = policy_ != nullptr ? policy_->stats().hits : 0;
   return s;
@@ -490,7 +497,8 @@ void Capacity::EvictPass(std::unique_lock<std::mutex>& lock) {
   }
   ++passes_;
   stalled_.store(stalled || policy_ == nullptr, std::memory_order_relaxed);
-  stall_may_clear_ = stalled && (pinned_candidates || Settling());
+  stalled_on_pins_ = stalled && pinned_candidates;
+  stalled_settling_ = stalled && Settling();
   stalled_at_ = changes_;
   if (stalled) {
     spdlog::debug("eviction stalled at {} of {} bytes: nothing evictable", used_, max_bytes_);

@@ -24,6 +24,10 @@
 //   ones, or give their bytes back) and bodies whose cold-store upload is
 //   running (UploadStarted: evictable once it succeeds). Without that, a GET
 //   of an evicted body answered 507 while four level-1 PUTs were uploading.
+//   At most `max_settling_waiters` reservations wait for writes and uploads
+//   at once (the others get the verdict at once, as before): the waiters
+//   hold threads of the node's blocking pool, which the PUTs they wait for
+//   need to finish.
 // - Policy "none" (kNoEviction): nothing is ever evicted, the budget still
 //   holds (507 when full), and reads take no lock at all: a pure store.
 // - The policy's state (queues, frequencies) is saved through the `save_state`
@@ -70,6 +74,9 @@ struct CapacityOptions {
   std::chrono::milliseconds state_save_interval{30'000};
   // How long a Reserve waits for evictions to make room before NoSpace.
   std::chrono::milliseconds reserve_timeout{10'000};
+  // How many Reserves may wait at once for writes and uploads in flight (see
+  // above); the node sets half its blocking threads.
+  size_t max_settling_waiters = 8;
 };
 
 // What the owner of the bodies does for the Capacity (called without its lock).
@@ -98,6 +105,7 @@ struct CapacityStats {
   uint64_t evictions = 0;
   uint64_t evicted_bytes = 0;
   uint64_t refused_reservations = 0;  // NoSpace answers
+  uint64_t waiting_reservations = 0;  // Reserves waiting for room now
   uint64_t dropped_hits = 0;          // hits not recorded because the policy was busy
   uint64_t policy_hits = 0;           // hits the policy recorded (of keys it tracks)
 };
@@ -265,11 +273,12 @@ class Capacity {
   uint64_t demand_ = 0;               // guarded by mu_: bytes waiting reservations want
   uint64_t waiting_held_ = 0;         // guarded by mu_: bytes waiting reservations hold
   uint64_t uploading_bytes_ = 0;      // guarded by mu_: sizes of entries being uploaded
+  size_t waiters_ = 0;                // guarded by mu_: Reserves waiting
+  size_t settling_waiters_ = 0;       // guarded by mu_: ...of which may wait for Settling bytes
   uint64_t passes_ = 0;               // guarded by mu_: eviction passes finished
   std::atomic<bool> stalled_{false};  // written under mu_: the last pass found no victim
-  // Guarded by mu_: ...but readers held some candidates, or bytes were
-  // settling: waiting reservations go on waiting.
-  bool stall_may_clear_ = false;
+  bool stalled_on_pins_ = false;      // guarded by mu_: ...and readers held some candidates
+  bool stalled_settling_ = false;     // guarded by mu_: ...and bytes were Settling
   uint64_t changes_ = 0;              // guarded by mu_: events that may unstall eviction
   uint64_t stalled_at_ = 0;           // guarded by mu_: changes_ when the pass stalled
   bool state_dirty_ = false;          // guarded by mu_

@@ -326,6 +326,32 @@ TEST(Capacity, ReserveWaitsForAnUploadInFlight) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, 2s) << "a removed upload was waited for";
 }
 
+// Waiting reservations hold threads of the node's blocking pool, which the
+// PUTs they wait for need: only max_settling_waiters of them wait for writes
+// in flight, the others get the verdict at once.
+TEST(Capacity, OnlySomeReservationsWaitForWritesInFlight) {
+  FakeOwner owner;
+  CapacityOptions o;
+  o.max_bytes = 1000;
+  o.policy = "lru";
+  o.max_settling_waiters = 1;
+  auto opened = Capacity::Open(o, owner.Hooks());
+  ASSERT_TRUE(opened.ok());
+  Capacity& c = **opened;
+  Put(c, "level0", 500, /*evictable=*/false);
+  auto writing = std::make_unique<Reservation>(c.NewReservation());
+  ASSERT_TRUE(c.TryReserve(*writing, 400));
+  Reservation first = c.NewReservation();
+  auto waiting = std::async(std::launch::async, [&] { return c.Reserve(first, 300); });
+  ASSERT_TRUE(Eventually([&] { return c.Stats().waiting_reservations == 1; }));
+  Reservation second = c.NewReservation();
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(c.Reserve(second, 300).code(), StatusCode::kNoSpace);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s) << "the second waited too";
+  writing.reset();  // the write in flight gives its bytes back
+  EXPECT_TRUE(waiting.get().ok());
+}
+
 TEST(Capacity, APinWithoutAHitKeepsThePolicyOrder) {
   FakeOwner owner;
   auto c = Open(owner, 1000);
