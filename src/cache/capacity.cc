@@ -167,12 +167,19 @@ size_t Capacity::Load(const std::vector<StoredBody>& bodies, std::string_view sa
 
 // ------------------------------------------------------------ reservations
 
-bool Capacity::TryReserve(Reservation& r, uint64_t bytes) {
-  std::lock_guard lock(mu_);
-  if (used_ + bytes > max_bytes_) return false;
+void Capacity::Grant(Reservation& r, uint64_t bytes) {
+  // A default-constructed reservation is adopted; without an owner its bytes
+  // would never be given back.
+  if (r.owner_ == nullptr) r.owner_ = this;
   used_ += bytes;
   reserved_ += bytes;
   r.bytes_ += bytes;
+}
+
+bool Capacity::TryReserve(Reservation& r, uint64_t bytes) {
+  std::lock_guard lock(mu_);
+  if (used_ + bytes > max_bytes_) return false;
+  Grant(r, bytes);
   if (used_ > high_bytes_) evict_cv_.notify_one();
   return true;
 }
@@ -180,9 +187,7 @@ bool Capacity::TryReserve(Reservation& r, uint64_t bytes) {
 bool Capacity::TryReserveSpare(Reservation& r, uint64_t bytes) {
   std::lock_guard lock(mu_);
   if (used_ + bytes > low_bytes_) return false;
-  used_ += bytes;
-  reserved_ += bytes;
-  r.bytes_ += bytes;
+  Grant(r, bytes);
   return true;
 }
 
@@ -219,9 +224,7 @@ Status Capacity::Reserve(Reservation& r, uint64_t bytes) {
         timed_out ? fmt::format("could be evicted within {} ms", options_.reserve_timeout.count())
                   : std::string("can be evicted")));
   }
-  used_ += bytes;
-  reserved_ += bytes;
-  r.bytes_ += bytes;
+  Grant(r, bytes);
   if (used_ > high_bytes_) evict_cv_.notify_one();
   return Status::Ok();
 }

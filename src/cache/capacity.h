@@ -113,7 +113,8 @@ struct CapacityStats {
 class Capacity;
 
 // Bytes reserved for a body being written; released when destroyed unless
-// handed to AddBody. Movable, owned by one writer.
+// handed to AddBody. Movable, owned by one writer. A default-constructed one
+// belongs to the first Capacity that grants it bytes.
 class Reservation {
  public:
   Reservation() = default;
@@ -238,6 +239,7 @@ class Capacity {
   Capacity(const CapacityOptions& options, CapacityHooks hooks,
            std::unique_ptr<EvictionPolicy> policy);
   void Release(uint64_t bytes);
+  void Grant(Reservation& r, uint64_t bytes);  // requires mu_
   void Unpin(size_t pin_id);
   PinShard& ShardOf(size_t pin_id);
   // Marks `key` as being evicted unless a reader holds it; false when one does.

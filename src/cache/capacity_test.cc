@@ -98,6 +98,13 @@ TEST(Capacity, ReservationsCountUntilReleasedOrHandedToABody) {
     EXPECT_EQ(c->Stats().reserved_bytes, 900u);
   }
   EXPECT_EQ(c->Stats().used_bytes, 0u);  // released by the destructor
+  {
+    Reservation adopted;  // default-constructed: the Capacity adopts it
+    ASSERT_TRUE(c->Reserve(adopted, 200).ok());
+    EXPECT_TRUE(c->TryReserve(adopted, 100));
+    EXPECT_EQ(c->Stats().reserved_bytes, 300u);
+  }
+  EXPECT_EQ(c->Stats().used_bytes, 0u);
 
   Reservation r = c->NewReservation();
   ASSERT_TRUE(c->TryReserve(r, 500));
