@@ -242,11 +242,17 @@ Status Node::UploadToCold(const ObjectRecord& r) {
   ColdObjectMeta meta{r.key, r.name, r.consistency, r.timestamp_ns, r.user_meta,
                       r.size, r.etag, r.version.packed};
   // Reservations that find the budget full wait for the upload rather than
-  // answer 507: the body is evictable once it succeeds.
+  // answer 507: the body is evictable once it succeeds. The mark ends on
+  // every way out (after SetEvictable on success).
+  struct UploadMark {
+    Capacity& capacity;
+    const ObjectRecord& record;
+    ~UploadMark() { capacity.UploadEnded(record.key, record.version.packed); }
+  };
   capacity_->UploadStarted(r.key, r.version.packed);
+  UploadMark mark{*capacity_, r};
   Status s = cold_->Put(meta, bodies_->PathFor(r.key, r.version));
   if (!s.ok()) {
-    capacity_->UploadEnded(r.key, r.version.packed);
     cold_put_errors_->Inc();
     spdlog::warn("cold store put of {} failed: {}", r.key, s.ToString());
     return s;
@@ -254,7 +260,6 @@ Status Node::UploadToCold(const ObjectRecord& r) {
   cold_puts_->Inc();
   Status u = journal_->UpdateLocalState(r.key, r.version, r.local_body, ColdState::kStored);
   if (u.ok() && r.local_body) capacity_->SetEvictable(r.key, r.version.packed, true);
-  capacity_->UploadEnded(r.key, r.version.packed);
   if (!u.ok() && u.code() != StatusCode::kNotFound) return u;  // NotFound: superseded
   return Status::Ok();
 }
