@@ -23,7 +23,8 @@
 //   finish), other writes in flight (they end as bodies, perhaps evictable
 //   ones, or give their bytes back) and bodies whose cold-store upload is
 //   running (UploadStarted: evictable once it succeeds). Without that, a GET
-//   of an evicted body answered 507 while four level-1 PUTs were uploading.
+//   of an evicted body answered 507 while the budget held only level-1 PUTs
+//   being uploaded and writes in flight (docs/ARCHITECTURE.md).
 //   At most `max_settling_waiters` reservations wait for writes and uploads
 //   at once (the others get the verdict at once, as before): the waiters
 //   hold threads of the node's blocking pool, which the PUTs they wait for

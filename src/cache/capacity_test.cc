@@ -6,10 +6,13 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <functional>
 #include <future>
 #include <optional>
 #include <set>
 #include <thread>
+#include <tuple>
+#include <utility>
 
 namespace objstore {
 namespace {
@@ -72,6 +75,21 @@ void Put(Capacity& c, const std::string& key, uint64_t size, bool evictable = tr
   ASSERT_TRUE(c.Reserve(r, size).ok()) << key;
   c.AddBody(key, 1, size, evictable, &r);
   EXPECT_EQ(r.bytes(), 0u);
+}
+
+// Reserves `bytes` into `r` while `event` happens 200 ms later on another
+// thread: the Reserve's outcome and how long it took.
+std::pair<Status, std::chrono::steady_clock::duration> ReserveAcross(
+    Capacity& c, Reservation& r, uint64_t bytes, const std::function<void()>& event) {
+  auto later = std::async(std::launch::async, [&] {
+    std::this_thread::sleep_for(200ms);
+    event();
+  });
+  const auto start = std::chrono::steady_clock::now();
+  Status s = c.Reserve(r, bytes);
+  const auto took = std::chrono::steady_clock::now() - start;
+  later.get();
+  return {s, took};
 }
 
 TEST(Capacity, RejectsBadOptions) {
@@ -247,46 +265,30 @@ TEST(Capacity, ReserveWaitsForAWriteInFlightInsteadOfRefusing) {
   Put(*c, "level0", 500, /*evictable=*/false);
   auto writing = std::make_unique<Reservation>(c->NewReservation());
   ASSERT_TRUE(c->TryReserve(*writing, 400));  // 900 used, nothing evictable
-  auto commit = std::async(std::launch::async, [&] {
-    std::this_thread::sleep_for(200ms);
-    c->AddBody("written", 1, 400, /*evictable=*/true, writing.get());
-  });
   Reservation r = c->NewReservation();
-  auto start = std::chrono::steady_clock::now();
-  Status s = c->Reserve(r, 300);
-  commit.get();
+  auto [s, took] = ReserveAcross(
+      *c, r, 300, [&] { c->AddBody("written", 1, 400, /*evictable=*/true, writing.get()); });
   ASSERT_TRUE(s.ok()) << s.ToString();
-  EXPECT_GE(std::chrono::steady_clock::now() - start, 150ms) << "it did not wait for the write";
+  EXPECT_GE(took, 150ms) << "it did not wait for the write";
   EXPECT_EQ(owner.Removed(), std::vector<std::string>{"written"});
   r = c->NewReservation();
 
   // A write that ends without a body gives its bytes back: they fit then.
   ASSERT_TRUE(c->TryReserve(*writing, 400));
-  auto abort = std::async(std::launch::async, [&] {
-    std::this_thread::sleep_for(200ms);
-    writing.reset();
-  });
-  start = std::chrono::steady_clock::now();
-  s = c->Reserve(r, 300);
-  abort.get();
+  std::tie(s, took) = ReserveAcross(*c, r, 300, [&] { writing.reset(); });
   ASSERT_TRUE(s.ok()) << s.ToString();
-  EXPECT_GE(std::chrono::steady_clock::now() - start, 150ms);
+  EXPECT_GE(took, 150ms);
   r = c->NewReservation();
 
   // A write that ends as a body that may not go leaves nothing to wait for:
   // the waiter is refused then, not at the timeout.
   Reservation last = c->NewReservation();
   ASSERT_TRUE(c->TryReserve(last, 150));  // 650 used
-  auto level0 = std::async(std::launch::async, [&] {
-    std::this_thread::sleep_for(200ms);
-    c->AddBody("level0-b", 1, 150, /*evictable=*/false, &last);
-  });
   Reservation more = c->NewReservation();
-  start = std::chrono::steady_clock::now();
-  s = c->Reserve(more, 400);
-  level0.get();
+  std::tie(s, took) = ReserveAcross(
+      *c, more, 400, [&] { c->AddBody("level0-b", 1, 150, /*evictable=*/false, &last); });
   EXPECT_EQ(s.code(), StatusCode::kNoSpace) << s.ToString();
-  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s) << "it waited for the timeout";
+  EXPECT_LT(took, 2s) << "it waited for the timeout";
 }
 
 // A body whose cold-store upload runs becomes evictable when it succeeds: a
@@ -299,35 +301,27 @@ TEST(Capacity, ReserveWaitsForAnUploadInFlight) {
   Reservation r = c->NewReservation();
   EXPECT_EQ(c->Reserve(r, 500).code(), StatusCode::kNoSpace);
   c->UploadStarted("uploading", 1);
-  auto upload = std::async(std::launch::async, [&] {
-    std::this_thread::sleep_for(200ms);
+  auto [s, took] = ReserveAcross(*c, r, 500, [&] {
     c->SetEvictable("uploading", 1, true);  // the cold store has it
     c->UploadEnded("uploading", 1);
   });
-  auto start = std::chrono::steady_clock::now();
-  Status s = c->Reserve(r, 500);
-  upload.get();
   ASSERT_TRUE(s.ok()) << s.ToString();
-  EXPECT_GE(std::chrono::steady_clock::now() - start, 150ms) << "it did not wait for the upload";
+  EXPECT_GE(took, 150ms) << "it did not wait for the upload";
   EXPECT_EQ(owner.Removed(), std::vector<std::string>{"uploading"});
   r = c->NewReservation();
 
   Put(*c, "failing", 600, /*evictable=*/false);
   c->UploadStarted("failing", 1);
-  auto failed = std::async(std::launch::async, [&] {
-    std::this_thread::sleep_for(200ms);
+  std::tie(s, took) = ReserveAcross(*c, r, 500, [&] {
     c->UploadEnded("failing", 1);  // not evictable after all
   });
-  start = std::chrono::steady_clock::now();
-  s = c->Reserve(r, 500);
-  failed.get();
   EXPECT_EQ(s.code(), StatusCode::kNoSpace) << s.ToString();
-  EXPECT_GE(std::chrono::steady_clock::now() - start, 150ms);
-  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s) << "it waited for the timeout";
+  EXPECT_GE(took, 150ms);
+  EXPECT_LT(took, 2s) << "it waited for the timeout";
   // An upload of a body that is removed meanwhile leaves nothing behind.
   c->UploadStarted("failing", 1);
   c->RemoveBody("failing", 1);
-  start = std::chrono::steady_clock::now();
+  const auto start = std::chrono::steady_clock::now();
   Put(*c, "level0", 900, /*evictable=*/false);
   EXPECT_EQ(c->Reserve(r, 200).code(), StatusCode::kNoSpace);
   EXPECT_LT(std::chrono::steady_clock::now() - start, 2s) << "a removed upload was waited for";

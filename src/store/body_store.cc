@@ -182,7 +182,8 @@ Result<SharedBody> BodyStore::OpenBody(const std::string& key, HlcTimestamp vers
   std::string path = PathFor(key, version);
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Status::FromErrno(errno, "open " + path);
-  std::optional<std::string> bytes = ReadSmallBody(fd);
+  std::optional<std::string> bytes;
+  if (open_.caching()) bytes = ReadSmallBody(fd);  // read once, answered from memory after
   return open_.Insert(key, version, SharedBody(UniqueFd(fd), std::move(bytes)), cached.ticket);
 }
 

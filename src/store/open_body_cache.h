@@ -91,6 +91,9 @@ class OpenBodyCache {
   // Drops every descriptor (after removals not made through Invalidate).
   void Clear();
   size_t size() const;
+  // False when the cache is disabled (capacity 0): nothing is kept, so a
+  // small body's bytes would be read for one answer only.
+  bool caching() const { return per_shard_ > 0; }
 
  private:
   struct Entry {

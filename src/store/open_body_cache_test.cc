@@ -18,6 +18,11 @@ namespace fs = std::filesystem;
 
 UniqueFd OpenNull() { return UniqueFd(::open("/dev/null", O_RDONLY | O_CLOEXEC)); }
 
+// A reader's miss then insert of key@version, as BodyStore::OpenBody does.
+SharedBody InsertNull(OpenBodyCache& cache, const std::string& key, HlcTimestamp version) {
+  return cache.Insert(key, version, SharedBody(OpenNull()), cache.Get(key, version).ticket);
+}
+
 // Descriptors of this process that point at a deleted file under `dir`: an
 // unlinked body whose disk space is still held.
 size_t DeletedFilesHeld(const std::string& dir) {
@@ -58,14 +63,12 @@ TEST(OpenBodyCache, HitsExactlyTheCachedVersion) {
 
 TEST(OpenBodyCache, NewerVersionReplacesOlderNeverTheReverse) {
   OpenBodyCache cache(64);
-  cache.Insert("K", HlcTimestamp{1}, SharedBody(OpenNull()), cache.Get("K", HlcTimestamp{1}).ticket);
-  SharedBody v2 =
-      cache.Insert("K", HlcTimestamp{2}, SharedBody(OpenNull()), cache.Get("K", HlcTimestamp{2}).ticket);
+  InsertNull(cache, "K", HlcTimestamp{1});
+  SharedBody v2 = InsertNull(cache, "K", HlcTimestamp{2});
   EXPECT_FALSE(cache.Get("K", HlcTimestamp{1}).body.valid());
   EXPECT_EQ(cache.Get("K", HlcTimestamp{2}).body.get(), v2.get());
   // A reader of the old version still gets its descriptor, uncached.
-  SharedBody v1 =
-      cache.Insert("K", HlcTimestamp{1}, SharedBody(OpenNull()), cache.Get("K", HlcTimestamp{1}).ticket);
+  SharedBody v1 = InsertNull(cache, "K", HlcTimestamp{1});
   EXPECT_TRUE(v1.valid());
   EXPECT_EQ(cache.Get("K", HlcTimestamp{2}).body.get(), v2.get());
   EXPECT_EQ(cache.size(), 1u);
@@ -73,7 +76,7 @@ TEST(OpenBodyCache, NewerVersionReplacesOlderNeverTheReverse) {
 
 TEST(OpenBodyCache, InvalidateDropsOnlyThatVersion) {
   OpenBodyCache cache(64);
-  cache.Insert("K", HlcTimestamp{2}, SharedBody(OpenNull()), cache.Get("K", HlcTimestamp{2}).ticket);
+  InsertNull(cache, "K", HlcTimestamp{2});
   cache.Invalidate("K", HlcTimestamp{1});
   EXPECT_TRUE(cache.Get("K", HlcTimestamp{2}).body.valid());
   cache.Invalidate("K", HlcTimestamp{2});
@@ -102,13 +105,13 @@ TEST(OpenBodyCache, BoundedAndZeroDisables) {
   OpenBodyCache cache(32);  // two per shard
   for (int i = 0; i < 500; ++i) {
     const std::string key = "K" + std::to_string(i);
-    cache.Insert(key, HlcTimestamp{1}, SharedBody(OpenNull()), cache.Get(key, HlcTimestamp{1}).ticket);
+    InsertNull(cache, key, HlcTimestamp{1});
   }
   EXPECT_LE(cache.size(), 32u);
   EXPECT_GT(cache.size(), 0u);
 
   OpenBodyCache off(0);
-  SharedBody fd = off.Insert("K", HlcTimestamp{1}, SharedBody(OpenNull()), off.Get("K", HlcTimestamp{1}).ticket);
+  SharedBody fd = InsertNull(off, "K", HlcTimestamp{1});
   EXPECT_TRUE(fd.valid());
   EXPECT_FALSE(off.Get("K", HlcTimestamp{1}).body.valid());
   EXPECT_EQ(off.size(), 0u);
@@ -118,8 +121,7 @@ TEST(OpenBodyCache, DescriptorClosesWhenCacheAndReadersDropIt) {
   OpenBodyCache cache(64);
   int raw;
   {
-    SharedBody fd =
-        cache.Insert("K", HlcTimestamp{1}, SharedBody(OpenNull()), cache.Get("K", HlcTimestamp{1}).ticket);
+    SharedBody fd = InsertNull(cache, "K", HlcTimestamp{1});
     raw = fd.get();
     cache.Invalidate("K", HlcTimestamp{1});
     EXPECT_NE(::fcntl(raw, F_GETFD), -1) << "closed under its reader";
