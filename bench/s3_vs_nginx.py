@@ -122,7 +122,8 @@ def main():
     node = None
     try:
         moto.start(bucket=BUCKET)
-        node = QuietNode(extra_args=mf.s3_args(BUCKET, moto.endpoint, 1), name="bench",
+        extra = ("--s3-receive-buffer", E.get("BENCH_S3_RECEIVE_BUFFER", "0"))
+        node = QuietNode(extra_args=mf.s3_args(BUCKET, moto.endpoint, 1, extra), name="bench",
                          env_set=moto.credentials_env())
         node.start(timeout=15)
         objs = []  # (size label, id, bytes)

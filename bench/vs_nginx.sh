@@ -51,6 +51,9 @@ Usage: bench/vs_nginx.sh [options]
                          before the measured ones and reported on their own: the
                          node's first fetches after a start (default 32, twice
                          its 16 blocking threads; 0 = none)
+  --s3-receive-buffer SIZE
+                         the node's --s3-receive-buffer in the s3 part (default
+                         0: the node's default, the kernel's autotuning)
   --objstore PATH        objstore binary (default: <repo>/build/objstore)
   --tmp-parent DIR       where the temp dir goes (default /work/tmp-bench if /work
                          exists, else /tmp; the put part writes there)
@@ -92,6 +95,7 @@ S3_SMALL=100
 S3_LARGE=10
 S3_ROUNDS=2
 S3_FIRST=32
+S3_RECEIVE_BUFFER=0
 OBJSTORE_BIN="$REPO/build/objstore"
 if [[ -d /work ]]; then TMP_PARENT=/work/tmp-bench; else TMP_PARENT=/tmp; fi
 KEEP=0
@@ -131,6 +135,8 @@ while [[ $# -gt 0 ]]; do
         --s3-rounds=*) S3_ROUNDS=${1#*=}; shift ;;
         --s3-first) need_arg "$@"; S3_FIRST=$2; shift 2 ;;
         --s3-first=*) S3_FIRST=${1#*=}; shift ;;
+        --s3-receive-buffer) need_arg "$@"; S3_RECEIVE_BUFFER=$2; shift 2 ;;
+        --s3-receive-buffer=*) S3_RECEIVE_BUFFER=${1#*=}; shift ;;
         --objstore) need_arg "$@"; OBJSTORE_BIN=$2; shift 2 ;;
         --objstore=*) OBJSTORE_BIN=${1#*=}; shift ;;
         --tmp-parent) need_arg "$@"; TMP_PARENT=$2; shift 2 ;;
@@ -642,8 +648,9 @@ fi
 
 # ---------------------------------------------------------------- s3
 if has_part s3; then
-    log "s3: moto on port $MOTO_PORT, nginx proxy_cache on $PROXY_PORT, relay on $RELAY_PORT, $S3_SMALL x 64 KiB + $S3_LARGE x 4 MiB, $S3_FIRST first misses per round"
+    log "s3: moto on port $MOTO_PORT, nginx proxy_cache on $PROXY_PORT, relay on $RELAY_PORT, $S3_SMALL x 64 KiB + $S3_LARGE x 4 MiB, $S3_FIRST first misses per round, node --s3-receive-buffer $S3_RECEIVE_BUFFER"
     BENCH_SMALL=$S3_SMALL BENCH_LARGE=$S3_LARGE BENCH_ROUNDS=$S3_ROUNDS BENCH_FIRST=$S3_FIRST \
+    BENCH_S3_RECEIVE_BUFFER=$S3_RECEIVE_BUFFER \
     BENCH_MOTO_PORT=$MOTO_PORT \
     BENCH_PROXY_PORT=$PROXY_PORT BENCH_RELAY_PORT=$RELAY_PORT BENCH_WORK=$WORK BENCH_RESULTS=$RESULTS \
     BENCH_SERVER_THREADS=$SERVER_THREADS BENCH_WRK_THREADS=$WRK_THREADS BENCH_CONNECTIONS=$CONNECTIONS \

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -98,6 +99,13 @@ size_t OnHeader(char* data, size_t size, size_t n, void* user) {
     t->response->headers[Lower(line.substr(0, colon))] = value;
   }
   return size * n;
+}
+
+// CURLOPT_SOCKOPTFUNCTION of downloads: S3Options::receive_buffer on each new
+// socket (a hint: the kernel caps it at net.core.rmem_max, failure is ignored).
+int SetReceiveBuffer(void* bytes, curl_socket_t fd, curlsocktype) {
+  (void)::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, bytes, sizeof(int));
+  return CURL_SOCKOPT_OK;
 }
 
 size_t OnWrite(char* data, size_t size, size_t n, void* user) {
@@ -260,6 +268,10 @@ Result<S3ColdStore::Response> S3ColdStore::PerformOnce(Call& call, bool* deliver
     curl_easy_setopt(curl, CURLOPT_BUFFERSIZE, 256L * 1024);
     curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1024L);
     curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, options_.low_speed_seconds);
+    if (options_.receive_buffer > 0 && call.method == "GET") {
+      curl_easy_setopt(curl, CURLOPT_SOCKOPTFUNCTION, SetReceiveBuffer);
+      curl_easy_setopt(curl, CURLOPT_SOCKOPTDATA, &options_.receive_buffer);
+    }
   } else {
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, options_.request_timeout_ms);
   }
