@@ -50,13 +50,14 @@ struct S3Options {
   uint64_t multipart_threshold = 64ull << 20;  // S3 allows 5 GiB in one PUT
   uint64_t part_size = 16ull << 20;            // S3's minimum part is 5 MiB
   // SO_RCVBUF of the sockets that download objects; 0: the kernel's
-  // autotuning. Each miss opens a new connection when the endpoint closes
-  // them (moto does), and autotuning starts it at tcp_rmem's default (128
-  // KiB) and grows it only as fast as the fetcher reads, which it interleaves
-  // with its file writes: the endpoint then waits for the window. Set before
-  // the connection is made (a buffer enlarged after the headers did not
-  // help). A fixed buffer also caps the window over a long round trip, hence
-  // off by default (docs/BENCHMARKS.md, "A 4 MiB miss waits for the window").
+  // autotuning, which starts each new connection (moto closes every one) at
+  // tcp_rmem's default, 128 KiB. With 4 MiB set before the connection is
+  // made, a 4 MiB miss's body came 0.3-1.7 ms sooner against moto (the
+  // fetcher's reads had been seen waiting for data between 256 KiB reads);
+  // a buffer enlarged once the headers are in did not help. Why autotuning
+  // falls short here was not established. A fixed buffer also caps the
+  // window over a long round trip, hence off by default (docs/BENCHMARKS.md,
+  // "A 4 MiB miss waits for the window").
   int receive_buffer = 0;
   int max_attempts = 5;
   std::chrono::milliseconds base_backoff{100};
