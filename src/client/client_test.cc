@@ -13,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "base/loopback_listener.h"
 #include "client/test_node.h"
 
 namespace objstore::client {
@@ -56,27 +57,7 @@ std::set<int> ConnectionsTo(int port) {
   return local_ports;
 }
 
-// A listening loopback socket that accepts nothing by itself.
-class LoopbackListener {
- public:
-  LoopbackListener() : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(addr);
-    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-    EXPECT_EQ(::listen(fd_, 4), 0);
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
-  }
-  ~LoopbackListener() { ::close(fd_); }
-  int fd() const { return fd_; }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-
- private:
-  int fd_;
-  int port_ = 0;
-};
+using objstore::testing::LoopbackListener;
 
 class ClientTest : public ::testing::Test {
  protected:
@@ -353,8 +334,7 @@ TEST(ClientErrors, ConnectionRefusedAndTimeout) {
 // idle keep-alive connection just as the client reuses it.
 TEST(ClientErrors, RequestOnAConnectionClosedUnderItIsSentAgain) {
   LoopbackListener listener;
-  timeval five_seconds{5, 0};  // bounds every accept and read of the script
-  ::setsockopt(listener.fd(), SOL_SOCKET, SO_RCVTIMEO, &five_seconds, sizeof(five_seconds));
+  listener.BoundWaits(5);  // bounds every accept and read of the script (inherited)
 
   auto read_request = [](int fd) {
     std::string in;
@@ -376,14 +356,12 @@ TEST(ClientErrors, RequestOnAConnectionClosedUnderItIsSentAgain) {
     int first = ::accept(listener.fd(), nullptr, nullptr);
     if (first < 0) return;
     ++connections;
-    ::setsockopt(first, SOL_SOCKET, SO_RCVTIMEO, &five_seconds, sizeof(five_seconds));
     if (read_request(first)) answer(first, "node-a");
     read_request(first);
     ::close(first);  // the second request on this connection gets no answer
     int second = ::accept(listener.fd(), nullptr, nullptr);
     if (second < 0) return;
     ++connections;
-    ::setsockopt(second, SOL_SOCKET, SO_RCVTIMEO, &five_seconds, sizeof(five_seconds));
     if (read_request(second)) answer(second, "node-b");
     ::close(second);
   });

@@ -15,6 +15,7 @@
 #include <string>
 #include <thread>
 
+#include "base/loopback_listener.h"
 #include "base/unique_fd.h"
 
 namespace objstore {
@@ -42,23 +43,17 @@ int ReceiveBufferOfClientOf(uint16_t port) {
 }
 
 // Serves one GET with a 5-byte body after noting the client's SO_RCVBUF.
+// Every accept and read waits at most 5 s, so a client that never comes
+// fails the test instead of hanging it.
 struct OneShotServer {
-  UniqueFd listener{::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)};
-  uint16_t port = 0;
+  testing::LoopbackListener listener;
   int client_receive_buffer = -1;
   std::thread thread;
 
   OneShotServer() {
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    EXPECT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), len), 0);
-    EXPECT_EQ(::listen(listener.get(), 1), 0);
-    EXPECT_EQ(::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &len), 0);
-    port = ntohs(addr.sin_port);
+    listener.BoundWaits(5);
     thread = std::thread([this] {
-      UniqueFd conn(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+      UniqueFd conn(::accept4(listener.fd(), nullptr, nullptr, SOCK_CLOEXEC));
       if (!conn.valid()) return;
       std::string request;
       char buf[4096];
@@ -67,7 +62,7 @@ struct OneShotServer {
         if (n <= 0) return;
         request.append(buf, static_cast<size_t>(n));
       }
-      client_receive_buffer = ReceiveBufferOfClientOf(port);
+      client_receive_buffer = ReceiveBufferOfClientOf(listener.port());
       const std::string answer =
           "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello";
       (void)!::write(conn.get(), answer.data(), answer.size());
@@ -83,7 +78,7 @@ int ReceiveBufferDuringGet(int receive_buffer) {
   OneShotServer server;
   S3Options options;
   options.bucket = "bkt";
-  options.endpoint = "http://127.0.0.1:" + std::to_string(server.port);
+  options.endpoint = server.listener.url();
   options.path_style = true;
   options.max_attempts = 1;
   options.receive_buffer = receive_buffer;
