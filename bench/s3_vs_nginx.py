@@ -18,6 +18,10 @@ and not of a running node. Per object, in turn:
   objstore cold GET /api/v1/get/ID with X-Meta-Fetch: 1 (the node fetches)
   nginx cold    the signed GET through nginx (it fetches, caches, serves)
   objstore hit, nginx hit   the same GETs again
+Then, per round, the tails of evicted bodies: the node restarts without its
+bodies but with its journal, and GETs the last 64 KiB of each 4 MiB object
+(Range: bytes=-65536; the node reads the range on its own while the body's
+fetch runs), against the same ranged GET straight from moto (rows "4M-tail").
 objstore and nginx alternate which goes first, object by object. Every body is
 checked byte for byte. Then wrk drives hits of the 64 KiB objects through both
 and appends WRKSTATS lines to $BENCH_RESULTS for vs_nginx.sh's table.
@@ -25,6 +29,7 @@ Prints a latency table and RESULT lines.
 """
 import hashlib
 import http.client
+import json
 import os
 import statistics
 import subprocess
@@ -45,6 +50,7 @@ MOTO_PORT, PROXY_PORT = int(E["BENCH_MOTO_PORT"]), int(E["BENCH_PROXY_PORT"])
 RELAY_PORT = int(E["BENCH_RELAY_PORT"])
 WORK, RESULTS = E["BENCH_WORK"], E["BENCH_RESULTS"]
 KiB, MiB = 1024, 1024 * 1024
+TAIL = 64 * KiB  # the range of the tail GETs
 BUCKET = "objstore-bench"
 
 
@@ -145,8 +151,9 @@ def main():
         creds = botocore.credentials.Credentials(moto.access_key, moto.secret_key)
         signer = botocore.auth.S3SigV4Auth(creds, "s3", mf.REGION)
 
-        def signed_headers(key):
-            req = botocore.awsrequest.AWSRequest(method="GET", url="%s/%s/%s" % (moto.endpoint, BUCKET, key))
+        def signed_headers(key, extra=None):
+            req = botocore.awsrequest.AWSRequest(method="GET", url="%s/%s/%s" % (moto.endpoint, BUCKET, key),
+                                                 headers=dict(extra or {}))
             req.headers["x-amz-content-sha256"] = "UNSIGNED-PAYLOAD"
             signer.add_auth(req)
             return dict(req.headers.items())
@@ -228,6 +235,38 @@ def main():
                         out.write("S3HIT-64K\t%d\t%d\t%s\t%s\n" % (64 * KiB, len(small), server, line))
                         log("  S3HIT-64K %s round %d: %s" % (server, r + 1, line.split()[0]))
 
+        # Tails of evicted bodies: the node restarts without its bodies but with
+        # its journal (every object known, its body in the bucket only), and
+        # GETs the last 64 KiB of each 4 MiB object, against the same ranged
+        # GET straight from moto. After each, the body's own fetch is waited
+        # for, so it does not run into the next measurement.
+        large = [o for o in objs if o[0] == "4M"]
+        tail = {"direct": [], "objstore cold": []}
+        for rnd in range(ROUNDS if large else 0):
+            node.stop()
+            for dirpath, _d, files in os.walk(node.files_dir):
+                for f in files:
+                    os.unlink(os.path.join(dirpath, f))
+            node.start(timeout=15)
+            direct, through = Conn(moto.port), Conn(node.public_port)
+            for i, (_label, oid, body) in enumerate(large):
+                want = body[-TAIL:]
+                for kind in (("direct", "objstore cold") if i % 2 == 0 else ("objstore cold", "direct")):
+                    if kind == "direct":
+                        h = signed_headers(oid, {"Range": "bytes=-%d" % TAIL})
+                        st, hh, b, dt = direct.get("/%s/%s" % (BUCKET, oid), h)
+                    else:
+                        st, hh, b, dt = through.get("/api/v1/get/" + oid, {"Range": "bytes=-%d" % TAIL})
+                    if st != 206 or b != want:
+                        errors += 1
+                        log("%s tail GET %s -> %d (%d bytes)" % (kind, oid, st, len(b)))
+                    tail[kind].append(dt)
+                deadline = time.monotonic() + 30
+                while not json.loads(through.get("/api/v1/meta/" + oid, {})[2])["local_body"]:
+                    if time.monotonic() > deadline:
+                        raise SystemExit("the fetch of %s did not commit" % oid)
+                    time.sleep(0.002)
+
         ms = lambda x: x * 1000.0
         print()
         print("S3 through a cache vs direct: moto_server (signatures on), objstore and nginx "
@@ -268,6 +307,20 @@ def main():
                       p["nginx cold"] / p["direct"], p["relay"] / p["direct"],
                       p["objstore cold"] / p["nginx cold"],
                       p["objstore hit"] / p["nginx hit"]))
+        if tail["direct"]:
+            print("Last %d KiB of each 4 MiB object, its body evicted (the node knows the object): "
+                  "objstore vs a ranged GET from moto" % (TAIL // KiB))
+            d50 = pct(tail["direct"], 50)
+            for kind in ("direct", "objstore cold"):
+                xs = tail[kind]
+                print("%-9s %-14s %6d %9.2f %9.2f %9.2f %9.2f" % (
+                    "4M-tail", kind, len(xs), ms(pct(xs, 50)), ms(pct(xs, 99)),
+                    ms(statistics.mean(xs)), pct(xs, 50) / d50))
+            print("RESULT s3 size=4M-tail objects=%d rounds=%d direct_p50_ms=%.2f "
+                  "objstore_cold_p50_ms=%.2f ratio_cold_direct_p50=%.2f ratio_cold_direct_p99=%.2f" % (
+                      len(large), ROUNDS, ms(d50), ms(pct(tail["objstore cold"], 50)),
+                      pct(tail["objstore cold"], 50) / d50,
+                      pct(tail["objstore cold"], 99) / pct(tail["direct"], 99)))
         print("RESULT s3 errors=%d origin_gets_per_cold_get objstore=%.3f nginx=%.3f" % (
             errors, origin_gets["objstore"] / max(cold_gets, 1), origin_gets["nginx"] / max(cold_gets, 1)))
         return 1 if errors else 0

@@ -51,6 +51,14 @@ class ColdStore {
   virtual Status Get(const std::string& key,
                      const std::function<Status(const ColdObjectMeta&)>& on_meta,
                      const std::function<Status(std::span<const char>)>& on_data) = 0;
+  // Streams bytes [offset, offset + length) of an object, length > 0: on_meta
+  // once (its size is the whole object's), then on_data for each chunk in
+  // order. A range outside the object is an error (Invalid, or Unavailable
+  // from S3's 416); otherwise as Get. This default runs Get and drops the bytes outside the range; a store
+  // that can read a range alone overrides it.
+  virtual Status GetRange(const std::string& key, uint64_t offset, uint64_t length,
+                          const std::function<Status(const ColdObjectMeta&)>& on_meta,
+                          const std::function<Status(std::span<const char>)>& on_data);
   // Removes the object if its version is not newer than `version` (a delete
   // never removes a later re-PUT); absent is not an error.
   virtual Status Delete(const std::string& key, uint64_t version) = 0;

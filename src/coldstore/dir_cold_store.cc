@@ -193,6 +193,34 @@ Status DirColdStore::Get(const std::string& key,
   }
 }
 
+Status DirColdStore::GetRange(const std::string& key, uint64_t offset, uint64_t length,
+                              const std::function<Status(const ColdObjectMeta&)>& on_meta,
+                              const std::function<Status(std::span<const char>)>& on_data) {
+  ColdObjectMeta meta;
+  auto body_name = ReadMetaFile(key, &meta);
+  if (!body_name.ok()) return body_name.status();
+  if (length == 0 || offset > meta.size || meta.size - offset < length) {
+    return Status::Invalid("range outside the object " + key);
+  }
+  const std::string path = ShardDir(key) + "/" + *body_name;
+  UniqueFd in(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!in.valid()) return Status::FromErrno(errno, "open cold body " + path);
+  if (Status s = on_meta(meta); !s.ok()) return s;
+  std::vector<char> buf(std::min<uint64_t>(kChunk, length));
+  for (uint64_t done = 0; done < length;) {
+    ssize_t n = ::pread(in.get(), buf.data(), std::min<uint64_t>(buf.size(), length - done),
+                        static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::FromErrno(errno, "read " + path);
+    }
+    if (n == 0) return Status::Corruption("cold body " + path + " is shorter than its metadata");
+    if (Status s = on_data({buf.data(), static_cast<size_t>(n)}); !s.ok()) return s;
+    done += static_cast<uint64_t>(n);
+  }
+  return Status::Ok();
+}
+
 Status DirColdStore::Delete(const std::string& key, uint64_t version) {
   std::lock_guard lock(KeyLock(key));
   ColdObjectMeta meta;

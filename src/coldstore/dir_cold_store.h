@@ -32,6 +32,9 @@ class DirColdStore final : public ColdStore {
   Status Put(const ColdObjectMeta& meta, const std::string& body_path) override;
   Status Get(const std::string& key, const std::function<Status(const ColdObjectMeta&)>& on_meta,
              const std::function<Status(std::span<const char>)>& on_data) override;
+  Status GetRange(const std::string& key, uint64_t offset, uint64_t length,
+                  const std::function<Status(const ColdObjectMeta&)>& on_meta,
+                  const std::function<Status(std::span<const char>)>& on_data) override;
   Status Delete(const std::string& key, uint64_t version) override;
 
  private:

@@ -54,6 +54,81 @@ TEST(DirColdStore, PutGetDeleteRoundTrip) {
   EXPECT_TRUE(fx.cold->Delete("K1", 7).ok());  // absent: not an error
 }
 
+// Reads [offset, offset + length) of `key` through `store`'s GetRange: the
+// bytes, and the object size its metadata gave.
+Result<std::pair<uint64_t, std::string>> FetchRange(ColdStore& store, const std::string& key,
+                                                    uint64_t offset, uint64_t length) {
+  uint64_t size = 0;
+  std::string data;
+  Status s = store.GetRange(
+      key, offset, length, [&](const ColdObjectMeta& m) { size = m.size; return Status::Ok(); },
+      [&](std::span<const char> c) { data.append(c.data(), c.size()); return Status::Ok(); });
+  if (!s.ok()) return s;
+  return std::make_pair(size, data);
+}
+
+TEST(DirColdStore, GetRangeReadsOnlyTheRange) {
+  Fixture fx;
+  std::string path, bytes;
+  for (int i = 0; i < 700'000; ++i) bytes.push_back(static_cast<char>('a' + i % 23));
+  ASSERT_TRUE(fx.cold->Put(fx.MakeBody("K", bytes, 1, &path), path).ok());
+  for (auto [offset, length] : {std::pair<uint64_t, uint64_t>{0, 1}, {5, 300'000},
+                                {262'143, 262'146}, {699'999, 1}, {0, 700'000}}) {
+    auto got = FetchRange(*fx.cold, "K", offset, length);
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    EXPECT_EQ(got->first, bytes.size());
+    EXPECT_EQ(got->second, bytes.substr(offset, length)) << offset << "+" << length;
+  }
+  EXPECT_EQ(FetchRange(*fx.cold, "K", 699'999, 2).status().code(), StatusCode::kInvalid);
+  EXPECT_EQ(FetchRange(*fx.cold, "K", 0, 0).status().code(), StatusCode::kInvalid);
+  EXPECT_EQ(FetchRange(*fx.cold, "nope", 0, 1).status().code(), StatusCode::kNotFound);
+}
+
+// A store that can only stream whole objects, in pieces of 7 bytes: GetRange
+// is the base class's.
+class WholeOnlyStore final : public ColdStore {
+ public:
+  explicit WholeOnlyStore(std::string bytes) : bytes_(std::move(bytes)) {}
+  std::string Describe() const override { return "whole only"; }
+  Status Put(const ColdObjectMeta&, const std::string&) override { return Status::Ok(); }
+  Status Get(const std::string& key, const std::function<Status(const ColdObjectMeta&)>& on_meta,
+             const std::function<Status(std::span<const char>)>& on_data) override {
+    ColdObjectMeta m;
+    m.key = key;
+    m.size = bytes_.size();
+    if (Status s = on_meta(m); !s.ok()) return s;
+    for (size_t i = 0; i < bytes_.size(); i += 7) {
+      ++pieces_;
+      std::span<const char> all(bytes_);
+      if (Status s = on_data(all.subspan(i, std::min<size_t>(7, bytes_.size() - i))); !s.ok()) {
+        return s;
+      }
+    }
+    return Status::Ok();
+  }
+  Status Delete(const std::string&, uint64_t) override { return Status::Ok(); }
+  int pieces_ = 0;
+
+ private:
+  std::string bytes_;
+};
+
+TEST(ColdStore, DefaultGetRangeCutsTheWholeStreamAndStopsAfterTheRange) {
+  const std::string bytes = "0123456789abcdefghijklmnopqrstuvwxyz";  // 36 bytes, 6 pieces
+  for (uint64_t offset = 0; offset < bytes.size(); ++offset) {
+    for (uint64_t length = 1; offset + length <= bytes.size(); ++length) {
+      WholeOnlyStore store(bytes);
+      auto got = FetchRange(store, "K", offset, length);
+      ASSERT_TRUE(got.ok()) << got.status().ToString();
+      EXPECT_EQ(got->first, bytes.size());
+      EXPECT_EQ(got->second, bytes.substr(offset, length)) << offset << "+" << length;
+      EXPECT_EQ(store.pieces_, static_cast<int>((offset + length + 6) / 7));  // none after the range
+    }
+  }
+  WholeOnlyStore store(bytes);
+  EXPECT_EQ(FetchRange(store, "K", 30, 7).status().code(), StatusCode::kInvalid);
+}
+
 TEST(DirColdStore, NewerVersionIsNeverReplacedOrDeletedByOlder) {
   Fixture fx;
   std::string p1, p2;

@@ -464,6 +464,34 @@ Status S3ColdStore::PutMultipart(const ColdObjectMeta& meta, int fd, uint64_t si
   return Status::Ok();
 }
 
+namespace {
+
+// The object's metadata from the headers of a GET's answer (size aside).
+ColdObjectMeta MetaFromHeaders(const std::string& key,
+                               const std::map<std::string, std::string>& headers) {
+  ColdObjectMeta m;
+  m.key = key;
+  auto get = [&](const char* name) -> std::string {
+    auto it = headers.find(name);
+    return it == headers.end() ? "" : it->second;
+  };
+  m.name = DecodeMetaValue(get("x-amz-meta-name"));
+  std::string level = get("x-amz-meta-level");
+  m.consistency = level.size() == 1 && level[0] >= '1' && level[0] <= '2' ? level[0] - '0' : 1;
+  m.timestamp_ns = std::strtoll(get("x-amz-meta-timestamp").c_str(), nullptr, 10);
+  if (m.timestamp_ns == 0) {  // not written by objstore: use S3's own date
+    auto t = http::ParseHttpDate(get("last-modified"));
+    m.timestamp_ns = t ? static_cast<int64_t>(*t) * 1'000'000'000 : 0;
+  }
+  m.version = std::strtoull(get("x-amz-meta-version").c_str(), nullptr, 10);
+  m.etag = DecodeMetaValue(get("x-amz-meta-etag"));
+  m.user_meta = DecodeMetaValue(get("x-amz-meta-user-meta"));
+  if (m.user_meta.empty()) m.user_meta = "{}";
+  return m;
+}
+
+}  // namespace
+
 Status S3ColdStore::Get(const std::string& key,
                         const std::function<Status(const ColdObjectMeta&)>& on_meta,
                         const std::function<Status(std::span<const char>)>& on_data) {
@@ -472,25 +500,9 @@ Status S3ColdStore::Get(const std::string& key,
   call.key = key;
   call.transfer = true;
   call.on_headers = [&](const Response& r) {
-    ColdObjectMeta m;
-    m.key = key;
-    auto get = [&](const char* name) -> std::string {
-      auto it = r.headers.find(name);
-      return it == r.headers.end() ? "" : it->second;
-    };
-    m.size = std::strtoull(get("content-length").c_str(), nullptr, 10);
-    m.name = DecodeMetaValue(get("x-amz-meta-name"));
-    std::string level = get("x-amz-meta-level");
-    m.consistency = level.size() == 1 && level[0] >= '1' && level[0] <= '2' ? level[0] - '0' : 1;
-    m.timestamp_ns = std::strtoll(get("x-amz-meta-timestamp").c_str(), nullptr, 10);
-    if (m.timestamp_ns == 0) {  // not written by objstore: use S3's own date
-      auto t = http::ParseHttpDate(get("last-modified"));
-      m.timestamp_ns = t ? static_cast<int64_t>(*t) * 1'000'000'000 : 0;
-    }
-    m.version = std::strtoull(get("x-amz-meta-version").c_str(), nullptr, 10);
-    m.etag = DecodeMetaValue(get("x-amz-meta-etag"));
-    m.user_meta = DecodeMetaValue(get("x-amz-meta-user-meta"));
-    if (m.user_meta.empty()) m.user_meta = "{}";
+    ColdObjectMeta m = MetaFromHeaders(key, r.headers);
+    auto length = r.headers.find("content-length");
+    m.size = length == r.headers.end() ? 0 : std::strtoull(length->second.c_str(), nullptr, 10);
     return on_meta(m);
   };
   call.on_data = on_data;
@@ -501,6 +513,39 @@ Status S3ColdStore::Get(const std::string& key,
     if (Status s = call.on_headers(*r); !s.ok()) return s;
   }
   return Status::Ok();
+}
+
+Status S3ColdStore::GetRange(const std::string& key, uint64_t offset, uint64_t length,
+                             const std::function<Status(const ColdObjectMeta&)>& on_meta,
+                             const std::function<Status(std::span<const char>)>& on_data) {
+  if (length == 0) return Status::Invalid("empty range of " + key);
+  Call call;
+  call.method = "GET";
+  call.key = key;
+  call.transfer = true;
+  call.headers.emplace_back("range", fmt::format("bytes={}-{}", offset, offset + length - 1));
+  call.on_headers = [&](const Response& r) {
+    // "bytes first-last/size": exactly the range asked for, of an object
+    // whose size is known (a 200 would be the whole object, not the range).
+    auto cr = r.headers.find("content-range");
+    unsigned long long first = 0, last = 0, size = 0;
+    if (r.status != 206 || cr == r.headers.end() ||
+        std::sscanf(cr->second.c_str(), "bytes %llu-%llu/%llu", &first, &last, &size) != 3 ||
+        first != offset || last != offset + length - 1 || last >= size) {
+      return Status::Unavailable(fmt::format(
+          "S3 answered a range GET of {} with status {} and Content-Range '{}'", key, r.status,
+          cr == r.headers.end() ? "" : cr->second));
+    }
+    ColdObjectMeta m = MetaFromHeaders(key, r.headers);
+    m.size = size;
+    return on_meta(m);
+  };
+  call.on_data = on_data;
+  // A 416 (the range is not within the object) comes back as Unavailable: the
+  // caller asked for a range of the object it knows, so the bucket holds
+  // another one.
+  auto r = Perform(call);
+  return r.ok() ? Status::Ok() : r.status();
 }
 
 Status S3ColdStore::Delete(const std::string& key, uint64_t version) {

@@ -91,6 +91,11 @@ class S3ColdStore final : public ColdStore {
   Status Put(const ColdObjectMeta& meta, const std::string& body_path) override;
   Status Get(const std::string& key, const std::function<Status(const ColdObjectMeta&)>& on_meta,
              const std::function<Status(std::span<const char>)>& on_data) override;
+  // A GET with a Range header; S3 must answer 206 with exactly that range (a
+  // range outside the object is Unavailable here, S3's 416).
+  Status GetRange(const std::string& key, uint64_t offset, uint64_t length,
+                  const std::function<Status(const ColdObjectMeta&)>& on_meta,
+                  const std::function<Status(std::span<const char>)>& on_data) override;
   Status Delete(const std::string& key, uint64_t version) override;
   ColdStoreHealth Health() const override;
 

@@ -16,7 +16,7 @@ ColdFetch::Progress ColdFetch::CurrentLocked() const {
   p.complete = finished_ && status_.ok();
   p.verified = p.complete || (verified_ && status_.ok());
   // Until verified, written_ < size (PublishBytes): the last byte waits.
-  if (has_meta_) p.sendable = p.verified ? record_.size : written_;
+  if (has_meta_) p.sendable = p.verified ? length_ : written_;
   return p;
 }
 
@@ -80,8 +80,10 @@ Reservation& ColdFetch::HoldSpace(BodyPin pin, Reservation reserved) {
   return reserved_;
 }
 
-void ColdFetch::PublishMeta(ObjectRecord record, UniqueFd read_fd) {
+void ColdFetch::PublishMeta(ObjectRecord record, UniqueFd read_fd,
+                            std::optional<uint64_t> range_length) {
   std::unique_lock lock(mu_);
+  length_ = range_length.value_or(record.size);
   record_ = std::move(record);
   fd_ = std::move(read_fd);
   has_meta_ = true;
@@ -92,7 +94,7 @@ bool ColdFetch::PublishBytes(uint64_t written) {
   std::unique_lock lock(mu_);
   // The bytes that complete the body wait for PublishVerified: published now,
   // they would wake every reader once more, for all but the last byte.
-  if (written >= record_.size) return false;
+  if (written >= length_) return false;
   written_ = written;
   if (waiters_.empty()) return false;
   return WakeReady(lock);

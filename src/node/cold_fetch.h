@@ -24,6 +24,12 @@
 //   (Node::VerifiedFetch); a request that must see the committed record
 //   (meta, delete, a level change) waits for Finish (Node::FetchInFlight).
 //
+// A ColdFetch also carries a range read (Node::ReadColdRange): the bytes of
+// one range of the body, into a temporary file that is never committed, for
+// one GET whose range lies far ahead of the body's fetch. Its "size" is then
+// the range's length, and "verified" means all of the range arrived from the
+// version the record names.
+//
 // Thread safety: all methods may be called from any thread.
 #pragma once
 
@@ -32,6 +38,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "base/status.h"
@@ -69,7 +76,10 @@ class ColdFetch {
   // bytes: both are kept until this object is destroyed (see pin_). Returns
   // the reservation to grow and to hand to Capacity::AddBody.
   Reservation& HoldSpace(BodyPin pin, Reservation reserved);
-  void PublishMeta(ObjectRecord record, UniqueFd read_fd);
+  // `range_length`: for a range read, the bytes it brings (else the body's
+  // size, record.size).
+  void PublishMeta(ObjectRecord record, UniqueFd read_fd,
+                   std::optional<uint64_t> range_length = std::nullopt);
   // After PublishMeta. A count that reaches the object's size publishes
   // nothing: those bytes become sendable with PublishVerified. Both return
   // true when they woke a reader (the fetcher may then hand its CPU over).
@@ -109,6 +119,7 @@ class ColdFetch {
   BodyPin pin_;
   Reservation reserved_;
   UniqueFd fd_;
+  uint64_t length_ = 0;               // guarded by mu_: record_.size, or the range's length
   uint64_t written_ = 0;              // guarded by mu_
   bool verified_ = false;             // guarded by mu_
   bool finished_ = false;             // guarded by mu_

@@ -75,6 +75,24 @@ TEST(ColdFetch, ReadersFollowProgressAndGetTheLastChunkOnlyAfterFinish) {
   EXPECT_EQ(fetch.outcome()->size, 100u);
 }
 
+// A range read counts its bytes against the range's length, not the body's
+// size: the chunk that completes the range waits for the verification, and
+// a finished read never offers more than the range.
+TEST(ColdFetch, ARangeReadIsBoundedByItsLength) {
+  ColdFetch read;
+  read.PublishMeta(Record(1000), UniqueFd(), 100);
+  EXPECT_EQ(read.record().size, 1000u);  // the answer is about the whole body
+  read.PublishBytes(60);
+  EXPECT_EQ(read.Current().sendable, 60u);
+  read.PublishBytes(100);
+  EXPECT_EQ(read.Current().sendable, 60u);
+  read.PublishVerified();
+  EXPECT_EQ(read.Current().sendable, 100u);
+  read.Finish(std::make_shared<const ObjectRecord>(Record(1000)));
+  EXPECT_TRUE(read.Current().complete);
+  EXPECT_EQ(read.Current().sendable, 100u);
+}
+
 // The bytes that complete the body are published by the verification alone,
 // whatever the chunk (one wake-up of the readers for them, not two). A
 // verified body is sendable whole before its commit; a request that needs the

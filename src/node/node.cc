@@ -1,5 +1,6 @@
 #include "node/node.h"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -155,6 +156,8 @@ void Node::RegisterMetrics() {
   cold_fetches_ = &m.AddCounter("objstore_cold_fetches_total", "Bodies fetched from the cold store.");
   cold_fetch_errors_ =
       &m.AddCounter("objstore_cold_fetch_errors_total", "Failed cold-store fetches.");
+  cold_range_reads_ = &m.AddCounter("objstore_cold_range_reads_total",
+                                    "Ranges read from the cold store for GETs ahead of a fetch.");
   cold_puts_ = &m.AddCounter("objstore_cold_puts_total", "Bodies stored in the cold store.");
   cold_put_errors_ = &m.AddCounter("objstore_cold_put_errors_total", "Failed cold-store puts.");
   cold_deletes_ = &m.AddCounter("objstore_cold_deletes_total", "Objects deleted from the cold store.");
@@ -377,6 +380,22 @@ std::shared_ptr<ColdFetch> Node::FetchFromCold(const std::string& key, bool rest
   return fetch;
 }
 
+std::shared_ptr<ColdFetch> Node::ReadColdRange(RecordPtr record, uint64_t offset,
+                                               uint64_t length) {
+  auto read = std::make_shared<ColdFetch>();
+  boost::asio::post(pool_, [this, record = std::move(record), offset, length, read] {
+    Status s = Status::IOError("range read did not run");
+    try {
+      s = RunColdRange(*record, offset, length, *read);
+    } catch (const std::exception& e) {
+      s = Status::IOError(std::string("range read failed: ") + e.what());
+    }
+    if (!s.ok()) cold_fetch_errors_->Inc();
+    read->Finish(s.ok() ? Result<RecordPtr>(record) : Result<RecordPtr>(s));
+  });
+  return read;
+}
+
 std::shared_ptr<ColdFetch> Node::FetchInFlight(const std::string& key) {
   std::lock_guard lock(fetches_mu_);
   auto it = fetches_.find(key);
@@ -397,6 +416,89 @@ std::shared_ptr<ColdFetch> Node::VerifiedFetch(const std::string& key,
   }
   if (!fetch->CountEarlyHit()) capacity_->RecordHit(key);  // committed meanwhile
   return fetch;
+}
+
+namespace {
+
+// Writes what the cold store hands over into a fetch's file and publishes it
+// to the fetch's readers (the bytes that complete the transfer wait for
+// PublishVerified: ColdFetch::PublishBytes).
+//
+// libcurl hands over what one read brought in pieces of at most
+// CURL_MAX_WRITE_SIZE (16 KiB); appending and publishing each piece cost a
+// write and a wake-up of every reader (a sendfile of 16 KiB) per piece. They
+// are gathered up to the end of a read (a shorter piece) or kGather bytes.
+//
+// A reader woken from here is queued on this thread's CPU, where it waited
+// out the rest of the fetcher's time slice (0.68 ms in a scheduler trace of a
+// 4 MiB miss, while the fetcher copied bytes the reader could have been
+// sending). The fetcher hands the CPU over the first time a publication of
+// bytes wakes a reader (and when the verification does); not for every piece
+// in between, where the two would take turns for no gain.
+class FetchWriter {
+ public:
+  FetchWriter(AtomicFile& file, ColdFetch& fetch) : file_(file), fetch_(fetch) {
+    pending_.reserve(kGather + kCurlPiece);
+  }
+  Status Take(std::span<const char> chunk) {
+    pending_.insert(pending_.end(), chunk.begin(), chunk.end());
+    if (chunk.size() >= kCurlPiece && pending_.size() < kGather) return Status::Ok();
+    return Flush();
+  }
+  Status Flush() {
+    if (pending_.empty()) return Status::Ok();
+    Status a = file_.Append(pending_);
+    pending_.clear();
+    if (a.ok() && fetch_.PublishBytes(file_.size()) && !handed_over_) {
+      handed_over_ = true;
+      std::this_thread::yield();
+    }
+    return a;
+  }
+
+ private:
+  static constexpr size_t kCurlPiece = 16 * 1024, kGather = 256 * 1024;
+  AtomicFile& file_;
+  ColdFetch& fetch_;
+  std::vector<char> pending_;
+  bool handed_over_ = false;
+};
+
+}  // namespace
+
+Status Node::RunColdRange(const ObjectRecord& record, uint64_t offset, uint64_t length,
+                          ColdFetch& read) {
+  // The range's file counts against the budget until its reader is done (the
+  // ColdFetch holds the reservation and the file's descriptor).
+  Reservation& reserved = read.HoldSpace(BodyPin(), capacity_->NewReservation());
+  if (Status r = capacity_->Reserve(reserved, length); !r.ok()) return r;
+  auto file = bodies_->NewBody();  // removed when it goes out of scope, never committed
+  if (!file.ok()) return file.status();
+  UniqueFd reader(::open((*file)->temp_path().c_str(), O_RDONLY | O_CLOEXEC));
+  if (!reader.valid()) return Status::FromErrno(errno, "open " + (*file)->temp_path());
+  FetchWriter writer(**file, read);
+  Status s = cold_->GetRange(
+      record.key, offset, length,
+      [&](const ColdObjectMeta& m) {
+        // Refuse before any byte is served: only the bytes of the record's
+        // own version (an object of another tool has no etag of ours: its
+        // size is all there is to check).
+        if (m.size != record.size || (!m.etag.empty() && m.etag != record.etag)) {
+          return Status::Unavailable("the cold store holds another version of " + record.key);
+        }
+        read.PublishMeta(record, std::move(reader), length);
+        return Status::Ok();
+      },
+      [&](std::span<const char> chunk) { return writer.Take(chunk); });
+  if (s.ok()) s = writer.Flush();
+  if (!s.ok()) return s;
+  if ((*file)->size() != length) {
+    return Status::Corruption(fmt::format("range read of {} brought {} of {} bytes", record.key,
+                                          (*file)->size(), length));
+  }
+  cold_range_reads_->Inc();
+  read.PublishVerified();
+  return Status::Ok();
 }
 
 Result<Node::RecordPtr> Node::RunColdFetch(const std::string& key, bool restore_unknown,
@@ -423,28 +525,7 @@ Result<Node::RecordPtr> Node::RunColdFetch(const std::string& key, bool restore_
   UniqueFd reader(::open((*body)->temp_path().c_str(), O_RDONLY | O_CLOEXEC));
   if (!reader.valid()) return Status::FromErrno(errno, "open " + (*body)->temp_path());
   ColdObjectMeta meta;
-  constexpr size_t kCurlPiece = 16 * 1024, kFetchGather = 256 * 1024;
-  std::vector<char> pending;
-  pending.reserve(kFetchGather + kCurlPiece);
-  // A reader woken from here is queued on this thread's CPU, where it waited
-  // out the rest of the fetcher's time slice (0.68 ms in a scheduler trace of
-  // a 4 MiB miss, while the fetcher copied bytes the reader could have been
-  // sending). The fetcher hands the CPU over the first time a publication of
-  // bytes wakes a reader, and when the verification does; not for every
-  // piece in between, where the two would take turns for no gain.
-  bool handed_over = false;
-  // Appends the gathered bytes and wakes the readers for them (the bytes that
-  // complete the body wait for PublishVerified: ColdFetch::PublishBytes).
-  auto flush = [&]() -> Status {
-    if (pending.empty()) return Status::Ok();
-    Status a = (*body)->Append(pending);
-    pending.clear();
-    if (a.ok() && fetch.PublishBytes((*body)->size()) && !handed_over) {
-      handed_over = true;
-      std::this_thread::yield();
-    }
-    return a;
-  };
+  FetchWriter writer(**body, fetch);
   Status s = cold_->Get(
       key,
       [&](const ColdObjectMeta& m) {
@@ -475,17 +556,8 @@ Result<Node::RecordPtr> Node::RunColdFetch(const std::string& key, bool restore_
         fetch.PublishMeta(std::move(shown), std::move(reader));
         return Status::Ok();
       },
-      [&](std::span<const char> chunk) {
-        // libcurl hands over what one read brought in pieces of at most
-        // CURL_MAX_WRITE_SIZE (16 KiB); appending and publishing each piece
-        // cost a write and a wake-up of every reader (a sendfile of 16 KiB)
-        // per piece. They are gathered up to the end of a read (a shorter
-        // piece) or kFetchGather bytes.
-        pending.insert(pending.end(), chunk.begin(), chunk.end());
-        if (chunk.size() >= kCurlPiece && pending.size() < kFetchGather) return Status::Ok();
-        return flush();
-      });
-  if (s.ok()) s = flush();
+      [&](std::span<const char> chunk) { return writer.Take(chunk); });
+  if (s.ok()) s = writer.Flush();
   if (!s.ok()) {
     if (s.code() == StatusCode::kNotFound) {
       return before ? Status::Unavailable("the cold store has lost " + key) : s;
@@ -707,6 +779,7 @@ NodeStats Node::Stats() const {
   s.hits = hits_->Value();
   s.misses = misses_->Value();
   s.cold_fetches = cold_fetches_->Value();
+  s.cold_range_reads = cold_range_reads_->Value();
   s.cold_fetch_errors = cold_fetch_errors_->Value();
   s.cold_puts = cold_puts_->Value();
   s.cold_put_errors = cold_put_errors_->Value();

@@ -96,7 +96,7 @@ struct PutOutcome {
 struct NodeStats {
   JournalCounts journal;
   DiskUsage disk;
-  uint64_t hits = 0, misses = 0, cold_fetches = 0, peer_fetches = 0;
+  uint64_t hits = 0, misses = 0, cold_fetches = 0, cold_range_reads = 0, peer_fetches = 0;
   uint64_t cold_fetch_errors = 0, cold_puts = 0, cold_put_errors = 0, cold_deletes = 0,
            cold_delete_errors = 0;
   CapacityStats capacity;
@@ -146,6 +146,13 @@ class Node {
   // from the cold store's metadata (SPEC §2 step 5); otherwise the fetch fails
   // with NotFound. A tombstone fails it with Deleted. Never blocks.
   std::shared_ptr<ColdFetch> FetchFromCold(const std::string& key, bool restore_unknown);
+  // Reads bytes [offset, offset + length) of `record`'s body from the cold
+  // store, for one GET whose range lies far ahead of the body's fetch: a
+  // ColdFetch carrying that range (its byte 0 is the body's byte `offset`),
+  // into a temporary file that is removed once its reader is done; never
+  // committed. Fails with Unavailable when the cold store holds another
+  // version. Never blocks.
+  std::shared_ptr<ColdFetch> ReadColdRange(RecordPtr record, uint64_t offset, uint64_t length);
   // The fetch of `key` in flight, nullptr when none. A client may have its
   // whole body (verified) before the fetch committed the record: a request
   // that must see the committed record waits for that commit
@@ -228,6 +235,8 @@ class Node {
   std::mutex& UploadLock(const std::string& key);
   std::mutex& CommitLock(const std::string& key);
   Result<RecordPtr> RunColdFetch(const std::string& key, bool restore_unknown, ColdFetch& fetch);
+  Status RunColdRange(const ObjectRecord& record, uint64_t offset, uint64_t length,
+                      ColdFetch& read);
 
   NodeOptions options_;
   const Clock& clock_;
@@ -244,6 +253,7 @@ class Node {
   Counter* misses_ = nullptr;
   Counter* cold_fetches_ = nullptr;
   Counter* cold_fetch_errors_ = nullptr;
+  Counter* cold_range_reads_ = nullptr;
   Counter* cold_puts_ = nullptr;
   Counter* cold_put_errors_ = nullptr;
   Counter* cold_deletes_ = nullptr;

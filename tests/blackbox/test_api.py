@@ -625,15 +625,43 @@ class ApiTest(NodeTestCase):
         # level 0 body gone and nowhere else: 503 body_unavailable (docs/API.md)
         self.assertJsonError(n.get(oid0), 503, "body_unavailable")
 
-    def test_concurrent_misses_fetch_once(self):
-        """SPEC §2: concurrent misses for one id cause exactly one cold-store fetch."""
+    def put_and_evict(self, body, name):
+        """PUTs `body` at level 1, then restarts the node without its bodies: the
+        object is known, its body in the cold store only. Returns the id."""
         n = self.node
         oid = n.new_id()
-        body = os.urandom(4 * 1024 * 1024)
-        self.assertOk(n.put(oid, body, level=1, name="big.bin"))
+        self.assertOk(n.put(oid, body, level=1, name=name))
         n.stop()
         wipe_files(n)
         n.start()
+        return oid
+
+    def test_range_ahead_of_a_cold_fetch_is_read_on_its_own(self):
+        """docs/ARCHITECTURE.md: a range starting 1 MiB or more past what the body's
+        fetch has brought is read from the cold store on its own."""
+        n = self.node
+        body = os.urandom(3 * 1024 * 1024)
+        oid = self.put_and_evict(body, "clip.mp4")
+        st, h, b = n.get(oid, headers={"Range": "bytes=2500000-2600000"})
+        self.assertEqual(st, 206, b[:300])
+        self.assertEqual(b, body[2500000:2600001])
+        self.assertEqual(h.get("content-range"), "bytes 2500000-2600000/%d" % len(body))
+        self.assertEqual(h.get("content-type"), "video/mp4")
+        st, h, b = n.get(oid)  # the body's fetch ran beside it
+        self.assertEqual((st, b), (200, body))
+        deadline = time.monotonic() + 10  # the fetch counts itself after serving its readers
+        while True:
+            stats = json.loads(n.request("GET", "/api/v1/stats")[2])
+            if stats["cold_fetches"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        self.assertEqual((stats["cold_range_reads"], stats["cold_fetches"]), (1, 1))
+
+    def test_concurrent_misses_fetch_once(self):
+        """SPEC §2: concurrent misses for one id cause exactly one cold-store fetch."""
+        n = self.node
+        body = os.urandom(4 * 1024 * 1024)
+        oid = self.put_and_evict(body, "big.bin")
         before = json.loads(n.request("GET", "/api/v1/stats")[2])["cold_fetches"]
         results = [None] * 12
         barrier = threading.Barrier(len(results))

@@ -271,6 +271,88 @@ class TestS3Fetch(S3Base):
         self.assertEqual(gets, 1, "S3 GETs of the key for %d concurrent misses: %r"
                          % (n, [r for r in self.moto.requests()[mark:] if oid in r[1]]))
 
+    def evict_bodies(self, node):
+        """Restart `node` without its bodies, journal kept: every object is known
+        and its body in the bucket only (as after an eviction)."""
+        node.stop()
+        for dirpath, _d, files in os.walk(node.files_dir):
+            for f in files:
+                os.unlink(os.path.join(dirpath, f))
+        node.start(timeout=15.0)
+
+    def test_range_ahead_of_a_cold_fetch_is_read_on_its_own(self):
+        """A GET of a range far past the start of a cold body is answered by a
+        ranged S3 GET of that range, while the body's own fetch fills the cache."""
+        node = self.start_s3_node(self.moto, self.bucket)
+        oid = node.new_id()
+        body = payload(6 * MiB, b"range-ahead")
+        self.put_ok(node, oid, body, level=1, name="table.parquet")
+        self.evict_bodies(node)
+        path = "/%s/%s" % (self.bucket, oid)
+        mark = self.moto.mark()
+        first, last = 5 * MiB + 7, 6 * MiB - 2
+        st, h, b = node.get(oid, headers={"Range": "bytes=%d-%d" % (first, last)})
+        self.assertEqual(st, 206, b[:300])
+        self.assertEqual(b, body[first:last + 1])
+        self.assertEqual(h.get("content-range"), "bytes %d-%d/%d" % (first, last, len(body)))
+        self.assertEqual(h.get("x-meta-fetched"), "true")
+        # The body's fetch ran beside it: the next GET is a hit, whole and right.
+        self.wait_for(lambda: self.meta_json(node, oid)["local_body"], 20, "the body's fetch to commit")
+        self.wait_for(lambda: self.moto.count("GET", path, since=mark) == 2, 10, "moto's log")
+        self.assertEqual(self.moto.count("GET", path, since=mark, status=206), 1,
+                         "ranged S3 GETs: %r" % [r for r in self.moto.requests()[mark:] if oid in r[1]])
+        mark = self.moto.mark()
+        st, h, b = node.get(oid)
+        self.assertEqual((st, sha(b)), (200, sha(body)))
+        self.assertNotEqual(h.get("x-meta-fetched"), "true")
+        self.assertEqual(self.moto.count("GET", path, since=mark), 0)
+        self.assertEqual(self.stats(node)["cold_range_reads"], 1)
+
+    def test_range_near_the_start_waits_for_the_fetch(self):
+        """Ranges within the first MiB past what the fetch has, a suffix of a small
+        body, HEAD and a stale If-Range make no second S3 request."""
+        node = self.start_s3_node(self.moto, self.bucket)
+        big, small = node.new_id(), node.new_id()
+        big_body, small_body = payload(3 * MiB, b"near"), payload(300 * 1024, b"small")
+        self.put_ok(node, big, big_body, level=1)
+        self.put_ok(node, small, small_body, level=1)
+        etag = node.get(big)[1].get("etag")
+        cases = [(big, {"Range": "bytes=1000-1999"}, 206, big_body[1000:2000]),
+                 (small, {"Range": "bytes=-1000"}, 206, small_body[-1000:]),
+                 (big, {"Range": "bytes=%d-" % (2 * MiB), "If-Range": '"stale"'}, 200, big_body)]
+        for oid, headers, want_status, want in cases:
+            with self.subTest(headers=headers):
+                self.evict_bodies(node)
+                mark = self.moto.mark()
+                st, _h, b = node.get(oid, headers=headers)
+                self.assertEqual((st, sha(b)), (want_status, sha(want)))
+                self.wait_for(lambda: self.meta_json(node, oid)["local_body"], 20, "the fetch")
+                time.sleep(0.2)  # moto logs a request once it has answered it
+                self.assertEqual(self.moto.count("GET", "/%s/%s" % (self.bucket, oid), since=mark), 1)
+        self.evict_bodies(node)
+        st, h, _b = node.request("HEAD", "/api/v1/get/" + big,
+                                 headers={"Range": "bytes=%d-" % (2 * MiB), "If-Range": etag})
+        self.assertEqual(st, 206)
+        self.assertEqual(self.stats(node)["cold_range_reads"], 0)
+
+    def test_range_ahead_comes_before_a_slow_fetch(self):
+        """With S3 at 1 MiB/s, the last 64 KiB of an 8 MiB body come in well
+        under the ~7 s the body's fetch needs to reach them."""
+        proxy = self.start_proxy(self.moto.port)
+        node = self.start_s3_node(self.moto, self.bucket, endpoint=proxy.endpoint)
+        oid = node.new_id()
+        body = payload(8 * MiB, b"slow")
+        self.put_ok(node, oid, body, level=1)
+        self.evict_bodies(node)
+        proxy.slow(1 * MiB)
+        t0 = time.monotonic()
+        st, _h, b = node.get(oid, headers={"Range": "bytes=-65536"})
+        took = time.monotonic() - t0
+        self.assertEqual((st, b), (206, body[-65536:]))
+        self.assertLess(took, 3.5, "the range waited for the body's fetch")
+        proxy.slow(None)  # cuts the slow fetch: it fails, and a later GET fetches again
+        self.wait_for(lambda: sha(node.get(oid)[2]) == sha(body), 30, "a whole GET after the cut")
+
     def test_concurrent_fetches_while_s3_down_all_fail_cleanly(self):
         proxy = self.start_proxy(self.moto.port)
         node = self.start_s3_node(self.moto, self.bucket, endpoint=proxy.endpoint)
