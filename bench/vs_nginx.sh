@@ -47,6 +47,9 @@ Usage: bench/vs_nginx.sh [options]
   --s3-small N           64 KiB objects in the s3 part (default 100)
   --s3-large N           4 MiB objects in the s3 part (default 10)
   --s3-rounds R          cold/hit passes in the s3 part (default 2)
+  --s3-tail N            64 MiB objects whose last 64 KiB the s3 part GETs with
+                         their bodies evicted, objstore vs a ranged GET from
+                         moto, once per round (default 4; 0 = none)
   --s3-first N           64 KiB cold misses made at the start of each s3 round,
                          before the measured ones and reported on their own: the
                          node's first fetches after a start (default 32, twice
@@ -95,6 +98,7 @@ S3_SMALL=100
 S3_LARGE=10
 S3_ROUNDS=2
 S3_FIRST=32
+S3_TAIL=4
 S3_RECEIVE_BUFFER=0
 OBJSTORE_BIN="$REPO/build/objstore"
 if [[ -d /work ]]; then TMP_PARENT=/work/tmp-bench; else TMP_PARENT=/tmp; fi
@@ -133,6 +137,8 @@ while [[ $# -gt 0 ]]; do
         --s3-large=*) S3_LARGE=${1#*=}; shift ;;
         --s3-rounds) need_arg "$@"; S3_ROUNDS=$2; shift 2 ;;
         --s3-rounds=*) S3_ROUNDS=${1#*=}; shift ;;
+        --s3-tail) need_arg "$@"; S3_TAIL=$2; shift 2 ;;
+        --s3-tail=*) S3_TAIL=${1#*=}; shift ;;
         --s3-first) need_arg "$@"; S3_FIRST=$2; shift 2 ;;
         --s3-first=*) S3_FIRST=${1#*=}; shift ;;
         --s3-receive-buffer) need_arg "$@"; S3_RECEIVE_BUFFER=$2; shift 2 ;;
@@ -155,7 +161,7 @@ done
 
 is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
 for v in DURATION WARMUP ROUNDS CONNECTIONS WRK_THREADS SERVER_THREADS PUT_OBJECTS PUT_CLIENTS \
-         IDLE_CONNECTIONS S3_SMALL S3_LARGE S3_ROUNDS S3_FIRST; do
+         IDLE_CONNECTIONS S3_SMALL S3_LARGE S3_ROUNDS S3_FIRST S3_TAIL; do
     is_uint "${!v}" || die "$v must be a non-negative integer, got '${!v}'"
 done
 [[ -z $OBJECTS ]] || { is_uint "$OBJECTS" && [[ $OBJECTS -ge 1 ]]; } || die "--objects must be >= 1"
@@ -648,8 +654,9 @@ fi
 
 # ---------------------------------------------------------------- s3
 if has_part s3; then
-    log "s3: moto on port $MOTO_PORT, nginx proxy_cache on $PROXY_PORT, relay on $RELAY_PORT, $S3_SMALL x 64 KiB + $S3_LARGE x 4 MiB, $S3_FIRST first misses per round, node --s3-receive-buffer $S3_RECEIVE_BUFFER"
+    log "s3: moto on port $MOTO_PORT, nginx proxy_cache on $PROXY_PORT, relay on $RELAY_PORT, $S3_SMALL x 64 KiB + $S3_LARGE x 4 MiB, $S3_FIRST first misses per round, $S3_TAIL x 64 MiB tails, node --s3-receive-buffer $S3_RECEIVE_BUFFER"
     BENCH_SMALL=$S3_SMALL BENCH_LARGE=$S3_LARGE BENCH_ROUNDS=$S3_ROUNDS BENCH_FIRST=$S3_FIRST \
+    BENCH_TAIL=$S3_TAIL \
     BENCH_S3_RECEIVE_BUFFER=$S3_RECEIVE_BUFFER \
     BENCH_MOTO_PORT=$MOTO_PORT \
     BENCH_PROXY_PORT=$PROXY_PORT BENCH_RELAY_PORT=$RELAY_PORT BENCH_WORK=$WORK BENCH_RESULTS=$RESULTS \

@@ -482,14 +482,13 @@ asio::awaitable<void> PublicApi::Get(http::Exchange& ex, const std::string& key)
     }
     co_return;
   }
-  // What a fetch already running has brought (taken before this GET starts
-  // one, whose first bytes could otherwise race the decision below).
-  std::shared_ptr<ColdFetch> running = node_.FetchInFlight(key);
-  const uint64_t fetched = running ? running->Current().sendable : 0;
-  std::shared_ptr<ColdFetch> fetch = node_.FetchFromCold(key, /*restore_unknown=*/!rec);
-  // The fetch brings the body from its first byte: a range far ahead of it
-  // is read on its own meanwhile (a Parquet footer, a seek in a video).
+  // The body's fetch brings the body from its first byte: a range far ahead
+  // of what it has brought (nothing, when none runs yet) is read on its own
+  // (a Parquet footer, a seek in a video).
   if (rec && !ex.is_head()) {
+    std::shared_ptr<ColdFetch> running = node_.FetchInFlight(key);
+    const uint64_t fetched = running ? running->Current().sendable : 0;
+    running.reset();
     const http::RangeDecision range = RequestedRange(ex, *rec);
     if (range.kind == http::RangeKind::kPartial &&
         range.range.first >= fetched + kRangeReadAhead) {
@@ -497,6 +496,7 @@ asio::awaitable<void> PublicApi::Get(http::Exchange& ex, const std::string& key)
       if (served) co_return;
     }
   }
+  std::shared_ptr<ColdFetch> fetch = node_.FetchFromCold(key, /*restore_unknown=*/!rec);
   co_await ServeFetch(ex, key, *fetch);
 }
 
@@ -637,11 +637,16 @@ asio::awaitable<void> PublicApi::ServeFetch(http::Exchange& ex, std::string key,
 
 asio::awaitable<bool> PublicApi::ServeColdRange(http::Exchange& ex, Node::RecordPtr rec) {
   BodyPlan plan = PlanBody(ex, *rec, true);
-  if (plan.early) {  // 304
+  if (plan.early) {  // 304: the body is still brought into the cache
+    node_.FetchFromCold(rec->key, /*restore_unknown=*/false);
     co_await ex.Send(std::move(*plan.early));
     co_return true;
   }
+  // The range the client waits for is asked for first, then the body, which
+  // fills the cache: where the two share a link or a server, the range does
+  // not queue behind the body.
   std::shared_ptr<ColdFetch> read = node_.ReadColdRange(rec, plan.offset, plan.length);
+  node_.FetchFromCold(rec->key, /*restore_unknown=*/false);
   const ColdFetch::Progress first = co_await read->Wait(0);
   if (!first.status.ok()) {
     spdlog::info("range read of {} failed, the GET waits for the fetch of the body: {}",

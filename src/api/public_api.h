@@ -61,8 +61,9 @@ class PublicApi {
   boost::asio::awaitable<void> ServeFetch(http::Exchange& ex, std::string key,
                                           ColdFetch& fetch);
   // Answers a GET of a range of `record` from a range read of the cold store
-  // (Node::ReadColdRange). False when that read failed before anything was
-  // sent: the caller answers from the body's fetch instead.
+  // (Node::ReadColdRange), and starts the fetch of the body. False when that
+  // read failed before anything was sent: the caller answers from the body's
+  // fetch instead.
   boost::asio::awaitable<bool> ServeColdRange(http::Exchange& ex, Node::RecordPtr record);
   // Adds `bytes` to a PUT's reservation, waiting off the loop when the budget
   // is full. NoSpace: answer 507.
