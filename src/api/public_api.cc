@@ -486,14 +486,15 @@ asio::awaitable<void> PublicApi::Get(http::Exchange& ex, const std::string& key)
   // of what it has brought (nothing, when none runs yet) is read on its own
   // (a Parquet footer, a seek in a video).
   if (rec && !ex.is_head()) {
-    std::shared_ptr<ColdFetch> running = node_.FetchInFlight(key);
-    const uint64_t fetched = running ? running->Current().sendable : 0;
-    running.reset();
     const http::RangeDecision range = RequestedRange(ex, *rec);
-    if (range.kind == http::RangeKind::kPartial &&
-        range.range.first >= fetched + kRangeReadAhead) {
-      const bool served = co_await ServeColdRange(ex, rec);
-      if (served) co_return;
+    if (range.kind == http::RangeKind::kPartial && range.range.first >= kRangeReadAhead) {
+      std::shared_ptr<ColdFetch> running = node_.FetchInFlight(key);
+      const uint64_t fetched = running ? running->Current().sendable : 0;
+      running.reset();
+      if (range.range.first >= fetched + kRangeReadAhead) {
+        const bool served = co_await ServeColdRange(ex, rec);
+        if (served) co_return;
+      }
     }
   }
   std::shared_ptr<ColdFetch> fetch = node_.FetchFromCold(key, /*restore_unknown=*/!rec);
@@ -649,8 +650,8 @@ asio::awaitable<bool> PublicApi::ServeColdRange(http::Exchange& ex, Node::Record
   node_.FetchFromCold(rec->key, /*restore_unknown=*/false);
   const ColdFetch::Progress first = co_await read->Wait(0);
   if (!first.status.ok()) {
-    spdlog::info("range read of {} failed, the GET waits for the fetch of the body: {}",
-                 rec->key, first.status.ToString());
+    spdlog::info("range read of {} failed, the GET waits for the fetch of the body: {}", rec->key,
+                 first.status.ToString());
     co_return false;
   }
   const bool head_sent = co_await ex.SendHead(plan.head, plan.length);
@@ -661,8 +662,7 @@ asio::awaitable<bool> PublicApi::ServeColdRange(http::Exchange& ex, Node::Record
   while (pos < plan.length) {
     ColdFetch::Progress now = co_await read->Wait(pos);
     if (!now.status.ok()) {
-      spdlog::warn("range read of {} failed while streaming: {}", rec->key,
-                   now.status.ToString());
+      spdlog::warn("range read of {} failed while streaming: {}", rec->key, now.status.ToString());
       ex.Abort();  // the client sees a short body and a closed connection
       co_return true;
     }

@@ -18,12 +18,12 @@ Status ColdStore::GetRange(const std::string& key, uint64_t offset, uint64_t len
         return on_meta(m);
       },
       [&](std::span<const char> chunk) {
-        const uint64_t begin = std::max(pos, offset), end = std::min(pos + chunk.size(), offset + length);
+        const uint64_t chunk_at = pos;  // offset in the object of chunk[0]
         pos += chunk.size();
+        const uint64_t begin = std::max(chunk_at, offset), end = std::min(pos, offset + length);
         if (begin < end) {
-          if (Status d = on_data(chunk.subspan(begin - (pos - chunk.size()), end - begin)); !d.ok()) {
-            return d;
-          }
+          Status d = on_data(chunk.subspan(begin - chunk_at, end - begin));
+          if (!d.ok()) return d;
         }
         if (pos < offset + length) return Status::Ok();
         done = true;

@@ -54,8 +54,8 @@ class ColdStore {
   // Streams bytes [offset, offset + length) of an object, length > 0: on_meta
   // once (its size is the whole object's), then on_data for each chunk in
   // order. A range outside the object is an error (Invalid, or Unavailable
-  // from S3's 416); otherwise as Get. This default runs Get and drops the bytes outside the range; a store
-  // that can read a range alone overrides it.
+  // from S3's 416); otherwise as Get. This default runs Get and drops the
+  // bytes outside the range; a store that can read a range alone overrides it.
   virtual Status GetRange(const std::string& key, uint64_t offset, uint64_t length,
                           const std::function<Status(const ColdObjectMeta&)>& on_meta,
                           const std::function<Status(std::span<const char>)>& on_data);

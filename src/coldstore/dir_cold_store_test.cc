@@ -61,8 +61,15 @@ Result<std::pair<uint64_t, std::string>> FetchRange(ColdStore& store, const std:
   uint64_t size = 0;
   std::string data;
   Status s = store.GetRange(
-      key, offset, length, [&](const ColdObjectMeta& m) { size = m.size; return Status::Ok(); },
-      [&](std::span<const char> c) { data.append(c.data(), c.size()); return Status::Ok(); });
+      key, offset, length,
+      [&](const ColdObjectMeta& m) {
+        size = m.size;
+        return Status::Ok();
+      },
+      [&](std::span<const char> c) {
+        data.append(c.data(), c.size());
+        return Status::Ok();
+      });
   if (!s.ok()) return s;
   return std::make_pair(size, data);
 }
@@ -72,8 +79,11 @@ TEST(DirColdStore, GetRangeReadsOnlyTheRange) {
   std::string path, bytes;
   for (int i = 0; i < 700'000; ++i) bytes.push_back(static_cast<char>('a' + i % 23));
   ASSERT_TRUE(fx.cold->Put(fx.MakeBody("K", bytes, 1, &path), path).ok());
-  for (auto [offset, length] : {std::pair<uint64_t, uint64_t>{0, 1}, {5, 300'000},
-                                {262'143, 262'146}, {699'999, 1}, {0, 700'000}}) {
+  for (auto [offset, length] : {std::pair<uint64_t, uint64_t>{0, 1},
+                                {5, 300'000},
+                                {262'143, 262'146},
+                                {699'999, 1},
+                                {0, 700'000}}) {
     auto got = FetchRange(*fx.cold, "K", offset, length);
     ASSERT_TRUE(got.ok()) << got.status().ToString();
     EXPECT_EQ(got->first, bytes.size());
@@ -122,7 +132,8 @@ TEST(ColdStore, DefaultGetRangeCutsTheWholeStreamAndStopsAfterTheRange) {
       ASSERT_TRUE(got.ok()) << got.status().ToString();
       EXPECT_EQ(got->first, bytes.size());
       EXPECT_EQ(got->second, bytes.substr(offset, length)) << offset << "+" << length;
-      EXPECT_EQ(store.pieces_, static_cast<int>((offset + length + 6) / 7));  // none after the range
+      EXPECT_EQ(store.pieces_,
+                static_cast<int>((offset + length + 6) / 7));  // none after the range
     }
   }
   WholeOnlyStore store(bytes);

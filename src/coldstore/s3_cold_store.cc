@@ -532,9 +532,9 @@ Status S3ColdStore::GetRange(const std::string& key, uint64_t offset, uint64_t l
     if (r.status != 206 || cr == r.headers.end() ||
         std::sscanf(cr->second.c_str(), "bytes %llu-%llu/%llu", &first, &last, &size) != 3 ||
         first != offset || last != offset + length - 1 || last >= size) {
-      return Status::Unavailable(fmt::format(
-          "S3 answered a range GET of {} with status {} and Content-Range '{}'", key, r.status,
-          cr == r.headers.end() ? "" : cr->second));
+      return Status::Unavailable(
+          fmt::format("S3 answered a range GET of {} with status {} and Content-Range '{}'", key,
+                      r.status, cr == r.headers.end() ? "" : cr->second));
     }
     ColdObjectMeta m = MetaFromHeaders(key, r.headers);
     m.size = size;

@@ -380,8 +380,7 @@ std::shared_ptr<ColdFetch> Node::FetchFromCold(const std::string& key, bool rest
   return fetch;
 }
 
-std::shared_ptr<ColdFetch> Node::ReadColdRange(RecordPtr record, uint64_t offset,
-                                               uint64_t length) {
+std::shared_ptr<ColdFetch> Node::ReadColdRange(RecordPtr record, uint64_t offset, uint64_t length) {
   auto read = std::make_shared<ColdFetch>();
   boost::asio::post(pool_, [this, record = std::move(record), offset, length, read] {
     Status s = Status::IOError("range read did not run");
