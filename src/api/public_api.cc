@@ -790,6 +790,7 @@ asio::awaitable<void> PublicApi::Stats(http::Exchange& ex) {
            {"peer_fetches", s.peer_fetches},
            {"cold_fetches", s.cold_fetches},
            {"cold_range_reads", s.cold_range_reads},
+           {"cold_fetch_resumes", s.cold_fetch_resumes},
            {"pending_uploads", s.journal.pending_cold},
            {"pending_deletes", s.journal.pending_deletes},
            {"cold_store", ColdStoreJson(node_.cold_store(), s)},

@@ -82,6 +82,12 @@ Status Node::Reconcile() {
 // most every policy_save_interval and at shutdown (docs/FORMATS.md).
 constexpr const char* kPolicyStateName = "eviction_policy";
 
+// How many times one cold fetch resumes a transfer that broke off mid-body
+// (each resume is a ranged GET, itself retried by the cold store before its
+// first byte): enough for a reset connection or two, bounded so that a store
+// that keeps cutting its answers fails the fetch instead of looping.
+constexpr int kMaxFetchResumes = 3;
+
 Status Node::OpenCapacity(const NodeOptions& options) {
   std::vector<StoredBody> bodies;
   uint64_t stored_bytes = 0;
@@ -158,6 +164,9 @@ void Node::RegisterMetrics() {
       &m.AddCounter("objstore_cold_fetch_errors_total", "Failed cold-store fetches.");
   cold_range_reads_ = &m.AddCounter("objstore_cold_range_reads_total",
                                     "Ranges read from the cold store for GETs ahead of a fetch.");
+  cold_fetch_resumes_ = &m.AddCounter(
+      "objstore_cold_fetch_resumes_total",
+      "Ranged GETs that resumed a cold-store fetch broken off mid-body.");
   cold_puts_ = &m.AddCounter("objstore_cold_puts_total", "Bodies stored in the cold store.");
   cold_put_errors_ = &m.AddCounter("objstore_cold_put_errors_total", "Failed cold-store puts.");
   cold_deletes_ = &m.AddCounter("objstore_cold_deletes_total", "Objects deleted from the cold store.");
@@ -525,38 +534,80 @@ Result<Node::RecordPtr> Node::RunColdFetch(const std::string& key, bool restore_
   if (!reader.valid()) return Status::FromErrno(errno, "open " + (*body)->temp_path());
   ColdObjectMeta meta;
   FetchWriter writer(**body, fetch);
+  bool meta_taken = false;  // on_meta accepted the object: its readers have its header
+  bool refused = false;     // a callback of ours failed (budget, disk, version): not resumable
+  auto take = [&](std::span<const char> chunk) {
+    Status t = writer.Take(chunk);
+    if (!t.ok()) refused = true;
+    return t;
+  };
+  auto take_meta = [&](const ColdObjectMeta& m) {
+    meta = m;
+    if (m.size > options_.max_body_bytes) {
+      return Status::TooLarge("cold object " + key + " exceeds the body size limit");
+    }
+    if (Status r = capacity_->Reserve(reserved, m.size); !r.ok()) return r;
+    // Refuse before any byte is served: a known record is only completed
+    // with the bytes of its own version.
+    if (before && !m.etag.empty() && m.etag != before->etag) {
+      return Status::Unavailable("the cold store holds another version of " + key);
+    }
+    ObjectRecord shown;
+    if (before) {
+      shown = *before;
+    } else {
+      shown.key = key;
+      shown.name = m.name;
+      shown.size = m.size;
+      shown.etag = m.etag;  // empty for objects not written by objstore
+      shown.timestamp_ns = m.timestamp_ns;
+      shown.version = HlcTimestamp{m.version};
+      shown.consistency = m.consistency;
+      shown.user_meta = m.user_meta;
+      shown.cold = ColdState::kStored;
+    }
+    fetch.PublishMeta(std::move(shown), std::move(reader));
+    return Status::Ok();
+  };
   Status s = cold_->Get(
       key,
       [&](const ColdObjectMeta& m) {
-        meta = m;
-        if (m.size > options_.max_body_bytes) {
-          return Status::TooLarge("cold object " + key + " exceeds the body size limit");
-        }
-        if (Status r = capacity_->Reserve(reserved, m.size); !r.ok()) return r;
-        // Refuse before any byte is served: a known record is only completed
-        // with the bytes of its own version.
-        if (before && !m.etag.empty() && m.etag != before->etag) {
-          return Status::Unavailable("the cold store holds another version of " + key);
-        }
-        ObjectRecord shown;
-        if (before) {
-          shown = *before;
-        } else {
-          shown.key = key;
-          shown.name = m.name;
-          shown.size = m.size;
-          shown.etag = m.etag;  // empty for objects not written by objstore
-          shown.timestamp_ns = m.timestamp_ns;
-          shown.version = HlcTimestamp{m.version};
-          shown.consistency = m.consistency;
-          shown.user_meta = m.user_meta;
-          shown.cold = ColdState::kStored;
-        }
-        fetch.PublishMeta(std::move(shown), std::move(reader));
-        return Status::Ok();
+        Status t = take_meta(m);
+        (t.ok() ? meta_taken : refused) = true;
+        return t;
       },
-      [&](std::span<const char> chunk) { return writer.Take(chunk); });
+      take);
   if (s.ok()) s = writer.Flush();
+  // A transfer that broke off mid-body (a reset connection, a stalled S3) is
+  // resumed from the first byte missing, for an object of ours only: its etag
+  // and version tell that the bytes after the break belong to the same object
+  // as those before it (and the hash of the whole body is checked below).
+  for (int resumes = 0;
+       !s.ok() && !refused && meta_taken && !meta.etag.empty() && resumes < kMaxFetchResumes &&
+       (s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kIOError);
+       ++resumes) {
+    if (Status f = writer.Flush(); !f.ok()) {
+      s = f;
+      break;
+    }
+    const uint64_t have = (*body)->size();
+    if (have >= meta.size) break;  // the size check below says what is wrong
+    spdlog::info("fetch of {} broke off after {} of {} bytes ({}); resuming", key, have, meta.size,
+                 s.message());
+    cold_fetch_resumes_->Inc();
+    s = cold_->GetRange(
+        key, have, meta.size - have,
+        [&](const ColdObjectMeta& m) {
+          if (m.size != meta.size || m.etag != meta.etag || m.version != meta.version) {
+            refused = true;
+            return Status::Unavailable("the cold store's copy of " + key +
+                                       " changed during the fetch");
+          }
+          return Status::Ok();
+        },
+        take);
+    if (s.ok()) s = writer.Flush();
+  }
   if (!s.ok()) {
     if (s.code() == StatusCode::kNotFound) {
       return before ? Status::Unavailable("the cold store has lost " + key) : s;
@@ -779,6 +830,7 @@ NodeStats Node::Stats() const {
   s.misses = misses_->Value();
   s.cold_fetches = cold_fetches_->Value();
   s.cold_range_reads = cold_range_reads_->Value();
+  s.cold_fetch_resumes = cold_fetch_resumes_->Value();
   s.cold_fetch_errors = cold_fetch_errors_->Value();
   s.cold_puts = cold_puts_->Value();
   s.cold_put_errors = cold_put_errors_->Value();

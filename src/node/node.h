@@ -96,7 +96,8 @@ struct PutOutcome {
 struct NodeStats {
   JournalCounts journal;
   DiskUsage disk;
-  uint64_t hits = 0, misses = 0, cold_fetches = 0, cold_range_reads = 0, peer_fetches = 0;
+  uint64_t hits = 0, misses = 0, cold_fetches = 0, cold_range_reads = 0, cold_fetch_resumes = 0,
+           peer_fetches = 0;
   uint64_t cold_fetch_errors = 0, cold_puts = 0, cold_put_errors = 0, cold_deletes = 0,
            cold_delete_errors = 0;
   CapacityStats capacity;
@@ -254,6 +255,7 @@ class Node {
   Counter* cold_fetches_ = nullptr;
   Counter* cold_fetch_errors_ = nullptr;
   Counter* cold_range_reads_ = nullptr;
+  Counter* cold_fetch_resumes_ = nullptr;
   Counter* cold_puts_ = nullptr;
   Counter* cold_put_errors_ = nullptr;
   Counter* cold_deletes_ = nullptr;

@@ -308,6 +308,51 @@ class TestS3Fetch(S3Base):
         self.assertEqual(self.moto.count("GET", path, since=mark), 0)
         self.assertEqual(self.stats(node)["cold_range_reads"], 1)
 
+    def test_fetch_cut_mid_body_resumes_where_it_stopped(self):
+        """S3's answer is cut mid-body twice: the fetch goes on with ranged GETs
+        from the first missing byte, and the client gets the whole body in one
+        answer. A store that cuts every answer fails the fetch after a bounded
+        number of resumes, and nothing partial is kept."""
+        proxy = self.start_proxy(self.moto.port)
+        node = self.start_s3_node(self.moto, self.bucket, endpoint=proxy.endpoint)
+        oid = node.new_id()
+        body = payload(3 * MiB, b"resume")
+        self.put_ok(node, oid, body, level=1)
+        self.evict_bodies(node)
+        path = "/%s/%s" % (self.bucket, oid)
+        mark = self.moto.mark()
+        proxy.cut_after(2, 1 * MiB, "down")
+        st, _h, b = node.get(oid)
+        self.assertEqual((st, sha(b)), (200, sha(body)))
+        self.assertEqual(proxy.cut, 2, "the answers were not cut")
+        self.assertEqual(self.stats(node)["cold_fetch_resumes"], 2)
+        self.wait_for(lambda: self.moto.count("GET", path, since=mark) == 3, 10, "moto's log")
+        self.assertEqual(self.moto.count("GET", path, since=mark, status=206), 2)
+        self.wait_for(lambda: self.meta_json(node, oid)["local_body"], 20, "the fetch to commit")
+        st, _h, b = node.get(oid)
+        self.assertEqual((st, sha(b)), (200, sha(body)))
+
+        oid2 = node.new_id()
+        body2 = payload(2 * MiB, b"cut-always")
+        self.put_ok(node, oid2, body2, level=1)
+        self.evict_bodies(node)
+        proxy.cut_after(1000, 256 * 1024, "down")
+        t0 = time.monotonic()
+        try:
+            st, _h, b = node.get(oid2)
+            self.assertNotEqual(st, 200, "a 200 from a store that cuts every answer")
+        except (OSError, http.client.HTTPException):
+            pass  # the header went out with the first bytes; the rest never came
+        self.assertLess(time.monotonic() - t0, 30)
+        self.assertTrue(node.alive())
+        # the first answer and three resumes (the bound), each cut
+        self.assertEqual(self.stats(node)["cold_fetch_resumes"], 3)
+        self.assertEqual(proxy.cut, 4)
+        self.assertFalse(self.meta_json(node, oid2)["local_body"])
+        proxy.cut_after(0, 0)
+        st, _h, b = node.get(oid2)
+        self.assertEqual((st, sha(b)), (200, sha(body2)))
+
     def test_range_near_the_start_waits_for_the_fetch(self):
         """Ranges within the first MiB past what the fetch has, a suffix of a small
         body, HEAD and a stale If-Range make no second S3 request."""
@@ -350,11 +395,11 @@ class TestS3Fetch(S3Base):
         took = time.monotonic() - t0
         self.assertEqual((st, b), (206, body[-65536:]))
         self.assertLess(took, 3.5, "the range waited for the body's fetch")
-        proxy.slow(None)  # cuts the slow fetch: it fails, and a later GET fetches again
+        proxy.slow(None)  # cuts the slow fetch, which resumes at full speed
 
         def whole_body_sha():
-            # A GET that joins the fetch before its cut is noticed gets the
-            # headers and then a closed connection: that one is retried.
+            # Should the fetch fail instead (its resumes cut too), a GET that
+            # joined it gets the header and then a closed connection: retried.
             try:
                 return sha(node.get(oid)[2])
             except (OSError, http.client.HTTPException):
