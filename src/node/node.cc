@@ -83,9 +83,9 @@ Status Node::Reconcile() {
 constexpr const char* kPolicyStateName = "eviction_policy";
 
 // How many times one cold fetch resumes a transfer that broke off mid-body
-// (each resume is a ranged GET, itself retried by the cold store before its
-// first byte): enough for a reset connection or two, bounded so that a store
-// that keeps cutting its answers fails the fetch instead of looping.
+// (each resume is a GetRange; S3ColdStore retries it until its first byte):
+// enough for a reset connection or two, bounded so that a store that keeps
+// cutting its answers fails the fetch instead of looping.
 constexpr int kMaxFetchResumes = 3;
 
 Status Node::OpenCapacity(const NodeOptions& options) {
