@@ -145,7 +145,10 @@ class Node {
   // key share one transfer (single flight) and stream it as it arrives
   // (ColdFetch). `restore_unknown`: an id the journal does not know is restored
   // from the cold store's metadata (SPEC §2 step 5); otherwise the fetch fails
-  // with NotFound. A tombstone fails it with Deleted. Never blocks.
+  // with NotFound. A tombstone fails it with Deleted. A transfer of an object
+  // written by objstore that breaks off mid-body is resumed from its first
+  // missing byte (a GetRange of the same size, etag and version), a bounded
+  // number of times. Never blocks.
   std::shared_ptr<ColdFetch> FetchFromCold(const std::string& key, bool restore_unknown);
   // Reads bytes [offset, offset + length) of `record`'s body from the cold
   // store, for one GET whose range lies far ahead of the body's fetch: a
