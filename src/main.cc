@@ -45,6 +45,8 @@ struct Flags {
   uint64_t s3_multipart_threshold = 64ull << 20;
   uint64_t s3_part_size = 16ull << 20;
   uint64_t s3_receive_buffer = 0;
+  int cold_fetch_streams = 4;
+  uint64_t cold_fetch_part_size = 8ull << 20;
   size_t threads = 0;
   size_t blocking_threads = 16;
   uint64_t max_body_size = 5ull << 30;
@@ -200,6 +202,14 @@ int main(int argc, char** argv) {
                  "speed up misses of large objects from a nearby endpoint")
       ->envname("S3_RECEIVE_BUFFER")->default_str("0")->transform(CLI::AsSizeValue(false))
       ->check(CLI::Range(uint64_t{0}, uint64_t{1} << 30));
+  app.add_option("--cold-fetch-streams", f.cold_fetch_streams,
+                 "Connections a miss of an object larger than --cold-fetch-part-size reads its "
+                 "parts over at once (1: one GET for the whole object)")
+      ->envname("APP_COLD_FETCH_STREAMS")->capture_default_str()->check(CLI::Range(1, 64));
+  app.add_option("--cold-fetch-part-size", f.cold_fetch_part_size,
+                 "Size of the parts of a miss fetched over parallel connections (K, M suffixes)")
+      ->envname("APP_COLD_FETCH_PART_SIZE")->default_str("8M")->transform(CLI::AsSizeValue(false))
+      ->check(CLI::Range(uint64_t{64} << 10, uint64_t{5} << 30));
   app.add_option("--threads", f.threads, "Event-loop threads for the public API (0: one per core)")
       ->envname("APP_THREADS")->capture_default_str();
   app.add_option("--blocking-threads", f.blocking_threads,
@@ -366,6 +376,8 @@ int main(int argc, char** argv) {
   node_options.max_body_bytes = f.max_body_size;
   node_options.max_size_bytes = f.max_size;
   node_options.eviction_policy = f.eviction;
+  node_options.cold_fetch_streams = f.cold_fetch_streams;
+  node_options.cold_fetch_part_size = f.cold_fetch_part_size;
   auto node = objstore::Node::Open(node_options, clock, random, disk, std::move(cold));
   if (!node.ok()) {
     spdlog::error("cannot open the node: {}", node.status().ToString());

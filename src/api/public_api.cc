@@ -791,6 +791,7 @@ asio::awaitable<void> PublicApi::Stats(http::Exchange& ex) {
            {"cold_fetches", s.cold_fetches},
            {"cold_range_reads", s.cold_range_reads},
            {"cold_fetch_resumes", s.cold_fetch_resumes},
+           {"cold_fetch_parts", s.cold_fetch_parts},
            {"pending_uploads", s.journal.pending_cold},
            {"pending_deletes", s.journal.pending_deletes},
            {"cold_store", ColdStoreJson(node_.cold_store(), s)},

@@ -27,6 +27,20 @@ ssize_t PosixDisk::Write(int fd, const void* data, size_t len) {
   return static_cast<ssize_t>(done);
 }
 
+ssize_t PosixDisk::WriteAt(int fd, const void* data, size_t len, off_t offset) {
+  const char* p = static_cast<const char*>(data);
+  size_t done = 0;
+  while (done < len) {
+    ssize_t n = ::pwrite(fd, p + done, len - done, offset + static_cast<off_t>(done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return -errno;
+    }
+    done += static_cast<size_t>(n);
+  }
+  return static_cast<ssize_t>(done);
+}
+
 int PosixDisk::Fsync(int fd) { return ::fsync(fd) == 0 ? 0 : -errno; }
 
 int PosixDisk::Rename(const char* from, const char* to) {

@@ -16,6 +16,8 @@ class Disk {
   virtual ~Disk() = default;
   virtual int Open(const char* path, int flags, mode_t mode) = 0;
   virtual ssize_t Write(int fd, const void* data, size_t len) = 0;
+  // Writes at `offset` without moving the descriptor's position (pwrite).
+  virtual ssize_t WriteAt(int fd, const void* data, size_t len, off_t offset) = 0;
   virtual int Fsync(int fd) = 0;
   virtual int Rename(const char* from, const char* to) = 0;
   virtual int Unlink(const char* path) = 0;
@@ -28,6 +30,7 @@ class PosixDisk final : public Disk {
  public:
   int Open(const char* path, int flags, mode_t mode) override;
   ssize_t Write(int fd, const void* data, size_t len) override;
+  ssize_t WriteAt(int fd, const void* data, size_t len, off_t offset) override;
   int Fsync(int fd) override;
   int Rename(const char* from, const char* to) override;
   int Unlink(const char* path) override;

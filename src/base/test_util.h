@@ -40,12 +40,10 @@ class FaultyDisk final : public Disk {
     return real_.Open(path, flags, mode);
   }
   ssize_t Write(int fd, const void* data, size_t len) override {
-    int64_t budget = write_budget.load();
-    if (budget >= 0) {
-      if (static_cast<int64_t>(len) > budget) return -ENOSPC;
-      write_budget -= static_cast<int64_t>(len);
-    }
-    return real_.Write(fd, data, len);
+    return Spend(len) ? real_.Write(fd, data, len) : -ENOSPC;
+  }
+  ssize_t WriteAt(int fd, const void* data, size_t len, off_t offset) override {
+    return Spend(len) ? real_.WriteAt(fd, data, len, offset) : -ENOSPC;
   }
   int Fsync(int fd) override { return fail_fsync ? -EIO : real_.Fsync(fd); }
   int Rename(const char* from, const char* to) override { return real_.Rename(from, to); }
@@ -53,6 +51,14 @@ class FaultyDisk final : public Disk {
   int SyncDir(const char* path) override { return fail_fsync ? -EIO : real_.SyncDir(path); }
 
  private:
+  bool Spend(size_t len) {
+    int64_t budget = write_budget.load();
+    while (budget >= 0) {
+      if (static_cast<int64_t>(len) > budget) return false;
+      if (write_budget.compare_exchange_weak(budget, budget - static_cast<int64_t>(len))) break;
+    }
+    return true;
+  }
   PosixDisk real_;
 };
 

@@ -13,6 +13,7 @@
 #include <boost/asio/post.hpp>
 
 #include "node/blocking.h"
+#include "node/cold_parts.h"
 
 namespace objstore {
 
@@ -164,6 +165,9 @@ void Node::RegisterMetrics() {
       &m.AddCounter("objstore_cold_fetch_errors_total", "Failed cold-store fetches.");
   cold_range_reads_ = &m.AddCounter("objstore_cold_range_reads_total",
                                     "Ranges read from the cold store for GETs ahead of a fetch.");
+  cold_fetch_parts_ = &m.AddCounter(
+      "objstore_cold_fetch_parts_total",
+      "Ranged GETs that fetched a part of a large object beside its first part.");
   cold_fetch_resumes_ = &m.AddCounter(
       "objstore_cold_fetch_resumes_total",
       "Ranged GETs that resumed a cold-store fetch broken off mid-body.");
@@ -457,14 +461,24 @@ class FetchWriter {
     if (pending_.empty()) return Status::Ok();
     Status a = file_.Append(pending_);
     pending_.clear();
-    if (a.ok() && fetch_.PublishBytes(file_.size()) && !handed_over_) {
-      handed_over_ = true;
-      std::this_thread::yield();
-    }
+    if (a.ok()) Publish();
+    return a;
+  }
+  // Takes the next `length` bytes, written past the end by ColdParts, as
+  // appended, and publishes them (after a Flush: nothing pending).
+  Status Adopt(uint64_t length) {
+    Status a = file_.AdoptWritten(length);
+    if (a.ok()) Publish();
     return a;
   }
 
  private:
+  void Publish() {
+    if (fetch_.PublishBytes(file_.size()) && !handed_over_) {
+      handed_over_ = true;
+      std::this_thread::yield();
+    }
+  }
   static constexpr size_t kCurlPiece = 16 * 1024, kGather = 256 * 1024;
   AtomicFile& file_;
   ColdFetch& fetch_;
@@ -532,6 +546,14 @@ Result<Node::RecordPtr> Node::RunColdFetch(const std::string& key, bool restore_
   if (!body.ok()) return body.status();
   UniqueFd reader(::open((*body)->temp_path().c_str(), O_RDONLY | O_CLOEXEC));
   if (!reader.valid()) return Status::FromErrno(errno, "open " + (*body)->temp_path());
+  // An object we know that is larger than one part comes in parts over
+  // parallel connections: the first part streams through `writer` as a whole
+  // object would, ColdParts writes the others beside it, and they are adopted
+  // in order once the first is in.
+  const uint64_t part_size = options_.cold_fetch_part_size;
+  const bool in_parts = before && !before->etag.empty() && options_.cold_fetch_streams > 1 &&
+                        part_size > 0 && before->size > part_size;
+  std::unique_ptr<ColdParts> parts;  // after `body`: destroyed (joined) before it
   ColdObjectMeta meta;
   FetchWriter writer(**body, fetch);
   bool meta_taken = false;  // on_meta accepted the object: its readers have its header
@@ -569,14 +591,21 @@ Result<Node::RecordPtr> Node::RunColdFetch(const std::string& key, bool restore_
     fetch.PublishMeta(std::move(shown), std::move(reader));
     return Status::Ok();
   };
-  Status s = cold_->Get(
-      key,
-      [&](const ColdObjectMeta& m) {
-        Status t = take_meta(m);
-        (t.ok() ? meta_taken : refused) = true;
-        return t;
-      },
-      take);
+  auto on_meta = [&](const ColdObjectMeta& m) {
+    Status t = in_parts && m.size != before->size
+                   ? Status::Unavailable("the cold store holds another version of " + key)
+                   : take_meta(m);
+    (t.ok() ? meta_taken : refused) = true;
+    if (t.ok() && in_parts) {
+      parts = std::make_unique<ColdParts>(*cold_, **body, m, part_size, part_size,
+                                          kMaxFetchResumes,
+                                          ColdParts::Counters{cold_fetch_parts_, cold_fetch_resumes_});
+      for (int i = 1; i < options_.cold_fetch_streams; ++i) parts->AddWorker();
+    }
+    return t;
+  };
+  Status s = in_parts ? cold_->GetRange(key, 0, part_size, on_meta, take)
+                      : cold_->Get(key, on_meta, take);
   if (s.ok()) s = writer.Flush();
   // A transfer that broke off mid-body (a reset connection, a stalled S3) is
   // resumed from the first byte missing, for an object of ours only: its etag
@@ -590,13 +619,13 @@ Result<Node::RecordPtr> Node::RunColdFetch(const std::string& key, bool restore_
       s = f;
       break;
     }
-    const uint64_t have = (*body)->size();
-    if (have >= meta.size) break;  // the size check below says what is wrong
-    spdlog::info("fetch of {} broke off after {} of {} bytes ({}); resuming", key, have, meta.size,
+    const uint64_t have = (*body)->size(), end = in_parts ? part_size : meta.size;
+    if (have >= end) break;  // the size check below says what is wrong
+    spdlog::info("fetch of {} broke off after {} of {} bytes ({}); resuming", key, have, end,
                  s.message());
     cold_fetch_resumes_->Inc();
     s = cold_->GetRange(
-        key, have, meta.size - have,
+        key, have, end - have,
         [&](const ColdObjectMeta& m) {
           if (m.size != meta.size || m.etag != meta.etag || m.version != meta.version) {
             refused = true;
@@ -607,6 +636,17 @@ Result<Node::RecordPtr> Node::RunColdFetch(const std::string& key, bool restore_
         },
         take);
     if (s.ok()) s = writer.Flush();
+  }
+  if (s.ok() && parts) {
+    parts->AddWorker();  // the first part's connection is free
+    // At most 1 MiB per adoption, so the readers are not held up by the
+    // read-back and hash of a whole part.
+    while (s.ok() && (*body)->size() < meta.size) {
+      const uint64_t have = (*body)->size();
+      Result<uint64_t> end = parts->WaitPast(have);
+      s = end.ok() ? writer.Adopt(std::min<uint64_t>(*end - have, 1 << 20)) : end.status();
+    }
+    parts.reset();
   }
   if (!s.ok()) {
     if (s.code() == StatusCode::kNotFound) {
@@ -831,6 +871,7 @@ NodeStats Node::Stats() const {
   s.cold_fetches = cold_fetches_->Value();
   s.cold_range_reads = cold_range_reads_->Value();
   s.cold_fetch_resumes = cold_fetch_resumes_->Value();
+  s.cold_fetch_parts = cold_fetch_parts_->Value();
   s.cold_fetch_errors = cold_fetch_errors_->Value();
   s.cold_puts = cold_puts_->Value();
   s.cold_put_errors = cold_put_errors_->Value();

@@ -74,6 +74,11 @@ struct NodeOptions {
   // of the filesystem.
   uint64_t max_size_bytes = 0;
   std::string eviction_policy = kDefaultPolicy;
+  // A cold fetch of an object larger than one part, known to the journal,
+  // reads its parts over this many connections at once (ColdParts); 1: one
+  // GET for the whole object.
+  int cold_fetch_streams = 4;
+  uint64_t cold_fetch_part_size = 8ull << 20;
   // How often the eviction policy's state is saved to the journal (when changed).
   std::chrono::milliseconds policy_save_interval{30'000};
 };
@@ -97,7 +102,7 @@ struct NodeStats {
   JournalCounts journal;
   DiskUsage disk;
   uint64_t hits = 0, misses = 0, cold_fetches = 0, cold_range_reads = 0, cold_fetch_resumes = 0,
-           peer_fetches = 0;
+           cold_fetch_parts = 0, peer_fetches = 0;
   uint64_t cold_fetch_errors = 0, cold_puts = 0, cold_put_errors = 0, cold_deletes = 0,
            cold_delete_errors = 0;
   CapacityStats capacity;
@@ -259,6 +264,7 @@ class Node {
   Counter* cold_fetch_errors_ = nullptr;
   Counter* cold_range_reads_ = nullptr;
   Counter* cold_fetch_resumes_ = nullptr;
+  Counter* cold_fetch_parts_ = nullptr;
   Counter* cold_puts_ = nullptr;
   Counter* cold_put_errors_ = nullptr;
   Counter* cold_deletes_ = nullptr;

@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -141,6 +143,9 @@ class HeldFsyncDisk final : public Disk {
   }
   ssize_t Write(int fd, const void* data, size_t len) override {
     return real_.Write(fd, data, len);
+  }
+  ssize_t WriteAt(int fd, const void* data, size_t len, off_t offset) override {
+    return real_.WriteAt(fd, data, len, offset);
   }
   int Fsync(int fd) override {
     std::unique_lock lock(mu_);
@@ -344,6 +349,155 @@ TEST(NodeColdFetch, ABrokenTransferResumesFromTheFirstMissingByteOfTheSameObject
                 c == Case::kChangedObject ? std::vector<uint64_t>{break_at} : std::vector<uint64_t>{});
       EXPECT_TRUE(rec == nullptr || !rec->local_body) << "a body kept from two objects";
     }
+  }
+}
+
+// Serves one object whole (Get) and by ranges (GetRange), each in pieces of
+// 64 KiB with a short pause after each, as a connection of limited rate
+// would. Records every range asked for and how many ranges ran at once. A
+// range starting at `break_range_at` breaks off after `break_after` bytes,
+// once; ranges starting at `changed_range_at` come with another etag.
+class RangedColdStore final : public ColdStore {
+ public:
+  RangedColdStore(ColdObjectMeta meta, std::string body)
+      : meta_(std::move(meta)), body_(std::move(body)) {}
+
+  uint64_t break_range_at = ~0ull, break_after = 0, changed_range_at = ~0ull;
+  std::mutex mu;
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;  // (offset, length), guarded by mu
+  int gets = 0, running = 0, most_running = 0;        // guarded by mu
+
+  std::string Describe() const override { return "ranged"; }
+  Status Put(const ColdObjectMeta&, const std::string&) override { return Status::Ok(); }
+  Status Delete(const std::string&, uint64_t) override { return Status::Ok(); }
+  Status Get(const std::string& key, const std::function<Status(const ColdObjectMeta&)>& on_meta,
+             const std::function<Status(std::span<const char>)>& on_data) override {
+    if (key != meta_.key) return Status::NotFound("no " + key);
+    {
+      std::lock_guard lock(mu);
+      ++gets;
+    }
+    if (Status s = on_meta(meta_); !s.ok()) return s;
+    return Send(0, body_.size(), body_.size(), on_data);
+  }
+  Status GetRange(const std::string& key, uint64_t offset, uint64_t length,
+                  const std::function<Status(const ColdObjectMeta&)>& on_meta,
+                  const std::function<Status(std::span<const char>)>& on_data) override {
+    if (key != meta_.key) return Status::NotFound("no " + key);
+    if (offset + length > body_.size()) return Status::Invalid("range past the end");
+    uint64_t cut = length;
+    ColdObjectMeta m = meta_;
+    {
+      std::lock_guard lock(mu);
+      ranges.emplace_back(offset, length);
+      most_running = std::max(most_running, ++running);
+      if (offset == break_range_at) {
+        cut = break_after;
+        break_range_at = ~0ull;
+      }
+      if (offset == changed_range_at) m.etag = "\"another\"";
+    }
+    Status s = on_meta(m);
+    if (s.ok()) s = Send(offset, length, cut, on_data);
+    std::lock_guard lock(mu);
+    --running;
+    return s;
+  }
+
+ private:
+  // Bytes [offset, offset + length), broken off after `cut` of them.
+  Status Send(uint64_t offset, uint64_t length, uint64_t cut,
+              const std::function<Status(std::span<const char>)>& on_data) {
+    for (uint64_t at = 0; at < std::min(length, cut); at += 64 * 1024) {
+      const uint64_t n = std::min<uint64_t>({64 * 1024, length - at, cut - at});
+      if (Status s = on_data({body_.data() + offset + at, n}); !s.ok()) return s;
+      std::this_thread::sleep_for(std::chrono::microseconds(300));
+    }
+    return cut < length ? Status::Unavailable("connection reset mid-body") : Status::Ok();
+  }
+
+  ColdObjectMeta meta_;
+  std::string body_;
+};
+
+// An object the journal knows, larger than one part, is fetched in parts over
+// parallel ranged GETs (the first part streamed, a broken part resumed) and
+// stored byte-identical; a part of another object fails the fetch and keeps
+// no body; one stream means one whole GET.
+TEST(NodeColdFetch, ALargeKnownObjectComesInPartsOverParallelRangedGets) {
+  const uint64_t part = 1 << 20, total = 5 * part + 1234;
+  std::string body(total, '\0');
+  for (uint64_t i = 0; i < total; ++i) body[i] = static_cast<char>('a' + (i * 7 + i / 4099) % 26);
+  enum class Case { kParts, kChangedPart, kOneStream };
+  for (Case c : {Case::kParts, Case::kChangedPart, Case::kOneStream}) {
+    SCOPED_TRACE(static_cast<int>(c));
+    testing::TempDir dir;
+    SystemClock clock;
+    SystemRandom random;
+    ColdObjectMeta meta;
+    meta.key = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
+    meta.size = total;
+    meta.version = HlcTimestamp::From(1'700'000'000'000, 0).packed;
+    meta.etag = EtagOf(dir.path(), body);
+    NodeOptions options;
+    options.files_dir = dir / "files";
+    options.state_dir = dir / "state";
+    options.blocking_threads = 2;
+    options.cold_fetch_part_size = part;
+    options.cold_fetch_streams = c == Case::kOneStream ? 1 : 3;
+    {  // the first fetch restores an unknown id: one whole GET, then a record
+      auto node = Node::Open(options, clock, random, DefaultDisk(),
+                             std::make_unique<RangedColdStore>(meta, body));
+      ASSERT_TRUE(node.ok()) << node.status().ToString();
+      ASSERT_TRUE(FetchToEnd(**node, meta.key).status.ok());
+      EXPECT_EQ((*node)->Stats().cold_fetch_parts, 0u);
+    }
+    std::filesystem::remove_all(dir / "files");  // evicted: the record stays
+    auto store = std::make_unique<RangedColdStore>(meta, body);
+    RangedColdStore* ranged = store.get();
+    ranged->break_range_at = 2 * part;
+    ranged->break_after = 300'000;
+    if (c == Case::kChangedPart) ranged->changed_range_at = 4 * part;
+    auto node = Node::Open(options, clock, random, DefaultDisk(), std::move(store));
+    ASSERT_TRUE(node.ok()) << node.status().ToString();
+    ASSERT_NE((*node)->Lookup(meta.key), nullptr);
+    ASSERT_FALSE((*node)->Lookup(meta.key)->local_body);
+
+    const ColdFetch::Progress done = FetchToEnd(**node, meta.key);
+    ASSERT_EQ((*node)->FetchInFlight(meta.key), nullptr) << "the fetch did not end in 10 s";
+    Node::RecordPtr rec = (*node)->Lookup(meta.key);
+    ASSERT_NE(rec, nullptr);
+    std::lock_guard lock(ranged->mu);
+    if (c == Case::kOneStream) {
+      EXPECT_TRUE(done.status.ok()) << done.status.ToString();
+      EXPECT_EQ(ranged->gets, 1);
+      EXPECT_TRUE(ranged->ranges.empty());
+      EXPECT_TRUE(rec->local_body);
+      continue;
+    }
+    EXPECT_EQ(ranged->gets, 0);
+    EXPECT_GE(ranged->most_running, 2) << "the parts were not fetched at once";
+    if (c == Case::kChangedPart) {
+      EXPECT_FALSE(done.status.ok());
+      EXPECT_FALSE(rec->local_body) << "a body kept from two objects";
+      continue;
+    }
+    EXPECT_TRUE(done.status.ok()) << done.status.ToString();
+    std::sort(ranged->ranges.begin(), ranged->ranges.end());
+    const std::vector<std::pair<uint64_t, uint64_t>> want{
+        {0, part},           {part, part},     {2 * part, part},
+        {2 * part + 300'000, part - 300'000},  {3 * part, part},
+        {4 * part, part},    {5 * part, 1234}};
+    EXPECT_EQ(ranged->ranges, want);
+    EXPECT_LE(ranged->most_running, 3);
+    EXPECT_EQ((*node)->Stats().cold_fetch_parts, 5u);
+    EXPECT_EQ((*node)->Stats().cold_fetch_resumes, 1u);
+    ASSERT_TRUE(rec->local_body);
+    auto fd = (*node)->OpenBody(*rec);
+    ASSERT_TRUE(fd.ok()) << fd.status().ToString();
+    std::string stored(total, '\0');
+    ASSERT_EQ(::pread(fd->get(), stored.data(), total, 0), static_cast<ssize_t>(total));
+    EXPECT_TRUE(stored == body) << "the stored body differs";
   }
 }
 

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <filesystem>
@@ -28,7 +29,8 @@ std::string RandomName() {
 Result<std::unique_ptr<AtomicFile>> AtomicFile::Create(Disk& disk, const std::string& tmp_dir,
                                                        const char* suffix) {
   std::string path = tmp_dir + "/" + RandomName() + suffix;
-  int fd = disk.Open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+  // Read-write: AdoptWritten reads back what WriteAt wrote.
+  int fd = disk.Open(path.c_str(), O_RDWR | O_CREAT | O_EXCL, 0644);
   if (fd < 0) return Status::FromErrno(-fd, "create " + path);
   return std::unique_ptr<AtomicFile>(new AtomicFile(disk, fd, std::move(path)));
 }
@@ -50,6 +52,33 @@ Status AtomicFile::Append(std::span<const char> data) {
   if (n < 0) return Status::FromErrno(static_cast<int>(-n), "write " + path_);
   XXH3_128bits_update(hash_, data.data(), data.size());
   size_ += data.size();
+  return Status::Ok();
+}
+
+Status AtomicFile::WriteAt(uint64_t offset, std::span<const char> data) const {
+  // No check of size_ or done_ here: the owner changes them meanwhile.
+  ssize_t n = disk_.WriteAt(fd_, data.data(), data.size(), static_cast<off_t>(offset));
+  if (n < 0) return Status::FromErrno(static_cast<int>(-n), "write " + path_);
+  return Status::Ok();
+}
+
+Status AtomicFile::AdoptWritten(uint64_t length) {
+  if (done_) return Status::IOError("adopt in a finished file");
+  std::vector<char> buf(std::min<uint64_t>(length, 1 << 20));
+  uint64_t end = size_ + length;
+  while (size_ < end) {
+    ssize_t n = ::pread(fd_, buf.data(), std::min<uint64_t>(buf.size(), end - size_),
+                        static_cast<off_t>(size_));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::FromErrno(errno, "read " + path_);
+    if (n == 0) return Status::Corruption(path_ + " ends before the bytes to adopt");
+    XXH3_128bits_update(hash_, buf.data(), static_cast<size_t>(n));
+    size_ += static_cast<uint64_t>(n);
+  }
+  // Later appends go after the adopted bytes.
+  if (::lseek(fd_, static_cast<off_t>(size_), SEEK_SET) < 0) {
+    return Status::FromErrno(errno, "seek " + path_);
+  }
   return Status::Ok();
 }
 

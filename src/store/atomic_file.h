@@ -6,7 +6,7 @@
 // no reader can see a partial file. Destroying an uncommitted AtomicFile
 // removes the temporary. A content hash (XXH3-128) is computed while writing.
 //
-// Not thread-safe: one writer owns it.
+// Not thread-safe: one writer owns it (WriteAt aside).
 #pragma once
 
 #include <xxhash.h>
@@ -35,6 +35,15 @@ class AtomicFile {
 
   // Appends bytes. NoSpace on ENOSPC; the object is then unusable (Abort it).
   Status Append(std::span<const char> data);
+  // Writes bytes at `offset` >= size(), past what is appended, without
+  // hashing them: for writers filling later parts of the file while the
+  // owner appends the first. Thread-safe against the owner's calls (a
+  // pwrite), until Commit, CommitUnrecorded or Abort.
+  Status WriteAt(uint64_t offset, std::span<const char> data) const;
+  // Takes the next `length` bytes, written by WriteAt, as appended: reads
+  // them back (from the page cache, as a rule), hashes them and moves the
+  // end past them. Corruption if the file ends before them.
+  Status AdoptWritten(uint64_t length);
   uint64_t size() const { return size_; }
   // Quoted lower-case hex of the XXH3-128 of everything appended.
   std::string ETag() const;

@@ -251,6 +251,9 @@ class SyncCountingDisk final : public Disk {
   ssize_t Write(int fd, const void* data, size_t len) override {
     return real_.Write(fd, data, len);
   }
+  ssize_t WriteAt(int fd, const void* data, size_t len, off_t offset) override {
+    return real_.WriteAt(fd, data, len, offset);
+  }
   int Fsync(int fd) override {
     ++file_syncs;
     return real_.Fsync(fd);
