@@ -248,6 +248,8 @@ class FaultProxy:
     cut_after(n, nbytes, direction): the next n connections are reset after
                  nbytes went through in `direction` ("down": S3's answer, "up":
                  the request), i.e. in the middle of a body.
+    most_open:   the most connections forwarded at once since the last slow(),
+                 throttle() or cut_after() (each cuts the open ones).
     """
 
     def __init__(self, target_port, port=None):
@@ -263,6 +265,8 @@ class FaultProxy:
         self._cut_left = 0
         self._cut = None
         self.cut = 0
+        self.open_now = 0
+        self.most_open = 0
 
     @property
     def endpoint(self):
@@ -376,6 +380,7 @@ class FaultProxy:
             self._cut_all()
 
     def _cut_all(self):
+        self.most_open = 0
         for c in list(self._conns):
             try:
                 c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
@@ -432,10 +437,13 @@ class FaultProxy:
                 if self._cut_left > 0:
                     self._cut_left -= 1
                     limits[self._cut[0]] = self._cut[1]
+                self.open_now += 1
+                self.most_open = max(self.most_open, self.open_now)
             for a, b, way in ((client, upstream, "up"), (upstream, client, "down")):
-                threading.Thread(target=self._pump, args=(a, b, limits[way]), daemon=True).start()
+                threading.Thread(target=self._pump, args=(a, b, limits[way], way == "down"),
+                                 daemon=True).start()
 
-    def _pump(self, src, dst, limit=None):
+    def _pump(self, src, dst, limit=None, counts_close=False):
         passed = 0
         try:
             while True:
@@ -468,6 +476,9 @@ class FaultProxy:
                     s.close()
                 except OSError:
                     pass
+            if counts_close:
+                with self._lock:
+                    self.open_now -= 1
 
 
 class S3Node(Node):

@@ -353,6 +353,37 @@ class TestS3Fetch(S3Base):
         st, _h, b = node.get(oid2)
         self.assertEqual((st, sha(b)), (200, sha(body2)))
 
+    def test_large_miss_comes_in_parts_over_parallel_connections(self):
+        """An evicted object larger than one part comes back over parallel ranged
+        GETs, one per part (S3 held to 2 MiB/s per connection, as a real
+        bucket's per-connection rate is limited), and the client gets the whole
+        body in one answer."""
+        proxy = self.start_proxy(self.moto.port)
+        node = self.start_s3_node(self.moto, self.bucket, endpoint=proxy.endpoint,
+                                  extra=("--cold-fetch-part-size", "1M",
+                                         "--cold-fetch-streams", "4"))
+        oid = node.new_id()
+        body = payload(6 * MiB + 12345, b"parts")
+        self.put_ok(node, oid, body, level=1)
+        self.evict_bodies(node)
+        path = "/%s/%s" % (self.bucket, oid)
+        proxy.slow(2 * MiB)
+        mark = self.moto.mark()
+        st, _h, b = node.get(oid)
+        self.assertEqual((st, sha(b)), (200, sha(body)))
+        # (connections, not requests: the S3 client's pool keeps idle ones open)
+        self.assertGreaterEqual(proxy.most_open, 3, "the parts did not come at once")
+        # seven parts of 1 MiB (the last 12,345 bytes): the first, then six beside it
+        self.assertEqual(self.stats(node)["cold_fetch_parts"], 6)
+        self.wait_for(lambda: self.moto.count("GET", path, since=mark) == 7, 10, "moto's log")
+        self.assertEqual(self.moto.count("GET", path, since=mark, status=206), 7)
+        self.wait_for(lambda: self.meta_json(node, oid)["local_body"], 20, "the fetch to commit")
+        proxy.slow(None)
+        mark = self.moto.mark()
+        st, _h, b = node.get(oid)
+        self.assertEqual((st, sha(b)), (200, sha(body)))
+        self.assertEqual(self.moto.count("GET", path, since=mark), 0)
+
     def test_range_near_the_start_waits_for_the_fetch(self):
         """Ranges within the first MiB past what the fetch has, a suffix of a small
         body, HEAD and a stale If-Range make no second S3 request."""
