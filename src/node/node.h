@@ -153,7 +153,9 @@ class Node {
   // with NotFound. A tombstone fails it with Deleted. A transfer of an object
   // written by objstore that breaks off mid-body is resumed from its first
   // missing byte (a GetRange of the same size, etag and version), a bounded
-  // number of times. Never blocks.
+  // number of times. A known object larger than cold_fetch_part_size comes in
+  // parts over up to cold_fetch_streams ranged GETs at once (ColdParts); its
+  // readers still get the bytes in order. Never blocks.
   std::shared_ptr<ColdFetch> FetchFromCold(const std::string& key, bool restore_unknown);
   // Reads bytes [offset, offset + length) of `record`'s body from the cold
   // store, for one GET whose range lies far ahead of the body's fetch: a
