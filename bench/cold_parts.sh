@@ -14,7 +14,8 @@ Usage: bench/cold_parts.sh [options]
   --size BYTES        object size, K/M suffixes (default 32M)
   --objects N         objects (default 3)
   --rounds R          rounds; each restarts the node without its bodies (default 2)
-  --rate BYTES        per-connection rate of the S3 proxy, bytes/s, K/M (default 8M)
+  --rate BYTES        per-connection rate of the S3 proxy, bytes/s, K/M (default 8M;
+                      0: full speed)
   --streams N         objstore --cold-fetch-streams (default 4)
   --part-size BYTES   objstore --cold-fetch-part-size (default 8M)
   --objstore PATH     objstore binary (default: <repo>/build/objstore)
