@@ -9,8 +9,12 @@ namespace objstore {
 
 ColdParts::ColdParts(ColdStore& cold, AtomicFile& file, const ColdObjectMeta& object,
                      uint64_t first, uint64_t part_size, int max_resumes, Counters counters)
-    : cold_(cold), file_(file), object_(object), first_(first),
-      part_size_(std::max<uint64_t>(part_size, 1)), max_resumes_(max_resumes),
+    : cold_(cold),
+      file_(file),
+      object_(object),
+      first_(first),
+      part_size_(std::max<uint64_t>(part_size, 1)),
+      max_resumes_(max_resumes),
       counters_(counters) {
   for (uint64_t at = first_; at < object_.size; at += part_size_) {
     Part& p = parts_.emplace_back();
@@ -69,8 +73,8 @@ Status ColdParts::Fetch(size_t index) {
     offset = parts_[index].offset;
     length = parts_[index].length;
   }
-  uint64_t have = 0;      // only this thread writes the part's `written`
-  bool refused = false;   // by us (another object, the disk, cancelled): not resumable
+  uint64_t have = 0;     // only this thread writes the part's `written`
+  bool refused = false;  // by us (another object, the disk, cancelled): not resumable
   auto refuse = [&](Status s) {
     refused = true;
     return s;
@@ -115,7 +119,8 @@ Status ColdParts::Fetch(size_t index) {
 
 Result<uint64_t> ColdParts::WaitPast(uint64_t offset) {
   if (offset < first_ || offset >= object_.size) {
-    return Status::Invalid(fmt::format("offset {} is outside the parts of {}", offset, object_.key));
+    return Status::Invalid(
+        fmt::format("offset {} is outside the parts of {}", offset, object_.key));
   }
   std::unique_lock lock(mu_);
   Part& p = parts_[(offset - first_) / part_size_];

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <system_error>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -165,9 +166,9 @@ void Node::RegisterMetrics() {
       &m.AddCounter("objstore_cold_fetch_errors_total", "Failed cold-store fetches.");
   cold_range_reads_ = &m.AddCounter("objstore_cold_range_reads_total",
                                     "Ranges read from the cold store for GETs ahead of a fetch.");
-  cold_fetch_parts_ = &m.AddCounter(
-      "objstore_cold_fetch_parts_total",
-      "Ranged GETs that fetched a part of a large object beside its first part.");
+  cold_fetch_parts_ =
+      &m.AddCounter("objstore_cold_fetch_parts_total",
+                    "Ranged GETs that fetched a part of a large object beside its first part.");
   cold_fetch_resumes_ = &m.AddCounter(
       "objstore_cold_fetch_resumes_total",
       "Ranged GETs that resumed a cold-store fetch broken off mid-body.");
@@ -597,15 +598,21 @@ Result<Node::RecordPtr> Node::RunColdFetch(const std::string& key, bool restore_
                    : take_meta(m);
     (t.ok() ? meta_taken : refused) = true;
     if (t.ok() && in_parts) {
-      parts = std::make_unique<ColdParts>(*cold_, **body, m, part_size, part_size,
-                                          kMaxFetchResumes,
-                                          ColdParts::Counters{cold_fetch_parts_, cold_fetch_resumes_});
-      for (int i = 1; i < options_.cold_fetch_streams; ++i) parts->AddWorker();
+      parts =
+          std::make_unique<ColdParts>(*cold_, **body, m, part_size, part_size, kMaxFetchResumes,
+                                      ColdParts::Counters{cold_fetch_parts_, cold_fetch_resumes_});
+      // No exception may cross libcurl's frames: a thread that cannot start
+      // is one worker fewer (the fetcher adds one after the first part).
+      try {
+        for (int i = 1; i < options_.cold_fetch_streams; ++i) parts->AddWorker();
+      } catch (const std::system_error& e) {
+        spdlog::warn("fetch of {}: a part worker did not start: {}", key, e.what());
+      }
     }
     return t;
   };
-  Status s = in_parts ? cold_->GetRange(key, 0, part_size, on_meta, take)
-                      : cold_->Get(key, on_meta, take);
+  Status s =
+      in_parts ? cold_->GetRange(key, 0, part_size, on_meta, take) : cold_->Get(key, on_meta, take);
   if (s.ok()) s = writer.Flush();
   // A transfer that broke off mid-body (a reset connection, a stalled S3) is
   // resumed from the first byte missing, for an object of ours only: its etag

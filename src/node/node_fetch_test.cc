@@ -5,8 +5,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <filesystem>
 #include <condition_variable>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -485,9 +485,8 @@ TEST(NodeColdFetch, ALargeKnownObjectComesInPartsOverParallelRangedGets) {
     EXPECT_TRUE(done.status.ok()) << done.status.ToString();
     std::sort(ranged->ranges.begin(), ranged->ranges.end());
     const std::vector<std::pair<uint64_t, uint64_t>> want{
-        {0, part},           {part, part},     {2 * part, part},
-        {2 * part + 300'000, part - 300'000},  {3 * part, part},
-        {4 * part, part},    {5 * part, 1234}};
+        {0, part},        {part, part},     {2 * part, part}, {2 * part + 300'000, part - 300'000},
+        {3 * part, part}, {4 * part, part}, {5 * part, 1234}};
     EXPECT_EQ(ranged->ranges, want);
     EXPECT_LE(ranged->most_running, 3);
     EXPECT_EQ((*node)->Stats().cold_fetch_parts, 5u);
