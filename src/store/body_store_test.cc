@@ -54,6 +54,34 @@ TEST(BodyStore, CommitThenReadBack) {
   EXPECT_TRUE(fs::is_empty(dir / "files/tmp"));
 }
 
+// Bytes written ahead with WriteAt and adopted in order hash and read back as
+// if appended; a later Append goes after them; adopting past what was written
+// fails.
+TEST(BodyStore, BytesWrittenAheadAndAdoptedAreAsIfAppended) {
+  testing::TempDir dir;
+  auto store = std::move(BodyStore::Open(dir / "files", DefaultDisk()).value());
+  const std::string text = "the first part|the second part|the third part|tail";
+  auto appended = std::move(store->NewBody().value());
+  ASSERT_TRUE(appended->Append(text).ok());
+
+  auto parts = std::move(store->NewBody().value());
+  ASSERT_TRUE(parts->WriteAt(31, std::string_view(text).substr(31, 15)).ok());  // third
+  ASSERT_TRUE(parts->WriteAt(15, std::string_view(text).substr(15, 16)).ok());  // second
+  ASSERT_TRUE(parts->Append(std::string_view(text).substr(0, 15)).ok());       // first
+  ASSERT_TRUE(parts->AdoptWritten(16).ok());
+  ASSERT_TRUE(parts->AdoptWritten(15).ok());
+  EXPECT_EQ(parts->size(), 46u);
+  ASSERT_TRUE(parts->Append(std::string_view(text).substr(46)).ok());
+  EXPECT_EQ(parts->size(), text.size());
+  EXPECT_EQ(parts->ETag(), appended->ETag());
+  EXPECT_EQ(parts->AdoptWritten(1).code(), StatusCode::kCorruption);
+
+  ASSERT_TRUE(store->Commit(*parts, "01ARZ3NDEKTSV4RRFFQ69G5FAV", HlcTimestamp{7}).ok());
+  auto fd = store->OpenBody("01ARZ3NDEKTSV4RRFFQ69G5FAV", HlcTimestamp{7});
+  ASSERT_TRUE(fd.ok()) << fd.status().ToString();
+  EXPECT_EQ(ReadAll(fd->get()), text);
+}
+
 TEST(BodyStore, SameBytesSameEtagDifferentBytesDifferentEtag) {
   testing::TempDir dir;
   auto store = std::move(BodyStore::Open(dir.path(), DefaultDisk()).value());
