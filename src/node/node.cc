@@ -500,6 +500,13 @@ Status Node::RunColdRange(const ObjectRecord& record, uint64_t offset, uint64_t 
   UniqueFd reader(::open((*file)->temp_path().c_str(), O_RDONLY | O_CLOEXEC));
   if (!reader.valid()) return Status::FromErrno(errno, "open " + (*file)->temp_path());
   FetchWriter writer(**file, read);
+  bool meta_taken = false, refused = false;  // as in RunColdFetch
+  bool ours = false;                         // the answer carries our etag
+  auto take = [&](std::span<const char> chunk) {
+    Status t = writer.Take(chunk);
+    if (!t.ok()) refused = true;
+    return t;
+  };
   Status s = cold_->GetRange(
       record.key, offset, length,
       [&](const ColdObjectMeta& m) {
@@ -507,13 +514,41 @@ Status Node::RunColdRange(const ObjectRecord& record, uint64_t offset, uint64_t 
         // own version (an object of another tool has no etag of ours: its
         // size is all there is to check).
         if (m.size != record.size || (!m.etag.empty() && m.etag != record.etag)) {
+          refused = true;
           return Status::Unavailable("the cold store holds another version of " + record.key);
         }
         read.PublishMeta(record, std::move(reader), length);
+        meta_taken = true;
+        ours = !m.etag.empty();
         return Status::Ok();
       },
-      [&](std::span<const char> chunk) { return writer.Take(chunk); });
+      take);
   if (s.ok()) s = writer.Flush();
+  // A range broken off mid-body resumes where it stopped, as a body's fetch
+  // does, for an object with our etag only.
+  for (int resumes = 0;
+       !s.ok() && !refused && meta_taken && ours && resumes < kMaxFetchResumes &&
+       (s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kIOError);
+       ++resumes) {
+    if (Status f = writer.Flush(); !f.ok()) return f;
+    const uint64_t have = (*file)->size();
+    if (have >= length) break;
+    spdlog::info("range read of {} broke off after {} of {} bytes ({}); resuming", record.key,
+                 have, length, s.message());
+    cold_fetch_resumes_->Inc();
+    s = cold_->GetRange(
+        record.key, offset + have, length - have,
+        [&](const ColdObjectMeta& m) {
+          if (m.size != record.size || m.etag != record.etag) {
+            refused = true;
+            return Status::Unavailable("the cold store's copy of " + record.key +
+                                       " changed during the range read");
+          }
+          return Status::Ok();
+        },
+        take);
+    if (s.ok()) s = writer.Flush();
+  }
   if (!s.ok()) return s;
   if ((*file)->size() != length) {
     return Status::Corruption(fmt::format("range read of {} brought {} of {} bytes", record.key,

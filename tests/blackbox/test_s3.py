@@ -308,6 +308,30 @@ class TestS3Fetch(S3Base):
         self.assertEqual(self.moto.count("GET", path, since=mark), 0)
         self.assertEqual(self.stats(node)["cold_range_reads"], 1)
 
+    def test_range_ahead_cut_mid_body_resumes_where_it_stopped(self):
+        """A range read far ahead of the body's fetch whose S3 answer is cut
+        mid-body goes on from its first missing byte: the client gets the
+        range whole in one 206."""
+        proxy = self.start_proxy(self.moto.port)
+        node = self.start_s3_node(self.moto, self.bucket, endpoint=proxy.endpoint)
+        oid = node.new_id()
+        body = payload(6 * MiB, b"range-resume")
+        self.put_ok(node, oid, body, level=1, name="video.mp4")
+        self.evict_bodies(node)
+        first, last = 2 * MiB + 5, 5 * MiB + 99
+        # the range's answer and the body's fetch, each cut once after 1 MiB
+        proxy.cut_after(2, 1 * MiB, "down")
+        st, h, b = node.get(oid, headers={"Range": "bytes=%d-%d" % (first, last)})
+        self.assertEqual(st, 206, b[:300])
+        self.assertEqual(sha(b), sha(body[first:last + 1]))
+        self.assertEqual(h.get("content-range"), "bytes %d-%d/%d" % (first, last, len(body)))
+        self.assertEqual(self.stats(node)["cold_range_reads"], 1)
+        self.wait_for(lambda: self.meta_json(node, oid)["local_body"], 20, "the body's fetch")
+        self.assertEqual(proxy.cut, 2, "the answers were not cut")
+        self.assertEqual(self.stats(node)["cold_fetch_resumes"], 2)
+        st, _h, b = node.get(oid)
+        self.assertEqual((st, sha(b)), (200, sha(body)))
+
     def test_fetch_cut_mid_body_resumes_where_it_stopped(self):
         """S3's answer is cut mid-body twice: the fetch goes on with ranged GETs
         from the first missing byte, and the client gets the whole body in one
