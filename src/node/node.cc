@@ -171,7 +171,7 @@ void Node::RegisterMetrics() {
                     "Ranged GETs that fetched a part of a large object beside its first part.");
   cold_fetch_resumes_ = &m.AddCounter(
       "objstore_cold_fetch_resumes_total",
-      "Ranged GETs that resumed a cold-store fetch broken off mid-body.");
+      "Ranged GETs that resumed a cold-store transfer broken off mid-body.");
   cold_puts_ = &m.AddCounter("objstore_cold_puts_total", "Bodies stored in the cold store.");
   cold_put_errors_ = &m.AddCounter("objstore_cold_put_errors_total", "Failed cold-store puts.");
   cold_deletes_ = &m.AddCounter("objstore_cold_deletes_total", "Objects deleted from the cold store.");

@@ -162,7 +162,8 @@ class Node {
   // ColdFetch carrying that range (its byte 0 is the body's byte `offset`),
   // into a temporary file that is removed once its reader is done; never
   // committed. Fails with Unavailable when the cold store holds another
-  // version. Never blocks.
+  // version. A transfer cut mid-body resumes as FetchFromCold's does. Never
+  // blocks.
   std::shared_ptr<ColdFetch> ReadColdRange(RecordPtr record, uint64_t offset, uint64_t length);
   // The fetch of `key` in flight, nullptr when none. A client may have its
   // whole body (verified) before the fetch committed the record: a request
