@@ -7,7 +7,10 @@
 //   into a temporary file and publishes, in order: the object's metadata and a
 //   read descriptor of that file (PublishMeta), the count of bytes written
 //   (PublishBytes, after every chunk), and the outcome (Finish): the
-//   committed record, or the error.
+//   committed record, or the error. The count is always of the body's first
+//   bytes in order, also when a large body's later parts arrive beside the
+//   first over parallel connections (ColdParts): they are published as the
+//   count reaches them.
 //   A GET waits for the metadata and its first bytes together (one wake-up);
 //   a HEAD for the metadata alone.
 // - Readers (GET coroutines on any event loop) call Wait(have) and are resumed
