@@ -75,6 +75,7 @@ Status ColdParts::Fetch(size_t index) {
   }
   uint64_t have = 0;     // only this thread writes the part's `written`
   bool refused = false;  // by us (another object, the disk, cancelled): not resumable
+  bool accepted = false;  // an answer passed `check`: S3 was reached and gave this object
   auto refuse = [&](Status s) {
     refused = true;
     return s;
@@ -88,7 +89,9 @@ Status ColdParts::Fetch(size_t index) {
       return refuse(Status::Unavailable("the cold store's copy of " + object_.key +
                                         " changed during the fetch"));
     }
-    return cancelled() ? refuse(Status::Unavailable("fetch cancelled")) : Status::Ok();
+    if (cancelled()) return refuse(Status::Unavailable("fetch cancelled"));
+    accepted = true;
+    return Status::Ok();
   };
   auto take = [&](std::span<const char> chunk) {
     if (chunk.size() > length - have) {
@@ -104,9 +107,11 @@ Status ColdParts::Fetch(size_t index) {
   if (counters_.parts) counters_.parts->Inc();
   Status s = cold_.GetRange(object_.key, offset, length, check, take);
   // A part broken off mid-body resumes where it stopped (as the first part
-  // does in Node::RunColdFetch); our own refusals and NotFound do not.
-  for (int resumes = 0; !s.ok() && !refused && have < length && resumes < max_resumes_ &&
-                        (s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kIOError);
+  // does in Node::RunColdFetch); our own refusals, NotFound and failures
+  // before any answer (S3ColdStore has retried those already) do not.
+  for (int resumes = 0;
+       !s.ok() && accepted && !refused && have < length && resumes < max_resumes_ &&
+       (s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kIOError);
        ++resumes) {
     if (cancelled()) break;
     spdlog::info("part at {} of {} broke off after {} of {} bytes ({}); resuming", offset,
