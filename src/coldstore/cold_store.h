@@ -65,4 +65,22 @@ class ColdStore {
   virtual ColdStoreHealth Health() const { return {}; }
 };
 
+// Reads an object (`length` kWholeObject: from `offset` 0 to its end, with
+// Get) or a range of it (with GetRange), resuming a transfer broken off
+// mid-body (a reset connection, a stalled S3): when on_meta accepted the
+// answer and it carries an etag (an object written by objstore, whose etag,
+// size and version name its bytes), a failure with Unavailable or IOError is
+// followed by a GetRange from the first byte on_data has not taken, at most
+// `max_resumes` times. A resumed answer of another size, etag or version
+// ends it with Unavailable; on_meta sees the first answer only.
+// `before_resume(have, why)` runs before each resume (`have`: bytes taken so
+// far, `why`: the failure) and ends it by returning an error, which is
+// returned. Not resumed: a callback's own failure, NotFound, a failure before
+// any accepted answer (S3ColdStore has retried those already).
+inline constexpr uint64_t kWholeObject = 0;
+Status GetResuming(ColdStore& cold, const std::string& key, uint64_t offset, uint64_t length,
+                   int max_resumes, const std::function<Status(const ColdObjectMeta&)>& on_meta,
+                   const std::function<Status(std::span<const char>)>& on_data,
+                   const std::function<Status(uint64_t have, const Status& why)>& before_resume);
+
 }  // namespace objstore

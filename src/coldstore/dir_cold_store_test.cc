@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <optional>
+#include <vector>
 
 #include "base/test_util.h"
 #include "store/atomic_file.h"
@@ -138,6 +140,163 @@ TEST(ColdStore, DefaultGetRangeCutsTheWholeStreamAndStopsAfterTheRange) {
   }
   WholeOnlyStore store(bytes);
   EXPECT_EQ(FetchRange(store, "K", 30, 7).status().code(), StatusCode::kInvalid);
+}
+
+// Serves one object in pieces of 7 bytes, and breaks off the first `breaks`
+// transfers once `break_after` bytes of them are out, as a reset connection
+// does. Answers after the first carry `later_meta` when it is set.
+class BreakingStore final : public ColdStore {
+ public:
+  BreakingStore(std::string bytes, std::string etag) : bytes_(std::move(bytes)) {
+    meta.key = "K";
+    meta.size = bytes_.size();
+    meta.etag = std::move(etag);
+    meta.version = 5;
+  }
+  std::string Describe() const override { return "breaking"; }
+  Status Put(const ColdObjectMeta&, const std::string&) override { return Status::Ok(); }
+  Status Get(const std::string&, const std::function<Status(const ColdObjectMeta&)>& on_meta,
+             const std::function<Status(std::span<const char>)>& on_data) override {
+    return Serve(0, bytes_.size(), on_meta, on_data);
+  }
+  Status GetRange(const std::string&, uint64_t offset, uint64_t length,
+                  const std::function<Status(const ColdObjectMeta&)>& on_meta,
+                  const std::function<Status(std::span<const char>)>& on_data) override {
+    ranges.emplace_back(offset, length);
+    return Serve(offset, length, on_meta, on_data);
+  }
+  Status Delete(const std::string&, uint64_t) override { return Status::Ok(); }
+
+  ColdObjectMeta meta;
+  std::optional<ColdObjectMeta> later_meta;
+  int breaks = 0;
+  size_t break_after = 0;
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;  // GetRange calls
+
+ private:
+  Status Serve(uint64_t offset, uint64_t length,
+               const std::function<Status(const ColdObjectMeta&)>& on_meta,
+               const std::function<Status(std::span<const char>)>& on_data) {
+    if (Status s = on_meta(calls_++ > 0 && later_meta ? *later_meta : meta); !s.ok()) return s;
+    size_t sent = 0;
+    for (uint64_t at = offset; at < offset + length; at += 7) {
+      if (breaks > 0 && sent >= break_after) {
+        --breaks;
+        return Status::Unavailable("connection reset");
+      }
+      auto piece =
+          std::span<const char>(bytes_).subspan(at, std::min<uint64_t>(7, offset + length - at));
+      if (Status s = on_data(piece); !s.ok()) return s;
+      sent += piece.size();
+    }
+    return Status::Ok();
+  }
+  std::string bytes_;
+  int calls_ = 0;
+};
+
+// What GetResuming brought: its status, the bytes, how often on_meta ran and
+// the byte counts before_resume was called with.
+struct Resumed {
+  Status status;
+  std::string data;
+  int metas = 0;
+  std::vector<uint64_t> resumed_at;
+};
+
+Resumed ReadResuming(ColdStore& store, uint64_t offset, uint64_t length, int max_resumes,
+                     Status meta_answer = Status::Ok(), Status data_answer = Status::Ok(),
+                     Status resume_answer = Status::Ok()) {
+  Resumed r;
+  r.status = GetResuming(
+      store, "K", offset, length, max_resumes,
+      [&](const ColdObjectMeta&) {
+        ++r.metas;
+        return meta_answer;
+      },
+      [&](std::span<const char> c) {
+        if (!data_answer.ok()) return data_answer;
+        r.data.append(c.data(), c.size());
+        return Status::Ok();
+      },
+      [&](uint64_t have, const Status& why) {
+        EXPECT_EQ(why.code(), StatusCode::kUnavailable);
+        r.resumed_at.push_back(have);
+        return resume_answer;
+      });
+  return r;
+}
+
+TEST(ColdStore, GetResumingContinuesABrokenTransferFromItsFirstMissingByte) {
+  std::string bytes(100, '\0');
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>('a' + i % 26);
+  {
+    BreakingStore store(bytes, "\"e\"");
+    store.breaks = 2;
+    store.break_after = 30;  // 35 bytes out (5 pieces), then the break
+    Resumed r = ReadResuming(store, 0, kWholeObject, 3);
+    ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+    EXPECT_EQ(r.data, bytes);
+    EXPECT_EQ(r.metas, 1);
+    EXPECT_EQ(r.resumed_at, (std::vector<uint64_t>{35, 70}));
+    EXPECT_EQ(store.ranges, (std::vector<std::pair<uint64_t, uint64_t>>{{35, 65}, {70, 30}}));
+  }
+  {  // a range
+    BreakingStore store(bytes, "\"e\"");
+    store.breaks = 1;
+    store.break_after = 10;
+    Resumed r = ReadResuming(store, 20, 50, 3);
+    ASSERT_TRUE(r.status.ok()) << r.status.ToString();
+    EXPECT_EQ(r.data, bytes.substr(20, 50));
+    EXPECT_EQ(r.resumed_at, (std::vector<uint64_t>{14}));
+    EXPECT_EQ(store.ranges, (std::vector<std::pair<uint64_t, uint64_t>>{{20, 50}, {34, 36}}));
+  }
+}
+
+TEST(ColdStore, GetResumingStopsWhereResumingCouldMixObjectsOrIsNotTheTransfersFault) {
+  const std::string bytes(100, 'x');
+  auto broken = [&](std::string etag) {
+    auto store = std::make_unique<BreakingStore>(bytes, std::move(etag));
+    store->breaks = 5;
+    store->break_after = 30;
+    return store;
+  };
+  {  // the copy changed between the break and the resume
+    auto store = broken("\"e\"");
+    store->later_meta = store->meta;
+    store->later_meta->etag = "\"f\"";
+    Resumed r = ReadResuming(*store, 0, kWholeObject, 3);
+    EXPECT_EQ(r.status.code(), StatusCode::kUnavailable);
+    EXPECT_EQ(r.data.size(), 35u);
+    EXPECT_EQ(store->ranges.size(), 1u);
+  }
+  {  // an object without our etag: nothing says the later bytes are the same object's
+    auto store = broken("");
+    Resumed r = ReadResuming(*store, 0, kWholeObject, 3);
+    EXPECT_EQ(r.status.code(), StatusCode::kUnavailable);
+    EXPECT_TRUE(store->ranges.empty());
+  }
+  {  // at most max_resumes
+    auto store = broken("\"e\"");
+    store->break_after = 10;  // 14 bytes per transfer
+    Resumed r = ReadResuming(*store, 0, kWholeObject, 2);
+    EXPECT_EQ(r.status.code(), StatusCode::kUnavailable);
+    EXPECT_EQ(r.data.size(), 3 * 14u);
+    EXPECT_EQ(store->ranges.size(), 2u);
+  }
+  {  // our own refusals: of the answer, of the bytes, of the resume
+    auto store = broken("\"e\"");
+    EXPECT_EQ(ReadResuming(*store, 0, kWholeObject, 3, Status::TooLarge("budget")).status.code(),
+              StatusCode::kTooLarge);
+    EXPECT_EQ(ReadResuming(*store, 0, kWholeObject, 3, Status::Ok(), Status::NoSpace("full"))
+                  .status.code(),
+              StatusCode::kNoSpace);
+    EXPECT_TRUE(store->ranges.empty());
+    Resumed r = ReadResuming(*store, 0, kWholeObject, 3, Status::Ok(), Status::Ok(),
+                             Status::Unavailable("cancelled"));
+    EXPECT_EQ(r.status.message(), "cancelled");
+    EXPECT_TRUE(store->ranges.empty());
+  }
 }
 
 TEST(DirColdStore, NewerVersionIsNeverReplacedOrDeletedByOlder) {

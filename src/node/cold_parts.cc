@@ -73,53 +73,41 @@ Status ColdParts::Fetch(size_t index) {
     offset = parts_[index].offset;
     length = parts_[index].length;
   }
-  uint64_t have = 0;     // only this thread writes the part's `written`
-  bool refused = false;  // by us (another object, the disk, cancelled): not resumable
-  bool accepted = false;  // an answer passed `check`: S3 was reached and gave this object
-  auto refuse = [&](Status s) {
-    refused = true;
-    return s;
-  };
+  uint64_t have = 0;  // only this thread writes the part's `written`
   auto cancelled = [&] {
     std::lock_guard lock(mu_);
     return cancelled_;
   };
   auto check = [&](const ColdObjectMeta& m) {
     if (m.size != object_.size || m.etag != object_.etag || m.version != object_.version) {
-      return refuse(Status::Unavailable("the cold store's copy of " + object_.key +
-                                        " changed during the fetch"));
+      return Status::Unavailable("the cold store's copy of " + object_.key +
+                                 " changed during the fetch");
     }
-    if (cancelled()) return refuse(Status::Unavailable("fetch cancelled"));
-    accepted = true;
-    return Status::Ok();
+    return cancelled() ? Status::Unavailable("fetch cancelled") : Status::Ok();
   };
   auto take = [&](std::span<const char> chunk) {
     if (chunk.size() > length - have) {
-      return refuse(Status::Corruption("the cold store sent more than a part of " + object_.key));
+      return Status::Corruption("the cold store sent more than a part of " + object_.key);
     }
-    if (Status w = file_.WriteAt(offset + have, chunk); !w.ok()) return refuse(w);
+    if (Status w = file_.WriteAt(offset + have, chunk); !w.ok()) return w;
     have += chunk.size();
     std::lock_guard lock(mu_);
     parts_[index].written = have;
     progress_.notify_all();
-    return cancelled_ ? refuse(Status::Unavailable("fetch cancelled")) : Status::Ok();
+    return cancelled_ ? Status::Unavailable("fetch cancelled") : Status::Ok();
   };
-  if (counters_.parts) counters_.parts->Inc();
-  Status s = cold_.GetRange(object_.key, offset, length, check, take);
-  // A part broken off mid-body resumes where it stopped (as the first part
-  // does in Node::RunColdFetch); our own refusals, NotFound and failures
-  // before any answer (S3ColdStore has retried those already) do not.
-  for (int resumes = 0;
-       !s.ok() && accepted && !refused && have < length && resumes < max_resumes_ &&
-       (s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kIOError);
-       ++resumes) {
-    if (cancelled()) break;
-    spdlog::info("part at {} of {} broke off after {} of {} bytes ({}); resuming", offset,
-                 object_.key, have, length, s.message());
-    if (counters_.resumes) counters_.resumes->Inc();
-    s = cold_.GetRange(object_.key, offset + have, length - have, check, take);
-  }
-  return s;
+  counters_.parts.Inc();
+  // A part broken off mid-body resumes where it stopped, as the first part
+  // does in Node::RunColdFetch.
+  return GetResuming(cold_, object_.key, offset, length, max_resumes_, check, take,
+                     [&](uint64_t taken, const Status& why) {
+                       if (cancelled()) return Status::Unavailable("fetch cancelled");
+                       spdlog::info(
+                           "part at {} of {} broke off after {} of {} bytes ({}); resuming", offset,
+                           object_.key, taken, length, why.message());
+                       counters_.resumes.Inc();
+                       return Status::Ok();
+                     });
 }
 
 Result<uint64_t> ColdParts::WaitPast(uint64_t offset) {

@@ -41,8 +41,8 @@ namespace objstore {
 class ColdParts {
  public:
   struct Counters {
-    Counter* parts = nullptr;    // ranged GETs started for parts (resumes aside)
-    Counter* resumes = nullptr;  // ranged GETs that resumed a broken part
+    Counter& parts;    // ranged GETs started for parts (resumes aside)
+    Counter& resumes;  // ranged GETs that resumed a broken part
   };
   // Parts of `object` (meta.size > first) from byte `first` on, into `file`,
   // which must stay open until this is destroyed. Starts no worker.

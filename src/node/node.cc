@@ -500,55 +500,28 @@ Status Node::RunColdRange(const ObjectRecord& record, uint64_t offset, uint64_t 
   UniqueFd reader(::open((*file)->temp_path().c_str(), O_RDONLY | O_CLOEXEC));
   if (!reader.valid()) return Status::FromErrno(errno, "open " + (*file)->temp_path());
   FetchWriter writer(**file, read);
-  bool meta_taken = false, refused = false;  // as in RunColdFetch
-  bool ours = false;                         // the answer carries our etag
-  auto take = [&](std::span<const char> chunk) {
-    Status t = writer.Take(chunk);
-    if (!t.ok()) refused = true;
-    return t;
-  };
-  Status s = cold_->GetRange(
-      record.key, offset, length,
+  // Only the bytes of the record's own version (an object of another tool
+  // has no etag of ours: its size is all there is to check); refused before
+  // any byte is served. A range broken off mid-body resumes where it stopped,
+  // as a body's fetch does.
+  Status s = GetResuming(
+      *cold_, record.key, offset, length, kMaxFetchResumes,
       [&](const ColdObjectMeta& m) {
-        // Refuse before any byte is served: only the bytes of the record's
-        // own version (an object of another tool has no etag of ours: its
-        // size is all there is to check).
         if (m.size != record.size || (!m.etag.empty() && m.etag != record.etag)) {
-          refused = true;
           return Status::Unavailable("the cold store holds another version of " + record.key);
         }
         read.PublishMeta(record, std::move(reader), length);
-        meta_taken = true;
-        ours = !m.etag.empty();
         return Status::Ok();
       },
-      take);
+      [&](std::span<const char> chunk) { return writer.Take(chunk); },
+      [&](uint64_t have, const Status& why) {
+        if (Status f = writer.Flush(); !f.ok()) return f;  // what came is served meanwhile
+        spdlog::info("range read of {} broke off after {} of {} bytes ({}); resuming", record.key,
+                     have, length, why.message());
+        cold_fetch_resumes_->Inc();
+        return Status::Ok();
+      });
   if (s.ok()) s = writer.Flush();
-  // A range broken off mid-body resumes where it stopped, as a body's fetch
-  // does, for an object with our etag only.
-  for (int resumes = 0;
-       !s.ok() && !refused && meta_taken && ours && resumes < kMaxFetchResumes &&
-       (s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kIOError);
-       ++resumes) {
-    if (Status f = writer.Flush(); !f.ok()) return f;
-    const uint64_t have = (*file)->size();
-    if (have >= length) break;
-    spdlog::info("range read of {} broke off after {} of {} bytes ({}); resuming", record.key,
-                 have, length, s.message());
-    cold_fetch_resumes_->Inc();
-    s = cold_->GetRange(
-        record.key, offset + have, length - have,
-        [&](const ColdObjectMeta& m) {
-          if (m.size != record.size || m.etag != record.etag) {
-            refused = true;
-            return Status::Unavailable("the cold store's copy of " + record.key +
-                                       " changed during the range read");
-          }
-          return Status::Ok();
-        },
-        take);
-    if (s.ok()) s = writer.Flush();
-  }
   if (!s.ok()) return s;
   if ((*file)->size() != length) {
     return Status::Corruption(fmt::format("range read of {} brought {} of {} bytes", record.key,
@@ -592,13 +565,6 @@ Result<Node::RecordPtr> Node::RunColdFetch(const std::string& key, bool restore_
   std::unique_ptr<ColdParts> parts;  // after `body`: destroyed (joined) before it
   ColdObjectMeta meta;
   FetchWriter writer(**body, fetch);
-  bool meta_taken = false;  // on_meta accepted the object: its readers have its header
-  bool refused = false;     // a callback of ours failed (budget, disk, version): not resumable
-  auto take = [&](std::span<const char> chunk) {
-    Status t = writer.Take(chunk);
-    if (!t.ok()) refused = true;
-    return t;
-  };
   auto take_meta = [&](const ColdObjectMeta& m) {
     meta = m;
     if (m.size > options_.max_body_bytes) {
@@ -631,11 +597,10 @@ Result<Node::RecordPtr> Node::RunColdFetch(const std::string& key, bool restore_
     Status t = in_parts && m.size != before->size
                    ? Status::Unavailable("the cold store holds another version of " + key)
                    : take_meta(m);
-    (t.ok() ? meta_taken : refused) = true;
     if (t.ok() && in_parts) {
-      parts =
-          std::make_unique<ColdParts>(*cold_, **body, m, part_size, part_size, kMaxFetchResumes,
-                                      ColdParts::Counters{cold_fetch_parts_, cold_fetch_resumes_});
+      parts = std::make_unique<ColdParts>(
+          *cold_, **body, m, part_size, part_size, kMaxFetchResumes,
+          ColdParts::Counters{*cold_fetch_parts_, *cold_fetch_resumes_});
       // No exception may cross libcurl's frames: a thread that cannot start
       // is one worker fewer (the fetcher adds one after the first part).
       try {
@@ -646,39 +611,21 @@ Result<Node::RecordPtr> Node::RunColdFetch(const std::string& key, bool restore_
     }
     return t;
   };
-  Status s =
-      in_parts ? cold_->GetRange(key, 0, part_size, on_meta, take) : cold_->Get(key, on_meta, take);
-  if (s.ok()) s = writer.Flush();
   // A transfer that broke off mid-body (a reset connection, a stalled S3) is
   // resumed from the first byte missing, for an object of ours only: its etag
   // and version tell that the bytes after the break belong to the same object
   // as those before it (and the hash of the whole body is checked below).
-  for (int resumes = 0;
-       !s.ok() && !refused && meta_taken && !meta.etag.empty() && resumes < kMaxFetchResumes &&
-       (s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kIOError);
-       ++resumes) {
-    if (Status f = writer.Flush(); !f.ok()) {
-      s = f;
-      break;
-    }
-    const uint64_t have = (*body)->size(), end = in_parts ? part_size : meta.size;
-    if (have >= end) break;  // the size check below says what is wrong
-    spdlog::info("fetch of {} broke off after {} of {} bytes ({}); resuming", key, have, end,
-                 s.message());
-    cold_fetch_resumes_->Inc();
-    s = cold_->GetRange(
-        key, have, end - have,
-        [&](const ColdObjectMeta& m) {
-          if (m.size != meta.size || m.etag != meta.etag || m.version != meta.version) {
-            refused = true;
-            return Status::Unavailable("the cold store's copy of " + key +
-                                       " changed during the fetch");
-          }
-          return Status::Ok();
-        },
-        take);
-    if (s.ok()) s = writer.Flush();
-  }
+  Status s = GetResuming(
+      *cold_, key, 0, in_parts ? part_size : kWholeObject, kMaxFetchResumes, on_meta,
+      [&](std::span<const char> chunk) { return writer.Take(chunk); },
+      [&](uint64_t have, const Status& why) {
+        if (Status f = writer.Flush(); !f.ok()) return f;  // what came is served meanwhile
+        spdlog::info("fetch of {} broke off after {} bytes ({}); resuming", key, have,
+                     why.message());
+        cold_fetch_resumes_->Inc();
+        return Status::Ok();
+      });
+  if (s.ok()) s = writer.Flush();
   if (s.ok() && parts) {
     parts->AddWorker();  // the first part's connection is free
     // At most 1 MiB per adoption, so the readers are not held up by the
