@@ -60,17 +60,6 @@ def get(port, path, headers):
         c.close()
 
 
-class QuietNode(mf.S3Node):
-    """Debug level 0: level 1 logs every S3 canonical request."""
-
-    def command(self):
-        cmd = super().command()
-        for i in range(len(cmd) - 1):
-            if cmd[i] == "-d":
-                cmd[i + 1] = "0"
-        return cmd
-
-
 def main():
     moto = mf.MotoServer(log_dir=E["BENCH_WORK"])
     proxy, node = None, None
@@ -78,7 +67,8 @@ def main():
         moto.start(bucket=BUCKET)
         proxy = mf.FaultProxy(moto.port).up()
         base = mf.s3_args(BUCKET, proxy.endpoint, 1, ("--cold-fetch-part-size", PART))
-        node = QuietNode(extra_args=base, name="parts-bench", env_set=moto.credentials_env())
+        node = mf.S3Node(extra_args=base, name="parts-bench", env_set=moto.credentials_env(),
+                         quiet=True)
         node.start(timeout=15)
         objs = []
         for i in range(OBJECTS):

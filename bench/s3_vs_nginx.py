@@ -98,17 +98,6 @@ class Conn:
                     raise
 
 
-class QuietNode(mf.S3Node):
-    """Debug level 0 (level 1 logs every S3 canonical request), the bench's thread count."""
-
-    def command(self):
-        cmd = super().command()
-        for i in range(len(cmd) - 1):
-            if cmd[i] == "-d":
-                cmd[i + 1] = "0"
-        return cmd + ["--threads", E["BENCH_SERVER_THREADS"]]
-
-
 def run_wrk(label, server, port, paths, secs, headers=()):
     paths_file = os.path.join(WORK, "paths-%s-%s.txt" % (label, server))
     with open(paths_file, "w") as f:
@@ -131,9 +120,10 @@ def main():
     node = None
     try:
         moto.start(bucket=BUCKET)
-        extra = ("--s3-receive-buffer", E.get("BENCH_S3_RECEIVE_BUFFER", "0"))
-        node = QuietNode(extra_args=mf.s3_args(BUCKET, moto.endpoint, 1, extra), name="bench",
-                         env_set=moto.credentials_env())
+        extra = ("--s3-receive-buffer", E.get("BENCH_S3_RECEIVE_BUFFER", "0"),
+                 "--threads", E["BENCH_SERVER_THREADS"])
+        node = mf.S3Node(extra_args=mf.s3_args(BUCKET, moto.endpoint, 1, extra), name="bench",
+                         env_set=moto.credentials_env(), quiet=True)
         node.start(timeout=15)
         objs = []  # (size label, id, bytes)
         seed = hashlib.sha256(b"s3-vs-nginx").digest()

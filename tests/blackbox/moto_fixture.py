@@ -487,13 +487,22 @@ class S3Node(Node):
     env_set:    variables added (e.g. AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)
     AWS_* / S3_* variables of the test runner are always removed, and HOME points
     to an empty directory in the node dir (unless home= is given), so neither the
-    machine's environment nor ~/.aws can supply credentials by accident."""
+    machine's environment nor ~/.aws can supply credentials by accident.
+    quiet:      debug level 0 instead of the harness's 1, which logs every S3
+                canonical request (for benchmarks)."""
 
-    def __init__(self, *a, env_set=None, home=None, **kw):
+    def __init__(self, *a, env_set=None, home=None, quiet=False, **kw):
         super().__init__(*a, **kw)
         self.env_set = dict(env_set or {})
         self.home = home or os.path.join(self.dir, "home")
+        self.quiet = quiet
         os.makedirs(self.home, exist_ok=True)
+
+    def command(self):
+        cmd = super().command()
+        if self.quiet and "-d" in cmd:
+            cmd[cmd.index("-d") + 1] = "0"
+        return cmd
 
     def environment(self):
         env = super().environment()
