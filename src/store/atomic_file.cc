@@ -64,15 +64,18 @@ Status AtomicFile::WriteAt(uint64_t offset, std::span<const char> data) const {
 
 Status AtomicFile::AdoptWritten(uint64_t length) {
   if (done_) return Status::IOError("adopt in a finished file");
-  std::vector<char> buf(std::min<uint64_t>(length, 1 << 20));
+  // One buffer for all the adoptions of a file: a fetch adopts a large body
+  // 1 MiB at a time.
+  adopt_buffer_.resize(std::max<size_t>(adopt_buffer_.size(), std::min<uint64_t>(length, 1 << 20)));
   uint64_t end = size_ + length;
   while (size_ < end) {
-    ssize_t n = ::pread(fd_, buf.data(), std::min<uint64_t>(buf.size(), end - size_),
-                        static_cast<off_t>(size_));
+    ssize_t n =
+        ::pread(fd_, adopt_buffer_.data(), std::min<uint64_t>(adopt_buffer_.size(), end - size_),
+                static_cast<off_t>(size_));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return Status::FromErrno(errno, "read " + path_);
     if (n == 0) return Status::Corruption(path_ + " ends before the bytes to adopt");
-    XXH3_128bits_update(hash_, buf.data(), static_cast<size_t>(n));
+    XXH3_128bits_update(hash_, adopt_buffer_.data(), static_cast<size_t>(n));
     size_ += static_cast<uint64_t>(n);
   }
   // Later appends go after the adopted bytes.

@@ -68,6 +68,7 @@ class AtomicFile {
   int fd_;
   std::string path_;  // the temporary, or where CommitUnrecorded renamed it
   uint64_t size_ = 0;
+  std::vector<char> adopt_buffer_;  // AdoptWritten's read-back
   XXH3_state_t* hash_;
   bool done_ = false;
 };
