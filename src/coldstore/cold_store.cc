@@ -36,6 +36,9 @@ Status GetResuming(ColdStore& cold, const std::string& key, uint64_t offset, uin
                    int max_resumes, const std::function<Status(const ColdObjectMeta&)>& on_meta,
                    const std::function<Status(std::span<const char>)>& on_data,
                    const std::function<Status(uint64_t have, const Status& why)>& before_resume) {
+  if (length == kWholeObject && offset != 0) {
+    return Status::Invalid("a whole object is read from its first byte");
+  }
   ColdObjectMeta first;   // the accepted answer
   bool accepted = false;  // on_meta took it
   bool refused = false;   // a callback failed: ours, not the transfer's

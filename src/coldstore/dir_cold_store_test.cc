@@ -284,6 +284,10 @@ TEST(ColdStore, GetResumingStopsWhereResumingCouldMixObjectsOrIsNotTheTransfersF
     EXPECT_EQ(r.data.size(), 3 * 14u);
     EXPECT_EQ(store->ranges.size(), 2u);
   }
+  {  // a whole object from anywhere but its start is a caller's mistake
+    auto store = broken("\"e\"");
+    EXPECT_EQ(ReadResuming(*store, 10, kWholeObject, 3).status.code(), StatusCode::kInvalid);
+  }
   {  // our own refusals: of the answer, of the bytes, of the resume
     auto store = broken("\"e\"");
     EXPECT_EQ(ReadResuming(*store, 0, kWholeObject, 3, Status::TooLarge("budget")).status.code(),
