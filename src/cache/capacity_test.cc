@@ -445,9 +445,9 @@ TEST(Capacity, SavedStateKeepsTheS3FifoGhostAcrossARestart) {
   {
     auto c = Open(after, 10'000, "s3fifo");
     EXPECT_EQ(c->Load(bodies, owner.saved), 9u);
-    Put(*c, "a", 100);  // fetched back: the ghost sends it to main
+    Put(*c, "a", 100);  // fetched back: the ghost sends it to main (its probation)
   }
-  EXPECT_EQ(queue_of(after.saved, "a"), PolicyQueue::kMain);
+  EXPECT_EQ(queue_of(after.saved, "a"), PolicyQueue::kProbation);
   EXPECT_EQ(queue_of(after.saved, "b"), PolicyQueue::kSmall);
 }
 

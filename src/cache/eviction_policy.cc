@@ -76,7 +76,7 @@ Result<std::vector<PolicyEntryState>> DecodePolicyState(std::string_view in) {
       return Status::Corruption("policy state: truncated entry");
     }
     const auto queue = static_cast<uint8_t>(in[0]);
-    if (queue > static_cast<uint8_t>(PolicyQueue::kHand)) {
+    if (queue > static_cast<uint8_t>(PolicyQueue::kProbation)) {
       return Status::Corruption("policy state: unknown queue " + std::to_string(queue));
     }
     e.queue = static_cast<PolicyQueue>(queue);

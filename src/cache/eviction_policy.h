@@ -32,13 +32,16 @@
 // - lru:    one list, a hit moves the key to the recent end. The baseline.
 // - fifo:   one list, hits change nothing. A reference point only.
 // - s3fifo: S3-FIFO (Yang et al., SOSP'23). Small FIFO (10% of capacity bytes),
-//           main FIFO, ghost FIFO of keys recently evicted from small (no
+//           main, ghost FIFO of keys recently evicted from small (no
 //           bodies; at most 2 per tracked key). New keys enter small; a key hit
 //           while in small moves to main when it reaches small's tail (its hit
 //           spent: freq 0), a key never hit leaves from small (one-hit wonders
 //           never touch main); a key found in the ghost enters main directly.
-//           Main reinserts a key whose frequency is > 0 and decrements it
-//           (frequency counts hits, capped at 7). Why the default: on web and
+//           Main is two FIFOs (our addition): keys enter its probation
+//           segment and move to the protected one when hit in main; it evicts
+//           from probation while that holds >= 10% of main's bytes. Either
+//           segment reinserts a key whose frequency is > 0 into protected and
+//           decrements it (frequency counts hits, capped at 7). Why the default: on web and
 //           object traces most keys are requested once; S3-FIFO keeps them out
 //           of main, and its hit path only bumps a counter (no list move, no
 //           lock contention on a list head), unlike LRU. Its tuning for byte
@@ -84,10 +87,11 @@ struct PolicyStats {
 
 // Which queue a saved key is in. The numbering is part of the saved format.
 enum class PolicyQueue : uint8_t {
-  kMain = 0,   // lru, fifo, sieve: their only list; s3fifo: main
-  kSmall = 1,  // s3fifo: small
-  kGhost = 2,  // s3fifo: ghost (key and size only; not tracked, no body)
-  kHand = 3,   // sieve: the key under the hand (otherwise like kMain)
+  kMain = 0,       // lru, fifo, sieve: their only list; s3fifo: main
+  kSmall = 1,      // s3fifo: small
+  kGhost = 2,      // s3fifo: ghost (key and size only; not tracked, no body)
+  kHand = 3,       // sieve: the key under the hand (otherwise like kMain)
+  kProbation = 4,  // s3fifo: main's probation segment (not yet hit in main)
 };
 
 // One key of a saved state. `freq` is the s3fifo frequency (0..7) or the sieve

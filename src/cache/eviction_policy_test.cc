@@ -311,6 +311,14 @@ std::vector<PolicyEntryState> InQueue(const EvictionPolicy& p, PolicyQueue q) {
   return out;
 }
 
+// Inserts K(0)..K(n-1) of `size` bytes each and hits each once (in small).
+void InsertHitKeys(EvictionPolicy& p, int n, uint64_t size) {
+  for (int i = 0; i < n; ++i) {
+    p.Insert(K(i), size);
+    p.Access(K(i));
+  }
+}
+
 TEST(S3Fifo, ScanOfOneHitWondersDoesNotFlushHotKeys) {
   constexpr uint64_t kCapacity = 100;  // small queue: 10 bytes
   for (const std::string name : {"s3fifo", "lru"}) {
@@ -327,7 +335,8 @@ TEST(S3Fifo, ScanOfOneHitWondersDoesNotFlushHotKeys) {
     if (name == "s3fifo") {
       EXPECT_EQ(hot_left, 20);
       EXPECT_EQ(p->stats().promotions, 20u);
-      EXPECT_EQ(InQueue(*p, PolicyQueue::kMain).size(), 20u);
+      // Promoted and never hit in main: its probation segment.
+      EXPECT_EQ(InQueue(*p, PolicyQueue::kProbation).size(), 20u);
     } else {
       EXPECT_EQ(hot_left, 0) << "the contrast: LRU loses every hot key to the scan";
     }
@@ -341,6 +350,7 @@ TEST(S3Fifo, OneHitWondersLeaveThroughSmallAndComeBackToMain) {
     p->Insert(K(i), 1);
     // Keys never hit leave in insertion order, straight from small.
     for (const std::string& v : EvictDownTo(*p, 100)) EXPECT_EQ(v, K(next_victim++));
+    ASSERT_TRUE(InQueue(*p, PolicyQueue::kProbation).empty()) << i;
     ASSERT_TRUE(InQueue(*p, PolicyQueue::kMain).empty()) << i;
   }
   EXPECT_EQ(p->stats().promotions, 0u);
@@ -352,10 +362,10 @@ TEST(S3Fifo, OneHitWondersLeaveThroughSmallAndComeBackToMain) {
   ASSERT_EQ(ghost.size(), 202u);
   EXPECT_EQ(ghost.front().key, K(698));
   EXPECT_EQ(ghost.back().key, K(899));
-  // One of them requested again: straight into main.
+  // One of them requested again: straight into main (its probation segment).
   p->Insert(K(750), 1);
   EXPECT_EQ(p->stats().ghost_hits, 1u);
-  const auto main = InQueue(*p, PolicyQueue::kMain);
+  const auto main = InQueue(*p, PolicyQueue::kProbation);
   ASSERT_EQ(main.size(), 1u);
   EXPECT_EQ(main[0].key, K(750));
   // One forgotten by the ghost starts in small again.
@@ -391,9 +401,10 @@ TEST(S3Fifo, GhostCountsKeysWhateverTheirSize) {
   EXPECT_EQ(ghost.back().key, K(99));
   p->Insert("huge", 100);  // forgotten by now: small
   EXPECT_EQ(p->stats().ghost_hits, 0u);
-  p->Insert(K(99), 1);  // remembered: main
+  p->Insert(K(99), 1);  // remembered: main (probation)
   EXPECT_EQ(p->stats().ghost_hits, 1u);
-  EXPECT_EQ(InQueue(*p, PolicyQueue::kMain).back().key, K(99));
+  ASSERT_FALSE(InQueue(*p, PolicyQueue::kProbation).empty());
+  EXPECT_EQ(InQueue(*p, PolicyQueue::kProbation).back().key, K(99));
 }
 
 TEST(S3Fifo, PromotionSpendsTheHitAndMainReinsertsWithFrequencyCappedAtSeven) {
@@ -409,12 +420,15 @@ TEST(S3Fifo, PromotionSpendsTheHitAndMainReinsertsWithFrequencyCappedAtSeven) {
   EXPECT_EQ(*p->Victim(), "c");
   EXPECT_EQ(p->stats().promotions, 2u);
   ASSERT_TRUE(p->Evict("c"));
-  for (const auto& e : InQueue(*p, PolicyQueue::kMain)) EXPECT_EQ(e.freq, 0) << e.key;
+  const auto promoted = InQueue(*p, PolicyQueue::kProbation);
+  ASSERT_EQ(promoted.size(), 2u);
+  for (const auto& e : promoted) EXPECT_EQ(e.freq, 0) << e.key;
   for (int i = 0; i < 10; ++i) p->Access("a");
   p->Access("b");
-  EXPECT_EQ(InQueue(*p, PolicyQueue::kMain).front().freq, 7);  // a (main's tail), capped
-  // small [d] is below its share: main, tail a then b. FIFO reinsertion goes
-  // round: a 7->6, b 1->0, a 6->5, then b is at the tail with freq 0 and goes.
+  EXPECT_EQ(InQueue(*p, PolicyQueue::kProbation).front().freq, 7);  // a (the tail), capped
+  // small [d] is below its share: main, probation's tail a then b move to
+  // protected (a 7->6, b 1->0); there FIFO reinsertion goes round: a 6->5,
+  // then b is at the tail with freq 0 and goes.
   EXPECT_EQ(*p->Victim(), "b");
   EXPECT_EQ(p->stats().reinsertions, 3u);
   ASSERT_TRUE(p->Evict("b"));
@@ -455,17 +469,80 @@ TEST(S3Fifo, RestoreKeepsTheGhostUpToItsBound) {
 // every main key was pinned, so Victim returned nullopt with a victim present.
 TEST(S3Fifo, SmallKeyIsFoundBehindAFullyPinnedMain) {
   auto p = Make("s3fifo", 100);  // small: 10 bytes
-  for (int i = 0; i < 10; ++i) {
-    p->Insert(K(i), 9);
-    p->Access(K(i));
-  }
+  InsertHitKeys(*p, 10, 9);
   p->Insert("victim", 9);
   // The search promotes k0..k9 (hit) to main, leaving 9 bytes in small, below
   // its share; then every main key is refused.
   auto v = p->Victim([](const std::string& k) { return k == "victim"; });
   EXPECT_EQ(v, "victim");
-  EXPECT_EQ(InQueue(*p, PolicyQueue::kMain).size(), 10u);
+  EXPECT_EQ(InQueue(*p, PolicyQueue::kProbation).size(), 10u);
   EXPECT_EQ(InQueue(*p, PolicyQueue::kSmall).size(), 1u);
+}
+
+// Main's probation segment: keys promoted from small that are not hit again
+// in main leave before keys that were, while probation holds 10% or more of
+// main's bytes; a key hit in probation moves to protected instead of leaving.
+TEST(S3Fifo, PromotedKeysNotHitInMainLeaveBeforeKeysHitThere) {
+  auto p = Make("s3fifo", 1000);  // small: 100 bytes
+  // 30 keys of 30 bytes, each hit once in small.
+  InsertHitKeys(*p, 30, 30);
+  // 99 bytes: small stays over its 100 bytes until all 30 are promoted.
+  p->Insert("new", 99);
+  ASSERT_TRUE(p->Victim().has_value());  // the search promotes the 30
+  ASSERT_EQ(InQueue(*p, PolicyQueue::kProbation).size(), 30u);
+  // The oldest, k0..k9, hit again in main; k10..k29 not.
+  for (int i = 0; i < 10; ++i) p->Access(K(i));
+  // Room for 540 bytes: k0..k9 move to protected (their hit spent), and
+  // k10..k27 leave, although k0..k9 were ahead of them.
+  std::vector<std::string> want;
+  for (int i = 10; i < 28; ++i) want.push_back(K(i));
+  EXPECT_EQ(EvictDownTo(*p, 459), want);
+  EXPECT_EQ(InQueue(*p, PolicyQueue::kMain).size(), 10u);
+  EXPECT_EQ(InQueue(*p, PolicyQueue::kProbation).size(), 2u);
+  // k28 and k29 are 60 of main's 360 bytes, over 10%: k28 goes next; then
+  // probation is under its share and protected's tail k0 goes, never hit
+  // since its move.
+  EXPECT_EQ(EvictDownTo(*p, 399), (std::vector<std::string>{K(28), K(0)}));
+  EXPECT_TRUE(p->Contains("new"));
+}
+
+// Probation under 10% of main's bytes: protected's tail goes first, and a
+// never-hit probation key stays; over 10%, probation's tail goes.
+TEST(S3Fifo, ProbationUnderItsShareLeavesProtectedToGoFirst) {
+  for (uint64_t x_size : {50, 200}) {
+    SCOPED_TRACE(x_size);
+    std::vector<PolicyEntryState> state{{"s", 9, PolicyQueue::kSmall, 0},
+                                        {"x", x_size, PolicyQueue::kProbation, 0}};
+    for (int i = 0; i < 7; ++i) state.push_back({K(i), 100, PolicyQueue::kMain, 0});
+    auto p = Make("s3fifo", 1000);  // small: 100 bytes, "s" under it
+    ASSERT_TRUE(p->RestoreState(state).ok());
+    // x is 50 of 750 bytes of main (6.7%), or 200 of 900 (22%).
+    EXPECT_EQ(*p->Victim(), x_size == 50 ? K(0) : "x");
+  }
+}
+
+// A fully pinned segment of main does not hide the other one's keys, whichever
+// the search looks at first.
+TEST(S3Fifo, AKeyIsFoundBehindAFullyPinnedMainSegment) {
+  for (bool probation_first : {true, false}) {
+    SCOPED_TRACE(probation_first);
+    // Probation: 5 keys of 100 bytes (over 10% of main) or one of 50 (under).
+    std::vector<PolicyEntryState> state{{"s", 9, PolicyQueue::kSmall, 0}};
+    for (int i = 0; i < (probation_first ? 5 : 1); ++i) {
+      state.push_back(
+          {"a" + std::to_string(i), probation_first ? 100u : 50u, PolicyQueue::kProbation, 0});
+    }
+    for (int i = 0; i < 7; ++i) {
+      state.push_back({"b" + std::to_string(i), 100, PolicyQueue::kMain, 0});
+    }
+    auto p = Make("s3fifo", 2000);  // small: 200 bytes, "s" under it
+    ASSERT_TRUE(p->RestoreState(state).ok());
+    EXPECT_EQ(*p->Victim(), probation_first ? "a0" : "b0");
+    // Every key of the segment searched first is pinned: the other's tail goes.
+    const char pinned = probation_first ? 'a' : 'b';
+    EXPECT_EQ(p->Victim([&](const std::string& k) { return k[0] != pinned; }),
+              probation_first ? "b0" : "a0");
+  }
 }
 
 // ------------------------------------------------------------ SIEVE
