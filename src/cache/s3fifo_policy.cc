@@ -28,7 +28,7 @@
 //   of their stays on the web trace, taking 28% of the cache's byte-time);
 //   probation lets them go after a short stay instead. Byte miss ratio
 //   0.7332 -> 0.7315 on the web trace at 1% (10%: unchanged, main evicts
-//   almost nothing there) and 0.01-0.02 lower on Zipf (docs/BENCHMARKS.md).
+//   almost nothing there) and 0.004-0.02 lower on Zipf (docs/BENCHMARKS.md).
 // - A key promoted from small enters main with freq 0: the hit that earned
 //   the promotion is spent, so a key requested twice and never again leaves
 //   main at its first pass instead of circling it once more.
