@@ -20,43 +20,15 @@
 #include "base/random.h"
 #include "base/test_util.h"
 #include "coldstore/cold_store.h"
+#include "coldstore/scripted_cold_store.h"
 #include "node/node.h"
 #include "store/atomic_file.h"
 
 namespace objstore {
 namespace {
 
-// One object, handed to on_data in the pieces given, as libcurl hands over a
-// response in reads of up to 16 KiB. After each piece it calls `after_piece`
-// (the test's probe), on the fetching thread, while the transfer still runs.
-class PiecewiseColdStore final : public ColdStore {
- public:
-  PiecewiseColdStore(ColdObjectMeta meta, std::string body, std::vector<size_t> pieces)
-      : meta_(std::move(meta)), body_(std::move(body)), pieces_(std::move(pieces)) {}
-
-  std::function<void()> after_piece;
-
-  std::string Describe() const override { return "pieces"; }
-  Status Put(const ColdObjectMeta&, const std::string&) override { return Status::Ok(); }
-  Status Delete(const std::string&, uint64_t) override { return Status::Ok(); }
-  Status Get(const std::string& key, const std::function<Status(const ColdObjectMeta&)>& on_meta,
-             const std::function<Status(std::span<const char>)>& on_data) override {
-    if (key != meta_.key) return Status::NotFound("no " + key);
-    if (Status s = on_meta(meta_); !s.ok()) return s;
-    size_t at = 0;
-    for (size_t n : pieces_) {
-      if (Status s = on_data({body_.data() + at, n}); !s.ok()) return s;
-      at += n;
-      if (after_piece) after_piece();
-    }
-    return Status::Ok();
-  }
-
- private:
-  ColdObjectMeta meta_;
-  std::string body_;
-  std::vector<size_t> pieces_;
-};
+using testing::ScriptedColdStore;
+using Ranges = std::vector<std::pair<uint64_t, uint64_t>>;
 
 constexpr size_t kPiece = 16 * 1024;  // libcurl's largest piece
 
@@ -145,8 +117,9 @@ TEST(NodeColdFetch, TheReadThatCompletesTheBodyIsSentOnlyWithTheVerification) {
   for (size_t n : pieces) total += n;
   const std::string body = PatternBody(total);
   const ColdObjectMeta meta = fx.Meta("01ARZ3NDEKTSV4RRFFQ69G5FAV", body, /*with_etag=*/false);
-  auto store = std::make_unique<PiecewiseColdStore>(meta, body, pieces);
-  PiecewiseColdStore* pieces_store = store.get();
+  auto store = std::make_unique<ScriptedColdStore>(meta, body);
+  ScriptedColdStore* pieces_store = store.get();
+  pieces_store->pieces = pieces;
   auto node = fx.Open(std::move(store));
   ASSERT_TRUE(node.ok()) << node.status().ToString();
 
@@ -224,9 +197,9 @@ TEST(NodeColdFetch, AVerifiedBodyIsServableBeforeItsCommit) {
     HeldFsyncDisk disk;
     const std::string body = PatternBody(3 * kPiece + 100);
     const ColdObjectMeta meta = fx.Meta("01ARZ3NDEKTSV4RRFFQ69G5FAW", body, with_etag);
-    auto node = fx.Open(std::make_unique<PiecewiseColdStore>(
-                            meta, body, std::vector<size_t>{kPiece, kPiece, kPiece, 100}),
-                        disk);
+    auto store = std::make_unique<ScriptedColdStore>(meta, body);
+    store->pieces = {kPiece};
+    auto node = fx.Open(std::move(store), disk);
     ASSERT_TRUE(node.ok()) << node.status().ToString();
 
     disk.Hold();
@@ -274,45 +247,6 @@ TEST(NodeColdFetch, AVerifiedBodyIsServableBeforeItsCommit) {
   }
 }
 
-
-// One object whose whole-object GET breaks off after `break_at` bytes (a reset
-// connection); GetRange serves any range whole, under `range_meta` (the
-// object's own metadata unless a test changes it), and records what it was
-// asked for.
-class BreakingColdStore final : public ColdStore {
- public:
-  BreakingColdStore(ColdObjectMeta meta, std::string body, size_t break_at)
-      : range_meta(meta), meta_(std::move(meta)), body_(std::move(body)), break_at_(break_at) {}
-
-  ColdObjectMeta range_meta;
-  std::vector<uint64_t> range_offsets;  // written by the fetching thread, read after it ended
-
-  std::string Describe() const override { return "breaking"; }
-  Status Put(const ColdObjectMeta&, const std::string&) override { return Status::Ok(); }
-  Status Delete(const std::string&, uint64_t) override { return Status::Ok(); }
-  Status Get(const std::string& key, const std::function<Status(const ColdObjectMeta&)>& on_meta,
-             const std::function<Status(std::span<const char>)>& on_data) override {
-    if (key != meta_.key) return Status::NotFound("no " + key);
-    if (Status s = on_meta(meta_); !s.ok()) return s;
-    if (Status s = on_data({body_.data(), break_at_}); !s.ok()) return s;
-    return Status::Unavailable("connection reset mid-body");
-  }
-  Status GetRange(const std::string& key, uint64_t offset, uint64_t length,
-                  const std::function<Status(const ColdObjectMeta&)>& on_meta,
-                  const std::function<Status(std::span<const char>)>& on_data) override {
-    if (key != meta_.key) return Status::NotFound("no " + key);
-    range_offsets.push_back(offset);
-    if (offset + length > body_.size()) return Status::Invalid("range past the end");
-    if (Status s = on_meta(range_meta); !s.ok()) return s;
-    return on_data({body_.data() + offset, length});
-  }
-
- private:
-  ColdObjectMeta meta_;
-  std::string body_;
-  size_t break_at_;
-};
-
 // A transfer broken off mid-body goes on from its first missing byte when the
 // resumed answer is of the same object; not when the object changed meanwhile,
 // and not for an object without our etag (nothing would tell the two apart).
@@ -324,9 +258,15 @@ TEST(NodeColdFetch, ABrokenTransferResumesFromTheFirstMissingByteOfTheSameObject
     SCOPED_TRACE(static_cast<int>(c));
     NodeFixture fx;
     const ColdObjectMeta meta = fx.Meta("01ARZ3NDEKTSV4RRFFQ69G5FAV", body, c != Case::kNoEtag);
-    auto store = std::make_unique<BreakingColdStore>(meta, body, break_at);
-    BreakingColdStore* breaking = store.get();
-    if (c == Case::kChangedObject) breaking->range_meta.etag = EtagOf(fx.dir.path(), body + "x");
+    auto store = std::make_unique<ScriptedColdStore>(meta, body);
+    ScriptedColdStore* breaking = store.get();
+    breaking->breaks = 1'000;  // every whole-object GET; not the ranges that resume it
+    breaking->break_at_offset = 0;
+    breaking->break_after = break_at;
+    if (c == Case::kChangedObject) {
+      breaking->changed_meta = meta;
+      breaking->changed_meta->etag = EtagOf(fx.dir.path(), body + "x");
+    }
     auto node = fx.Open(std::move(store));
     ASSERT_TRUE(node.ok()) << node.status().ToString();
     const ColdFetch::Progress done = FetchToEnd(**node, meta.key);
@@ -334,85 +274,18 @@ TEST(NodeColdFetch, ABrokenTransferResumesFromTheFirstMissingByteOfTheSameObject
 
     if (c == Case::kSameObject) {
       EXPECT_TRUE(done.status.ok()) << done.status.ToString();
-      EXPECT_EQ(breaking->range_offsets, std::vector<uint64_t>{break_at});
+      EXPECT_EQ(breaking->ranges, (Ranges{{break_at, body.size() - break_at}}));
       EXPECT_EQ((*node)->Stats().cold_fetch_resumes, 1u);
       EXPECT_EQ(StoredBody(**node, meta.key), body);
     } else {
       EXPECT_FALSE(done.status.ok());
-      EXPECT_EQ(breaking->range_offsets,
-                c == Case::kChangedObject ? std::vector<uint64_t>{break_at} : std::vector<uint64_t>{});
+      const Ranges resumed =
+          c == Case::kChangedObject ? Ranges{{break_at, body.size() - break_at}} : Ranges{};
+      EXPECT_EQ(breaking->ranges, resumed);
       EXPECT_TRUE(rec == nullptr || !rec->local_body) << "a body kept from two objects";
     }
   }
 }
-
-// Serves one object whole (Get) and by ranges (GetRange), each in pieces of
-// 64 KiB with a short pause after each, as a connection of limited rate
-// would. Records every range asked for and how many ranges ran at once. A
-// range starting at `break_range_at` breaks off after `break_after` bytes,
-// once; ranges starting at `changed_range_at` come with another etag.
-class RangedColdStore final : public ColdStore {
- public:
-  RangedColdStore(ColdObjectMeta meta, std::string body)
-      : meta_(std::move(meta)), body_(std::move(body)) {}
-
-  uint64_t break_range_at = ~0ull, break_after = 0, changed_range_at = ~0ull;
-  std::mutex mu;
-  std::vector<std::pair<uint64_t, uint64_t>> ranges;  // (offset, length), guarded by mu
-  int gets = 0, running = 0, most_running = 0;        // guarded by mu
-
-  std::string Describe() const override { return "ranged"; }
-  Status Put(const ColdObjectMeta&, const std::string&) override { return Status::Ok(); }
-  Status Delete(const std::string&, uint64_t) override { return Status::Ok(); }
-  Status Get(const std::string& key, const std::function<Status(const ColdObjectMeta&)>& on_meta,
-             const std::function<Status(std::span<const char>)>& on_data) override {
-    if (key != meta_.key) return Status::NotFound("no " + key);
-    {
-      std::lock_guard lock(mu);
-      ++gets;
-    }
-    if (Status s = on_meta(meta_); !s.ok()) return s;
-    return Send(0, body_.size(), body_.size(), on_data);
-  }
-  Status GetRange(const std::string& key, uint64_t offset, uint64_t length,
-                  const std::function<Status(const ColdObjectMeta&)>& on_meta,
-                  const std::function<Status(std::span<const char>)>& on_data) override {
-    if (key != meta_.key) return Status::NotFound("no " + key);
-    if (offset + length > body_.size()) return Status::Invalid("range past the end");
-    uint64_t cut = length;
-    ColdObjectMeta m = meta_;
-    {
-      std::lock_guard lock(mu);
-      ranges.emplace_back(offset, length);
-      most_running = std::max(most_running, ++running);
-      if (offset == break_range_at) {
-        cut = break_after;
-        break_range_at = ~0ull;
-      }
-      if (offset == changed_range_at) m.etag = "\"another\"";
-    }
-    Status s = on_meta(m);
-    if (s.ok()) s = Send(offset, length, cut, on_data);
-    std::lock_guard lock(mu);
-    --running;
-    return s;
-  }
-
- private:
-  // Bytes [offset, offset + length), broken off after `cut` of them.
-  Status Send(uint64_t offset, uint64_t length, uint64_t cut,
-              const std::function<Status(std::span<const char>)>& on_data) {
-    for (uint64_t at = 0; at < std::min(length, cut); at += 64 * 1024) {
-      const uint64_t n = std::min<uint64_t>({64 * 1024, length - at, cut - at});
-      if (Status s = on_data({body_.data() + offset + at, n}); !s.ok()) return s;
-      std::this_thread::sleep_for(std::chrono::microseconds(300));
-    }
-    return cut < length ? Status::Unavailable("connection reset mid-body") : Status::Ok();
-  }
-
-  ColdObjectMeta meta_;
-  std::string body_;
-};
 
 // An object the journal knows, larger than one part, is fetched in parts over
 // parallel ranged GETs (the first part streamed, a broken part resumed) and
@@ -430,17 +303,23 @@ TEST(NodeColdFetch, ALargeKnownObjectComesInPartsOverParallelRangedGets) {
     options.cold_fetch_part_size = part;
     options.cold_fetch_streams = c == Case::kOneStream ? 1 : 3;
     {  // the first fetch restores an unknown id: one whole GET, then a record
-      auto node = fx.Open(options, std::make_unique<RangedColdStore>(meta, body));
+      auto node = fx.Open(options, std::make_unique<ScriptedColdStore>(meta, body));
       ASSERT_TRUE(node.ok()) << node.status().ToString();
       ASSERT_TRUE(FetchToEnd(**node, meta.key).status.ok());
       EXPECT_EQ((*node)->Stats().cold_fetch_parts, 0u);
     }
     std::filesystem::remove_all(fx.dir / "files");  // evicted: the record stays
-    auto store = std::make_unique<RangedColdStore>(meta, body);
-    RangedColdStore* ranged = store.get();
-    ranged->break_range_at = 2 * part;
+    auto store = std::make_unique<ScriptedColdStore>(meta, body);
+    ScriptedColdStore* ranged = store.get();
+    ranged->pause = std::chrono::microseconds(300);  // a connection of limited rate
+    ranged->breaks = 1;
+    ranged->break_at_offset = 2 * part;
     ranged->break_after = 300'000;
-    if (c == Case::kChangedPart) ranged->changed_range_at = 4 * part;
+    if (c == Case::kChangedPart) {
+      ranged->changed_meta = meta;
+      ranged->changed_meta->etag = "\"another\"";
+      ranged->changed_at_offset = 4 * part;
+    }
     auto node = fx.Open(options, std::move(store));
     ASSERT_TRUE(node.ok()) << node.status().ToString();
     ASSERT_NE((*node)->Lookup(meta.key), nullptr);
@@ -466,7 +345,7 @@ TEST(NodeColdFetch, ALargeKnownObjectComesInPartsOverParallelRangedGets) {
     }
     EXPECT_TRUE(done.status.ok()) << done.status.ToString();
     std::sort(ranged->ranges.begin(), ranged->ranges.end());
-    const std::vector<std::pair<uint64_t, uint64_t>> want{
+    const Ranges want{
         {0, part},        {part, part},     {2 * part, part}, {2 * part + 300'000, part - 300'000},
         {3 * part, part}, {4 * part, part}, {5 * part, 1234}};
     EXPECT_EQ(ranged->ranges, want);
