@@ -434,8 +434,20 @@ asio::awaitable<void> PublicApi::Get(http::Exchange& ex, const std::string& key)
   // A concurrent overwrite may remove the body of the version looked up
   // between the lookup and the open: look again, and serve the newer version.
   for (int attempt = 0; rec && !rec->deleted && rec->local_body; ++attempt) {
-    if (std::optional<LocalBody> local = OpenLocalBody(*rec)) {
+    Result<LocalBody> local = OpenLocalBody(*rec);
+    if (local.ok()) {
       co_await SendBody(ex, *rec, local->body.get(), local->body.bytes());
+      co_return;
+    }
+    if (local.status().code() != StatusCode::kNotFound) {
+      // The file is there but could not be opened (e.g. out of descriptors):
+      // nothing is forgotten, the client may retry.
+      spdlog::warn("cannot open the body of {}: {}", key, local.status().ToString());
+      errors_5xx_->Inc();
+      co_await ex.Send(ErrorResponse(bhttp::status::service_unavailable, "body_unavailable",
+                                     "the body of " + key +
+                                         " is on this node but could not be opened (" +
+                                         local.status().message() + "); retry later"));
       co_return;
     }
     Node::RecordPtr again = node_.Lookup(key);
@@ -565,11 +577,11 @@ PublicApi::BodyPlan PublicApi::PlanBody(const http::Exchange& ex, const ObjectRe
   return plan;
 }
 
-std::optional<PublicApi::LocalBody> PublicApi::OpenLocalBody(const ObjectRecord& rec) {
+Result<PublicApi::LocalBody> PublicApi::OpenLocalBody(const ObjectRecord& rec) {
   BodyPin pin = node_.PinBody(rec.key);
-  if (!pin.safe()) return std::nullopt;  // being evicted: the caller treats it as a miss
+  if (!pin.safe()) return Status::NotFound("the body of " + rec.key + " is being evicted");
   auto body = node_.OpenBody(rec);
-  if (!body.ok()) return std::nullopt;  // gone: the caller treats it as a miss
+  if (!body.ok()) return body.status();
   return LocalBody{std::move(pin), std::move(body).value()};
 }
 
@@ -600,9 +612,9 @@ asio::awaitable<void> PublicApi::ServeFetch(http::Exchange& ex, std::string key,
   }
   if (!p.has_meta) {  // nothing was transferred: the body was already here
     ColdFetch::RecordPtr rec = fetch.outcome();
-    std::optional<LocalBody> local;
+    Result<LocalBody> local = Status::NotFound("no record");
     if (rec) local = OpenLocalBody(*rec);
-    if (local) co_await SendBody(ex, *rec, local->body.get(), local->body.bytes());
+    if (local.ok()) co_await SendBody(ex, *rec, local->body.get(), local->body.bytes());
     if (!ex.responded()) {
       co_await ex.Send(ErrorResponse(bhttp::status::service_unavailable, "body_unavailable",
                                      "the body vanished during the fetch"));

@@ -47,13 +47,14 @@ class PublicApi {
   boost::asio::awaitable<void> Delete(http::Exchange& ex, const std::string& key);
   boost::asio::awaitable<void> Stats(http::Exchange& ex);
   // The local body of `record`, pinned against eviction until this is
-  // destroyed (after the last byte is sent); nullopt when it is being evicted
-  // or gone (the caller treats that as a miss).
+  // destroyed (after the last byte is sent). NotFound when it is being
+  // evicted or gone (the caller treats that as a miss); another error when
+  // the file is there but could not be opened (out of descriptors, EIO).
   struct LocalBody {
     BodyPin pin;
     SharedBody body;
   };
-  std::optional<LocalBody> OpenLocalBody(const ObjectRecord& record);
+  Result<LocalBody> OpenLocalBody(const ObjectRecord& record);
   // Answers a hit of `record` from `fd`, a descriptor of its whole body, or
   // from `in_memory`, the whole body, when the caller holds it.
   boost::asio::awaitable<void> SendBody(http::Exchange& ex, const ObjectRecord& record, int fd,

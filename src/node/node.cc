@@ -361,6 +361,11 @@ void Node::ForgetLocalBody(const ObjectRecord& record) {
   if (capacity_->Evicting(record.key)) return;
   RecordPtr cur = journal_->Get(record.key);
   if (!cur || cur->version != record.version || !cur->local_body) return;
+  if (Result<uint64_t> size = bodies_->BodySize(record.key, record.version);
+      size.status().code() != StatusCode::kNotFound) {
+    if (!size.ok()) spdlog::warn("body of {} kept: {}", record.key, size.status().ToString());
+    return;  // still there (or unknown): only a missing file is forgotten
+  }
   spdlog::warn("body of {} version {} vanished from disk", record.key, record.version.ToString());
   (void)journal_->UpdateLocalState(record.key, record.version, false, record.cold);
   capacity_->RemoveBody(record.key, record.version.packed);

@@ -179,7 +179,9 @@ class Node {
   // policy (handed over at the commit, before which the policy does not know
   // the key). nullptr otherwise. Never blocks.
   std::shared_ptr<ColdFetch> VerifiedFetch(const std::string& key, const ObjectRecord* current);
-  // Marks that the local body of `record` vanished (found missing on open).
+  // Marks that the local body of `record` vanished (found missing on open),
+  // once the file is confirmed gone: a body that exists but could not be
+  // opened (out of descriptors, EIO) is kept and stays counted.
   void ForgetLocalBody(const ObjectRecord& record);
 
   // Tombstones `key`. Blocking. NotFound when unknown; a tombstone is returned

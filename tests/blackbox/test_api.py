@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import re
+import resource
 import shutil
 import threading
 import sys
@@ -13,7 +14,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import ULID_RE, NodeTestCase, make_ulid, parse_responses  # noqa: E402
+from harness import ULID_RE, NodeTestCase, lower_headers, make_ulid, parse_responses  # noqa: E402
 
 ETAG_RE = re.compile(r'^(W/)?"[^"]+"$')
 
@@ -624,6 +625,34 @@ class ApiTest(NodeTestCase):
             self.assertNotEqual(h.get("x-meta-fetched"), "true")
         # level 0 body gone and nowhere else: 503 body_unavailable (docs/API.md)
         self.assertJsonError(n.get(oid0), 503, "body_unavailable")
+
+    def test_body_that_cannot_be_opened_is_kept(self):
+        """A level-0 body whose file is there but cannot be opened (the node out of
+        descriptors) is answered 503 and kept: not forgotten as vanished, served once
+        descriptors are free again, and after a restart."""
+        n = self.node
+        oid = n.new_id()
+        body = os.urandom(5000)
+        self.assertOk(n.put(oid, body, level=0))
+        n.restart()  # no descriptor of the body kept open from the PUT
+        conn = n.connection()
+        try:
+            conn.request("GET", "/api/v1/ping")
+            conn.getresponse().read()
+            soft, hard = resource.prlimit(n.pid, resource.RLIMIT_NOFILE)
+            resource.prlimit(n.pid, resource.RLIMIT_NOFILE, (0, hard))  # every open fails
+            try:
+                conn.request("GET", "/api/v1/get/" + oid)
+                r = conn.getresponse()
+                resp = (r.status, lower_headers(r), r.read())
+            finally:
+                resource.prlimit(n.pid, resource.RLIMIT_NOFILE, (soft, hard))
+        finally:
+            conn.close()
+        self.assertJsonError(resp, 503, "body_unavailable")
+        self.assertEqual(n.get(oid)[:3:2], (200, body))
+        n.restart()
+        self.assertEqual(n.get(oid)[:3:2], (200, body))
 
     def put_and_evict(self, body, name):
         """PUTs `body` at level 1, then restarts the node without its bodies: the
