@@ -31,8 +31,13 @@ using tcp = asio::ip::tcp;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
 struct Connection : std::enable_shared_from_this<Connection> {
-  explicit Connection(tcp::socket s) : stream(std::move(s)), write_timer(stream.get_executor()) {}
+  Connection(tcp::socket s, size_t buffer_limit)
+      : stream(std::move(s)), buffer(buffer_limit), write_timer(stream.get_executor()) {}
   beast::tcp_stream stream;
+  // Bytes read and not yet parsed. Bounded: Beast limits a request's header
+  // (header_limit) and its body's data (body_limit) but not a chunk-size line,
+  // its extensions or the trailer section, which it buffers whole until their
+  // CRLF; past the bound a read fails (buffer_overflow: 400, closed).
   beast::flat_buffer buffer;
   // Everything below is touched only on the connection's own thread.
   bool idle = true;       // waiting for the next request (may be closed at stop)
@@ -356,7 +361,9 @@ asio::awaitable<void> HttpServer::AcceptLoop() {
       co_await t.async_wait(kTuple);
       continue;
     }
-    auto conn = std::make_shared<Connection>(std::move(socket));
+    // Room for a whole header and one read of Beast's (64 KiB) past it.
+    auto conn = std::make_shared<Connection>(std::move(socket),
+                                             size_t{options_.max_header_bytes} + 64 * 1024);
     asio::co_spawn(ctx, Serve(std::move(conn)), asio::detached);
   }
 }

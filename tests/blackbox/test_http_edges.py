@@ -313,6 +313,39 @@ class MalformedHttpTest(NodeTestCase):
                 self.assertJsonError(self.node.get(oid), 404, "not_found")
         self.assertTrue(self.node.ping())
 
+    def peak_rss_kib(self):
+        with open("/proc/%d/status" % self.node.pid) as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+
+    def test_chunk_framing_is_bounded(self):
+        """A chunk-size line that never ends (a 32 MiB extension) or a trailer section
+        that never ends is refused after a bounded amount of buffering: 400 and
+        close, nothing stored, the node's peak memory not grown by what was sent."""
+        mib = 1 << 20
+        for name, framing in (("extension", b"1;" + b"e" * (32 * mib)),
+                              ("trailers", b"1\r\nx\r\n0\r\n" + b"T: t\r\n" * (32 * mib // 6))):
+            with self.subTest(name):
+                before = self.peak_rss_kib()
+                oid = self.node.new_id()
+                s = socket.create_connection((HOST, self.node.public_port), timeout=5)
+                try:
+                    s.sendall(("POST /api/v1/put HTTP/1.1\r\nHost: x\r\nX-Meta-ID: %s\r\n"
+                               "Transfer-Encoding: chunked\r\n\r\n" % oid).encode())
+                    try:
+                        s.sendall(framing)
+                        s.sendall(b"\r\n\r\n")
+                    except (BrokenPipeError, ConnectionResetError, socket.timeout):
+                        pass  # refused before the end: what is wanted
+                    _t, out, _closed = self.node.wait_closed(s, 5.0)
+                finally:
+                    s.close()
+                r = first_response(out)
+                self.assertIsNotNone(r, out[:200])
+                self.assertIn(r["status"], (400, 431), out[:300])
+                self.assertLess(self.peak_rss_kib() - before, 16 * 1024, "the framing was buffered")
+                self.assertJsonError(self.node.get(oid), 404, "not_found")
+        self.assertTrue(self.node.ping())
+
     def test_unsupported_transfer_encoding(self):
         # RFC 9112 §6.1: chunked not last -> 400 and close; an unknown coding -> 501.
         # Storing the still-encoded bytes as the object would silently corrupt it.
