@@ -35,10 +35,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (auto ulid = Ulid::Parse(value)) Check(Ulid::Parse(ulid->ToString()) == ulid);
   (void)api::ParseLevel(value);
 
-  if (auto meta = api::ParseUserMeta(value); meta.ok()) {
+  if (auto meta = ParseUserMeta(value); meta.ok()) {
     Check(nlohmann::json::parse(*meta).dump() == *meta);
   }
-  if (api::CheckName(value).ok()) {
+  if (CheckName(value).ok()) {
     ObjectRecord r;
     r.key = "01M898QMGXGV8MJZMG8BSY4GCM";
     r.name = value;

@@ -45,9 +45,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ObjectRecord record;
   auto id = api::ParseId(req["X-Meta-ID"]);
   auto level = api::ParseLevel(req["X-Meta-ConsistencyLevel"]);
-  auto user_meta = api::ParseUserMeta(req["X-Meta-UserMeta"]);
+  auto user_meta = ParseUserMeta(req["X-Meta-UserMeta"]);
   const std::string name(req["X-Meta-Name"]);
-  if (id.ok() && level.ok() && user_meta.ok() && api::CheckName(name).ok()) {
+  if (id.ok() && level.ok() && user_meta.ok() && CheckName(name).ok()) {
     // What a PUT stores, replicates and answers: it must serialise.
     record.key = *id;
     record.name = name;

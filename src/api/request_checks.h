@@ -9,20 +9,15 @@
 #include <string_view>
 
 #include "base/status.h"
+#include "journal/record_checks.h"
 
 namespace objstore::api {
-
-inline constexpr size_t kMaxNameBytes = 1024;
 
 // A ULID from a path segment or header (percent-encoded or not), in canonical
 // (upper-case) form.
 Result<std::string> ParseId(std::string_view raw);
 // X-Meta-ConsistencyLevel: empty means 0; otherwise 0, 1 or 2 (spaces around).
 Result<int> ParseLevel(std::string_view raw);
-// X-Meta-UserMeta: a JSON object of string values, returned compact (keys keep
-// case); empty means {}.
-Result<std::string> ParseUserMeta(std::string_view raw);
-// X-Meta-Name: at most kMaxNameBytes of UTF-8 without control characters.
-Status CheckName(std::string_view name);
+// The name and the user meta: journal/record_checks.h.
 
 }  // namespace objstore::api

@@ -18,6 +18,15 @@ TEST(RequestChecks, LevelsAndUserMeta) {
   EXPECT_EQ(*ParseLevel(""), 0);
   EXPECT_EQ(*ParseLevel(" 2 "), 2);
   EXPECT_FALSE(ParseLevel("3").ok());
+}
+
+}  // namespace
+}  // namespace objstore::api
+
+namespace objstore {
+namespace {
+
+TEST(RecordChecks, UserMeta) {
   EXPECT_EQ(*ParseUserMeta(""), "{}");
   EXPECT_EQ(*ParseUserMeta(R"({ "K" : "v" })"), R"({"K":"v"})");
   EXPECT_FALSE(ParseUserMeta(R"({"k": 1})").ok());
@@ -27,7 +36,7 @@ TEST(RequestChecks, LevelsAndUserMeta) {
 // Found while writing fuzz/headers_fuzz.cc (its name check): a name with
 // bytes that are not UTF-8 was accepted, and every JSON the record went into (answers, cold store
 // metadata, replication) then threw: the PUT and later reads answered 500.
-TEST(RequestChecks, NamesMustBeUtf8) {
+TEST(RecordChecks, NamesMustBeUtf8) {
   EXPECT_TRUE(CheckName("h\xc3\xa9llo \xe2\x98\x83 \xf0\x9f\x98\x80.txt").ok());
   for (std::string_view bad : {"a\xff", "a\xc3", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80",
                                "\xe2\x98", "a\x01"}) {
@@ -37,8 +46,19 @@ TEST(RequestChecks, NamesMustBeUtf8) {
   EXPECT_TRUE(CheckName(std::string(kMaxNameBytes, 'n')).ok());
 }
 
+// An etag restored from a bucket another tool wrote goes into the ETag header.
+TEST(RecordChecks, EntityTags) {
+  for (std::string_view good : {R"("5c7401c0ec22eeeeeaf06c6480b2cd11")", R"("")", R"(W/"x")"}) {
+    EXPECT_TRUE(IsEntityTag(good)) << good;
+  }
+  for (std::string_view bad : {"", "x", R"(")", R"("a"b")", "\"a\r\nSet-Cookie: s=1\"", "\"a b\"",
+                               "\"\xc3\xa9\"", R"(W/x)"}) {
+    EXPECT_FALSE(IsEntityTag(bad)) << bad;
+  }
+}
+
 }  // namespace
-}  // namespace objstore::api
+}  // namespace objstore
 
 namespace objstore::cluster {
 namespace {

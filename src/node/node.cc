@@ -1,18 +1,17 @@
 #include "node/node.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <boost/asio/post.hpp>
 #include <system_error>
 #include <thread>
 #include <unordered_map>
 #include <vector>
 
-#include <fcntl.h>
-
-#include <boost/asio/post.hpp>
-
+#include "journal/record_checks.h"
 #include "node/blocking.h"
 #include "node/cold_parts.h"
 
@@ -438,6 +437,24 @@ std::shared_ptr<ColdFetch> Node::VerifiedFetch(const std::string& key,
 
 namespace {
 
+// The metadata of a cold copy comes from whoever wrote the bucket: a name or
+// user meta that a PUT would have refused (control characters, not UTF-8, not
+// a JSON object of strings) and an etag that is not one are dropped, as they
+// would reach response headers and JSON as they are.
+void SanitizeColdMeta(ColdObjectMeta& m) {
+  auto drop = [&](const char* what, std::string& value, std::string replacement) {
+    spdlog::warn("cold copy of {}: {} dropped: not valid", m.key, what);
+    value = std::move(replacement);
+  };
+  if (!CheckName(m.name).ok()) drop("name", m.name, "");
+  if (Result<std::string> user_meta = ParseUserMeta(m.user_meta); user_meta.ok()) {
+    m.user_meta = std::move(user_meta).value();
+  } else {
+    drop("user meta", m.user_meta, "{}");
+  }
+  if (!m.etag.empty() && !IsEntityTag(m.etag)) drop("etag", m.etag, "");
+}
+
 // Writes what the cold store hands over into a fetch's file and publishes it
 // to the fetch's readers (the bytes that complete the transfer wait for
 // PublishVerified: ColdFetch::PublishBytes).
@@ -572,13 +589,16 @@ Result<Node::RecordPtr> Node::RunColdFetch(const std::string& key, bool restore_
   FetchWriter writer(**body, fetch);
   auto take_meta = [&](const ColdObjectMeta& m) {
     meta = m;
-    if (m.size > options_.max_body_bytes) {
+    SanitizeColdMeta(meta);
+    if (meta.size > options_.max_body_bytes) {
       return Status::TooLarge("cold object " + key + " exceeds the body size limit");
     }
-    if (Status r = capacity_->Reserve(reserved, m.size); !r.ok()) return r;
+    if (Status r = capacity_->Reserve(reserved, meta.size); !r.ok()) return r;
     // Refuse before any byte is served: a known record is only completed
-    // with the bytes of its own version.
-    if (before && !m.etag.empty() && m.etag != before->etag) {
+    // with the bytes of its own version: its size, and its etag when the copy
+    // carries ours (else the record's etag is checked against the bytes).
+    if (before &&
+        (meta.size != before->size || (!meta.etag.empty() && meta.etag != before->etag))) {
       return Status::Unavailable("the cold store holds another version of " + key);
     }
     ObjectRecord shown;
@@ -586,22 +606,20 @@ Result<Node::RecordPtr> Node::RunColdFetch(const std::string& key, bool restore_
       shown = *before;
     } else {
       shown.key = key;
-      shown.name = m.name;
-      shown.size = m.size;
-      shown.etag = m.etag;  // empty for objects not written by objstore
-      shown.timestamp_ns = m.timestamp_ns;
-      shown.version = HlcTimestamp{m.version};
-      shown.consistency = m.consistency;
-      shown.user_meta = m.user_meta;
+      shown.name = meta.name;
+      shown.size = meta.size;
+      shown.etag = meta.etag;  // empty for objects not written by objstore
+      shown.timestamp_ns = meta.timestamp_ns;
+      shown.version = HlcTimestamp{meta.version};
+      shown.consistency = meta.consistency;
+      shown.user_meta = meta.user_meta;
       shown.cold = ColdState::kStored;
     }
     fetch.PublishMeta(std::move(shown), std::move(reader));
     return Status::Ok();
   };
   auto on_meta = [&](const ColdObjectMeta& m) {
-    Status t = in_parts && m.size != before->size
-                   ? Status::Unavailable("the cold store holds another version of " + key)
-                   : take_meta(m);
+    Status t = take_meta(m);
     if (t.ok() && in_parts) {
       parts = std::make_unique<ColdParts>(
           *cold_, **body, m, part_size, part_size, kMaxFetchResumes,
@@ -649,9 +667,10 @@ Result<Node::RecordPtr> Node::RunColdFetch(const std::string& key, bool restore_
     if (s.code() == StatusCode::kNoSpace || s.code() == StatusCode::kTooLarge) return s;
     return s.code() == StatusCode::kUnavailable ? s : Status::Unavailable("cold store: " + s.message());
   }
-  // An object written to the bucket by something else has no content hash of
-  // ours: its size is all there is to check.
-  if (meta.etag.empty()) meta.etag = (*body)->ETag();
+  // A copy without our content hash (written to the bucket by something
+  // else) is checked against the record's when the journal knows the object;
+  // otherwise its size is all there is to check.
+  if (meta.etag.empty()) meta.etag = before ? before->etag : (*body)->ETag();
   if ((*body)->size() != meta.size || (*body)->ETag() != meta.etag) {
     return Status::Corruption("cold copy of " + key + " does not match its size or etag");
   }

@@ -4,12 +4,17 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
 #include <functional>
+#include <future>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <thread>
@@ -354,6 +359,81 @@ TEST(NodeColdFetch, ALargeKnownObjectComesInPartsOverParallelRangedGets) {
     EXPECT_EQ((*node)->Stats().cold_fetch_resumes, 1u);
     EXPECT_TRUE(StoredBody(**node, meta.key) == body) << "the stored body differs";
   }
+}
+
+// A copy without our etag (written to the bucket by another tool) of an object
+// the journal knows is checked against the record's etag: another object of
+// the same size there fails the fetch before its last byte is sendable.
+TEST(NodeColdFetch, AnEtaglessCopyOfAKnownObjectIsCheckedAgainstItsRecord) {
+  NodeFixture fx;
+  const std::string body = PatternBody(3 * kPiece + 100);
+  const ColdObjectMeta meta = fx.Meta("01ARZ3NDEKTSV4RRFFQ69G5FAV", body, /*with_etag=*/false);
+  {  // restored once: the record's etag is the hash of these bytes
+    auto node = fx.Open(std::make_unique<ScriptedColdStore>(meta, body));
+    ASSERT_TRUE(node.ok()) << node.status().ToString();
+    ASSERT_TRUE(FetchToEnd(**node, meta.key).status.ok());
+  }
+  std::filesystem::remove_all(fx.dir / "files");  // evicted: the record stays
+  std::string other = body;
+  other[other.size() - 1] ^= 1;  // rewritten in the bucket since
+  auto store = std::make_unique<ScriptedColdStore>(meta, other);
+  // The transfer waits in its first piece until a reader waits for the last
+  // byte, so that the reader sees what the fetch releases, not how it ended.
+  std::promise<void> reader_waits;
+  std::shared_future<void> reader_waiting = reader_waits.get_future().share();
+  store->after_piece = [reader_waiting] { reader_waiting.wait_for(std::chrono::seconds(10)); };
+  auto node = fx.Open(std::move(store));
+  ASSERT_TRUE(node.ok()) << node.status().ToString();
+  std::shared_ptr<ColdFetch> fetch = (*node)->FetchFromCold(meta.key, /*restore_unknown=*/false);
+  boost::asio::io_context io;
+  std::optional<ColdFetch::Progress> woken;
+  boost::asio::co_spawn(
+      io, [&]() -> boost::asio::awaitable<void> { woken = co_await fetch->Wait(body.size() - 1); },
+      boost::asio::detached);
+  io.poll();  // parked
+  reader_waits.set_value();
+  io.run_for(std::chrono::seconds(10));
+  ASSERT_TRUE(woken.has_value()) << "the reader was not woken";
+  EXPECT_FALSE(woken->status.ok());
+  EXPECT_FALSE(woken->verified) << "bytes of another object were released as the record's";
+  ASSERT_TRUE(FetchEnded(**node, meta.key));
+  EXPECT_FALSE((*node)->Lookup(meta.key)->local_body);
+}
+
+// The metadata of a restored object comes from whoever wrote the bucket: a
+// name, user meta or etag that would break a response header or JSON is
+// dropped, and the body is still served.
+TEST(NodeColdFetch, RestoredMetadataThatAPutWouldRefuseIsDropped) {
+  NodeFixture fx;
+  const std::string body = PatternBody(1000);
+  ColdObjectMeta meta = fx.Meta("01ARZ3NDEKTSV4RRFFQ69G5FAV", body, /*with_etag=*/false);
+  meta.name = "a\r\nSet-Cookie: s=1";
+  meta.user_meta = "{\"k\": 1}";
+  meta.etag = "\"x\r\ny\"";
+  auto node = fx.Open(std::make_unique<ScriptedColdStore>(meta, body));
+  ASSERT_TRUE(node.ok()) << node.status().ToString();
+  const ColdFetch::Progress done = FetchToEnd(**node, meta.key);
+  ASSERT_TRUE(done.status.ok()) << done.status.ToString();
+  Node::RecordPtr rec = (*node)->Lookup(meta.key);
+  ASSERT_NE(rec, nullptr);
+  EXPECT_EQ(rec->name, "");
+  EXPECT_EQ(rec->user_meta, "{}");
+  EXPECT_EQ(rec->etag, EtagOf(fx.dir.path(), body));
+  EXPECT_EQ(StoredBody(**node, meta.key), body);
+
+  // Valid metadata passes unchanged (the user meta compacted).
+  NodeFixture fx2;
+  ColdObjectMeta good = fx2.Meta("01ARZ3NDEKTSV4RRFFQ69G5FAW", body, /*with_etag=*/true);
+  good.name = "h\xc3\xa9llo.txt";
+  good.user_meta = "{ \"k\" : \"v\" }";
+  auto node2 = fx2.Open(std::make_unique<ScriptedColdStore>(good, body));
+  ASSERT_TRUE(node2.ok()) << node2.status().ToString();
+  ASSERT_TRUE(FetchToEnd(**node2, good.key).status.ok());
+  Node::RecordPtr rec2 = (*node2)->Lookup(good.key);
+  ASSERT_NE(rec2, nullptr);
+  EXPECT_EQ(rec2->name, good.name);
+  EXPECT_EQ(rec2->user_meta, "{\"k\":\"v\"}");
+  EXPECT_EQ(rec2->etag, good.etag);
 }
 
 }  // namespace
