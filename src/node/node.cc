@@ -339,9 +339,11 @@ Result<PutOutcome> Node::FinishPut(const PutSpec& spec, AtomicFile& body,
     if (previous && previous->local_body && previous->version != r.version) {
       (void)bodies_->Remove(previous->key, previous->version);
     }
+    // Under the lock, as the body's journal record: a later version's commit
+    // (or a delete) settles the budget after this one, never before it.
+    // Not evictable until the cold store has it (UploadToCold).
+    capacity_->AddBody(r.key, r.version.packed, r.size, false, reserved);
   }
-  // Not evictable until the cold store has it (UploadToCold).
-  capacity_->AddBody(r.key, r.version.packed, r.size, false, reserved);
   PutOutcome out{nullptr, Status::Ok()};
   if (r.consistency >= 1) out.cold_status = UploadToCold(r);
   out.record = journal_->Get(r.key);
@@ -726,22 +728,28 @@ Result<Node::RecordPtr> Node::RunColdFetch(const std::string& key, bool restore_
 }
 
 Result<Node::RecordPtr> Node::Delete(const std::string& key) {
-  RecordPtr cur = journal_->Get(key);
-  if (!cur) return Status::NotFound("no object " + key);
-  if (cur->deleted) return cur;
-  ObjectRecord t = *cur;
-  t.deleted = true;
-  t.version = hlc_.Now();
-  t.version_node = node_id_;
-  t.timestamp_ns = clock_.NowNanos();
-  t.local_body = false;
-  t.cold = (cur->consistency >= 1 || cur->cold != ColdState::kNone) ? ColdState::kPending
-                                                                   : ColdState::kNone;
-  auto written = journal_->Upsert(t);
-  if (!written.ok()) return written.status();
-  if (cur->local_body) {
-    (void)bodies_->Remove(cur->key, cur->version);
-    capacity_->RemoveBody(cur->key, cur->version.packed);
+  ObjectRecord t;
+  {
+    // Under the key's commit lock: the version read here is the one whose
+    // body goes, not one that a PUT or fetch commits meanwhile.
+    std::lock_guard lock(CommitLock(key));
+    RecordPtr cur = journal_->Get(key);
+    if (!cur) return Status::NotFound("no object " + key);
+    if (cur->deleted) return cur;
+    t = *cur;
+    t.deleted = true;
+    t.version = hlc_.Now();
+    t.version_node = node_id_;
+    t.timestamp_ns = clock_.NowNanos();
+    t.local_body = false;
+    t.cold = (cur->consistency >= 1 || cur->cold != ColdState::kNone) ? ColdState::kPending
+                                                                      : ColdState::kNone;
+    auto written = journal_->Upsert(t);
+    if (!written.ok()) return written.status();
+    if (cur->local_body) {
+      (void)bodies_->Remove(cur->key, cur->version);
+      capacity_->RemoveBody(cur->key, cur->version.packed);
+    }
   }
   if (t.cold == ColdState::kPending) (void)DeleteFromCold(t);
   return journal_->Get(key);
@@ -770,6 +778,8 @@ Result<PutOutcome> Node::RaiseLevel(const std::string& key, int consistency) {
   // The body file is named by version: link the new version's name to it.
   {
     std::lock_guard lock(CommitLock(key));
+    if (journal_->Get(key) != cur)
+      return Status::Unavailable("object " + key + " changed meanwhile; retry");
     if (Status s = bodies_->LinkVersion(key, cur->version, r.version); !s.ok()) return s;
     auto written = journal_->Upsert(r);
     if (!written.ok() || !*written) {
@@ -778,9 +788,9 @@ Result<PutOutcome> Node::RaiseLevel(const std::string& key, int consistency) {
       return Status::Unavailable("object " + key + " changed meanwhile; retry");
     }
     (void)bodies_->Remove(key, cur->version);
+    // The same bytes under the new version's name, evictable once re-uploaded.
+    capacity_->AddBody(key, r.version.packed, r.size, false, nullptr);
   }
-  // The same bytes under the new version's name, evictable once re-uploaded.
-  capacity_->AddBody(key, r.version.packed, r.size, false, nullptr);
   PutOutcome out{nullptr, Status::Ok()};
   out.cold_status = UploadToCold(r);
   out.record = journal_->Get(key);

@@ -420,6 +420,38 @@ class ApiTest(NodeTestCase):
         self.assertEqual(js["size"], len(body))
         self.assertEqual(js["etag"], h["etag"])
 
+    def test_delete_racing_overwrites_leaves_nothing_behind(self):
+        """DELETE while PUTs of the same id commit: whichever wins, a deleted object
+        keeps no body file and no bytes in the budget (/stats capacity)."""
+        n = self.node
+        leftovers = []
+        for i in range(150):
+            oid = n.new_id()
+            self.assertOk(n.put(oid, b"v1 " * 3000))
+            answers = []
+
+            def delete_soon(delay=(i % 10) * 0.0003):  # across the PUT's commit
+                time.sleep(delay)
+                answers.append(n.delete(oid)[0])
+
+            threads = [threading.Thread(target=lambda: answers.append(n.put(oid, b"v2 " * 4000)[0])),
+                       threading.Thread(target=delete_soon)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=30)
+            self.assertEqual(sorted(answers), [200, 200], "round %d" % i)
+            if n.meta(oid)[0] == 200:  # the PUT came after the delete: live again
+                self.assertEqual(n.delete(oid)[0], 200)
+        st, _h, b = n.request("GET", "/api/v1/stats")
+        self.assertEqual(st, 200)
+        cap = json.loads(b)["capacity"]
+        for dirpath, _d, filenames in os.walk(n.files_dir):
+            if os.path.basename(dirpath) != "tmp":
+                leftovers += [os.path.join(dirpath, f) for f in filenames]
+        self.assertEqual(leftovers, [], "bodies left of deleted objects")
+        self.assertEqual((cap["bodies"], cap["used_bytes"]), (0, 0), cap)
+
     def test_overwrite_and_delete_across_restarts(self):
         """Versions keep increasing across restarts (clean and kill -9): a write made right
         after a restart beats the one made before it."""
