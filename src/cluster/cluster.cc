@@ -915,8 +915,8 @@ asio::awaitable<void> Cluster::ReplicationLoop() {
       std::string key = want_queue_.front();
       want_queue_.pop_front();
       ++looked;
-      auto retry = retry_after_ms_.find(key);
-      if (retry != retry_after_ms_.end() && retry->second > now) {
+      auto retry = pull_retries_.find(key);
+      if (retry != pull_retries_.end() && retry->second.at_ms > now) {
         want_queue_.push_back(key);  // not yet: keep its place in the queue
         continue;
       }
@@ -949,14 +949,14 @@ asio::awaitable<void> Cluster::Replicate(std::string key) {
   --pulls_in_flight_;
   if (result.ok() || result.code() == StatusCode::kConflict) {
     wanted_.erase(key);
-    retry_after_ms_.erase(key);
+    pull_retries_.erase(key);
     if (result.ok() && rec && !rec->local_body) replicated_.fetch_add(1);
   } else {
     replication_failures_.fetch_add(1);
     // Back off: 1 s, doubling to a minute, while no member can give the body.
-    auto& when = retry_after_ms_[key];
-    const int64_t prev_gap = when ? std::max<int64_t>(when - RealNowMs(), 1000) : 500;
-    when = RealNowMs() + std::min<int64_t>(prev_gap * 2, 60'000);
+    PullRetry& retry = pull_retries_[key];
+    retry.gap_ms = std::clamp<int64_t>(retry.gap_ms * 2, 1000, 60'000);
+    retry.at_ms = RealNowMs() + retry.gap_ms;
     want_queue_.push_back(key);
     spdlog::debug("replication of {} failed: {}", key, result.ToString());
   }

@@ -171,7 +171,11 @@ class Cluster {
   std::map<std::string, Outbox> outboxes_;
   std::deque<std::string> want_queue_;   // keys needing a level-2 body
   std::set<std::string> wanted_;          // the same keys, for dedup
-  std::map<std::string, int64_t> retry_after_ms_;  // key -> time of the next pull attempt
+  struct PullRetry {
+    int64_t at_ms = 0;   // the next pull attempt, not before
+    int64_t gap_ms = 0;  // the wait before it, doubled after each failure
+  };
+  std::map<std::string, PullRetry> pull_retries_;  // keys whose last pull failed
   size_t pulls_in_flight_ = 0;
   std::vector<std::string> probe_order_;
   mutable std::mutex synced_by_mu_;

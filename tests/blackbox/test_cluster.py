@@ -346,7 +346,8 @@ class TestData(ClusterBase):
 
     def test_level2_copy_is_verified(self):
         """A corrupted source body never becomes a replica (SPEC §7: no truncated or
-        wrong level-2 copies); once the source is good again the copy completes."""
+        wrong level-2 copies), and its pulls back off (1 s, doubling); once the source
+        is good again the copy completes."""
         c = self.start_cluster(2)
         a, b = c.nodes
         c.sigstop(1)
@@ -360,7 +361,10 @@ class TestData(ClusterBase):
             f.write(bytes([body[100000] ^ 0xFF]))
         c.sigcont(1)
         self.wait_meta(b, oid, timeout=15)
-        time.sleep(4)   # several pull attempts
+        failures = "objstore_cluster_replication_failures_total"
+        wait_for(lambda: (metric(b, failures) or 0) >= 1, 15, "B's first pull failure")
+        time.sleep(14)  # retried after 1, 2, 4, 8 s: at most 4 more pulls
+        self.assertLessEqual(metric(b, failures), 5, "failed pulls retried without backing off")
         for rel_b in body_files(b, oid):
             with open(os.path.join(b.files_dir, rel_b), "rb") as f:
                 self.assertTrue(f.read() == body, "B committed a corrupted replica %s" % rel_b)
