@@ -15,9 +15,9 @@
 #include "base/disk.h"
 #include "base/failpoint.h"
 #include "base/random.h"
+#include "cluster/cluster.h"
 #include "coldstore/aws_credentials.h"
 #include "coldstore/dir_cold_store.h"
-#include "cluster/cluster.h"
 #include "coldstore/s3_cold_store.h"
 #include "http/server.h"
 #include "node/node.h"
@@ -125,6 +125,20 @@ class OriginalStyleHelp : public CLI::Formatter {
   }
 };
 
+// Unsigned options: CLI11 reads "-1" with strtoull, i.e. as 2^64 - 1 (no body
+// limit, 2^64 threads); refused here, before any size suffix is read.
+const CLI::Validator kNotNegative(
+    [](std::string& value) -> std::string {
+      const size_t first = value.find_first_not_of(" \t");
+      if (first != std::string::npos && value[first] == '-') return "a negative number";
+      return "";
+    },
+    "NOT NEGATIVE");
+
+// Durations in seconds, at most ten years: a longer one (a "never" such as
+// 1e10) would overflow the clock's nanoseconds into the past.
+const CLI::Range kDuration(0.0, 10 * 365 * 86400.0);
+
 std::chrono::milliseconds Millis(double seconds) {
   return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
 }
@@ -137,15 +151,19 @@ int main(int argc, char** argv) {
                "objstore"};
   app.formatter(std::make_shared<OriginalStyleHelp>());
   app.add_option("-d,--debug", f.debug, "Debug level to use, 0 or 1")
-      ->envname("APP_DEBUG_LEVEL")->capture_default_str()->check(CLI::Range(0, 1));
+      ->envname("APP_DEBUG_LEVEL")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1));
   app.add_option("-N,--nodes", f.nodes,
                  "A list of cluster nodes to join for discovery and journal updates")
       ->envname("APP_CLUSTER_NODES");
   app.add_option("-T,--tag", f.tag, "Cluster tag name")
-      ->envname("APP_CLUSTER_TAGNAME")->capture_default_str();
+      ->envname("APP_CLUSTER_TAGNAME")
+      ->capture_default_str();
   app.add_option("--private-addr", f.private_addr,
                  "Listen address for cluster discovery and private API")
-      ->envname("NET_PRIVATE_ADDR")->capture_default_str();
+      ->envname("NET_PRIVATE_ADDR")
+      ->capture_default_str();
   app.add_option("--advertise-addr", f.advertise_addr,
                  "Private address other nodes use to reach this one (default: --private-addr)")
       ->envname("NET_ADVERTISE_ADDR");
@@ -154,34 +172,49 @@ int main(int argc, char** argv) {
       ->envname("APP_CLUSTER_SECRET");
   app.add_option("--gossip-interval", f.gossip_interval,
                  "Seconds between failure-detector probes of cluster members")
-      ->envname("APP_GOSSIP_INTERVAL")->capture_default_str()->check(CLI::Range(0.01, 60.0));
+      ->envname("APP_GOSSIP_INTERVAL")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01, 60.0));
   app.add_option("--suspect-timeout", f.suspect_timeout,
                  "Seconds a suspected member has to answer before it is declared dead")
-      ->envname("APP_SUSPECT_TIMEOUT")->capture_default_str()->check(CLI::Range(0.05, 3600.0));
+      ->envname("APP_SUSPECT_TIMEOUT")
+      ->capture_default_str()
+      ->check(CLI::Range(0.05, 3600.0));
   app.add_option("--sync-interval", f.sync_interval,
                  "Seconds between anti-entropy journal exchanges with a random member")
-      ->envname("APP_SYNC_INTERVAL")->capture_default_str()->check(CLI::Range(0.05, 86400.0));
+      ->envname("APP_SYNC_INTERVAL")
+      ->capture_default_str()
+      ->check(CLI::Range(0.05, 86400.0));
   app.add_option("--peer-timeout", f.peer_timeout,
                  "Seconds any call to another node may take (bounds public requests too)")
-      ->envname("APP_PEER_TIMEOUT")->capture_default_str()->check(CLI::Range(0.05, 600.0));
+      ->envname("APP_PEER_TIMEOUT")
+      ->capture_default_str()
+      ->check(CLI::Range(0.05, 600.0));
   app.add_option("--tombstone-purge-after", f.tombstone_purge_after,
                  "Seconds a tombstone every member holds is kept (deleted ids answer 404 with "
                  "X-Meta-Deleted meanwhile); 0 keeps tombstones forever")
-      ->envname("APP_TOMBSTONE_PURGE_AFTER")->capture_default_str()->check(CLI::Range(0.0, 1e9));
+      ->envname("APP_TOMBSTONE_PURGE_AFTER")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1e9));
   app.add_option("--debug-addr", f.debug_addr,
                  "Listen address for private API debugging using external tools")
       ->envname("NET_DEBUG_ADDR");
   app.add_option("--public-addr", f.public_addr, "Listen address for the public HTTP API")
-      ->envname("NET_PUBLIC_ADDR")->capture_default_str();
+      ->envname("NET_PUBLIC_ADDR")
+      ->capture_default_str();
   app.add_option("--state-dir", f.state_dir, "Directory where to keep local state and journals")
-      ->envname("APP_STATE_DIR")->capture_default_str();
+      ->envname("APP_STATE_DIR")
+      ->capture_default_str();
   app.add_option("--files-dir", f.files_dir, "Directory where to keep local files")
-      ->envname("APP_FILES_DIR")->capture_default_str();
+      ->envname("APP_FILES_DIR")
+      ->capture_default_str();
   app.add_option("--cold-dir", f.cold_dir,
                  "Directory used as the cold store when no bucket is set (embedded default)")
-      ->envname("APP_COLD_DIR")->capture_default_str();
+      ->envname("APP_COLD_DIR")
+      ->capture_default_str();
   app.add_option("-R,--region", f.region, "Amazon S3 region name")
-      ->envname("S3_REGION_NAME")->capture_default_str();
+      ->envname("S3_REGION_NAME")
+      ->capture_default_str();
   app.add_option("-B,--bucket", f.bucket, "Amazon S3 bucket name (empty: use --cold-dir)")
       ->envname("S3_BUCKET_NAME");
   app.add_option("--s3-endpoint", f.s3_endpoint,
@@ -193,78 +226,131 @@ int main(int argc, char** argv) {
       ->envname("S3_PATH_STYLE");
   app.add_option("--s3-multipart-threshold", f.s3_multipart_threshold,
                  "Objects this large or larger are uploaded in parts (K, M, G suffixes)")
-      ->envname("S3_MULTIPART_THRESHOLD")->default_str("64M")->transform(CLI::AsSizeValue(false));
+      ->envname("S3_MULTIPART_THRESHOLD")
+      ->check(kNotNegative)
+      ->default_str("64M")
+      ->transform(CLI::AsSizeValue(false));
   app.add_option("--s3-part-size", f.s3_part_size, "Size of multipart upload parts, at least 5M")
-      ->envname("S3_PART_SIZE")->default_str("16M")->transform(CLI::AsSizeValue(false));
+      ->envname("S3_PART_SIZE")
+      ->check(kNotNegative)
+      ->default_str("16M")
+      ->transform(CLI::AsSizeValue(false));
   app.add_option("--s3-receive-buffer", f.s3_receive_buffer,
                  "Socket receive buffer of downloads from S3 (SO_RCVBUF, at most "
                  "net.core.rmem_max; K, M suffixes); 0: the kernel's autotuning. A few MiB "
                  "speed up misses of large objects from a nearby endpoint")
-      ->envname("S3_RECEIVE_BUFFER")->default_str("0")->transform(CLI::AsSizeValue(false))
+      ->envname("S3_RECEIVE_BUFFER")
+      ->check(kNotNegative)
+      ->default_str("0")
+      ->transform(CLI::AsSizeValue(false))
       ->check(CLI::Range(uint64_t{0}, uint64_t{1} << 30));
   app.add_option("--cold-fetch-streams", f.cold_fetch_streams,
                  "Connections a miss of an object larger than --cold-fetch-part-size reads its "
                  "parts over at once (1: one GET for the whole object)")
-      ->envname("APP_COLD_FETCH_STREAMS")->capture_default_str()->check(CLI::Range(1, 64));
+      ->envname("APP_COLD_FETCH_STREAMS")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
   app.add_option("--cold-fetch-part-size", f.cold_fetch_part_size,
                  "Size of the parts of a miss fetched over parallel connections (K, M suffixes)")
-      ->envname("APP_COLD_FETCH_PART_SIZE")->default_str("8M")->transform(CLI::AsSizeValue(false))
+      ->envname("APP_COLD_FETCH_PART_SIZE")
+      ->check(kNotNegative)
+      ->default_str("8M")
+      ->transform(CLI::AsSizeValue(false))
       ->check(CLI::Range(uint64_t{64} << 10, uint64_t{5} << 30));
   app.add_option("--threads", f.threads, "Event-loop threads for the public API (0: one per core)")
-      ->envname("APP_THREADS")->capture_default_str();
+      ->envname("APP_THREADS")
+      ->check(kNotNegative)
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1024));
   app.add_option("--blocking-threads", f.blocking_threads,
                  "Threads for blocking work: fsync, journal commits, cold-store transfers")
-      ->envname("APP_BLOCKING_THREADS")->capture_default_str()->check(CLI::Range(1, 1024));
+      ->envname("APP_BLOCKING_THREADS")
+      ->check(kNotNegative)
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
   app.add_option("--max-body-size", f.max_body_size,
                  "Largest object accepted, bytes (K, M, G, T suffixes)")
-      ->envname("APP_MAX_BODY_SIZE")->default_str("5G")->transform(CLI::AsSizeValue(false));
+      ->envname("APP_MAX_BODY_SIZE")
+      ->check(kNotNegative)
+      ->default_str("5G")
+      ->transform(CLI::AsSizeValue(false));
   app.add_option("--max-size", f.max_size,
                  "Byte budget for cached bodies (K, M, G, T suffixes); past it, bodies the cold "
                  "store holds are evicted. Default: 90% of the free disk at start")
-      ->envname("APP_MAX_SIZE")->transform(CLI::AsSizeValue(false));
+      ->envname("APP_MAX_SIZE")
+      ->check(kNotNegative)
+      ->transform(CLI::AsSizeValue(false));
   std::vector<std::string> evictions = objstore::PolicyNames();
   evictions.push_back(objstore::kNoEviction);
   app.add_option("--eviction", f.eviction,
                  "Eviction policy: s3fifo, lru, sieve, fifo, or none (never evict; 507 when full)")
-      ->envname("APP_EVICTION")->capture_default_str()->check(CLI::IsMember(evictions));
+      ->envname("APP_EVICTION")
+      ->capture_default_str()
+      ->check(CLI::IsMember(evictions));
   app.add_option("--max-header-size", f.max_header_size, "Largest request header, bytes")
-      ->envname("NET_MAX_HEADER_SIZE")->capture_default_str()->check(CLI::Range(1024, 1 << 20));
+      ->envname("NET_MAX_HEADER_SIZE")
+      ->check(kNotNegative)
+      ->capture_default_str()
+      ->check(CLI::Range(1024, 1 << 20));
   app.add_option("--max-header-count", f.max_header_count, "Most header fields in a request")
-      ->envname("NET_MAX_HEADER_COUNT")->capture_default_str()->check(CLI::Range(8, 10000));
+      ->envname("NET_MAX_HEADER_COUNT")
+      ->check(kNotNegative)
+      ->capture_default_str()
+      ->check(CLI::Range(8, 10000));
   app.add_option("--max-connections", f.max_connections,
                  "Most open connections, each of the public and private API (0: no cap); "
                  "more get 503")
-      ->envname("NET_MAX_CONNECTIONS")->capture_default_str();
+      ->envname("NET_MAX_CONNECTIONS")
+      ->check(kNotNegative)
+      ->capture_default_str();
   app.add_option("--max-connections-per-client", f.max_connections_per_client,
                  "Most open public connections from one client IP (0: no cap); more get 503")
-      ->envname("NET_MAX_CONNECTIONS_PER_CLIENT")->capture_default_str();
+      ->envname("NET_MAX_CONNECTIONS_PER_CLIENT")
+      ->check(kNotNegative)
+      ->capture_default_str();
   app.add_option("--rate-limit", f.rate_limit,
                  "Public requests per second allowed from one client IP (0: no limit); "
                  "more get 429 with Retry-After")
-      ->envname("NET_RATE_LIMIT")->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->envname("NET_RATE_LIMIT")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--rate-burst", f.rate_burst,
                  "Requests one client IP may send at once above --rate-limit "
                  "(0: one second's worth)")
-      ->envname("NET_RATE_BURST")->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->envname("NET_RATE_BURST")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--max-requests-per-connection", f.max_requests_per_connection,
                  "Public requests served on one keep-alive connection before it closes (0: no cap)")
-      ->envname("NET_MAX_REQUESTS_PER_CONNECTION")->capture_default_str();
+      ->envname("NET_MAX_REQUESTS_PER_CONNECTION")
+      ->check(kNotNegative)
+      ->capture_default_str();
   app.add_option("--auth-tokens-file", f.auth_tokens_file,
                  "File of bearer tokens the public API requires, one per line, 'ro' after a "
                  "read-only one (empty: no authentication); reloaded on SIGHUP and on change")
       ->envname("APP_AUTH_TOKENS_FILE");
   app.add_option("--header-timeout", f.header_timeout,
                  "Seconds a client has to send a whole request header")
-      ->envname("NET_HEADER_TIMEOUT")->capture_default_str()->check(CLI::PositiveNumber);
+      ->envname("NET_HEADER_TIMEOUT")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber)
+      ->check(kDuration);
   app.add_option("--idle-timeout", f.idle_timeout,
                  "Seconds an idle keep-alive connection or a stalled transfer is kept")
-      ->envname("NET_IDLE_TIMEOUT")->capture_default_str()->check(CLI::PositiveNumber);
+      ->envname("NET_IDLE_TIMEOUT")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber)
+      ->check(kDuration);
   app.add_option("--shutdown-grace", f.shutdown_grace,
                  "Seconds requests in flight get to finish at SIGTERM/SIGINT")
-      ->envname("APP_SHUTDOWN_GRACE")->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->envname("APP_SHUTDOWN_GRACE")
+      ->capture_default_str()
+      ->check(kDuration);
   app.add_option("--cold-retry-interval", f.retry_interval,
                  "Seconds between retries of pending cold-store uploads and deletes")
-      ->envname("APP_COLD_RETRY_INTERVAL")->capture_default_str()->check(CLI::PositiveNumber);
+      ->envname("APP_COLD_RETRY_INTERVAL")
+      ->capture_default_str()
+      ->check(CLI::Range(0.001, 86400.0));
   CLI11_PARSE(app, argc, argv);
 
   spdlog::set_level(f.debug >= 1 ? spdlog::level::debug : spdlog::level::info);
@@ -322,7 +408,8 @@ int main(int argc, char** argv) {
   int64_t clock_offset_ms = 0;
   if (auto offset = objstore::ProcessEnv("OBJSTORE_CLOCK_OFFSET_MS")) {
     clock_offset_ms = std::strtoll(offset->c_str(), nullptr, 10);
-    spdlog::warn("OBJSTORE_CLOCK_OFFSET_MS: this node's clock is shifted by {} ms", clock_offset_ms);
+    spdlog::warn("OBJSTORE_CLOCK_OFFSET_MS: this node's clock is shifted by {} ms",
+                 clock_offset_ms);
   }
   objstore::SystemClock clock(clock_offset_ms * 1'000'000);
   if (std::string armed = objstore::failpoint::Init(); !armed.empty()) {
@@ -389,8 +476,8 @@ int main(int argc, char** argv) {
   api_options.version = OBJSTORE_VERSION;
   api_options.build = std::string("g++ ") + __VERSION__ + ", built " + __DATE__;
   api_options.auth = auth.get();
-  auto cluster = std::make_unique<objstore::cluster::Cluster>(**node, cluster_options, random,
-                                                              real_clock);
+  auto cluster =
+      std::make_unique<objstore::cluster::Cluster>(**node, cluster_options, random, real_clock);
   cluster->RegisterMetrics((*node)->metrics());
   if (objstore::Status s = cluster->Start(); !s.ok()) {
     spdlog::error("cannot start the cluster service: {}", s.ToString());
@@ -398,7 +485,8 @@ int main(int argc, char** argv) {
   }
   objstore::api::PublicApi api(**node, api_options, cluster.get());
 
-  server_options.threads = f.threads ? f.threads : std::max(1u, std::thread::hardware_concurrency());
+  server_options.threads =
+      f.threads ? f.threads : std::max(1u, std::thread::hardware_concurrency());
   server_options.max_header_bytes = f.max_header_size;
   server_options.max_header_count = f.max_header_count;
   server_options.max_body_bytes = f.max_body_size;
@@ -412,14 +500,12 @@ int main(int argc, char** argv) {
   auto server = std::make_unique<objstore::http::HttpServer>(
       server_options, [&api](objstore::http::Exchange& ex) { return api.Handle(ex); });
   objstore::http::HttpServer* public_server = server.get();
-  (*node)->metrics().AddCounterFn("objstore_http_limited_total",
-                                  "Public requests and connections refused by a client limit.",
-                                  [public_server] { return public_server->rate_limited(); },
-                                  "reason=\"rate\"");
-  (*node)->metrics().AddCounterFn("objstore_http_limited_total",
-                                  "Public requests and connections refused by a client limit.",
-                                  [public_server] { return public_server->connections_refused(); },
-                                  "reason=\"connections\"");
+  (*node)->metrics().AddCounterFn(
+      "objstore_http_limited_total", "Public requests and connections refused by a client limit.",
+      [public_server] { return public_server->rate_limited(); }, "reason=\"rate\"");
+  (*node)->metrics().AddCounterFn(
+      "objstore_http_limited_total", "Public requests and connections refused by a client limit.",
+      [public_server] { return public_server->connections_refused(); }, "reason=\"connections\"");
   if (objstore::Status s = server->Start(); !s.ok()) {
     spdlog::error("{}", s.ToString());
     return 1;

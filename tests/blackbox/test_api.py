@@ -14,7 +14,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import ULID_RE, NodeTestCase, lower_headers, make_ulid, parse_responses  # noqa: E402
+from harness import ULID_RE, NodeStartError, NodeTestCase, lower_headers, make_ulid, parse_responses  # noqa: E402
 
 ETAG_RE = re.compile(r'^(W/)?"[^"]+"$')
 
@@ -618,6 +618,32 @@ class ApiTest(NodeTestCase):
         self.assertJsonError(node.put(node.new_id(), b"x" * 2000), 413, "body_too_large")
         self.assertTrue(os.listdir(node.state_dir), "APP_STATE_DIR not used")
         self.assertTrue(any(os.scandir(node.files_dir)), "APP_FILES_DIR not used")
+
+    def test_out_of_range_flags_refuse_to_start(self):
+        """A negative number for an unsigned flag (read as 2^64 - 1 by the parser: no
+        body limit, 2^64 threads) or a duration past the clock's range (a "never"
+        such as 1e10 s, which wrapped into the past) is refused with an error that
+        names the flag, from the command line and from the environment alike."""
+        node = self.start_node(start=False, name="badflags")
+        cases = [(["--max-body-size", "-1"], {}, "--max-body-size"),
+                 ([], {"APP_MAX_BODY_SIZE": "-1"}, "--max-body-size"),
+                 (["--threads", "-1"], {}, "--threads"),
+                 ([], {"APP_THREADS": "-1"}, "--threads"),
+                 (["--max-size", "-5M"], {}, "--max-size"),
+                 (["--max-connections", "-1"], {}, "--max-connections"),
+                 (["--idle-timeout", "1e10"], {}, "--idle-timeout"),
+                 ([], {"NET_HEADER_TIMEOUT": "1e12"}, "--header-timeout"),
+                 (["--cold-retry-interval", "1e9"], {}, "--cold-retry-interval")]
+        for args, env, flag in cases:
+            with self.subTest(args=args, env=env):
+                node.extra_args, node.extra_env = list(args), dict(env)
+                with self.assertRaises(NodeStartError):
+                    node.start(timeout=5)
+                self.assertNotEqual(node.last_exit_code, 0)
+                self.assertIn(flag, node.log_tail())
+        node.extra_args, node.extra_env = ["--idle-timeout", "1e8"], {}  # three years: fine
+        node.start()
+        self.assertTrue(node.ping())
 
     def test_sigterm_stops_node_promptly(self):
         n = self.node
