@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -391,6 +392,13 @@ int main(int argc, char** argv) {
   cluster_options.peer_timeout = Millis(f.peer_timeout);
   cluster_options.tombstone_purge_after = Millis(f.tombstone_purge_after);
   cluster_options.max_connections = f.max_connections;
+  // For tests: a small answer bound makes a truncated exchange cheap to build.
+  if (auto records = objstore::ProcessEnv("OBJSTORE_SYNC_ANSWER_RECORDS")) {
+    cluster_options.max_records_per_answer =
+        std::max<size_t>(1, std::strtoull(records->c_str(), nullptr, 10));
+    spdlog::warn("OBJSTORE_SYNC_ANSWER_RECORDS: anti-entropy answers carry at most {} records",
+                 cluster_options.max_records_per_answer);
+  }
 
   std::unique_ptr<objstore::api::TokenAuth> auth;
   if (!f.auth_tokens_file.empty()) {

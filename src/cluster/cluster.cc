@@ -32,7 +32,6 @@ constexpr std::string_view kPrefix = "/cluster/v1/";
 constexpr std::string_view kBodyPrefix = "/cluster/v1/body/";
 constexpr size_t kPushBatch = 1000;        // records per push call
 constexpr size_t kSyncBatch = 5000;        // records per anti-entropy call
-constexpr size_t kMaxRecordsPerAnswer = 20'000;  // records per `leaves` answer
 constexpr int kMaxSyncPasses = 1000;       // passes of one exchange (20M records)
 constexpr size_t kOutboxLimit = 100'000;   // beyond: dropped, anti-entropy repairs
 constexpr size_t kReadChunk = 256 * 1024;  // body relay and pull buffer
@@ -424,19 +423,31 @@ Result<json> Cluster::OnLeaves(const json& body) const {
   json records = json::array();
   bool truncated = false;
   std::unordered_set<uint64_t> mine;
+  // Stable tombstones go last: a caller that never knew their keys refuses
+  // them (Journal::ApplyRemote), so ahead of live records they could fill
+  // every bounded answer and hold those back.
+  std::vector<Node::RecordPtr> stable_tombstones;
+  auto add = [&](const ObjectRecord& r) {
+    // A bounded answer: the caller comes back for the rest (a new node
+    // joining a large cluster must not get one answer of the whole journal).
+    if (records.size() < options_.max_records_per_answer) {
+      records.push_back(RecordToJson(r));
+    } else {
+      truncated = true;
+    }
+  };
   node_.ScanRecords([&](const Node::RecordPtr& r) {
     if (!leaves.count(SyncTree::LeafOf(r->key))) return;
     const uint64_t h = SyncTree::RecordHash(*r);
     mine.insert(h);
     if (theirs.count(h)) return;
-    // A bounded answer: the caller comes back for the rest (a new node
-    // joining a large cluster must not get one answer of the whole journal).
-    if (records.size() < kMaxRecordsPerAnswer) {
-      records.push_back(RecordToJson(*r));
+    if (r->deleted && r->stable_ms != 0) {
+      stable_tombstones.push_back(r);
     } else {
-      truncated = true;
+      add(*r);
     }
   });
+  for (const Node::RecordPtr& r : stable_tombstones) add(*r);
   std::vector<uint64_t> want;
   for (uint64_t h : theirs) {
     if (!mine.count(h)) want.push_back(h);
@@ -746,9 +757,14 @@ asio::awaitable<bool> Cluster::SyncPass(Member peer) {
   ConfirmTombstones(peer.id, as_of_ms,
                     std::unordered_set<uint32_t>(frontier.begin(), frontier.end()), peer_wants);
   const size_t n_in = leaves->records.size();
+  size_t n_applied = 0;
   if (n_in > 0) {
     auto applied = co_await ApplyRecords(std::move(leaves->records));
-    if (!applied.ok()) spdlog::warn("anti-entropy: applying records failed: {}", applied.status().ToString());
+    if (applied.ok()) {
+      n_applied = *applied;
+    } else {
+      spdlog::warn("anti-entropy: applying records failed: {}", applied.status().ToString());
+    }
   }
   std::vector<Node::RecordPtr> wanted;
   for (uint64_t v : peer_wants) {
@@ -770,10 +786,14 @@ asio::awaitable<bool> Cluster::SyncPass(Member peer) {
     if (!pushed.ok()) co_return false;
     sync_records_sent_.fetch_add(n);
   }
-  if (!truncated) last_sync_ms_ = RealNowMs();
-  spdlog::debug("anti-entropy with {}: {} leaves differed, {} records in, {} out, {} ms", peer.id,
-               frontier.size(), n_in, wanted.size(), took_ms());
-  co_return truncated;
+  // A truncated answer of which nothing was taken (stable tombstones of keys
+  // never known here, which come last) would come back the same: the
+  // exchange is as complete as it can be.
+  const bool more = truncated && n_applied > 0;
+  if (!more) last_sync_ms_ = RealNowMs();
+  spdlog::debug("anti-entropy with {}: {} leaves differed, {} records in ({} taken), {} out, {} ms",
+                peer.id, frontier.size(), n_in, n_applied, wanted.size(), took_ms());
+  co_return more;
 }
 
 // ------------------------------------------------------------ tombstones

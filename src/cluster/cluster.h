@@ -70,6 +70,9 @@ struct ClusterOptions {
   // How long a tombstone every member holds is kept before it is purged
   // (it answers 404 with X-Meta-Deleted until then); 0: never purged.
   std::chrono::milliseconds tombstone_purge_after{24 * 3600 * 1000};
+  // Records per anti-entropy `leaves` answer: a node joining a large cluster
+  // comes back for the rest instead of getting the whole journal at once.
+  size_t max_records_per_answer = 20'000;
   // Connection cap of the private server (docs/SECURITY.md): peers keep a few
   // pooled connections each, so only an overall cap applies, no rate.
   size_t max_connections = 0;  // 0: no cap

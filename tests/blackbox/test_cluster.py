@@ -658,6 +658,34 @@ class TestData(ClusterBase):
         for node in c.nodes:
             self.wait_deleted(node, x)
 
+    def test_new_member_completes_exchanges_past_stable_tombstones(self):
+        """A node that joins while the cluster holds more stable tombstones than one
+        anti-entropy answer carries (5 here, OBJSTORE_SYNC_ANSWER_RECORDS; 20,000 by
+        default) refuses them, as it never knew their keys: its exchanges still end,
+        and the live records get to it."""
+        few = {"OBJSTORE_SYNC_ANSWER_RECORDS": "5"}
+        c = self.start_cluster(2, extra_args=("--tombstone-purge-after", "3600"),
+                               env={0: few, 1: few})
+        a = c.nodes[0]
+        for _ in range(12):
+            oid = a.new_id()
+            self.put_ok(a, oid, b"soon deleted", 0)
+            self.assertEqual(a.delete(oid)[0], 200)
+        live = {}
+        for k in range(3):
+            oid = a.new_id()
+            live[oid] = b"live %d" % k
+            self.put_ok(a, oid, live[oid], 0)
+        wait_for(lambda: c.cstats(0)["tombstones"]["stable"] >= 12, 20, "12 stable tombstones on A")
+        new = c.add_node(env=few)
+
+        def synced():
+            st, _h, body = new.request("GET", "/api/v1/stats")
+            return st == 200 and json.loads(body)["cluster"]["sync"]["last_sync_ms_ago"] >= 0
+        wait_for(synced, 15, "an anti-entropy exchange of the new node completed", interval=0.3)
+        for oid, body in live.items():
+            self.wait_meta(new, oid, timeout=15)
+
     def test_restarted_seedless_node_still_waits_for_a_dead_member(self):
         # A (node 0) has no seeds: after a restart its membership is empty until
         # a peer calls. Its tombstones must still wait for the word of every
