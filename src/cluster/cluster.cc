@@ -359,7 +359,7 @@ asio::awaitable<Result<json>> Cluster::OnPingReq(json body) {
   }
   auto member = membership_.Find(body["target"].get<std::string>());
   bool ack = false;
-  if (member) ack = co_await Ping(member->addr);
+  if (member) ack = co_await Ping(member->addr, member->id);
   co_return json{{"ack", ack}};
 }
 
@@ -535,7 +535,7 @@ std::map<std::string, std::string> Cluster::KnownMembers() const {
   return known_members_;
 }
 
-asio::awaitable<bool> Cluster::Ping(std::string addr) {
+asio::awaitable<bool> Cluster::Ping(std::string addr, std::string expected_id) {
   auto answer = co_await client_.Call(addr, "/cluster/v1/ping", PingBody().dump());
   if (!answer.ok()) {
     spdlog::debug("ping {} failed: {}", addr, answer.status().ToString());
@@ -547,6 +547,13 @@ asio::awaitable<bool> Cluster::Ping(std::string addr) {
     OnEvents(membership_.Heard(*ping.from));
   }
   if (!ping.members.empty()) OnEvents(membership_.Merge(ping.members));
+  // Another node at the address (a container IP reused by a new member)
+  // answers for itself, not for the one probed.
+  if (!expected_id.empty() && (!ping.from || ping.from->id != expected_id)) {
+    spdlog::debug("ping {}: answered by {}, not {}", addr, ping.from ? ping.from->id : "nobody",
+                  expected_id);
+    co_return false;
+  }
   co_return true;
 }
 
@@ -556,7 +563,7 @@ asio::awaitable<void> Cluster::Contact(std::string addr) {
 }
 
 asio::awaitable<void> Cluster::ProbeRound(Member target) {
-  bool ok = co_await Ping(target.addr);
+  bool ok = co_await Ping(target.addr, target.id);
   if (ok) co_return;
   // Indirect probes through up to two other members (SWIM's ping-req): a
   // congested link between us and the target does not make it suspect.

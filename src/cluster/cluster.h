@@ -120,7 +120,7 @@ class Cluster {
   boost::asio::awaitable<void> SyncLoop();
   boost::asio::awaitable<void> ReplicationLoop();
   boost::asio::awaitable<void> ProbeRound(Member target);
-  boost::asio::awaitable<bool> Ping(std::string addr);
+  boost::asio::awaitable<bool> Ping(std::string addr, std::string expected_id = "");
   boost::asio::awaitable<void> Contact(std::string addr);  // a seed or a dead member
   boost::asio::awaitable<void> AntiEntropy(Member peer);
   // One descent and exchange; true when the peer had more records to give.

@@ -18,6 +18,7 @@ import http.client
 import json
 import os
 import random
+import shutil
 import socket
 import sys
 import threading
@@ -657,6 +658,26 @@ class TestData(ClusterBase):
         self.assertEqual(a.delete(x)[0], 200)
         for node in c.nodes:
             self.wait_deleted(node, x)
+
+    def test_a_new_node_at_a_members_address_does_not_answer_for_it(self):
+        """B is replaced by a new node (empty state, new id) at the same address between
+        two of A's probes (5 s apart here, so the swap falls between them most times):
+        A's next probe of B's old id is answered by the new node, which does not
+        count as B being alive, so B's old id is declared dead."""
+        c = self.start_cluster(2, timings=("--gossip-interval", "5", "--suspect-timeout", "1.5",
+                                           "--sync-interval", "1", "--peer-timeout", "1"))
+        old_id = c.ids[1]
+        c.kill9(1)
+        b = c.nodes[1]
+        for d in (b.state_dir, b.files_dir):
+            shutil.rmtree(d)
+            os.makedirs(d)
+        c.restart(1)
+        new_id = b.ping()
+        self.assertNotEqual(new_id, old_id)
+        wait_for(lambda: c.member_states(0).get(new_id) == "alive", 15, "the new node alive on A")
+        wait_for(lambda: c.member_states(0).get(old_id) == "dead", 20,
+                 "B's old id dead on A although its address answers")
 
     def test_new_member_completes_exchanges_past_stable_tombstones(self):
         """A node that joins while the cluster holds more stable tombstones than one
