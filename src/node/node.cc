@@ -275,8 +275,20 @@ Status Node::UploadToCold(const ObjectRecord& r) {
   }
   cold_puts_->Inc();
   Status u = journal_->UpdateLocalState(r.key, r.version, r.local_body, ColdState::kStored);
-  if (u.ok() && r.local_body) capacity_->SetEvictable(r.key, r.version.packed, true);
-  if (!u.ok() && u.code() != StatusCode::kNotFound) return u;  // NotFound: superseded
+  if (u.code() == StatusCode::kNotFound) {
+    // Superseded while the upload ran: by a newer version, or by a delete made
+    // on another node, whose own cold delete found nothing here yet. The copy
+    // just stored is taken back out (never a newer one: Delete is by version),
+    // or it would outlive the tombstone and come back with the next fetch.
+    if (Status d = cold_->Delete(r.key, r.version.packed); !d.ok()) {
+      cold_delete_errors_->Inc();
+      spdlog::warn("cold store: {} was superseded during its upload and is still there: {}", r.key,
+                   d.ToString());
+    }
+    return Status::Ok();
+  }
+  if (!u.ok()) return u;
+  if (r.local_body) capacity_->SetEvictable(r.key, r.version.packed, true);
   return Status::Ok();
 }
 

@@ -1,5 +1,6 @@
-// Node's cold fetch against a cold store that hands the body over in chosen
-// pieces: which bytes readers may send while the transfer runs.
+// Node against cold stores a test scripts: which bytes readers of a cold fetch
+// may send while the transfer runs, how broken or changed transfers end, and
+// an upload that something overtakes while it runs.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -25,6 +26,7 @@
 #include "base/random.h"
 #include "base/test_util.h"
 #include "coldstore/cold_store.h"
+#include "coldstore/dir_cold_store.h"
 #include "coldstore/scripted_cold_store.h"
 #include "node/node.h"
 #include "store/atomic_file.h"
@@ -434,6 +436,82 @@ TEST(NodeColdFetch, RestoredMetadataThatAPutWouldRefuseIsDropped) {
   EXPECT_EQ(rec2->name, good.name);
   EXPECT_EQ(rec2->user_meta, "{\"k\":\"v\"}");
   EXPECT_EQ(rec2->etag, good.etag);
+}
+
+// A directory cold store whose uploads wait until the test opens the gate, so
+// that something can happen to the object while its upload runs. The body is
+// taken (copied to `staging`) before the wait, as an S3 upload that has the
+// file open keeps sending it after the node unlinks it.
+class GatedColdStore final : public ColdStore {
+ public:
+  GatedColdStore(std::unique_ptr<ColdStore> store, std::string staging)
+      : store_(std::move(store)), staging_(std::move(staging)) {}
+  std::promise<void> upload_started;
+  std::shared_future<void> gate;
+
+  std::string Describe() const override { return "gated " + store_->Describe(); }
+  Status Put(const ColdObjectMeta& meta, const std::string& body_path) override {
+    std::filesystem::copy_file(body_path, staging_,
+                               std::filesystem::copy_options::overwrite_existing);
+    upload_started.set_value();
+    gate.wait_for(std::chrono::seconds(10));
+    return store_->Put(meta, staging_);
+  }
+  Status Get(const std::string& key, const std::function<Status(const ColdObjectMeta&)>& on_meta,
+             const std::function<Status(std::span<const char>)>& on_data) override {
+    return store_->Get(key, on_meta, on_data);
+  }
+  Status Delete(const std::string& key, uint64_t version) override {
+    return store_->Delete(key, version);
+  }
+
+ private:
+  std::unique_ptr<ColdStore> store_;
+  std::string staging_;
+};
+
+// A delete made on another node while this node's upload of the object runs
+// (that node's own cold delete found nothing yet): the upload's copy is taken
+// back out of the cold store once it lands, so no fetch can bring the object
+// back after its tombstone is purged.
+TEST(NodeColdUpload, AnUploadSupersededByARemoteDeleteLeavesNothingInTheColdStore) {
+  NodeFixture fx;
+  auto dir = DirColdStore::Open(fx.dir / "cold", DefaultDisk());
+  ASSERT_TRUE(dir.ok()) << dir.status().ToString();
+  auto gated = std::make_unique<GatedColdStore>(std::move(dir).value(), fx.dir / "staged");
+  GatedColdStore* store = gated.get();
+  std::promise<void> open_gate;
+  store->gate = open_gate.get_future().share();
+  std::future<void> started = store->upload_started.get_future();
+  auto node = fx.Open(std::move(gated));
+  ASSERT_TRUE(node.ok()) << node.status().ToString();
+
+  const std::string key = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
+  auto body = (*node)->BeginPut();
+  ASSERT_TRUE(body.ok()) << body.status().ToString();
+  ASSERT_TRUE((*body)->Append(std::string(5000, 'u')).ok());
+  std::thread put([&] {
+    auto out = (*node)->FinishPut(PutSpec{key, "u.bin", 1}, **body);
+    EXPECT_TRUE(out.ok()) << out.status().ToString();
+  });
+  ASSERT_EQ(started.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+
+  ObjectRecord tomb = *(*node)->Lookup(key);  // another node's delete of it
+  tomb.deleted = true;
+  tomb.version = HlcTimestamp::From(tomb.version.Millis() + 1000, 0);
+  tomb.version_node = "another-node";
+  tomb.local_body = false;
+  tomb.cold = ColdState::kNone;
+  ASSERT_TRUE((*node)->ApplyRemote({tomb}).ok());
+  open_gate.set_value();
+  put.join();
+
+  auto cold = DirColdStore::Open(fx.dir / "cold", DefaultDisk());
+  ASSERT_TRUE(cold.ok()) << cold.status().ToString();
+  const Status fetched = (*cold)->Get(
+      key, [](const ColdObjectMeta&) { return Status::Ok(); },
+      [](std::span<const char>) { return Status::Ok(); });
+  EXPECT_EQ(fetched.code(), StatusCode::kNotFound) << "the upload outlived the delete";
 }
 
 }  // namespace
