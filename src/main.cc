@@ -1,10 +1,13 @@
 // objstore: one node of the near-cache. main only parses flags and wires the
 // subsystems together (docs/ARCHITECTURE.md); all behaviour lives in them.
+#include <arpa/inet.h>
+#include <netdb.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <boost/asio/ip/address.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -89,20 +92,63 @@ std::vector<std::string> SplitList(const std::string& list) {
   return out;
 }
 
-// Splits "host:port" (IPv6 as "[::1]:port").
-bool SplitHostPort(const std::string& addr, std::string* host, uint16_t* port) {
+// Splits a listen address "host:port" (IPv6 as "[::1]:port"; an empty host is
+// every IPv4 address). A host name is resolved here, once, to its first
+// address (IPv4 first), as Go's net.Listen did for the original. False, with
+// `why`, for a port that is not a number in 0..65535 or a name that does not
+// resolve.
+bool SplitHostPort(const std::string& addr, std::string* host, uint16_t* port, std::string* why) {
   auto colon = addr.rfind(':');
-  if (colon == std::string::npos) return false;
-  std::string h = addr.substr(0, colon);
-  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
-  try {
-    int p = std::stoi(addr.substr(colon + 1));
-    if (p < 0 || p > 65535) return false;
-    *port = static_cast<uint16_t>(p);
-  } catch (...) {
+  if (colon == std::string::npos) {
+    *why = "expected host:port";
     return false;
   }
-  *host = h.empty() ? "0.0.0.0" : h;
+  std::string h = addr.substr(0, colon);
+  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  const std::string p = addr.substr(colon + 1);
+  if (p.empty() || p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoul(p) > 65535) {
+    *why = "the port must be a number from 0 to 65535";
+    return false;
+  }
+  *port = static_cast<uint16_t>(std::stoul(p));
+  if (h.empty()) {
+    *host = "0.0.0.0";
+    return true;
+  }
+  boost::system::error_code ec;
+  (void)boost::asio::ip::make_address(h, ec);
+  if (!ec) {
+    *host = h;
+    return true;
+  }
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (int rc = ::getaddrinfo(h.c_str(), nullptr, &hints, &found); rc != 0) {
+    *why = "cannot resolve '" + h + "': " + ::gai_strerror(rc);
+    return false;
+  }
+  const addrinfo* pick = found;
+  for (const addrinfo* a = found; a != nullptr; a = a->ai_next) {
+    if (a->ai_family == AF_INET) {
+      pick = a;
+      break;
+    }
+  }
+  char text[INET6_ADDRSTRLEN] = {};
+  const void* raw =
+      pick->ai_family == AF_INET
+          ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(pick->ai_addr)->sin_addr)
+          : static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(pick->ai_addr)->sin6_addr);
+  const bool ok = ::inet_ntop(pick->ai_family, raw, text, sizeof text) != nullptr;
+  ::freeaddrinfo(found);
+  if (!ok) {
+    *why = "cannot resolve '" + h + "'";
+    return false;
+  }
+  *host = text;
   return true;
 }
 
@@ -368,14 +414,15 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
 
   objstore::http::ServerOptions server_options;
-  if (!SplitHostPort(f.public_addr, &server_options.host, &server_options.port)) {
-    spdlog::error("bad --public-addr '{}': expected host:port", f.public_addr);
+  std::string why;
+  if (!SplitHostPort(f.public_addr, &server_options.host, &server_options.port, &why)) {
+    spdlog::error("bad --public-addr '{}': {}", f.public_addr, why);
     return 2;
   }
   objstore::cluster::ClusterOptions cluster_options;
-  if (!SplitHostPort(f.private_addr, &cluster_options.private_host,
-                     &cluster_options.private_port)) {
-    spdlog::error("bad --private-addr '{}': expected host:port", f.private_addr);
+  if (!SplitHostPort(f.private_addr, &cluster_options.private_host, &cluster_options.private_port,
+                     &why)) {
+    spdlog::error("bad --private-addr '{}': {}", f.private_addr, why);
     return 2;
   }
   cluster_options.seeds = SplitList(f.nodes);

@@ -645,6 +645,24 @@ class ApiTest(NodeTestCase):
         node.start()
         self.assertTrue(node.ping())
 
+    def test_listen_addresses(self):
+        """A listen address may name its host (resolved at start, as the original's Go
+        listener did); a port that is not a number in 0..65535, or a name that does not
+        resolve (not tried here: it needs DNS), stops the node at start with an error naming
+        the flag."""
+        node = self.start_node(start=False, name="listen")
+        node.config_via_env = True
+        for bad in ("127.0.0.1:10999abc", "127.0.0.1:70000", "127.0.0.1:", "[::1]:-1"):
+            with self.subTest(addr=bad):
+                node.extra_env["NET_PUBLIC_ADDR"] = bad
+                with self.assertRaises(NodeStartError):
+                    node.start(timeout=5)
+                self.assertNotEqual(node.last_exit_code, 0)
+                self.assertIn("bad --public-addr", node.log_tail())
+        node.extra_env["NET_PUBLIC_ADDR"] = "localhost:%d" % node.public_port
+        node.start()
+        self.assertTrue(node.ping())
+
     def test_sigterm_stops_node_promptly(self):
         n = self.node
         self.assertOk(n.put(n.new_id(), b"x"))
