@@ -1,15 +1,17 @@
 #include "node/node.h"
 
-#include <fcntl.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <boost/asio/post.hpp>
 #include <system_error>
 #include <thread>
 #include <unordered_map>
 #include <vector>
+
+#include <fcntl.h>
+
+#include <boost/asio/post.hpp>
 
 #include "journal/record_checks.h"
 #include "node/blocking.h"
@@ -790,8 +792,9 @@ Result<PutOutcome> Node::RaiseLevel(const std::string& key, int consistency) {
   // The body file is named by version: link the new version's name to it.
   {
     std::lock_guard lock(CommitLock(key));
-    if (journal_->Get(key) != cur)
+    if (RecordPtr now = journal_->Get(key); !now || now->deleted || now->version != cur->version) {
       return Status::Unavailable("object " + key + " changed meanwhile; retry");
+    }
     if (Status s = bodies_->LinkVersion(key, cur->version, r.version); !s.ok()) return s;
     auto written = journal_->Upsert(r);
     if (!written.ok() || !*written) {
