@@ -1,13 +1,12 @@
 // objstore: one node of the near-cache. main only parses flags and wires the
 // subsystems together (docs/ARCHITECTURE.md); all behaviour lives in them.
-#include <arpa/inet.h>
-#include <netdb.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
-#include <boost/asio/ip/address.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -116,39 +115,22 @@ bool SplitHostPort(const std::string& addr, std::string* host, uint16_t* port, s
     *host = "0.0.0.0";
     return true;
   }
+  // A numeric host resolves to itself without a lookup.
+  boost::asio::io_context io;
   boost::system::error_code ec;
-  (void)boost::asio::ip::make_address(h, ec);
-  if (!ec) {
-    *host = h;
-    return true;
-  }
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* found = nullptr;
-  if (int rc = ::getaddrinfo(h.c_str(), nullptr, &hints, &found); rc != 0) {
-    *why = "cannot resolve '" + h + "': " + ::gai_strerror(rc);
+  auto found = boost::asio::ip::tcp::resolver(io).resolve(h, "", ec);
+  if (ec || found.empty()) {
+    *why = "cannot resolve '" + h + "': " + (ec ? ec.message() : "no address");
     return false;
   }
-  const addrinfo* pick = found;
-  for (const addrinfo* a = found; a != nullptr; a = a->ai_next) {
-    if (a->ai_family == AF_INET) {
-      pick = a;
+  auto pick = found.begin();
+  for (auto it = found.begin(); it != found.end(); ++it) {
+    if (it->endpoint().address().is_v4()) {
+      pick = it;
       break;
     }
   }
-  char text[INET6_ADDRSTRLEN] = {};
-  const void* raw =
-      pick->ai_family == AF_INET
-          ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(pick->ai_addr)->sin_addr)
-          : static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(pick->ai_addr)->sin6_addr);
-  const bool ok = ::inet_ntop(pick->ai_family, raw, text, sizeof text) != nullptr;
-  ::freeaddrinfo(found);
-  if (!ok) {
-    *why = "cannot resolve '" + h + "'";
-    return false;
-  }
-  *host = text;
+  *host = pick->endpoint().address().to_string();
   return true;
 }
 

@@ -395,12 +395,19 @@ class Node:
 
     def rss_kib(self):
         """Current VmRSS of the node in KiB (None if unavailable)."""
+        return self._status_kib("VmRSS")
+
+    def peak_rss_kib(self):
+        """Peak RSS (VmHWM) of the node in KiB (None if unavailable)."""
+        return self._status_kib("VmHWM")
+
+    def _status_kib(self, field):
         if not self.pid:
             return None
         try:
             with open("/proc/%d/status" % self.pid) as f:
                 for line in f:
-                    if line.startswith("VmRSS:"):
+                    if line.startswith(field + ":"):
                         return int(line.split()[1])
         except OSError:
             return None
@@ -595,6 +602,15 @@ class NodeTestCase(unittest.TestCase):
             raise AssertionError(problem)
 
     # ---------------------------------------------------------- assertions
+    def assertStartRefused(self, node, mention=None, msg=None):
+        """`node` (not running) fails to start: it exits non-zero and, when given, its
+        log mentions `mention`."""
+        with self.assertRaises(NodeStartError, msg=msg):
+            node.start(timeout=5)
+        self.assertNotEqual(node.last_exit_code, 0, msg)
+        if mention is not None:
+            self.assertIn(mention, node.log_tail(), msg)
+
     def assertJsonError(self, resp, status, code=None, msg=None):
         st, h, body = resp
         ctx = "%s: got %d %r" % (msg or "", st, body[:300])

@@ -313,10 +313,6 @@ class MalformedHttpTest(NodeTestCase):
                 self.assertJsonError(self.node.get(oid), 404, "not_found")
         self.assertTrue(self.node.ping())
 
-    def peak_rss_kib(self):
-        with open("/proc/%d/status" % self.node.pid) as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
-
     def test_chunk_framing_is_bounded(self):
         """A chunk-size line that never ends (a 32 MiB extension) or a trailer section
         that never ends is refused after a bounded amount of buffering: 400 and
@@ -325,7 +321,7 @@ class MalformedHttpTest(NodeTestCase):
         for name, framing in (("extension", b"1;" + b"e" * (32 * mib)),
                               ("trailers", b"1\r\nx\r\n0\r\n" + b"T: t\r\n" * (32 * mib // 6))):
             with self.subTest(name):
-                before = self.peak_rss_kib()
+                before = self.node.peak_rss_kib()
                 oid = self.node.new_id()
                 s = socket.create_connection((HOST, self.node.public_port), timeout=5)
                 try:
@@ -342,7 +338,7 @@ class MalformedHttpTest(NodeTestCase):
                 r = first_response(out)
                 self.assertIsNotNone(r, out[:200])
                 self.assertIn(r["status"], (400, 431), out[:300])
-                self.assertLess(self.peak_rss_kib() - before, 16 * 1024, "the framing was buffered")
+                self.assertLess(self.node.peak_rss_kib() - before, 16 * 1024, "the framing was buffered")
                 self.assertJsonError(self.node.get(oid), 404, "not_found")
         self.assertTrue(self.node.ping())
 
