@@ -51,22 +51,26 @@ CREATE TABLE IF NOT EXISTS cache_state (
 ) WITHOUT ROWID;
 )sql";
 
+// A full disk is NoSpace (the API's 507), whichever statement met it: a
+// COMMIT that cannot grow the WAL as much as an INSERT.
+Status StatusOfSqlite(int code, std::string msg) {
+  code &= 0xff;  // the primary code of an extended one
+  if (code == SQLITE_FULL) return Status::NoSpace(std::move(msg));
+  if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) return Status::Corruption(std::move(msg));
+  return Status::IOError(std::move(msg));
+}
+
 Status SqlError(sqlite3* db, const std::string& what) {
-  int code = sqlite3_errcode(db);
-  std::string msg = what + ": " + sqlite3_errmsg(db);
-  if (code == SQLITE_FULL) return Status::NoSpace(msg);
-  if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) return Status::Corruption(msg);
-  return Status::IOError(msg);
+  return StatusOfSqlite(sqlite3_errcode(db), what + ": " + sqlite3_errmsg(db));
 }
 
 Status Exec(sqlite3* db, const char* sql) {
   char* err = nullptr;
-  if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-    std::string msg = err ? err : "unknown error";
-    sqlite3_free(err);
-    return Status::IOError(std::string("sqlite: ") + msg);
-  }
-  return Status::Ok();
+  const int code = sqlite3_exec(db, sql, nullptr, nullptr, &err);
+  if (code == SQLITE_OK) return Status::Ok();
+  std::string msg = std::string("sqlite: ") + (err ? err : sqlite3_errstr(code));
+  sqlite3_free(err);
+  return StatusOfSqlite(code, std::move(msg));
 }
 
 // RAII for prepared statements used once.

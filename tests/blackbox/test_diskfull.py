@@ -10,8 +10,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import (NodeTestCase, leftover_temp_files, mount_tmpfs, parse_responses,  # noqa: E402
-                     put_raw, tree_size)
+from harness import (NodeTestCase, leftover_temp_files, list_files, mount_tmpfs,  # noqa: E402
+                     parse_responses, put_raw, tree_size)
 
 MiB = 1024 * 1024
 
@@ -105,6 +105,47 @@ class DiskFullTest(NodeTestCase):
             self.assertEqual(st, 200)
             self.assertEqual(hashlib.sha256(b).hexdigest(), digest)
         self.assertEqual(leftover_temp_files(files_sub), [])
+
+    def test_journal_on_a_full_disk_answers_507(self):
+        # Journal and bodies on one small disk: once the bodies fill it, a small
+        # PUT's body still fits in a page but the journal's WAL cannot grow, and
+        # its COMMIT fails. That is a full disk too: 507, not 500, and nothing
+        # is left of the refused PUT.
+        d = self.mount_tmpfs("4m")
+        node = self.start_node("--max-size", "1G", base_dir=d)
+        stored = {}
+        refused = []
+        for i in range(4000):
+            oid = node.new_id()
+            body = os.urandom(700 * 1024 if i < 4 else 200)
+            st, _h, b = self.put_raw(node, oid, body)
+            if st == 200:
+                stored[oid] = body
+                continue
+            self.assertEqual(st, 507, "PUT #%d on a full disk: %r" % (i, b[:300]))
+            self.assertEqual(json.loads(b).get("code"), "disk_full", b[:300])
+            refused.append(oid)
+            if len(refused) == 20:
+                break
+        self.assertEqual(len(refused), 20, "a 4 MiB disk took 4000 PUTs")
+        self.assertTrue(node.alive())
+        for oid in refused:
+            self.assertEqual(node.get(oid)[0], 404)
+        self.assertEqual(leftover_temp_files(node.files_dir), [])
+        bodies = [f for f in list_files(node.files_dir) if not f.startswith("tmp")]
+        self.assertEqual(len(bodies), len(stored), "body files of refused PUTs left behind")
+        # A delete frees a large body's pages: PUTs fit again.
+        big = next(iter(stored))
+        self.assertOk(node.delete(big))
+        del stored[big]
+        oid = node.new_id()
+        st, _h, b = self.put_raw(node, oid, b"after the delete")
+        self.assertEqual(st, 200, b[:300])
+        stored[oid] = b"after the delete"
+        node.restart()
+        for oid, body in stored.items():
+            st, _h, b = node.get(oid)
+            self.assertEqual((st, b), (200, body))
 
 
 if __name__ == "__main__":
