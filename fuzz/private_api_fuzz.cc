@@ -47,6 +47,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   PingMessage ping = PingFromJson(j);
   if (ping.from) CheckRoundTrip(*ping.from);
   for (const Member& m : ping.members) CheckRoundTrip(m);
+  for (const auto& [id, addr] : ping.known)
+    Check(!id.empty() && id.size() <= 64 && addr.size() <= 300);
 
   if (auto tree = TreeQueryFromJson(j); tree.ok()) {
     Check(tree->indices.size() == tree->hashes.size());

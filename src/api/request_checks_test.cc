@@ -102,5 +102,16 @@ TEST(Codec, PingPartsCountOnTheirOwn) {
   EXPECT_TRUE(PingFromJson(json::parse("7")).members.empty());
 }
 
+TEST(Codec, PingKnownMembersAreTakenWholeOrNotAtAll) {
+  auto ping = PingFromJson(json::parse(R"({"known":{"c":"10.0.0.3:7001","d":""}})"));
+  EXPECT_EQ(ping.known, (std::map<std::string, std::string>{{"c", "10.0.0.3:7001"}, {"d", ""}}));
+  EXPECT_TRUE(PingFromJson(json::parse(R"({"known":{"c":7}})")).known.empty());
+  EXPECT_TRUE(PingFromJson(json::parse(R"({"known":{"":"x:1"}})")).known.empty());
+  EXPECT_TRUE(PingFromJson(json::parse(R"({"known":["c"]})")).known.empty());
+  const std::string long_id(65, 'i');
+  EXPECT_TRUE(PingFromJson(json{{"known", {{long_id, "x:1"}}}}).known.empty());
+  EXPECT_TRUE(PingFromJson(json{{"known", {{"c", std::string(301, 'a')}}}}).known.empty());
+}
+
 }  // namespace
 }  // namespace objstore::cluster

@@ -234,6 +234,16 @@ asio::awaitable<void> Cluster::Handle(http::Exchange& ex) {
     answer = Status::NotFound("no such private call: " + std::string(h.method_string()) + " " + target);
   } else if (!parsed.ok() || !parsed->is_object()) {
     answer = Status::Invalid("the body must be a JSON object");
+  } else if (auto to = parsed->find("to"); to != parsed->end() && *to != node_.node_id()) {
+    // The caller meant another member, which had this address before: what
+    // this node answers must not be credited to it (anti-entropy's word
+    // that a member holds a tombstone).
+    bhttp::response<bhttp::string_body> res{bhttp::status::misdirected_request, 11};
+    res.set(bhttp::field::content_type, "application/json");
+    res.body() = http::ErrorJson("wrong_member",
+                                 "this is member " + node_.node_id() + ", not " + to->dump());
+    co_await ex.Send(std::move(res));
+    co_return;
   } else if (target == "/cluster/v1/ping") {
     std::string remote = ex.remote_address();
     answer = co_await OnPing(std::move(parsed).value(), std::move(remote));
@@ -335,9 +345,18 @@ asio::awaitable<void> Cluster::ServeBody(http::Exchange& ex, std::string target)
 
 json Cluster::PingBody() const {
   json members = json::array();
-  for (const Member& m : membership_.All()) members.push_back(MemberToJson(m, options_.tag));
+  std::set<std::string> listed;
+  for (const Member& m : membership_.All()) {
+    members.push_back(MemberToJson(m, options_.tag));
+    listed.insert(m.id);
+  }
+  json known = json::object();
+  for (const auto& [id, addr] : KnownMembers()) {
+    if (!listed.count(id)) known[id] = addr;
+  }
   return json{{"from", MemberToJson(membership_.self(), options_.tag)},
-              {"members", std::move(members)}};
+              {"members", std::move(members)},
+              {"known", std::move(known)}};
 }
 
 asio::awaitable<json> Cluster::OnPing(json body, std::string remote_ip) {
@@ -350,6 +369,7 @@ asio::awaitable<json> Cluster::OnPing(json body, std::string remote_ip) {
     OnEvents(membership_.Heard(*ping.from));
   }
   if (!ping.members.empty()) OnEvents(membership_.Merge(ping.members));
+  RememberHearsay(ping.known);
   co_return PingBody();
 }
 
@@ -505,6 +525,21 @@ void Cluster::RememberMembers(const std::vector<MembershipEvent>& events) {
   }
 }
 
+void Cluster::RememberHearsay(const std::map<std::string, std::string>& known) {
+  std::lock_guard lock(known_mu_);
+  for (const auto& [id, addr] : known) {
+    if (id == node_.node_id()) continue;
+    // The address of a member already known stays the one this node saw.
+    if (known_members_.try_emplace(id, addr).second) {
+      known_members_unsaved_ = true;
+      spdlog::info(
+          "cluster: learned of member {} ({}) from a peer that knew it before; "
+          "its word is awaited before tombstones are purged",
+          id, addr);
+    }
+  }
+}
+
 std::optional<std::string> Cluster::TakeUnsavedKnownMembers() {
   std::lock_guard lock(known_mu_);
   if (!known_members_unsaved_) return std::nullopt;
@@ -547,6 +582,7 @@ asio::awaitable<bool> Cluster::Ping(std::string addr, std::string expected_id) {
     OnEvents(membership_.Heard(*ping.from));
   }
   if (!ping.members.empty()) OnEvents(membership_.Merge(ping.members));
+  RememberHearsay(ping.known);
   // Another node at the address (a container IP reused by a new member)
   // answers for itself, not for the one probed.
   if (!expected_id.empty() && (!ping.from || ping.from->id != expected_id)) {
@@ -695,6 +731,7 @@ asio::awaitable<bool> Cluster::SyncPass(Member peer) {
         .count();
   };
   auto call = [this, &peer](std::string target, json body) -> asio::awaitable<Result<json>> {
+    body["to"] = peer.id;  // answered only by that member, not by another at its address
     std::string text = body.dump();
     sync_bytes_sent_.fetch_add(text.size());
     size_t answer_bytes = 0;

@@ -145,6 +145,8 @@ class Cluster {
   // ---- members ever known (docs/CLUSTER.md, "Tombstones")
   void LoadKnownMembers();                                            // at Start
   void RememberMembers(const std::vector<MembershipEvent>& events);  // any thread
+  // Known members a peer's ping named (PingMessage::known); any thread.
+  void RememberHearsay(const std::map<std::string, std::string>& known);
   boost::asio::awaitable<void> SaveKnownMembers();                   // cluster loop only
   // The set as JSON ({"<id>": "<private addr>", …}) when it changed since
   // the last call, which then counts it as saved.
@@ -203,7 +205,9 @@ class Cluster {
   std::atomic<uint64_t> tombstones_stabilized_{0}, tombstones_purged_{0};
 
   // Every peer this node has heard of since its journal was made (id ->
-  // private address, the last one seen), saved in the journal before each
+  // private address, the last one seen), its own peers' known members
+  // included (so a node that joins while a member is down learns of it),
+  // saved in the journal before each
   // tombstone stabilization: a restarted node still waits for their word, and
   // one without seeds calls them to rejoin.
   mutable std::mutex known_mu_;

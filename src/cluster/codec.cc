@@ -8,6 +8,10 @@ using nlohmann::json;
 
 namespace {
 
+// Bounds of a member's id and private address as a message may carry them.
+constexpr size_t kMaxMemberIdBytes = 64;
+constexpr size_t kMaxMemberAddrBytes = 300;
+
 // Reads field `name` of type T; false when missing or of another type.
 template <typename T>
 bool Field(const json& j, const char* name, T* out) {
@@ -94,7 +98,8 @@ Result<Member> MemberFromJson(const json& j) {
     return Status::Invalid("a member lacks a field or has one of the wrong type");
   }
   auto parsed = ParseMemberState(state);
-  if (!parsed || m.id.empty() || m.id.size() > 64 || m.addr.size() > 300) {
+  if (!parsed || m.id.empty() || m.id.size() > kMaxMemberIdBytes ||
+      m.addr.size() > kMaxMemberAddrBytes) {
     return Status::Invalid("bad member entry");
   }
   m.state = *parsed;
@@ -122,6 +127,18 @@ PingMessage PingFromJson(const json& j) {
   if (auto it = j.find("members"); it != j.end()) {
     auto members = MembersFromJson(*it);
     if (members.ok()) ping.members = std::move(members).value();
+  }
+  if (auto it = j.find("known"); it != j.end() && it->is_object()) {
+    std::map<std::string, std::string> known;
+    for (const auto& [id, addr] : it->items()) {
+      if (id.empty() || id.size() > kMaxMemberIdBytes || !addr.is_string() ||
+          addr.get_ref<const std::string&>().size() > kMaxMemberAddrBytes) {
+        known.clear();
+        break;
+      }
+      known.emplace(id, addr.get<std::string>());
+    }
+    ping.known = std::move(known);
   }
   return ping;
 }

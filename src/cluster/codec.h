@@ -5,6 +5,7 @@
 // fuzz/private_api_fuzz.cc.
 #pragma once
 
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <unordered_set>
@@ -24,11 +25,15 @@ nlohmann::json MemberToJson(const Member& m, const std::string& tag);
 Result<Member> MemberFromJson(const nlohmann::json& j);
 Result<std::vector<Member>> MembersFromJson(const nlohmann::json& array);
 
-// A ping, or its answer: {"from": member, "members": [...]}. Each part is
-// taken on its own: a bad or missing part is left empty, the other still counts.
+// A ping, or its answer: {"from": member, "members": [...], "known": {id: addr}}.
+// `known` names the members the sender's journal remembers that its membership
+// does not list (down across a restart), so that a node that joins later
+// still waits for their word before purging tombstones. Each part is taken on
+// its own: a bad or missing part is left empty, the others still count.
 struct PingMessage {
   std::optional<Member> from;
   std::vector<Member> members;
+  std::map<std::string, std::string> known;
 };
 PingMessage PingFromJson(const nlohmann::json& j);
 

@@ -666,8 +666,13 @@ class TestData(ClusterBase):
         count as B being alive, so B's old id is declared dead."""
         c = self.start_cluster(2, timings=("--gossip-interval", "5", "--suspect-timeout", "1.5",
                                            "--sync-interval", "1", "--peer-timeout", "1"))
+        a = c.nodes[0]
         old_id = c.ids[1]
         c.kill9(1)
+        # A's tombstone waits for B's word; the new node's exchanges must not give it.
+        x = a.new_id()
+        self.put_ok(a, x, b"deleted while B is replaced", 0)
+        self.assertEqual(a.delete(x)[0], 200)
         b = c.nodes[1]
         for d in (b.state_dir, b.files_dir):
             shutil.rmtree(d)
@@ -678,6 +683,16 @@ class TestData(ClusterBase):
         wait_for(lambda: c.member_states(0).get(new_id) == "alive", 15, "the new node alive on A")
         wait_for(lambda: c.member_states(0).get(old_id) == "dead", 20,
                  "B's old id dead on A although its address answers")
+        self.wait_deleted(b, x)
+        time.sleep(2)  # two more sync ticks
+        t = c.cstats(0)["tombstones"]
+        self.assertEqual(t["stabilized"], 0, "stable without the old B's word: %s" % t)
+        self.assertEqual(t["awaiting_members"], 1, t)
+        # The private API answers an exchange meant for another member 421.
+        query = json.dumps({"to": old_id, "level": 0, "parents": [], "hashes": ""})
+        self.assertJsonError(private_request(b.private_port, "POST", "/cluster/v1/tree", query,
+                                             headers={"X-Cluster-Tag": "default"}),
+                             421, "wrong_member")
 
     def test_new_member_completes_exchanges_past_stable_tombstones(self):
         """A node that joins while the cluster holds more stable tombstones than one
@@ -734,6 +749,44 @@ class TestData(ClusterBase):
         wait_for(lambda: c.cstats(0)["tombstones"]["stabilized"] == 1, 15,
                  "A's tombstone stable once B holds it", interval=0.3)
         c.wait_converged(timeout=20)
+
+    def test_a_member_down_across_a_restart_is_known_to_a_new_node(self):
+        # C is down while A and B restart: their membership (in memory) no longer
+        # lists C, only their journals do. D joins after that. D's tombstones must
+        # still wait for C's word, or they are purged and C, when it comes back,
+        # brings its live version of the key back to everyone (docs/CLUSTER.md).
+        c = self.start_cluster(3)
+        c_id = c.ids[2]
+        c.kill9(2)
+        wait_for(lambda: c.member_states(0).get(c_id) == "dead", 10, "C dead on A")
+        for i in (0, 1):
+            self.assertIn(c.nodes[i].stop(), (0, -15))
+        for i in (0, 1):
+            c.nodes[i].start()
+        c.wait_alive(2, timeout=20)
+        self.assertNotIn(c_id, c.member_states(0), "A's membership after its restart")
+        d = c.add_node()
+
+        def d_stats():
+            st, _h, body = d.request("GET", "/api/v1/stats")
+            self.assertEqual(st, 200, body[:200])
+            return json.loads(body)["cluster"]
+        wait_for(lambda: d_stats()["alive"] == 3, 15, "D sees A and B alive")
+        x = d.new_id()
+        self.put_ok(d, x, b"made-on-d", 0)
+        self.assertEqual(d.delete(x)[0], 200)
+        wait_for(lambda: d_stats()["tombstones"]["awaiting_members"] == 1, 10,
+                 "D's tombstone waiting for C")
+        time.sleep(3)  # three sync ticks (--sync-interval 1): A and B hold it by now
+        t = d_stats()["tombstones"]
+        self.assertEqual(t["stabilized"], 0, "stable without C's word: %s" % t)
+        self.assertEqual(t["awaiting_members"], 1, t)
+
+        c.restart(2)
+        wait_for(lambda: d_stats()["alive"] == 4, 20, "D sees C alive")
+        wait_for(lambda: d_stats()["tombstones"]["stabilized"] == 1, 20,
+                 "D's tombstone stable once C holds it", interval=0.3)
+        self.assert_deleted(c.nodes[2], x, "C after its restart")
 
     def test_killed_node_converges_after_restart(self):
         c = self.start_cluster(3)
