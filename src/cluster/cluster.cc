@@ -340,6 +340,7 @@ asio::awaitable<void> Cluster::ServeBody(http::Exchange& ex, std::string target)
       length = d.range.length();
     }
   }
+  bodies_served_.fetch_add(1);
   co_await ex.SendFile(res, body->get(), offset, length, body->bytes());
 }
 
@@ -996,18 +997,26 @@ asio::awaitable<void> Cluster::Replicate(std::string key) {
   Node::RecordPtr rec = node_.Lookup(key);
   Status result = Status::Ok();
   if (rec && !rec->deleted && rec->consistency == 2 && !rec->local_body) {
-    result = Status::Unavailable("no live member holds " + key);
-    std::vector<Member> sources;
-    if (auto origin = membership_.Find(rec->version_node);
-        origin && origin->id != node_.node_id() && origin->state != MemberState::kDead) {
-      sources.push_back(*origin);
-    }
-    for (const Member& m : SyncCandidates()) {
-      if (m.id != rec->version_node) sources.push_back(m);
-    }
-    for (const Member& from : sources) {
-      result = co_await PullBody(rec, from);
-      if (result.ok() || result.code() == StatusCode::kConflict) break;
+    // Room first: a node without spare room asks no member for the body.
+    auto reserve = [this, size = rec->size] { return node_.ReserveReplica(size); };
+    auto room = co_await RunBlocking(node_.blocking_pool(), std::move(reserve));
+    if (room.ok()) {
+      auto reserved = std::make_shared<Reservation>(std::move(room).value());
+      result = Status::Unavailable("no live member holds " + key);
+      std::vector<Member> sources;
+      if (auto origin = membership_.Find(rec->version_node);
+          origin && origin->id != node_.node_id() && origin->state != MemberState::kDead) {
+        sources.push_back(*origin);
+      }
+      for (const Member& m : SyncCandidates()) {
+        if (m.id != rec->version_node) sources.push_back(m);
+      }
+      for (const Member& from : sources) {
+        result = co_await PullBody(rec, from, reserved);
+        if (result.ok() || result.code() == StatusCode::kConflict) break;
+      }
+    } else {
+      result = room.status();
     }
   }
   --pulls_in_flight_;
@@ -1027,17 +1036,14 @@ asio::awaitable<void> Cluster::Replicate(std::string key) {
   want_size_ = wanted_.size();
 }
 
-asio::awaitable<Status> Cluster::PullBody(Node::RecordPtr rec, Member from) {
+asio::awaitable<Status> Cluster::PullBody(Node::RecordPtr rec, Member from,
+                                          std::shared_ptr<Reservation> reserved) {
   auto opened = co_await client_.OpenBody(from.addr, BodyTarget(*rec), "");
   if (!opened.ok()) co_return opened.status();
   std::unique_ptr<PeerBodyStream> stream = std::move(opened).value();
   if (stream->status() != 200) {
     co_return Status::NotFound(from.id + " has no body of " + rec->key);
   }
-  auto reserve = [this, size = rec->size] { return node_.ReserveReplica(size); };
-  auto room = co_await RunBlocking(node_.blocking_pool(), std::move(reserve));
-  if (!room.ok()) co_return room.status();
-  auto reserved = std::make_shared<Reservation>(std::move(room).value());
   auto begin = [this] { return node_.BeginPut(); };
   auto file = co_await RunBlocking(node_.blocking_pool(), std::move(begin));
   if (!file.ok()) co_return file.status();
@@ -1155,6 +1161,8 @@ void Cluster::RegisterMetrics(MetricsRegistry& m) {
           replication_failures_);
   counter("objstore_cluster_peer_reads_total", "GETs served by streaming from a peer.",
           peer_reads_);
+  counter("objstore_cluster_bodies_served_total",
+          "Body streams this node answered to peers (replication and peer reads).", bodies_served_);
   counter("objstore_cluster_tombstones_purged_total",
           "Tombstones purged after every member held them.", tombstones_purged_);
   counter("objstore_cluster_calls_total", "Private calls made to peers.", client_.traffic().calls);
@@ -1180,32 +1188,32 @@ json Cluster::StatsJson() const {
     members.push_back(std::move(j));
   }
   const int64_t last_sync = last_sync_ms_.load();
-  return json{
-      {"node_id", node_.node_id()},
-      {"tag", options_.tag},
-      {"private_addr", options_.advertise_addr},
-      {"authenticated", auth_.enabled()},
-      {"members", std::move(members)},
-      {"alive", membership_.AliveCount()},
-      {"digest", HashToHex(tree_.Root())},
-      {"records", tree_.records()},
-      {"replication_queue", want_size_.load()},
-      {"push_queue", push_backlog_.load()},
-      {"peer_reads", peer_reads_.load()},
-      {"replicated", replicated_.load()},
-      {"tombstones", TombstoneStats()},
-      {"sync",
-       {{"rounds", sync_rounds_.load()},
-        {"records_sent", sync_records_sent_.load() + pushed_.load()},
-        {"records_received", sync_records_received_.load()},
-        {"bytes_sent", sync_bytes_sent_.load()},
-        {"bytes_received", sync_bytes_received_.load()},
-        {"last_sync_ms_ago", last_sync ? RealNowMs() - last_sync : -1}}},
-      {"private_calls",
-       {{"calls", client_.traffic().calls.load()},
-        {"failures", client_.traffic().failures.load()},
-        {"bytes_sent", client_.traffic().bytes_sent.load()},
-        {"bytes_received", client_.traffic().bytes_received.load()}}}};
+  return json{{"node_id", node_.node_id()},
+              {"tag", options_.tag},
+              {"private_addr", options_.advertise_addr},
+              {"authenticated", auth_.enabled()},
+              {"members", std::move(members)},
+              {"alive", membership_.AliveCount()},
+              {"digest", HashToHex(tree_.Root())},
+              {"records", tree_.records()},
+              {"replication_queue", want_size_.load()},
+              {"push_queue", push_backlog_.load()},
+              {"peer_reads", peer_reads_.load()},
+              {"replicated", replicated_.load()},
+              {"bodies_served", bodies_served_.load()},
+              {"tombstones", TombstoneStats()},
+              {"sync",
+               {{"rounds", sync_rounds_.load()},
+                {"records_sent", sync_records_sent_.load() + pushed_.load()},
+                {"records_received", sync_records_received_.load()},
+                {"bytes_sent", sync_bytes_sent_.load()},
+                {"bytes_received", sync_bytes_received_.load()},
+                {"last_sync_ms_ago", last_sync ? RealNowMs() - last_sync : -1}}},
+              {"private_calls",
+               {{"calls", client_.traffic().calls.load()},
+                {"failures", client_.traffic().failures.load()},
+                {"bytes_sent", client_.traffic().bytes_sent.load()},
+                {"bytes_received", client_.traffic().bytes_received.load()}}}};
 }
 
 }  // namespace objstore::cluster

@@ -127,7 +127,10 @@ class Cluster {
   boost::asio::awaitable<bool> SyncPass(Member peer);
   boost::asio::awaitable<void> PushTo(std::string peer_id);
   boost::asio::awaitable<void> Replicate(std::string key);
-  boost::asio::awaitable<Status> PullBody(Node::RecordPtr record, Member from);
+  // Streams the body of `record` from `from` into a file and commits it,
+  // under `reserved` (room taken before any member is asked).
+  boost::asio::awaitable<Status> PullBody(Node::RecordPtr record, Member from,
+                                          std::shared_ptr<Reservation> reserved);
   boost::asio::awaitable<Result<size_t>> ApplyRecords(std::vector<ObjectRecord> records);
   void OnJournalChange(const ObjectRecord* before, const ObjectRecord& after);
   // ---- tombstones (docs/CLUSTER.md, "Tombstones")
@@ -219,7 +222,7 @@ class Cluster {
   std::atomic<uint64_t> sync_bytes_sent_{0}, sync_bytes_received_{0};
   std::atomic<uint64_t> pushed_{0}, push_failures_{0};
   std::atomic<uint64_t> replicated_{0}, replication_failures_{0};
-  std::atomic<uint64_t> peer_reads_{0};
+  std::atomic<uint64_t> peer_reads_{0}, bodies_served_{0};
   std::atomic<size_t> want_size_{0}, push_backlog_{0};
   std::atomic<int64_t> last_sync_ms_{0};
 

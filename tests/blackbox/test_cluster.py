@@ -376,6 +376,21 @@ class TestData(ClusterBase):
         with open(os.path.join(b.files_dir, files[0]), "rb") as f:
             self.assertTrue(f.read() == body, "B's replica differs from the body")
 
+    def test_a_replica_without_room_asks_no_peer(self):
+        """B's byte budget takes one of three level-2 bodies: the pulls of the other
+        two fail for want of room, before any member is asked for the body."""
+        c = self.start_cluster(2, env={1: {"APP_MAX_SIZE": "1M"}})
+        a, b = c.nodes
+        for _ in range(3):
+            self.put_ok(a, a.new_id(), os.urandom(600 * 1024), 2)
+        failures = "objstore_cluster_replication_failures_total"
+        wait_for(lambda: c.cstats(1)["replicated"] == 1, 15, "one replica on B")
+        wait_for(lambda: (metric(b, failures) or 0) >= 2, 15, "B's pulls failing for want of room")
+        time.sleep(4)  # retried after 1 and 2 s
+        self.assertGreaterEqual(metric(b, failures), 4)
+        self.assertEqual(c.cstats(0)["bodies_served"], 1, "A served bodies B had no room for")
+        self.assertEqual(c.cstats(1)["replicated"], 1)
+
     def test_level2_replication_survives_crashes_of_both_sides(self):
         """Level-2 pulls interrupted by kill -9 of the source and of the receiver: never a
         truncated or wrong committed copy, and the durable queue completes after restarts."""
