@@ -194,8 +194,16 @@ bool Capacity::TryReserveSpare(Reservation& r, uint64_t bytes) {
 Status Capacity::Reserve(Reservation& r, uint64_t bytes) {
   std::unique_lock lock(mu_);
   auto fits = [&] { return used_ + bytes <= max_bytes_; };
+  // At most what eviction, uploads in flight (their bodies become evictable)
+  // and other writes in flight (they may fail) could free: when even that
+  // leaves no room, evicting would empty the cache only to refuse.
+  auto could_fit = [&] {
+    const uint64_t freeable =
+        (policy_ != nullptr ? policy_->bytes() : 0) + uploading_bytes_ + (reserved_ - r.bytes_);
+    return used_ - std::min(used_, freeable) + bytes <= max_bytes_;
+  };
   bool timed_out = false;
-  if (bytes <= max_bytes_ && !fits()) {
+  if (bytes <= max_bytes_ && !fits() && could_fit()) {
     demand_ += bytes;
     waiting_held_ += r.bytes_;
     ++waiters_;

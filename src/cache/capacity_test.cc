@@ -176,6 +176,25 @@ TEST(Capacity, ReserveWaitsForEvictionAndFailsWhenNothingCanGo) {
   EXPECT_EQ(c->Stats().used_bytes, 700u);
 }
 
+TEST(Capacity, AReservationThatCannotFitEvictsNothing) {
+  FakeOwner owner;
+  auto c = Open(owner, 1000);
+  Put(*c, "level0", 600, /*evictable=*/false);
+  for (int i = 0; i < 7; ++i) Put(*c, "cold" + std::to_string(i), 50);
+  Reservation held = c->NewReservation();
+  ASSERT_TRUE(c->TryReserve(held, 10));  // another write in flight: it may fail and free its room
+  Reservation r = c->NewReservation();
+  // 600 level-0 bytes stay whatever goes: 500 more can never fit.
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(c->Reserve(r, 500).code(), StatusCode::kNoSpace);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s) << "a hopeless request waited";
+  EXPECT_TRUE(owner.Removed().empty()) << "the cache was flushed for a refusal";
+  EXPECT_EQ(c->Stats().evictions, 0u);
+  // 390 fit beside the level-0 body and the write in flight once all else is gone.
+  EXPECT_TRUE(c->Reserve(r, 390).ok());
+  EXPECT_EQ(owner.Removed().size(), 7u);
+}
+
 TEST(Capacity, NoEvictionKeepsTheBudgetWithoutEvicting) {
   FakeOwner owner;
   auto c = Open(owner, 1000, kNoEviction);
