@@ -311,8 +311,10 @@ asio::awaitable<void> Cluster::ServeBody(http::Exchange& ex, std::string target)
     co_return;
   }
   Node::RecordPtr rec = node_.Lookup(*key);
+  // Not evicted while a peer reads it, as a public GET's body is not.
+  BodyPin pin = node_.PinBody(*key);
   Result<SharedBody> body = Status::NotFound("no body");
-  if (rec && !rec->deleted && rec->version == version) body = node_.OpenBody(*rec);
+  if (rec && !rec->deleted && rec->version == version && pin.safe()) body = node_.OpenBody(*rec);
   if (!body.ok()) {
     err.result(bhttp::status::not_found);
     err.body() = http::ErrorJson("no_body", "this node holds no body of " + *key + " version " +

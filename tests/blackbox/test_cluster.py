@@ -391,6 +391,35 @@ class TestData(ClusterBase):
         self.assertEqual(c.cstats(0)["bodies_served"], 1, "A served bodies B had no room for")
         self.assertEqual(c.cstats(1)["replicated"], 1)
 
+    def test_a_body_a_peer_is_reading_is_not_evicted(self):
+        """A body streamed to a peer (a replica pull or a peer read) is pinned as a
+        public GET's is: eviction takes another body while the stream is open."""
+        c = self.start_cluster(1, env={0: {"APP_MAX_SIZE": "30M"}})
+        a = c.nodes[0]
+        first, second = a.new_id(), a.new_id()
+        for oid in (first, second):
+            self.put_ok(a, oid, os.urandom(12 * 1024 * 1024), 1)
+        version = a.meta(first)[2]["version"]
+        # A reader that takes 64 KiB and stops: 12 MiB do not fit in the socket
+        # buffers, so the node is still sending when the budget overflows.
+        reader = socket.socket()
+        self.addCleanup(reader.close)
+        reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        reader.connect((a.private_host, a.private_port))
+        reader.sendall(("GET /cluster/v1/body/%s?v=%s HTTP/1.1\r\nHost: x\r\n"
+                        "X-Cluster-Tag: default\r\n\r\n" % (first, version)).encode())
+        got = b""
+        while len(got) < 65536:
+            chunk = reader.recv(65536)
+            self.assertTrue(chunk, "the stream ended early: %r" % got[:300])
+            got += chunk
+        self.assertTrue(got.startswith(b"HTTP/1.1 200"), got[:300])
+        self.put_ok(a, a.new_id(), os.urandom(12 * 1024 * 1024), 1)  # 36 MiB > 30 MiB
+        wait_for(lambda: c.stats(0)["capacity"]["evictions"] >= 1, 10, "an eviction")
+        self.assertTrue(a.meta(first)[2]["local_body"], "the body being streamed was evicted")
+        self.assertFalse(a.meta(second)[2]["local_body"], "the other body was kept")
+        reader.close()
+
     def test_level2_replication_survives_crashes_of_both_sides(self):
         """Level-2 pulls interrupted by kill -9 of the source and of the receiver: never a
         truncated or wrong committed copy, and the durable queue completes after restarts."""
