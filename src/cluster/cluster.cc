@@ -906,7 +906,7 @@ asio::awaitable<void> Cluster::StabilizeTombstones() {
       // a GET with X-Meta-Fetch asks the cold store.
       Node::RecordPtr r = node_.Lookup(key);
       if (!r || !r->deleted || r->version != version || r->cold == ColdState::kPending) continue;
-      if (node_.MarkTombstoneStable(key, version, RealNowMs()).ok()) ++marked;
+      if (node_.MarkTombstoneStable(*r, RealNowMs()).ok()) ++marked;
     }
     return marked;
   };

@@ -852,6 +852,13 @@ Result<std::vector<Node::RecordPtr>> Node::ApplyRemote(const std::vector<ObjectR
   return written;
 }
 
+Status Node::MarkTombstoneStable(const ObjectRecord& tombstone, int64_t now_ms) {
+  if (tombstone.consistency >= 1) {
+    if (Status s = DeleteFromCold(tombstone); !s.ok()) return s;
+  }
+  return journal_->MarkStable(tombstone.key, tombstone.version, now_ms);
+}
+
 Result<Reservation> Node::ReserveReplica(uint64_t size) {
   Reservation reserved = capacity_->NewReservation();
   if (!capacity_->TryReserveSpare(reserved, size)) {

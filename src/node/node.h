@@ -201,10 +201,13 @@ class Node {
   // the HLC past every version seen. Blocking. Returns the records written.
   Result<std::vector<RecordPtr>> ApplyRemote(const std::vector<ObjectRecord>& records);
   // Tombstone purge (the cluster decides when; Journal::MarkStable and
-  // Journal::PurgeTombstones). Blocking.
-  Status MarkTombstoneStable(const std::string& key, HlcTimestamp version, int64_t now_ms) {
-    return journal_->MarkStable(key, version, now_ms);
-  }
+  // Journal::PurgeTombstones). Blocking. Marking `tombstone` (this node's,
+  // held by every member) stable first deletes the object from the cold store
+  // once more when it had a level >= 1: another member may have finished an
+  // upload of an older version after this node's first cold delete and
+  // before the tombstone reached it (an upload still running then deletes
+  // its own copy; none starts after). Fails, to be retried, when that delete does.
+  Status MarkTombstoneStable(const ObjectRecord& tombstone, int64_t now_ms);
   Result<std::vector<RecordPtr>> PurgeTombstones(const std::vector<RecordPtr>& tombstones) {
     return journal_->PurgeTombstones(tombstones);
   }

@@ -21,6 +21,7 @@ import random
 import shutil
 import socket
 import sys
+import tempfile
 import threading
 import time
 import unittest
@@ -702,6 +703,40 @@ class TestData(ClusterBase):
         self.assertEqual(a.delete(x)[0], 200)
         for node in c.nodes:
             self.wait_deleted(node, x)
+
+    def test_an_upload_finished_before_the_delete_reached_its_node_is_deleted(self):
+        """C's upload of x lands in the cold store after A's delete of x cleared
+        it, and before the tombstone reaches C. Once every member holds the
+        tombstone, A deletes x from the cold store again: purged, x could
+        otherwise come back from a fetch."""
+        link = os.path.join(tempfile.mkdtemp(prefix="objstore-bb-coldlink-"), "cold")
+        self.addCleanup(shutil.rmtree, os.path.dirname(link))
+
+        def setup(i, node):
+            if i == 1:  # C's way to the shared cold store, cut at will
+                os.symlink(node.cold_dir, link)
+                node.cold_dir = link
+        c = self.start_cluster(2, node_setup=setup, env={1: {"APP_COLD_RETRY_INTERVAL": "0.2"}},
+                               extra_args=("--tombstone-purge-after", "3600"))
+        a, cc = c.nodes
+        os.unlink(link)
+        os.symlink(os.path.join(os.path.dirname(link), "missing"), link)
+        x = cc.new_id()
+        st, _h, b = cc.put(x, b"uploaded late", level=1)
+        self.assertEqual(st, 503, b[:300])  # kept, its upload queued
+        self.wait_meta(a, x)
+        c.kill9(1)
+        self.assertEqual(a.delete(x)[0], 200)  # A's cold delete finds nothing yet
+        c.sigstop(0)
+        os.unlink(link)
+        os.symlink(c.cold_dir, link)
+        c.restart(1)
+        in_cold = lambda: [f for f in list_files(c.cold_dir) if x in f]  # noqa: E731
+        wait_for(in_cold, 10, "C's upload of x after its restart")
+        c.sigcont(0)
+        wait_for(lambda: c.cstats(0)["tombstones"]["stabilized"] == 1, 20,
+                 "A's tombstone stable once C holds it", interval=0.3)
+        self.assertEqual(in_cold(), [], "x left in the cold store after the delete")
 
     def test_a_new_node_at_a_members_address_does_not_answer_for_it(self):
         """B is replaced by a new node (empty state, new id) at the same address between
