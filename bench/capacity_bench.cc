@@ -52,8 +52,9 @@ std::unique_ptr<Capacity> NewCapacity(const std::string& policy) {
   CapacityOptions o;
   o.max_bytes = uint64_t{1} << 40;  // large: no eviction during the run
   o.policy = policy;
-  auto c = Capacity::Open(o, CapacityHooks{[](const std::string&, uint64_t) { return false; },
-                                           [](const std::string&) {}});
+  auto c = Capacity::Open(
+      o, CapacityHooks{[](const std::string&, uint64_t) { return Removal::kRefused; },
+                       [](const std::string&) {}});
   for (const std::string& k : Keys()) (*c)->AddBody(k, 1, 4096, true, nullptr);
   return std::move(c).value();
 }

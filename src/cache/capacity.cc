@@ -9,8 +9,9 @@
 // Eviction pass (on the thread, mu_ held except around remove_body):
 //   while used_ > target:
 //     victim = policy.Victim(claim)   -- claim: no reader, mark it "evicting"
-//     unlock; removed = remove_body(key, version)  -- the journal decides
-//     unmark; lock; removed ? forget the entry : mark it not evictable
+//     unlock; removal = remove_body(key, version)  -- the journal decides
+//     unmark; lock; removed: forget the entry; refused: mark it not evictable;
+//     failed (I/O): keep it, skip it for the rest of this pass
 // Pins live in 16 striped tables (key -> readers, evicting), not under mu_:
 // claiming a key and pinning it are atomic with respect to each other under
 // the key's stripe lock, so a reader never opens a file the pass is deleting
@@ -462,8 +463,12 @@ void Capacity::EvictionLoop() {
 void Capacity::EvictPass(std::unique_lock<std::mutex>& lock) {
   bool stalled = false;
   bool pinned_candidates = false;
+  // Keys whose removal failed in this pass: not offered again until the next
+  // one, so a failing disk cannot spin the pass on one key.
+  std::unordered_set<std::string> failed;
   // Accepting a key claims it: from then on PinForRead reports it unsafe.
-  auto claim = [this, &pinned_candidates](const std::string& key) {
+  auto claim = [this, &pinned_candidates, &failed](const std::string& key) {
+    if (failed.contains(key)) return false;
     const bool claimed = ClaimForEviction(key);
     if (!claimed) pinned_candidates = true;
     return claimed;
@@ -484,12 +489,14 @@ void Capacity::EvictPass(std::unique_lock<std::mutex>& lock) {
     const uint64_t version = it->second.version;
     const uint64_t size = it->second.size;
     lock.unlock();
-    const bool removed = hooks_.remove_body(key, version);
+    const Removal removal = hooks_.remove_body(key, version);
     EndEviction(key);
     lock.lock();
     it = entries_.find(key);
     const bool same = it != entries_.end() && it->second.version == version;
-    if (removed) {
+    if (removal == Removal::kFailed) {
+      failed.insert(key);
+    } else if (removal == Removal::kRemoved) {
       ++counters_.evictions;
       counters_.evicted_bytes += size;
       if (same) {

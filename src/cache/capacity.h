@@ -9,7 +9,8 @@
 //   used() passes the high watermark (95% of the budget by default), it takes
 //   victims from the EvictionPolicy until used() is at the low watermark (90%)
 //   or until a waiting reservation fits. Each victim's body is removed by the
-//   owner's `remove_body` hook, which may refuse (the journal decides).
+//   owner's `remove_body` hook, which may refuse (the journal decides) or fail
+//   (an I/O error: the body stays tracked and a later pass tries it again).
 // - Never evicted: bodies added with evictable = false (level 0, or not yet in
 //   the cold store; SetEvictable turns that on once the cold store has them),
 //   bodies pinned by a reader (PinForRead) or by another holder of an open
@@ -80,10 +81,17 @@ struct CapacityOptions {
   size_t max_settling_waiters = 8;
 };
 
+// What became of a body the eviction asked its owner to remove.
+enum class Removal {
+  kRemoved,  // gone
+  kRefused,  // may not go (the journal says so): out of the policy until SetEvictable
+  kFailed,   // could not go now (an I/O error): kept, and offered again by a later pass
+};
+
 // What the owner of the bodies does for the Capacity (called without its lock).
 struct CapacityHooks {
-  // Removes the body of `key` at `version` if it may still go; true when removed.
-  std::function<bool(const std::string& key, uint64_t version)> remove_body;
+  // Removes the body of `key` at `version` if it may still go.
+  std::function<Removal(const std::string& key, uint64_t version)> remove_body;
   // Persists an EncodePolicyState blob.
   std::function<void(const std::string& blob)> save_state;
 };

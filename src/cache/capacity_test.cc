@@ -24,6 +24,7 @@ struct FakeOwner {
   std::mutex mu;
   std::vector<std::string> removed;
   std::set<std::string> refuse;
+  std::set<std::string> fail;  // each fails once
   std::string saved;
   std::function<void(const std::string&)> on_remove;  // runs before deciding
 
@@ -32,9 +33,10 @@ struct FakeOwner {
     h.remove_body = [this](const std::string& key, uint64_t) {
       if (on_remove) on_remove(key);
       std::lock_guard lock(mu);
-      if (refuse.contains(key)) return false;
+      if (refuse.contains(key)) return Removal::kRefused;
+      if (fail.erase(key) > 0) return Removal::kFailed;
       removed.push_back(key);
-      return true;
+      return Removal::kRemoved;
     };
     h.save_state = [this](const std::string& blob) {
       std::lock_guard lock(mu);
@@ -400,6 +402,26 @@ TEST(Capacity, OwnerRefusalTakesTheBodyOutOfThePolicy) {
   ASSERT_TRUE(c->Reserve(r, 400).ok());  // refused first, then "ok" goes
   EXPECT_EQ(owner.Removed(), std::vector<std::string>{"ok"});
   EXPECT_EQ(c->Stats().evictable_bytes, 0u);
+  EXPECT_EQ(c->Stats().used_bytes, 900u);
+}
+
+TEST(Capacity, ABodyWhoseRemovalFailedIsOfferedAgainLater) {
+  FakeOwner owner;
+  auto c = Open(owner, 1000);
+  Put(*c, "a", 300);
+  Put(*c, "b", 300);
+  Put(*c, "c", 300);
+  owner.fail.insert("a");  // an I/O error, once
+  Reservation r = c->NewReservation();
+  ASSERT_TRUE(c->Reserve(r, 300).ok());  // "a" fails: "b" goes instead
+  EXPECT_EQ(owner.Removed(), std::vector<std::string>{"b"});
+  EXPECT_EQ(c->Stats().evictable_bytes, 600u) << "the failed body left the policy";
+  // Refused for that pass, "a" went to the recent end, as a pinned key does.
+  Reservation more = c->NewReservation();
+  ASSERT_TRUE(c->Reserve(more, 300).ok());
+  Reservation last = c->NewReservation();
+  ASSERT_TRUE(c->Reserve(last, 300).ok());  // a later pass takes "a"
+  EXPECT_EQ(owner.Removed(), (std::vector<std::string>{"b", "c", "a"}));
   EXPECT_EQ(c->Stats().used_bytes, 900u);
 }
 

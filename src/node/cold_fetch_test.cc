@@ -245,7 +245,7 @@ TEST(ColdFetch, HoldsItsPinAndReservationUntilDestroyed) {
   std::vector<std::string> evicted;  // only the eviction thread writes it
   hooks.remove_body = [&](const std::string& key, uint64_t) {
     evicted.push_back(key);
-    return true;
+    return Removal::kRemoved;
   };
   hooks.save_state = [](const std::string&) {};
   auto capacity = Capacity::Open(options, hooks);

@@ -135,27 +135,30 @@ Status Node::OpenCapacity(const NodeOptions& options) {
   return Status::Ok();
 }
 
-bool Node::EvictBody(const std::string& key, uint64_t version) {
+Removal Node::EvictBody(const std::string& key, uint64_t version) {
   // Under the key's commit lock: a replica or fetch of the same version must
   // not commit its file between the journal update and the unlink below.
   std::lock_guard lock(CommitLock(key));
   RecordPtr cur = journal_->Get(key);
-  if (!cur || cur->deleted || !cur->local_body || cur->version.packed != version ||
-      cur->cold != ColdState::kStored) {
-    return false;
+  if (!cur || cur->deleted || cur->version.packed != version || cur->cold != ColdState::kStored) {
+    return Removal::kRefused;
   }
   // Journal first: from here GETs fetch the body back instead of opening the
   // file; a crash before the unlink leaves an orphan that start-up removes.
-  if (Status s = journal_->UpdateLocalState(key, cur->version, false, cur->cold); !s.ok()) {
-    return false;
+  // A record that already says so is an earlier eviction whose unlink failed.
+  if (cur->local_body) {
+    if (Status s = journal_->UpdateLocalState(key, cur->version, false, cur->cold); !s.ok()) {
+      spdlog::warn("evicting {}: {}", key, s.ToString());
+      return Removal::kFailed;
+    }
   }
   if (Status s = bodies_->Remove(key, cur->version); !s.ok()) {
-    spdlog::warn("evicting {}: {}", key, s.ToString());
-    return false;
+    spdlog::warn("evicting {}: {} (tried again later)", key, s.ToString());
+    return Removal::kFailed;
   }
   evictions_->Inc();
   spdlog::debug("evicted {} ({} bytes)", key, cur->size);
-  return true;
+  return Removal::kRemoved;
 }
 
 void Node::RegisterMetrics() {

@@ -245,7 +245,7 @@ class Node {
   Status OpenCapacity(const NodeOptions& options);
   // The Capacity's eviction hook: drops the local body of `key` at `version`
   // if the journal says the cold store has it. Blocking.
-  bool EvictBody(const std::string& key, uint64_t version);
+  Removal EvictBody(const std::string& key, uint64_t version);
   void RegisterMetrics();
   Status UploadToCold(const ObjectRecord& record);
   Status DeleteFromCold(const ObjectRecord& tombstone);
