@@ -31,7 +31,8 @@
 // Policies ("s3fifo" is the default)
 // - lru:    one list, a hit moves the key to the recent end. The baseline.
 // - fifo:   one list, hits change nothing. A reference point only.
-// - s3fifo: S3-FIFO (Yang et al., SOSP'23). Small FIFO (10% of capacity bytes),
+// - s3fifo: S3-FIFO (Yang et al., SOSP'23). Small FIFO (10% of capacity bytes, or
+//           of the bytes tracked when fewer),
 //           main, ghost FIFO of keys recently evicted from small (no
 //           bodies; at most 2 per tracked key). New keys enter small; a key hit
 //           while in small moves to main when it reaches small's tail (its hit

@@ -408,15 +408,15 @@ TEST(S3Fifo, GhostCountsKeysWhateverTheirSize) {
 }
 
 TEST(S3Fifo, PromotionSpendsTheHitAndMainReinsertsWithFrequencyCappedAtSeven) {
-  auto p = Make("s3fifo", 20);  // small: 2 bytes
-  p->Insert("a", 1);
-  p->Insert("b", 1);
+  auto p = Make("s3fifo", 80);  // small: 10% of the 61 bytes tracked, 6
+  p->Insert("a", 20);
+  p->Insert("b", 20);
   p->Access("a");
   p->Access("b");
-  p->Insert("c", 1);
-  p->Insert("d", 1);  // small [d c b a], 4 bytes
-  // The search promotes a and b (hit) with freq 0, then small [d c] holds its
-  // 2 bytes and its tail c, never hit, goes.
+  p->Insert("c", 20);
+  p->Insert("d", 1);  // small [d c b a], 61 bytes
+  // The search promotes a and b (hit) with freq 0, then small [d c] holds
+  // over its 6 bytes and its tail c, never hit, goes.
   EXPECT_EQ(*p->Victim(), "c");
   EXPECT_EQ(p->stats().promotions, 2u);
   ASSERT_TRUE(p->Evict("c"));
@@ -426,7 +426,7 @@ TEST(S3Fifo, PromotionSpendsTheHitAndMainReinsertsWithFrequencyCappedAtSeven) {
   for (int i = 0; i < 10; ++i) p->Access("a");
   p->Access("b");
   EXPECT_EQ(InQueue(*p, PolicyQueue::kProbation).front().freq, 7);  // a (the tail), capped
-  // small [d] is below its share: main, probation's tail a then b move to
+  // small [d] is below its share (1 of 41 bytes): main, probation's tail a then b move to
   // protected (a 7->6, b 1->0); there FIFO reinsertion goes round: a 6->5,
   // then b is at the tail with freq 0 and goes.
   EXPECT_EQ(*p->Victim(), "b");
@@ -479,15 +479,27 @@ TEST(S3Fifo, SmallKeyIsFoundBehindAFullyPinnedMain) {
   EXPECT_EQ(InQueue(*p, PolicyQueue::kSmall).size(), 1u);
 }
 
+// In the node the policy tracks the evictable bodies only, which may be far
+// fewer bytes than the budget it is sized by (level-0 bodies fill the rest):
+// small's share is of the bytes tracked then, so a never-hit key in small
+// still leaves before a key in main.
+TEST(S3Fifo, SmallsShareIsOfTheBytesTrackedWhenFewerThanTheCapacity) {
+  auto p = Make("s3fifo", 1000);  // 40 + 40 tracked: small's share is 8 bytes, not 100
+  ASSERT_TRUE(p->RestoreState({{"in-main", 40, PolicyQueue::kMain, 0},
+                               {"never-hit", 40, PolicyQueue::kSmall, 0}})
+                  .ok());
+  EXPECT_EQ(p->Victim(), "never-hit");
+}
+
 // Main's probation segment: keys promoted from small that are not hit again
 // in main leave before keys that were, while probation holds 10% or more of
 // main's bytes; a key hit in probation moves to protected instead of leaving.
 TEST(S3Fifo, PromotedKeysNotHitInMainLeaveBeforeKeysHitThere) {
-  auto p = Make("s3fifo", 1000);  // small: 100 bytes
+  auto p = Make("s3fifo", 400);  // small: 40 bytes (the 920 tracked are more)
   // 30 keys of 30 bytes, each hit once in small.
   InsertHitKeys(*p, 30, 30);
-  // 99 bytes: small stays over its 100 bytes until all 30 are promoted.
-  p->Insert("new", 99);
+  // 20 bytes: small stays over its 40 bytes until all 30 are promoted.
+  p->Insert("new", 20);
   ASSERT_TRUE(p->Victim().has_value());  // the search promotes the 30
   ASSERT_EQ(InQueue(*p, PolicyQueue::kProbation).size(), 30u);
   // The oldest, k0..k9, hit again in main; k10..k29 not.
@@ -496,13 +508,13 @@ TEST(S3Fifo, PromotedKeysNotHitInMainLeaveBeforeKeysHitThere) {
   // k10..k27 leave, although k0..k9 were ahead of them.
   std::vector<std::string> want;
   for (int i = 10; i < 28; ++i) want.push_back(K(i));
-  EXPECT_EQ(EvictDownTo(*p, 459), want);
+  EXPECT_EQ(EvictDownTo(*p, 380), want);
   EXPECT_EQ(InQueue(*p, PolicyQueue::kMain).size(), 10u);
   EXPECT_EQ(InQueue(*p, PolicyQueue::kProbation).size(), 2u);
   // k28 and k29 are 60 of main's 360 bytes, over 10%: k28 goes next; then
   // probation is under its share and protected's tail k0 goes, never hit
   // since its move.
-  EXPECT_EQ(EvictDownTo(*p, 399), (std::vector<std::string>{K(28), K(0)}));
+  EXPECT_EQ(EvictDownTo(*p, 320), (std::vector<std::string>{K(28), K(0)}));
   EXPECT_TRUE(p->Contains("new"));
 }
 

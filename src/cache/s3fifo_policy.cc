@@ -14,8 +14,9 @@
 //
 // - freq counts hits, capped at 7 (three bits); a hit never moves anything,
 //   it bumps the counter.
-// - Victim looks at small when small holds >= 10% of capacity (or main is
-//   empty), else at main, exactly as the paper's eviction alternates; keys
+// - Victim looks at small when small holds >= 10% of capacity, or of the
+//   bytes tracked when fewer (the node's policy holds its evictable bodies
+//   only), or when main is empty; else at main, exactly as the paper's eviction alternates; keys
 //   promoted or reinserted on the way are moved, the first key that would
 //   leave is returned and stays put until the caller confirms with Evict.
 // - Main is split in two FIFOs (our addition to the paper): keys enter it in
@@ -76,8 +77,7 @@ constexpr uint64_t kProbationPercent = 10;
 
 class S3FifoPolicy final : public EvictionPolicy {
  public:
-  explicit S3FifoPolicy(uint64_t capacity)
-      : capacity_(capacity), small_capacity_(std::max<uint64_t>(1, capacity / 10)) {}
+  explicit S3FifoPolicy(uint64_t capacity) : capacity_(capacity) {}
 
   std::string name() const override { return "s3fifo"; }
   uint64_t capacity() const override { return capacity_; }
@@ -194,7 +194,7 @@ class S3FifoPolicy final : public EvictionPolicy {
       const bool probation_open = !probation_.empty() && probation_refused < probation_.size();
       const bool protected_open = !protected_.empty() && protected_refused < protected_.size();
       if (!small_.empty() &&
-          (small_.bytes() >= small_capacity_ || (!probation_open && !protected_open))) {
+          (small_.bytes() >= SmallShare() || (!probation_open && !protected_open))) {
         PolicyNode* n = small_.tail();
         if (n->freq >= kMoveToMainFreq) {
           ++stats_.promotions;
@@ -241,6 +241,11 @@ class S3FifoPolicy final : public EvictionPolicy {
     }
   }
   uint64_t MainBytes() const { return probation_.bytes() + protected_.bytes(); }
+  // Small's 10% share: of the capacity, or of the bytes tracked when fewer
+  // (in the node the policy holds the evictable bodies only, the budget's
+  // other bytes being level-0 bodies and the like; in the simulator the cache
+  // is full whenever it evicts, so this is the capacity's share there).
+  uint64_t SmallShare() const { return std::max<uint64_t>(1, std::min(capacity_, bytes()) / 10); }
   // Which segment of main the search looks at: of those whose keys were not
   // all refused in a row ("open"), probation while it holds its share of
   // main's bytes. With both refused (and small empty) nothing is evictable:
@@ -292,7 +297,6 @@ class S3FifoPolicy final : public EvictionPolicy {
   }
 
   const uint64_t capacity_;
-  const uint64_t small_capacity_;
   NodeMap nodes_;        // keys in small or main
   NodeMap ghost_nodes_;  // keys in ghost only (a key is never in both)
   NodeList small_;
