@@ -47,7 +47,12 @@ Result<std::unique_ptr<Node>> Node::Open(const NodeOptions& options, const Clock
   return node;
 }
 
-Node::~Node() { pool_.join(); }
+Node::~Node() {
+  pool_.join();
+  // Its eviction thread calls EvictBody, which takes commit locks declared
+  // after it (so destroyed before it): stopped first, explicitly.
+  capacity_.reset();
+}
 
 Status Node::Reconcile() {
   size_t temporaries = bodies_->RemoveTemporaries();
