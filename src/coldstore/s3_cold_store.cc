@@ -41,6 +41,7 @@ struct S3ColdStore::Call {
   std::string body;
   bool has_body = false;
   // Response body of a 2xx: streamed here when set (else kept in Response::body).
+  // An error either returns is final: the call ends with it, never retried.
   std::function<Status(const Response&)> on_headers;
   std::function<Status(std::span<const char>)> on_data;
 };
@@ -224,7 +225,7 @@ void S3ColdStore::ReleaseHandle(void* handle) {
   handles_.push_back(handle);
 }
 
-Result<S3ColdStore::Response> S3ColdStore::PerformOnce(Call& call, bool* delivered) {
+Result<S3ColdStore::Response> S3ColdStore::PerformOnce(Call& call, bool* delivered, bool* refused) {
   const AwsCredentials& creds = credentials_.value();
   sigv4::Request req;
   req.method = call.method;
@@ -303,7 +304,8 @@ Result<S3ColdStore::Response> S3ColdStore::PerformOnce(Call& call, bool* deliver
   curl_slist_free_all(list);
   ReleaseHandle(curl);
   *delivered = t.delivered;
-  if (!t.callback_status.ok()) return t.callback_status;
+  *refused = !t.callback_status.ok();
+  if (*refused) return t.callback_status;
   if (rc != CURLE_OK) {
     return Status::Unavailable(fmt::format("S3 {} {}: {}", call.method, url,
                                            curl_easy_strerror(rc)));
@@ -317,12 +319,18 @@ Result<S3ColdStore::Response> S3ColdStore::Perform(Call& call) {
   const auto started = std::chrono::steady_clock::now();
   Status last;
   for (int attempt = 1;; ++attempt) {
-    bool delivered = false;
-    auto r = PerformOnce(call, &delivered);
+    bool delivered = false, refused = false;
+    auto r = PerformOnce(call, &delivered, &refused);
+    if (refused) {
+      // A caller's refusal (of another version, say) is final: S3 answered,
+      // and asking again would bring the same answer.
+      (void)Remember(Status::Ok());
+      return r;
+    }
     bool retry = false;
     if (!r.ok()) {
       last = r.status();
-      // Only transport failures are retried; a caller's refusal is final.
+      // Only transport failures are retried.
       retry = r.status().code() == StatusCode::kUnavailable && !delivered;
     } else if (r->status >= 200 && r->status < 300) {
       (void)Remember(Status::Ok());

@@ -15,7 +15,8 @@
 //   or a low-speed limit (transfers). Failures that may pass (connection
 //   errors, 5xx, SlowDown/throttling, RequestTimeout) are retried with
 //   exponential backoff and full jitter, up to `max_attempts`; a download is
-//   retried only while no byte of it reached the caller.
+//   retried only while no byte of it reached the caller, and never after the
+//   caller's callback refused it.
 // - Object key = the id; name, level, timestamp, version, content hash and user
 //   meta travel as x-amz-meta-* headers, percent-encoded so any byte (and the
 //   case of user-meta keys, which S3 lower-cases in header names) survives.
@@ -112,7 +113,9 @@ class S3ColdStore final : public ColdStore {
 
  private:
   Result<Response> Perform(Call& call);
-  Result<Response> PerformOnce(Call& call, bool* delivered);
+  // One attempt. `delivered`: a byte reached call.on_data; `refused`: the
+  // error returned is a callback's (call.on_headers or call.on_data).
+  Result<Response> PerformOnce(Call& call, bool* delivered, bool* refused);
   Status PutSingle(const ColdObjectMeta& meta, int fd, uint64_t size);
   Status PutMultipart(const ColdObjectMeta& meta, int fd, uint64_t size);
   std::vector<std::pair<std::string, std::string>> MetaHeaders(const ColdObjectMeta& meta) const;
