@@ -73,6 +73,19 @@ bool Retryable(long status, const std::string& code) {
          code == "RequestTimeTooSkewed" || code == "InternalError";
 }
 
+// Drops the If-Match / If-None-Match headers of a conditional request;
+// false when it had none.
+bool DropConditions(Params& headers) {
+  return std::erase_if(headers, [](const auto& h) {
+           return h.first == "if-match" || h.first == "if-none-match";
+         }) > 0;
+}
+
+// Rounds of HEAD + conditional write before Put or Delete gives up: each 412
+// means another node wrote the key in between, which two nodes racing do
+// once, not four times in a row.
+constexpr int kConditionalRounds = 4;
+
 std::once_flag curl_init_once;
 
 // Transfer state shared with curl's callbacks for one attempt.
@@ -198,7 +211,7 @@ ColdStoreHealth S3ColdStore::Health() const {
 
 Status S3ColdStore::Remember(Status s) {
   std::lock_guard lock(health_mu_);
-  if (s.ok() || s.code() == StatusCode::kNotFound) {
+  if (s.ok() || s.code() == StatusCode::kNotFound || s.code() == StatusCode::kConflict) {
     health_.reachable = true;
   } else {
     health_.reachable = false;
@@ -336,10 +349,41 @@ Result<S3ColdStore::Response> S3ColdStore::Perform(Call& call) {
       (void)Remember(Status::Ok());
       return r;
     } else {
-      const std::string code = XmlValue(r->body, "Code");
-      const std::string message = XmlValue(r->body, "Message");
+      std::string code = XmlValue(r->body, "Code");
+      std::string message = XmlValue(r->body, "Message");
+      if (r->status == 403 && call.method == "HEAD" && !call.key.empty()) {
+        // A HEAD's answer has no body, so no error code; a GET of the object
+        // (the same permission) names the cause, wrong keys or a skewed clock
+        // say, for the log and for the retry decision. Put and Delete begin
+        // with a HEAD.
+        Call get;
+        get.key = call.key;
+        bool get_delivered = false, get_refused = false;
+        if (auto g = PerformOnce(get, &get_delivered, &get_refused); g.ok() && g->status == 403) {
+          code = XmlValue(g->body, "Code");
+          message = XmlValue(g->body, "Message");
+        }
+      }
       if (r->status == 404 && code != "NoSuchBucket") {
         return Remember(Status::NotFound(fmt::format("S3 has no {}", call.key)));
+      }
+      if (r->status == 412) {
+        return Remember(Status::Conflict(
+            fmt::format("S3 {} {}: the object changed since it was read", call.method, call.key)));
+      }
+      // An endpoint that does not implement conditional writes (S3 does)
+      // answers every one of them so: the same request without its
+      // condition, sent at once, keeps the cold store usable there, though
+      // no longer safe against other nodes' concurrent writes of the key.
+      if (r->status == 501 && DropConditions(call.headers)) {
+        if (!warned_unconditional_.exchange(true)) {
+          spdlog::warn(
+              "S3 endpoint {} does not implement conditional requests (501 to {} {}): "
+              "writing unconditionally, so concurrent uploads of a key by two nodes "
+              "may leave the older version",
+              scheme_host_, call.method, call.key);
+        }
+        continue;
       }
       last = Status::Unavailable(fmt::format(
           "S3 {} {} answered {} {}{}{}", call.method, call.key.empty() ? "bucket" : call.key,
@@ -379,6 +423,23 @@ Params S3ColdStore::MetaHeaders(const ColdObjectMeta& m) const {
   };
 }
 
+Result<std::optional<S3ColdStore::Stored>> S3ColdStore::HeadKey(const std::string& key) {
+  Call head;
+  head.method = "HEAD";
+  head.key = key;
+  auto h = Perform(head);
+  if (!h.ok()) {
+    if (h.status().code() == StatusCode::kNotFound) return std::optional<Stored>();
+    return h.status();
+  }
+  Stored stored;
+  if (auto v = h->headers.find("x-amz-meta-version"); v != h->headers.end()) {
+    stored.version = std::strtoull(v->second.c_str(), nullptr, 10);
+  }
+  if (auto e = h->headers.find("etag"); e != h->headers.end()) stored.etag = e->second;
+  return std::optional<Stored>(std::move(stored));
+}
+
 Status S3ColdStore::Put(const ColdObjectMeta& meta, const std::string& body_path) {
   UniqueFd fd(::open(body_path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return Status::FromErrno(errno, "open " + body_path);
@@ -389,15 +450,29 @@ Status S3ColdStore::Put(const ColdObjectMeta& meta, const std::string& body_path
     return Status::Corruption(fmt::format("body of {} has {} bytes, expected {}", meta.key, size,
                                           meta.size));
   }
-  return size >= options_.multipart_threshold ? PutMultipart(meta, fd.get(), size)
-                                              : PutSingle(meta, fd.get(), size);
+  for (int round = 1; round <= kConditionalRounds; ++round) {
+    auto stored = HeadKey(meta.key);
+    if (!stored.ok()) return stored.status();
+    if (*stored && (*stored)->version > meta.version) return Status::Ok();  // the newer stays
+    const Header condition =
+        *stored ? Header{"if-match", (*stored)->etag} : Header{"if-none-match", "*"};
+    Status s = size >= options_.multipart_threshold ? PutMultipart(meta, fd.get(), size, condition)
+                                                    : PutSingle(meta, fd.get(), size, condition);
+    // Conflict (412): another write landed after the HEAD; NotFound: what the
+    // HEAD saw was deleted since. Either way the HEAD is out of date.
+    if (s.code() != StatusCode::kConflict && s.code() != StatusCode::kNotFound) return s;
+  }
+  return Status::Unavailable(fmt::format(
+      "S3 object {} changed under each of {} conditional uploads", meta.key, kConditionalRounds));
 }
 
-Status S3ColdStore::PutSingle(const ColdObjectMeta& meta, int fd, uint64_t size) {
+Status S3ColdStore::PutSingle(const ColdObjectMeta& meta, int fd, uint64_t size,
+                              const Header& condition) {
   Call call;
   call.method = "PUT";
   call.key = meta.key;
   call.headers = MetaHeaders(meta);
+  call.headers.push_back(condition);
   call.transfer = true;
   call.body_fd = fd;
   call.body_length = size;
@@ -406,7 +481,8 @@ Status S3ColdStore::PutSingle(const ColdObjectMeta& meta, int fd, uint64_t size)
   return r.ok() ? Status::Ok() : r.status();
 }
 
-Status S3ColdStore::PutMultipart(const ColdObjectMeta& meta, int fd, uint64_t size) {
+Status S3ColdStore::PutMultipart(const ColdObjectMeta& meta, int fd, uint64_t size,
+                                 const Header& condition) {
   Call create;
   create.method = "POST";
   create.key = meta.key;
@@ -458,7 +534,7 @@ Status S3ColdStore::PutMultipart(const ColdObjectMeta& meta, int fd, uint64_t si
   done.method = "POST";
   done.key = meta.key;
   done.query = {{"uploadId", upload_id}};
-  done.headers = {{"content-type", "application/xml"}};
+  done.headers = {{"content-type", "application/xml"}, condition};
   done.body = std::move(complete);
   done.has_body = true;
   done.transfer = true;  // S3 may take long to assemble large objects
@@ -557,21 +633,21 @@ Status S3ColdStore::GetRange(const std::string& key, uint64_t offset, uint64_t l
 }
 
 Status S3ColdStore::Delete(const std::string& key, uint64_t version) {
-  Call head;
-  head.method = "HEAD";
-  head.key = key;
-  auto h = Perform(head);
-  if (!h.ok()) return h.status().code() == StatusCode::kNotFound ? Status::Ok() : h.status();
-  auto v = h->headers.find("x-amz-meta-version");
-  if (v != h->headers.end() && std::strtoull(v->second.c_str(), nullptr, 10) > version) {
-    return Status::Ok();  // a later PUT replaced the object: keep it
+  for (int round = 1; round <= kConditionalRounds; ++round) {
+    auto stored = HeadKey(key);
+    if (!stored.ok()) return stored.status();
+    // Absent, or a later PUT replaced the object: keep it.
+    if (!*stored || (*stored)->version > version) return Status::Ok();
+    Call del;
+    del.method = "DELETE";
+    del.key = key;
+    del.headers = {{"if-match", (*stored)->etag}};
+    auto r = Perform(del);
+    if (r.ok() || r.status().code() == StatusCode::kNotFound) return Status::Ok();
+    if (r.status().code() != StatusCode::kConflict) return r.status();  // 412: look again
   }
-  Call del;
-  del.method = "DELETE";
-  del.key = key;
-  auto r = Perform(del);
-  if (!r.ok() && r.status().code() != StatusCode::kNotFound) return r.status();
-  return Status::Ok();
+  return Status::Unavailable(fmt::format(
+      "S3 object {} changed under each of {} conditional deletes", key, kConditionalRounds));
 }
 
 Status S3ColdStore::CheckBucket() {

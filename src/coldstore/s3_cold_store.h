@@ -17,6 +17,14 @@
 //   exponential backoff and full jitter, up to `max_attempts`; a download is
 //   retried only while no byte of it reached the caller, and never after the
 //   caller's callback refused it.
+// - Put and Delete never replace or remove an object of a newer version,
+//   though other nodes write the same keys: a HEAD reads the stored version,
+//   and the write is conditional on what the HEAD saw (If-Match: its ETag, or
+//   If-None-Match: * when the key was absent; CompleteMultipartUpload carries
+//   the condition of a multipart upload). A 412 means another write landed
+//   in between: HEAD and decide again, a few rounds at most. An endpoint
+//   that answers 501 to the conditions gets the request without them (logged
+//   once): there, two nodes' uploads of one key can race as before.
 // - Object key = the id; name, level, timestamp, version, content hash and user
 //   meta travel as x-amz-meta-* headers, percent-encoded so any byte (and the
 //   case of user-meta keys, which S3 lower-cases in header names) survives.
@@ -116,8 +124,19 @@ class S3ColdStore final : public ColdStore {
   // One attempt. `delivered`: a byte reached call.on_data; `refused`: the
   // error returned is a callback's (call.on_headers or call.on_data).
   Result<Response> PerformOnce(Call& call, bool* delivered, bool* refused);
-  Status PutSingle(const ColdObjectMeta& meta, int fd, uint64_t size);
-  Status PutMultipart(const ColdObjectMeta& meta, int fd, uint64_t size);
+  // What a HEAD found under a key: its version and S3's ETag (which the
+  // conditional write or delete that follows names).
+  struct Stored {
+    uint64_t version = 0;
+    std::string etag;
+  };
+  using Header = std::pair<std::string, std::string>;
+  // std::nullopt when the key is absent.
+  Result<std::optional<Stored>> HeadKey(const std::string& key);
+  // `condition` (If-Match or If-None-Match) goes on the request that makes
+  // the object visible: the PUT, or CompleteMultipartUpload.
+  Status PutSingle(const ColdObjectMeta& meta, int fd, uint64_t size, const Header& condition);
+  Status PutMultipart(const ColdObjectMeta& meta, int fd, uint64_t size, const Header& condition);
   std::vector<std::pair<std::string, std::string>> MetaHeaders(const ColdObjectMeta& meta) const;
   Status Remember(Status s);  // records the last error for Health()
 
@@ -132,6 +151,7 @@ class S3ColdStore final : public ColdStore {
   ColdStoreCounters counters_;
   std::mutex handles_mu_;
   std::vector<void*> handles_;  // idle CURL handles, guarded by handles_mu_
+  std::atomic<bool> warned_unconditional_{false};  // the 501 fallback was logged
   mutable std::mutex health_mu_;
   ColdStoreHealth health_;  // guarded by health_mu_
 };

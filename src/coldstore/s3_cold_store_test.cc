@@ -1,14 +1,21 @@
-// What moto cannot show, against servers scripted in this process: the socket
-// options of the client's own connections (a one-shot server finds the
-// client's socket among the process's descriptors, the one whose peer is the
-// server, and reads its SO_RCVBUF), and how many requests a call made.
+// S3ColdStore against moto_server (a real S3 endpoint, started here once for
+// the suite) and, for what moto cannot show, against servers scripted in this
+// process: the socket options of the client's own connections (a one-shot
+// server finds the client's socket among the process's descriptors, the one
+// whose peer is the server, and reads its SO_RCVBUF), another writer landing
+// between two requests, an endpoint without conditional requests, and how
+// many requests a call made.
 #include "coldstore/s3_cold_store.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,7 +29,10 @@
 #include <vector>
 
 #include "base/loopback_listener.h"
+#include "base/test_util.h"
 #include "base/unique_fd.h"
+
+extern char** environ;
 
 namespace objstore {
 namespace {
@@ -120,6 +130,143 @@ TEST(S3ColdStore, DownloadSocketsGetTheConfiguredReceiveBuffer) {
   EXPECT_NE(by_default, expected);
 }
 
+// ---------------------------------------------------------------- moto
+
+// Status code of one HTTP/1.1 exchange with 127.0.0.1:`port`, or -1 when it
+// could not be made (moto not listening yet).
+int HttpStatus(uint16_t port, const std::string& method, const std::string& path) {
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return -1;
+  const std::string request = method + " " + path +
+                              " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n"
+                              "Connection: close\r\n\r\n";
+  if (::write(fd.get(), request.data(), request.size()) != static_cast<ssize_t>(request.size())) {
+    return -1;
+  }
+  char buf[64] = {};
+  if (::read(fd.get(), buf, sizeof buf - 1) < 12) return -1;  // "HTTP/1.1 200"
+  return std::atoi(buf + 9);
+}
+
+// One moto_server for the suite (state in memory, signature checks off), on
+// a free port, with bucket "bkt"; its log is in a temporary directory.
+class S3ColdStoreOnMoto : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    log_dir_ = new testing::TempDir;
+    port_ = testing::LoopbackListener().port();  // free once the listener closes
+    const std::string port = std::to_string(port_);
+    const std::string log = *log_dir_ / "moto.log";
+    posix_spawn_file_actions_t files;
+    posix_spawn_file_actions_init(&files);
+    posix_spawn_file_actions_addopen(&files, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_adddup2(&files, 1, 2);
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);  // its own group, stopped as one
+    const char* argv[] = {"moto_server", "-H", "127.0.0.1", "-p", port.c_str(), nullptr};
+    const int err = posix_spawnp(&moto_pid_, "moto_server", &files, &attr,
+                                 const_cast<char* const*>(argv), environ);
+    posix_spawn_file_actions_destroy(&files);
+    posix_spawnattr_destroy(&attr);
+    ASSERT_EQ(err, 0) << "cannot start moto_server (see /work/shared/TESTING.md)";
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (HttpStatus(port_, "GET", "/moto-api/data.json") != 200) {
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "moto_server not ready; " << log;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ASSERT_EQ(HttpStatus(port_, "PUT", "/bkt"), 200);
+  }
+  static void TearDownTestSuite() {
+    if (moto_pid_ > 0) {
+      ::kill(-moto_pid_, SIGTERM);
+      ::waitpid(moto_pid_, nullptr, 0);
+      moto_pid_ = 0;
+    }
+    delete log_dir_;
+    log_dir_ = nullptr;
+  }
+
+  // A store on moto; multipart from `multipart_threshold` bytes on.
+  static S3ColdStore Store(uint64_t multipart_threshold = 64ull << 20) {
+    S3Options options;
+    options.bucket = "bkt";
+    options.endpoint = "http://127.0.0.1:" + std::to_string(port_);
+    options.path_style = true;
+    options.multipart_threshold = multipart_threshold;
+    options.max_attempts = 2;
+    return S3ColdStore(options, AwsCredentials{"AKIDEXAMPLE", "secret", "", "test"});
+  }
+
+  // Writes `bytes` to a file (returned in `path`) and returns meta for it.
+  ColdObjectMeta Body(const std::string& key, const std::string& bytes, uint64_t version,
+                      std::string* path) {
+    *path = dir_ / (key + "." + std::to_string(version));
+    std::ofstream(*path, std::ios::binary) << bytes;
+    return ColdObjectMeta{key, "n.txt", 2, 123, "{}", bytes.size(), "\"x\"", version};
+  }
+
+  static Result<std::pair<ColdObjectMeta, std::string>> Fetch(S3ColdStore& store,
+                                                              const std::string& key) {
+    ColdObjectMeta meta;
+    std::string data;
+    Status s = store.Get(
+        key,
+        [&](const ColdObjectMeta& m) {
+          meta = m;
+          return Status::Ok();
+        },
+        [&](std::span<const char> c) {
+          data.append(c.data(), c.size());
+          return Status::Ok();
+        });
+    if (!s.ok()) return s;
+    return std::make_pair(meta, data);
+  }
+
+  testing::TempDir dir_;
+  static inline testing::TempDir* log_dir_ = nullptr;
+  static inline uint16_t port_ = 0;
+  static inline pid_t moto_pid_ = 0;
+};
+
+TEST_F(S3ColdStoreOnMoto, NewerVersionIsNeverReplacedByOlder) {
+  // Single PUT, then CompleteMultipartUpload (every body is multipart at 1 byte).
+  for (uint64_t threshold : {64ull << 20, 1ull}) {
+    SCOPED_TRACE("multipart_threshold " + std::to_string(threshold));
+    S3ColdStore store = Store(threshold);
+    const std::string key = "newer-kept-" + std::to_string(threshold);
+    std::string newer, older;
+    ASSERT_TRUE(store.Put(Body(key, "new", 10, &newer), newer).ok());
+    Status s = store.Put(Body(key, "older", 5, &older), older);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    auto got = Fetch(store, key);
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    EXPECT_EQ(got->first.version, 10u);
+    EXPECT_EQ(got->second, "new");
+    // A version at least as new replaces it.
+    ASSERT_TRUE(store.Put(Body(key, "newest", 11, &newer), newer).ok());
+    EXPECT_EQ(Fetch(store, key)->second, "newest");
+  }
+}
+
+TEST_F(S3ColdStoreOnMoto, OlderDeleteKeepsNewerObject) {
+  S3ColdStore store = Store();
+  std::string path;
+  ASSERT_TRUE(store.Put(Body("del", "new", 10, &path), path).ok());
+  ASSERT_TRUE(store.Delete("del", 5).ok());
+  auto got = Fetch(store, "del");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->first.version, 10u);
+  ASSERT_TRUE(store.Delete("del", 10).ok());
+  EXPECT_EQ(Fetch(store, "del").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(store.Delete("del", 11).ok());  // absent: not an error
+}
+
 // ---------------------------------------------------------------- scripted S3
 
 // Answers each request (one per connection: every answer closes it) with the
@@ -196,6 +343,66 @@ S3ColdStore StoreOn(const ScriptedS3& server) {
   options.max_attempts = 3;
   options.base_backoff = std::chrono::milliseconds(1);
   return S3ColdStore(options, AwsCredentials{"AKIDEXAMPLE", "secret", "", "test"});
+}
+
+bool Has(const std::string& head, const std::string& text) {
+  return head.find(text) != std::string::npos;
+}
+
+// Another node's newer version lands between this Put's HEAD (nothing there)
+// and its PUT: the PUT, made on condition that the key is still absent, fails
+// with 412; the HEAD that follows sees the newer version, which stays.
+TEST(S3ColdStore, PutLosingARaceToANewerVersionKeepsIt) {
+  ScriptedS3 s3({ScriptedS3::Answer("404 Not Found"), ScriptedS3::Answer("412 Precondition Failed"),
+                 ScriptedS3::Answer("200 OK", "ETag: \"e10\"\r\nx-amz-meta-version: 10\r\n")});
+  S3ColdStore store = StoreOn(s3);
+  testing::TempDir dir;
+  std::ofstream(dir / "body") << "old";
+  const ColdObjectMeta meta{"K", "n.txt", 2, 123, "{}", 3, "\"x\"", 5};
+  Status s = store.Put(meta, dir / "body");
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  const auto heads = s3.heads();
+  ASSERT_EQ(heads.size(), 3u);
+  EXPECT_TRUE(heads[0].starts_with("head /bkt/k ")) << heads[0];
+  EXPECT_TRUE(heads[1].starts_with("put /bkt/k ")) << heads[1];
+  EXPECT_TRUE(Has(heads[1], "\r\nif-none-match: *\r\n")) << heads[1];
+  EXPECT_TRUE(Has(heads[1], "if-none-match;")) << "not signed: " << heads[1];
+  EXPECT_TRUE(heads[2].starts_with("head /bkt/k ")) << heads[2];
+  EXPECT_TRUE(store.Health().reachable);
+}
+
+// The object a Delete saw (version 5) is replaced by version 10 before the
+// DELETE, which is made on condition of the ETag it saw: 412, and the HEAD
+// that follows sees the newer version, which stays.
+TEST(S3ColdStore, DeleteLosingARaceToANewerVersionKeepsIt) {
+  ScriptedS3 s3({ScriptedS3::Answer("200 OK", "ETag: \"e5\"\r\nx-amz-meta-version: 5\r\n"),
+                 ScriptedS3::Answer("412 Precondition Failed"),
+                 ScriptedS3::Answer("200 OK", "ETag: \"e10\"\r\nx-amz-meta-version: 10\r\n")});
+  S3ColdStore store = StoreOn(s3);
+  Status s = store.Delete("K", 5);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  const auto heads = s3.heads();
+  ASSERT_EQ(heads.size(), 3u);
+  EXPECT_TRUE(heads[1].starts_with("delete /bkt/k ")) << heads[1];
+  EXPECT_TRUE(Has(heads[1], "\r\nif-match: \"e5\"\r\n")) << heads[1];
+  EXPECT_TRUE(heads[2].starts_with("head /bkt/k ")) << heads[2];
+}
+
+// An endpoint that answers 501 to a conditional PUT gets the same PUT
+// without its condition.
+TEST(S3ColdStore, PutFallsBackToUnconditionalOn501) {
+  ScriptedS3 s3({ScriptedS3::Answer("200 OK", "ETag: \"e1\"\r\nx-amz-meta-version: 1\r\n"),
+                 ScriptedS3::Answer("501 Not Implemented"), ScriptedS3::Answer("200 OK")});
+  S3ColdStore store = StoreOn(s3);
+  testing::TempDir dir;
+  std::ofstream(dir / "body") << "new";
+  Status s = store.Put({"K", "n.txt", 2, 123, "{}", 3, "\"x\"", 5}, dir / "body");
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  const auto heads = s3.heads();
+  ASSERT_EQ(heads.size(), 3u);
+  EXPECT_TRUE(Has(heads[1], "\r\nif-match: \"e1\"\r\n")) << heads[1];
+  EXPECT_TRUE(heads[2].starts_with("put /bkt/k ")) << heads[2];
+  EXPECT_FALSE(Has(heads[2], "if-match")) << heads[2];
 }
 
 // A caller's refusal of the answer (on_meta) ends the Get at once: one

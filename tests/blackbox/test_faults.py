@@ -54,7 +54,8 @@ class S3FaultTest(S3TestCase):
         body = payload(600 * KiB, b"up")
         oid = self.node.new_id()
         retries = self.stats()["cold_store"]["retries"]
-        self.proxy.cut_after(2, 200 * KiB, "up")
+        # three connections: the upload's HEAD (which sends no body) and two PUTs
+        self.proxy.cut_after(3, 200 * KiB, "up")
         st, _h, b = self.node.put(oid, body, level=1)
         self.assertEqual(st, 200, b[:300])
         self.assertEqual(self.proxy.cut, 2, "the uploads were not cut")

@@ -616,12 +616,13 @@ class TestS3Outage(S3Base):
             self.assertEqual(self.meta_json(node, oid)["cold"], "stored")
             _obj, data = self.s3_object(oid)
             self.assertEqual(sha(data), sha(body))
-        # An error S3 does not ask to retry (403) is not retried: one answer, then 503.
+        # An error S3 does not ask to retry (403) is not retried: one answer to
+        # the upload's HEAD and one to the GET that names its cause, then 503.
         oid = node.new_id()
         proxy.throttle(5, 403, "AccessDenied")
         js = self.assertJsonError(node.put(oid, b"x", level=1), 503, "cold_store_unavailable")
         self.assertIn("AccessDenied", json.dumps(js))
-        self.assertEqual(proxy.throttled, 1)
+        self.assertEqual(proxy.throttled, 2)
         proxy.throttle(0)
 
     def test_pending_uploads_survive_restart(self):
