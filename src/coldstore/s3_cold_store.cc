@@ -358,6 +358,7 @@ Result<S3ColdStore::Response> S3ColdStore::Perform(Call& call) {
         // with a HEAD.
         Call get;
         get.key = call.key;
+        get.headers = {{"range", "bytes=0-0"}};  // should it be answered after all: one byte
         bool get_delivered = false, get_refused = false;
         if (auto g = PerformOnce(get, &get_delivered, &get_refused); g.ok() && g->status == 403) {
           code = XmlValue(g->body, "Code");
@@ -423,6 +424,23 @@ Params S3ColdStore::MetaHeaders(const ColdObjectMeta& m) const {
   };
 }
 
+Status S3ColdStore::CheckMeta(const ColdObjectMeta& meta) const {
+  // S3 counts the UTF-8 bytes of each x-amz-meta-* header's name (after the
+  // prefix) and value, and answers 400 MetadataTooLarge past 2 KB.
+  constexpr std::string_view kPrefix = "x-amz-meta-";
+  constexpr size_t kMaxUserMetadataBytes = 2048;
+  size_t bytes = 0;
+  for (const auto& [name, value] : MetaHeaders(meta)) {
+    if (name.starts_with(kPrefix)) bytes += name.size() - kPrefix.size() + value.size();
+  }
+  if (bytes <= kMaxUserMetadataBytes) return Status::Ok();
+  return Status::Invalid(fmt::format(
+      "the name and user meta take too much of S3's {} bytes of object metadata: {} bytes with "
+      "the level, timestamp, version and hash, percent-encoded (each byte outside A-Z a-z 0-9 "
+      "-._~ takes three); shorten them",
+      kMaxUserMetadataBytes, bytes));
+}
+
 Result<std::optional<S3ColdStore::Stored>> S3ColdStore::HeadKey(const std::string& key) {
   Call head;
   head.method = "HEAD";
@@ -472,7 +490,7 @@ Status S3ColdStore::PutSingle(const ColdObjectMeta& meta, int fd, uint64_t size,
   call.method = "PUT";
   call.key = meta.key;
   call.headers = MetaHeaders(meta);
-  call.headers.push_back(condition);
+  if (!condition.second.empty()) call.headers.push_back(condition);
   call.transfer = true;
   call.body_fd = fd;
   call.body_length = size;
@@ -534,7 +552,8 @@ Status S3ColdStore::PutMultipart(const ColdObjectMeta& meta, int fd, uint64_t si
   done.method = "POST";
   done.key = meta.key;
   done.query = {{"uploadId", upload_id}};
-  done.headers = {{"content-type", "application/xml"}, condition};
+  done.headers = {{"content-type", "application/xml"}};
+  if (!condition.second.empty()) done.headers.push_back(condition);
   done.body = std::move(complete);
   done.has_body = true;
   done.transfer = true;  // S3 may take long to assemble large objects
@@ -641,7 +660,7 @@ Status S3ColdStore::Delete(const std::string& key, uint64_t version) {
     Call del;
     del.method = "DELETE";
     del.key = key;
-    del.headers = {{"if-match", (*stored)->etag}};
+    if (!(*stored)->etag.empty()) del.headers = {{"if-match", (*stored)->etag}};
     auto r = Perform(del);
     if (r.ok() || r.status().code() == StatusCode::kNotFound) return Status::Ok();
     if (r.status().code() != StatusCode::kConflict) return r.status();  // 412: look again

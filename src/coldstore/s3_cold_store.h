@@ -107,6 +107,7 @@ class S3ColdStore final : public ColdStore {
                   const std::function<Status(std::span<const char>)>& on_data) override;
   Status Delete(const std::string& key, uint64_t version) override;
   ColdStoreHealth Health() const override;
+  Status CheckMeta(const ColdObjectMeta& meta) const override;
 
   // HEAD of the bucket: Ok when it exists and the keys may use it.
   Status CheckBucket();
@@ -134,7 +135,9 @@ class S3ColdStore final : public ColdStore {
   // std::nullopt when the key is absent.
   Result<std::optional<Stored>> HeadKey(const std::string& key);
   // `condition` (If-Match or If-None-Match) goes on the request that makes
-  // the object visible: the PUT, or CompleteMultipartUpload.
+  // the object visible: the PUT, or CompleteMultipartUpload. An empty value
+  // (an endpoint whose HEAD gave no ETag) is no condition: curl would not
+  // send the header that the signature names.
   Status PutSingle(const ColdObjectMeta& meta, int fd, uint64_t size, const Header& condition);
   Status PutMultipart(const ColdObjectMeta& meta, int fd, uint64_t size, const Header& condition);
   std::vector<std::pair<std::string, std::string>> MetaHeaders(const ColdObjectMeta& meta) const;
