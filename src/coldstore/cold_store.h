@@ -63,6 +63,13 @@ class ColdStore {
   // never removes a later re-PUT); absent is not an error.
   virtual Status Delete(const std::string& key, uint64_t version) = 0;
   virtual ColdStoreHealth Health() const { return {}; }
+  // Invalid when the store could never keep an object with `meta` (S3 keeps at
+  // most 2 KB of user metadata): checked before a PUT's body is taken, so the
+  // upload does not fail for good after the PUT was acknowledged.
+  virtual Status CheckMeta(const ColdObjectMeta& meta) const {
+    (void)meta;
+    return Status::Ok();
+  }
 };
 
 // Reads an object (`length` kWholeObject: from `offset` 0 to its end, with

@@ -1,17 +1,16 @@
 #include "node/node.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <boost/asio/post.hpp>
+#include <limits>
 #include <system_error>
 #include <thread>
 #include <unordered_map>
 #include <vector>
-
-#include <fcntl.h>
-
-#include <boost/asio/post.hpp>
 
 #include "journal/record_checks.h"
 #include "node/blocking.h"
@@ -254,7 +253,17 @@ Status Node::CheckPut(const PutSpec& spec) const {
     return Status::Conflict("object " + spec.key + " has consistency level " +
                             std::to_string(cur->consistency) + "; a level cannot be lowered");
   }
-  return Status::Ok();
+  return CheckColdMeta(spec.key, spec.name, spec.user_meta, spec.consistency);
+}
+
+Status Node::CheckColdMeta(const std::string& key, const std::string& name,
+                           const std::string& user_meta, int consistency) const {
+  if (consistency < 1) return Status::Ok();  // never in the cold store
+  // The fields a PUT does not give yet at their longest.
+  const std::string longest_etag = "\"" + std::string(32, 'f') + "\"";
+  return cold_->CheckMeta(ColdObjectMeta{key, name, consistency,
+                                         std::numeric_limits<int64_t>::max(), user_meta, 0,
+                                         longest_etag, std::numeric_limits<uint64_t>::max()});
 }
 
 Status Node::UploadToCold(const ObjectRecord& r) {
@@ -786,6 +795,7 @@ Result<PutOutcome> Node::RaiseLevel(const std::string& key, int consistency) {
                             std::to_string(cur->consistency) + "; a level cannot be lowered");
   }
   if (consistency == cur->consistency) return PutOutcome{cur, Status::Ok()};
+  if (Status s = CheckColdMeta(key, cur->name, cur->user_meta, consistency); !s.ok()) return s;
   // The cold copy carries the level in its metadata, so it is rewritten even
   // when it exists; that needs the body here.
   if (!cur->local_body) {

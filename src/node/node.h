@@ -123,7 +123,8 @@ class Node {
   MetricsRegistry& metrics() { return metrics_; }
   const ColdStore& cold_store() const { return *cold_; }
 
-  // Ok, or Conflict when `spec` would lower the level of the live object.
+  // Ok; Conflict when `spec` would lower the level of the live object;
+  // Invalid when the cold store could not keep its name and user meta.
   Status CheckPut(const PutSpec& spec) const;
   // A temporary body for a PUT: a spare made ahead when there is one (then
   // the pool makes another), else a file created here (blocking).
@@ -246,6 +247,10 @@ class Node {
   // The Capacity's eviction hook: drops the local body of `key` at `version`
   // if the journal says the cold store has it. Blocking.
   Removal EvictBody(const std::string& key, uint64_t version);
+  // Invalid when an object of `consistency` >= 1 with this name and user meta
+  // could not be kept by the cold store (ColdStore::CheckMeta).
+  Status CheckColdMeta(const std::string& key, const std::string& name,
+                       const std::string& user_meta, int consistency) const;
   void RegisterMetrics();
   Status UploadToCold(const ObjectRecord& record);
   Status DeleteFromCold(const ObjectRecord& tombstone);

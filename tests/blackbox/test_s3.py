@@ -153,6 +153,30 @@ class TestS3Mapping(S3Base):
         self.assertEqual((m["consistency"], m["cold"]), (1, "stored"), m)
         self.assert_s3_metadata(oid, body, "raise me.txt", 1, {"OwnerName": "Ann"}, m)
 
+    def test_metadata_s3_cannot_keep_is_refused_before_the_body(self):
+        # S3 keeps 2 KB of user metadata; percent-encoded (spaces and
+        # punctuation take three bytes each), 1,400 bytes of prose take more.
+        # Acknowledged at level 1, the upload would fail for good.
+        node = self.start_s3_node(self.moto, self.bucket)
+        oid = node.new_id()
+        prose = {"description": "a long line of words, with spaces; " * 40}
+        resp = node.put(oid, b"body", level=1, name="big meta.txt", user_meta=prose)
+        js = self.assertJsonError(resp, 400, "bad_request")
+        self.assertIn("2048 bytes of object metadata", js["error"])
+        self.assertEqual(node.get(oid)[0], 404)
+        self.assertIsNone(self.head_or_none(self.moto, self.bucket, oid))
+        # Level 0 never goes to S3: taken. Raising it is refused the same way.
+        self.put_ok(node, oid, b"body", level=0, name="big meta.txt", user_meta=prose)
+        self.assertJsonError(node.request("POST", "/api/v1/meta/" + oid,
+                                          headers={"X-Meta-ConsistencyLevel": "1"}),
+                             400, "bad_request")
+        self.assertEqual(self.meta_json(node, oid)["consistency"], 0)
+        # What fits goes up.
+        fits = {"description": "a long line of words, with spaces; " * 10}
+        oid2 = node.new_id()
+        self.put_ok(node, oid2, b"body", level=1, name="fits.txt", user_meta=fits)
+        self.assertEqual(self.meta_json(node, oid2)["cold"], "stored")
+
     def test_overwrite_replaces_bucket_copy(self):
         node = self.start_s3_node(self.moto, self.bucket)
         oid = node.new_id()
