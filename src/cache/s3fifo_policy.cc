@@ -16,9 +16,10 @@
 //   it bumps the counter.
 // - Victim looks at small when small holds >= 10% of capacity, or of the
 //   bytes tracked when fewer (the node's policy holds its evictable bodies
-//   only), or when main is empty; else at main, exactly as the paper's eviction alternates; keys
-//   promoted or reinserted on the way are moved, the first key that would
-//   leave is returned and stays put until the caller confirms with Evict.
+//   only), or when main is empty; else at main, exactly as the paper's
+//   eviction alternates; keys promoted or reinserted on the way are moved,
+//   the first key that would leave is returned and stays put until the
+//   caller confirms with Evict.
 // - Main is split in two FIFOs (our addition to the paper): keys enter it in
 //   a probation segment (promoted from small, or back on a ghost hit) and
 //   move to the protected segment only when hit while in main. Main evicts

@@ -1,16 +1,18 @@
 #include "node/node.h"
 
-#include <fcntl.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <boost/asio/post.hpp>
 #include <limits>
 #include <system_error>
 #include <thread>
 #include <unordered_map>
 #include <vector>
+
+#include <fcntl.h>
+
+#include <boost/asio/post.hpp>
 
 #include "journal/record_checks.h"
 #include "node/blocking.h"
