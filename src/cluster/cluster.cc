@@ -36,6 +36,7 @@ constexpr int kMaxSyncPasses = 1000;       // passes of one exchange (20M record
 constexpr size_t kOutboxLimit = 100'000;   // beyond: dropped, anti-entropy repairs
 constexpr size_t kReadChunk = 256 * 1024;  // body relay and pull buffer
 constexpr int kIndirectProbes = 2;
+constexpr size_t kColdDeletesPerRound = 256;  // tombstones marked stable per round
 constexpr const char* kKnownMembersSetting = "cluster_members";  // journal setting
 
 int64_t RealNowMs() {
@@ -311,8 +312,9 @@ asio::awaitable<void> Cluster::ServeBody(http::Exchange& ex, std::string target)
     co_return;
   }
   Node::RecordPtr rec = node_.Lookup(*key);
-  // Not evicted while a peer reads it, as a public GET's body is not.
-  BodyPin pin = node_.PinBody(*key);
+  // Not evicted while a peer reads it, as a public GET's body is not; not a
+  // hit either (a replica pull is no sign that the body is read here).
+  BodyPin pin = node_.capacity().Pin(*key);
   Result<SharedBody> body = Status::NotFound("no body");
   if (rec && !rec->deleted && rec->version == version && pin.safe()) body = node_.OpenBody(*rec);
   if (!body.ok()) {
@@ -693,7 +695,9 @@ asio::awaitable<void> Cluster::SyncLoop() {
     // confirmed may have waited for its cold delete, and exchanges a peer
     // started lately make ours skip.
     co_await SaveKnownMembers();  // before any tombstone is judged against them
-    co_await StabilizeTombstones();
+    // On its own: marking a tombstone stable waits on the cold store (a
+    // second delete), and exchanges must go on meanwhile. One round at a time.
+    if (!stabilizing_.exchange(true)) asio::co_spawn(ctx_, StabilizeTombstones(), asio::detached);
     co_await PurgeTombstones();
     ScanForReplication();
   }
@@ -898,20 +902,32 @@ asio::awaitable<void> Cluster::StabilizeTombstones() {
       }
     }
   }
-  if (ready.empty()) co_return;
-  auto work = [this, ready = std::move(ready)]() -> Result<size_t> {
-    size_t marked = 0;
-    for (const auto& [key, version] : ready) {
-      // The cold-store delete must be done first: once the tombstone is gone
-      // a GET with X-Meta-Fetch asks the cold store.
-      Node::RecordPtr r = node_.Lookup(key);
-      if (!r || !r->deleted || r->version != version || r->cold == ColdState::kPending) continue;
-      if (node_.MarkTombstoneStable(*r, RealNowMs()).ok()) ++marked;
-    }
-    return marked;
-  };
-  auto marked = co_await RunBlocking(node_.blocking_pool(), std::move(work));
-  if (marked.ok()) tombstones_stabilized_.fetch_add(*marked);
+  if (!ready.empty()) {
+    auto work = [this, ready = std::move(ready)]() -> Result<size_t> {
+      size_t marked = 0, cold_deletes = 0;
+      for (const auto& [key, version] : ready) {
+        if (stopping_) break;
+        // The cold-store delete must be done first: once the tombstone is gone
+        // a GET with X-Meta-Fetch asks the cold store.
+        Node::RecordPtr r = node_.Lookup(key);
+        if (!r || !r->deleted || r->version != version || r->cold == ColdState::kPending) continue;
+        // Marking one of level >= 1 deletes from the cold store again: a
+        // bounded number per round, and none more once one fails (the store
+        // is down).
+        const bool cold = r->consistency >= 1;
+        if (cold && ++cold_deletes > kColdDeletesPerRound) break;
+        if (node_.MarkTombstoneStable(*r, RealNowMs()).ok()) {
+          ++marked;
+        } else if (cold) {
+          break;
+        }
+      }
+      return marked;
+    };
+    auto marked = co_await RunBlocking(node_.blocking_pool(), std::move(work));
+    if (marked.ok()) tombstones_stabilized_.fetch_add(*marked);
+  }
+  stabilizing_ = false;
 }
 
 asio::awaitable<void> Cluster::PurgeTombstones() {

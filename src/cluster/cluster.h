@@ -142,7 +142,8 @@ class Cluster {
                          const std::unordered_set<uint32_t>& differing_leaves,
                          const std::unordered_set<uint64_t>& wanted);
   bool AwaitsConfirmationFrom(const std::string& peer) const;
-  boost::asio::awaitable<void> StabilizeTombstones();  // marks those every member holds
+  // Marks those every member holds; clears stabilizing_ when done.
+  boost::asio::awaitable<void> StabilizeTombstones();
   boost::asio::awaitable<void> PurgeTombstones();      // drops stable ones past their time
   void OnEvents(const std::vector<MembershipEvent>& events);
   // ---- members ever known (docs/CLUSTER.md, "Tombstones")
@@ -233,6 +234,7 @@ class Cluster {
   std::unique_ptr<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
   std::thread thread_;
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> stabilizing_{false};  // a StabilizeTombstones round is running
 };
 
 }  // namespace objstore::cluster
