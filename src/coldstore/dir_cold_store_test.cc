@@ -29,13 +29,7 @@ struct Fixture {
   }
 
   Result<std::pair<ColdObjectMeta, std::string>> Fetch(const std::string& key) {
-    ColdObjectMeta meta;
-    std::string data;
-    Status s = cold->Get(
-        key, [&](const ColdObjectMeta& m) { meta = m; return Status::Ok(); },
-        [&](std::span<const char> c) { data.append(c.data(), c.size()); return Status::Ok(); });
-    if (!s.ok()) return s;
-    return std::make_pair(meta, data);
+    return testing::ReadObject(*cold, key);
   }
 };
 

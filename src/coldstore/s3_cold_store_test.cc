@@ -31,6 +31,7 @@
 #include "base/loopback_listener.h"
 #include "base/test_util.h"
 #include "base/unique_fd.h"
+#include "coldstore/scripted_cold_store.h"
 
 extern char** environ;
 
@@ -210,24 +211,6 @@ class S3ColdStoreOnMoto : public ::testing::Test {
     return ColdObjectMeta{key, "n.txt", 2, 123, "{}", bytes.size(), "\"x\"", version};
   }
 
-  static Result<std::pair<ColdObjectMeta, std::string>> Fetch(S3ColdStore& store,
-                                                              const std::string& key) {
-    ColdObjectMeta meta;
-    std::string data;
-    Status s = store.Get(
-        key,
-        [&](const ColdObjectMeta& m) {
-          meta = m;
-          return Status::Ok();
-        },
-        [&](std::span<const char> c) {
-          data.append(c.data(), c.size());
-          return Status::Ok();
-        });
-    if (!s.ok()) return s;
-    return std::make_pair(meta, data);
-  }
-
   testing::TempDir dir_;
   static inline testing::TempDir* log_dir_ = nullptr;
   static inline uint16_t port_ = 0;
@@ -244,13 +227,13 @@ TEST_F(S3ColdStoreOnMoto, NewerVersionIsNeverReplacedByOlder) {
     ASSERT_TRUE(store.Put(Body(key, "new", 10, &newer), newer).ok());
     Status s = store.Put(Body(key, "older", 5, &older), older);
     EXPECT_TRUE(s.ok()) << s.ToString();
-    auto got = Fetch(store, key);
+    auto got = testing::ReadObject(store, key);
     ASSERT_TRUE(got.ok()) << got.status().ToString();
     EXPECT_EQ(got->first.version, 10u);
     EXPECT_EQ(got->second, "new");
     // A version at least as new replaces it.
     ASSERT_TRUE(store.Put(Body(key, "newest", 11, &newer), newer).ok());
-    EXPECT_EQ(Fetch(store, key)->second, "newest");
+    EXPECT_EQ(testing::ReadObject(store, key)->second, "newest");
   }
 }
 
@@ -259,11 +242,11 @@ TEST_F(S3ColdStoreOnMoto, OlderDeleteKeepsNewerObject) {
   std::string path;
   ASSERT_TRUE(store.Put(Body("del", "new", 10, &path), path).ok());
   ASSERT_TRUE(store.Delete("del", 5).ok());
-  auto got = Fetch(store, "del");
+  auto got = testing::ReadObject(store, "del");
   ASSERT_TRUE(got.ok()) << got.status().ToString();
   EXPECT_EQ(got->first.version, 10u);
   ASSERT_TRUE(store.Delete("del", 10).ok());
-  EXPECT_EQ(Fetch(store, "del").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(testing::ReadObject(store, "del").status().code(), StatusCode::kNotFound);
   EXPECT_TRUE(store.Delete("del", 11).ok());  // absent: not an error
 }
 

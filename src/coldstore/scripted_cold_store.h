@@ -3,7 +3,8 @@
 // rate, broken off after a chosen byte (a reset connection), or under another
 // etag (the object replaced in the bucket between two requests). The real
 // stores cannot be made to do any of that at a chosen byte, so this is the one
-// fake the cold-store and node tests share for it.
+// fake the cold-store and node tests share for it. ReadObject below reads
+// an object whole through any store, for the stores' own tests.
 //
 // Get serves the whole object, GetRange a range of it; both check the key
 // (NotFound for any other) and GetRange the bounds (Invalid past the end).
@@ -123,5 +124,24 @@ class ScriptedColdStore final : public ColdStore {
   std::string body_;
   int transfers_ = 0;  // guarded by mu
 };
+
+// Reads `key` whole through any store's Get: its metadata and bytes.
+inline Result<std::pair<ColdObjectMeta, std::string>> ReadObject(ColdStore& store,
+                                                                 const std::string& key) {
+  ColdObjectMeta meta;
+  std::string data;
+  Status s = store.Get(
+      key,
+      [&](const ColdObjectMeta& m) {
+        meta = m;
+        return Status::Ok();
+      },
+      [&](std::span<const char> c) {
+        data.append(c.data(), c.size());
+        return Status::Ok();
+      });
+  if (!s.ok()) return s;
+  return std::make_pair(meta, data);
+}
 
 }  // namespace objstore::testing
