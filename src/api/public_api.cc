@@ -697,7 +697,9 @@ asio::awaitable<Status> PublicApi::ServePeer(http::Exchange& ex, Node::RecordPtr
   if (plan.head.status() == 206) {
     range = fmt::format("bytes={}-{}", plan.offset, plan.offset + plan.length - 1);
   }
-  auto opened = co_await cluster_->OpenPeerBody(rec, std::move(range));
+  // A HEAD asks the peer for the header alone: the body is there, and no
+  // transfer starts only to be dropped.
+  auto opened = co_await cluster_->OpenPeerBody(rec, std::move(range), ex.is_head());
   if (!opened.ok()) co_return opened.status();
   std::unique_ptr<cluster::PeerBodyStream> stream = std::move(opened).value();
   if (stream->content_length() != plan.length) {

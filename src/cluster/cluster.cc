@@ -344,7 +344,7 @@ asio::awaitable<void> Cluster::ServeBody(http::Exchange& ex, std::string target)
       length = d.range.length();
     }
   }
-  bodies_served_.fetch_add(1);
+  if (!ex.is_head()) bodies_served_.fetch_add(1);
   co_await ex.SendFile(res, body->get(), offset, length, body->bytes());
 }
 
@@ -1097,7 +1097,7 @@ asio::awaitable<Status> Cluster::PullBody(Node::RecordPtr rec, Member from,
 // ------------------------------------------------------------ peer reads
 
 asio::awaitable<Result<std::unique_ptr<PeerBodyStream>>> Cluster::OpenPeerBody(
-    Node::RecordPtr record, std::string range) {
+    Node::RecordPtr record, std::string range, bool head_only) {
   std::vector<Member> candidates;
   if (auto origin = membership_.Find(record->version_node);
       origin && origin->id != node_.node_id() && origin->state != MemberState::kDead) {
@@ -1123,7 +1123,7 @@ asio::awaitable<Result<std::unique_ptr<PeerBodyStream>>> Cluster::OpenPeerBody(
   const auto deadline = std::chrono::steady_clock::now() + options_.peer_timeout;
   for (const Member& m : candidates) {
     if (std::chrono::steady_clock::now() >= deadline) break;
-    auto opened = co_await client_.OpenBody(m.addr, BodyTarget(*record), range);
+    auto opened = co_await client_.OpenBody(m.addr, BodyTarget(*record), range, head_only);
     if (!opened.ok()) {
       last = opened.status();
       continue;
@@ -1131,7 +1131,7 @@ asio::awaitable<Result<std::unique_ptr<PeerBodyStream>>> Cluster::OpenPeerBody(
     any_answer = true;
     const int status = (*opened)->status();
     if (status == 200 || status == 206) {
-      peer_reads_.fetch_add(1);
+      if (!head_only) peer_reads_.fetch_add(1);
       co_return std::move(opened).value();
     }
   }

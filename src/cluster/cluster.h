@@ -95,10 +95,11 @@ class Cluster {
   // Opens a stream of `record`'s body (exactly its version) from a peer that
   // has it: the node that made the version first, then (level 2) any other
   // live member. `range`: a Range header value to pass through ("" for all).
+  // `head_only`: the answer's header alone (for a public HEAD), no bytes.
   // NotFound when every reachable candidate answered that it has no copy;
   // Unavailable when no candidate could be reached.
   boost::asio::awaitable<Result<std::unique_ptr<PeerBodyStream>>> OpenPeerBody(
-      Node::RecordPtr record, std::string range);
+      Node::RecordPtr record, std::string range, bool head_only = false);
 
   // The "cluster" block of /api/v1/stats.
   nlohmann::json StatsJson() const;

@@ -167,8 +167,10 @@ asio::awaitable<Result<nlohmann::json>> PeerClient::Call(std::string addr, std::
   co_return last;
 }
 
-asio::awaitable<Result<std::unique_ptr<PeerBodyStream>>> PeerClient::OpenBody(
-    std::string addr, std::string target, std::string range) {
+asio::awaitable<Result<std::unique_ptr<PeerBodyStream>>> PeerClient::OpenBody(std::string addr,
+                                                                              std::string target,
+                                                                              std::string range,
+                                                                              bool head_only) {
   traffic_.calls.fetch_add(1, std::memory_order_relaxed);
   Status last = Status::Unavailable("no attempt");
   for (int attempt = 0; attempt < 2; ++attempt) {
@@ -182,9 +184,10 @@ asio::awaitable<Result<std::unique_ptr<PeerBodyStream>>> PeerClient::OpenBody(
     out->client_ = this;
     out->addr_ = addr;
     out->stream_ = std::move(conn).value();
-    bhttp::request<bhttp::empty_body> req{bhttp::verb::get, target, 11};
+    const bhttp::verb verb = head_only ? bhttp::verb::head : bhttp::verb::get;
+    bhttp::request<bhttp::empty_body> req{verb, target, 11};
     if (!range.empty()) req.set(bhttp::field::range, range);
-    SetCallHeaders(req, "GET", target, addr, "");
+    SetCallHeaders(req, bhttp::to_string(verb), target, addr, "");
     out->stream_->expires_after(timeout_);
     auto [wec, wn] = co_await bhttp::async_write(*out->stream_, req, kTuple);
     if (wec) {
@@ -194,6 +197,7 @@ asio::awaitable<Result<std::unique_ptr<PeerBodyStream>>> PeerClient::OpenBody(
     }
     out->parser_ = std::make_unique<bhttp::response_parser<bhttp::buffer_body>>();
     out->parser_->body_limit(boost::none);
+    out->parser_->skip(head_only);  // a HEAD answer's Content-Length announces no bytes
     auto [rec, rn] = co_await bhttp::async_read_header(*out->stream_, out->buffer_, *out->parser_,
                                                        kTuple);
     if (rec) {

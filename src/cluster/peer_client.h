@@ -86,11 +86,14 @@ class PeerClient {
       std::string addr, std::string target, std::string body,
       std::chrono::milliseconds timeout = std::chrono::milliseconds(0),
       size_t* answer_bytes = nullptr);
-  // GETs `target` (a body) with an optional Range header; the stream is
-  // returned once the answer's header arrived, whatever its status.
+  // GETs `target` (a body) with an optional Range header, or with
+  // `head_only` asks for its header alone (HEAD: the stream then has no
+  // bytes to read); the stream is returned once the answer's header arrived,
+  // whatever its status.
   boost::asio::awaitable<Result<std::unique_ptr<PeerBodyStream>>> OpenBody(std::string addr,
-                                                                          std::string target,
-                                                                          std::string range);
+                                                                           std::string target,
+                                                                           std::string range,
+                                                                           bool head_only = false);
   // Closes every pooled connection; later releases close theirs at once.
   void Clear();
   const PeerTraffic& traffic() const { return traffic_; }

@@ -129,7 +129,8 @@ asio::awaitable<Result<size_t>> Exchange::ReadBody(std::span<char> out) {
   if (!sent_continue_) {
     sent_continue_ = true;
     auto expect = header()[bhttp::field::expect];
-    if (beast::iequals(expect, "100-continue")) {
+    // RFC 9110 §10.1.1: an HTTP/1.0 client's expectation is ignored.
+    if (header().version() >= 11 && beast::iequals(expect, "100-continue")) {
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
       conn_.stream.expires_after(options_.idle_timeout);
       auto [ec, n] = co_await asio::async_write(conn_.stream, asio::buffer(kContinue), kTuple);

@@ -58,7 +58,17 @@ Result<std::string> ParseUserMeta(std::string_view raw) {
       return Status::Invalid("bad X-Meta-UserMeta: the value of '" + k + "' is not a string");
     }
   }
-  return doc.dump();
+  // dump() leaves DEL (0x7F) raw, which a header value may not carry
+  // (RFC 9110 §5.5); in JSON text it can only stand inside a string.
+  std::string out;
+  for (char c : doc.dump()) {
+    if (c == '\x7f') {
+      out += "\\u007f";
+    } else {
+      out += c;
+    }
+  }
+  return out;
 }
 
 Status CheckName(std::string_view name) {

@@ -611,6 +611,35 @@ class TestData(ClusterBase):
         self.assertLessEqual(pool, 8, "peer connections left open after abandoned reads: %d" % pool)
         self.assertLessEqual(fds1, fds0 + 10, "B's descriptors grew from %d to %d" % (fds0, fds1))
 
+    def test_head_of_a_peers_body_asks_for_its_header_only(self):
+        """A HEAD on B of a body that lives on A answers A's headers without starting
+        a transfer of the body (A serves no body stream, B counts no peer read)."""
+        c = self.start_cluster(2)
+        a, b = c.nodes
+        oid = a.new_id()
+        body = os.urandom(4 * 1024 * 1024)
+        self.put_ok(a, oid, body, 0)
+        self.wait_meta(b, oid)
+        served0, reads0 = c.cstats(0)["bodies_served"], c.cstats(1)["peer_reads"]
+        conn = b.connection(timeout=10)
+        try:
+            for k in range(10):
+                hdr = {"Range": "bytes=%d-%d" % (k, k + 99)} if k % 2 else {}
+                conn.request("HEAD", "/api/v1/get/" + oid, headers=hdr)
+                resp = conn.getresponse()
+                self.assertEqual(resp.read(), b"")
+                self.assertEqual(resp.status, 206 if hdr else 200)
+                self.assertEqual(resp.getheader("Content-Length"), "100" if hdr else str(len(body)))
+                self.assertEqual(resp.getheader("X-Meta-Symlink"), "true")
+        finally:
+            conn.close()
+        self.assertEqual(c.cstats(0)["bodies_served"], served0, "A streamed bodies for HEADs")
+        self.assertEqual(c.cstats(1)["peer_reads"], reads0, "B counted HEADs as peer reads")
+        self.assertLess(c.cstats(1)["private_calls"]["bytes_received"], len(body),
+                        "B received body bytes for HEADs")
+        self.assert_body(b, oid, body, "GET after the HEADs", symlink=True)
+        self.assertEqual(c.cstats(0)["bodies_served"], served0 + 1)
+
     def test_delete_on_b_is_404_everywhere(self):
         c = self.start_cluster(3)
         a, b, cc = c.nodes

@@ -783,6 +783,35 @@ class KeepAliveTest(NodeTestCase):
         self.assertEqual(r["status"], 200, out[:300])
         self.assertEqual(n.get(oid)[2], body)
 
+    def test_expect_100_continue_is_ignored_for_http10(self):
+        # RFC 9110 §10.1.1: a server must ignore an HTTP/1.0 request's expectation.
+        n = self.node
+        oid = n.new_id()
+        out = n.raw(("POST /api/v1/put HTTP/1.0\r\nX-Meta-ID: %s\r\nExpect: 100-continue\r\n"
+                     "Content-Length: 1\r\n\r\nx" % oid).encode())
+        self.assertFalse(out.startswith(b"HTTP/1.1 100"), out[:200])
+        r = first_response(out)
+        self.assertIsNotNone(r, out[:300])
+        self.assertEqual(r["status"], 200, out[:300])
+        self.assertEqual(n.get(oid)[2], b"x")
+
+    def test_user_meta_with_del_stays_a_valid_header(self):
+        # DEL is legal in JSON text but not in a header value (RFC 9110 §5.5).
+        n = self.node
+        oid = n.new_id()
+        put = n.raw(("POST /api/v1/put HTTP/1.1\r\nHost: x\r\nX-Meta-ID: %s\r\n"
+                     "X-Meta-UserMeta: {\"k\": \"a\\u007fb\"}\r\nContent-Length: 1\r\n"
+                     "Connection: close\r\n\r\nx" % oid).encode())
+        self.assertEqual(first_response(put)["status"], 200, put[:300])
+        for method in ("GET", "HEAD"):
+            out = n.raw(("%s /api/v1/get/%s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                         % (method, oid)).encode())
+            head = out[:out.index(b"\r\n\r\n")]
+            self.assertNotIn(b"\x7f", head, head)
+            self.assertIn(b'X-Meta-UserMeta: {"k":"a\\u007fb"}', head, head)
+        self.assertNotIn(b"\x7f", put[:put.index(b"\r\n\r\n")])
+        self.assertEqual(n.meta(oid)[2]["user_meta"], {"k": "a\x7fb"})
+
     def test_connection_close_and_http10(self):
         n = self.node
         out, closed = n.raw(b"GET /api/v1/ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
