@@ -206,9 +206,21 @@ asio::awaitable<void> PublicApi::Handle(http::Exchange& ex) {
   if (options_.auth != nullptr && path != "/api/v1/ping") {
     denied = options_.auth->Check(h[bhttp::field::authorization], !get_like);
   }
+  // Writes are not conditional: every node takes them and the newest version
+  // (by HLC) wins everywhere, so there is no one current version to compare
+  // an If-Match against. Refused rather than done unconditionally.
+  const bool write_path =
+      path == "/api/v1/put" || path.starts_with(kMetaPrefix) || path.starts_with(kDeletePrefix);
+  const bool conditional = !h[bhttp::field::if_match].empty() ||
+                           !h[bhttp::field::if_none_match].empty() ||
+                           !h[bhttp::field::if_unmodified_since].empty();
   if (denied.status != 0) {
     res = ErrorResponse(static_cast<bhttp::status>(denied.status), denied.code, denied.message);
     res.set(bhttp::field::www_authenticate, denied.challenge);
+  } else if (write_path && !get_like && conditional) {
+    res = ErrorResponse(bhttp::status::not_implemented, "conditional_write_unsupported",
+                        "If-Match, If-None-Match and If-Unmodified-Since are not supported on "
+                        "writes: the cluster is multi-master and the newest version wins");
   } else if (path.starts_with(kGetPrefix)) {
     if (!get_like) {
       res = MethodNotAllowed("GET, HEAD");
@@ -540,7 +552,24 @@ PublicApi::BodyPlan PublicApi::PlanBody(const http::Exchange& ex, const ObjectRe
   };
   BodyPlan plan;
 
-  // Conditionals (RFC 9110 §13.2.2): If-None-Match wins over If-Modified-Since.
+  // Conditionals in RFC 9110 §13.2.2's order: If-Match (else
+  // If-Unmodified-Since) may fail the request; If-None-Match wins over
+  // If-Modified-Since.
+  bool precondition_failed = false;
+  if (auto im = h[bhttp::field::if_match]; !im.empty()) {
+    precondition_failed = !http::IfMatchMatches(im, rec.etag);
+  } else if (auto ius = h[bhttp::field::if_unmodified_since]; !ius.empty()) {
+    auto since = http::ParseHttpDate(ius);
+    precondition_failed = since && last_modified > *since;
+  }
+  if (precondition_failed) {
+    errors_4xx_->Inc();
+    plan.early = ErrorResponse(bhttp::status::precondition_failed, "precondition_failed",
+                               "the object's current version does not meet If-Match or "
+                               "If-Unmodified-Since");
+    set_common(*plan.early);
+    return plan;
+  }
   bool not_modified = false;
   if (auto inm = h[bhttp::field::if_none_match]; !inm.empty()) {
     not_modified = !rec.etag.empty() && http::IfNoneMatchMatches(inm, rec.etag);
@@ -749,6 +778,23 @@ asio::awaitable<void> PublicApi::RaiseLevel(http::Exchange& ex, const std::strin
   }
   int target = *level;
   co_await SettleFetch(key);
+  // The cold copy carries the level in its metadata, so raising the level
+  // rewrites the copy from the body: an evicted body comes back first, as a
+  // GET would bring it.
+  if (Node::RecordPtr rec = node_.Lookup(key); rec && !rec->deleted && !rec->local_body &&
+                                               rec->consistency >= 1 && target > rec->consistency) {
+    std::shared_ptr<ColdFetch> fetch = node_.FetchFromCold(key, /*restore_unknown=*/false);
+    const ColdFetch::Progress done = co_await fetch->Wait(std::numeric_limits<uint64_t>::max());
+    if (!done.status.ok()) {
+      errors_5xx_->Inc();
+      co_await ex.Send(ErrorResponse(bhttp::status::service_unavailable, "body_unavailable",
+                                     "the body of " + key +
+                                         " is not on this node and could not be fetched back "
+                                         "to raise its level: " +
+                                         done.status.message()));
+      co_return;
+    }
+  }
   auto outcome = co_await RunBlocking(node_.blocking_pool(),
                                       [&] { return node_.RaiseLevel(key, target); });
   if (!outcome.ok()) {

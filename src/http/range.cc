@@ -78,18 +78,35 @@ RangeDecision ParseRange(std::string_view header, uint64_t size) {
   return d;
 }
 
-bool IfNoneMatchMatches(std::string_view header, std::string_view etag) {
-  header = Trim(header);
-  if (header == "*") return true;
-  std::string_view want = StripWeak(etag);
+namespace {
+
+// True when a tag of the comma-separated list `header` equals `want` once
+// `normalize` is applied to it.
+template <typename Normalize>
+bool AnyTagMatches(std::string_view header, std::string_view want, Normalize normalize) {
   while (!header.empty()) {
     auto comma = header.find(',');
     std::string_view tag = Trim(header.substr(0, comma));
-    if (!tag.empty() && StripWeak(tag) == want) return true;
+    if (!tag.empty() && normalize(tag) == want) return true;
     if (comma == std::string_view::npos) break;
     header.remove_prefix(comma + 1);
   }
   return false;
+}
+
+}  // namespace
+
+bool IfNoneMatchMatches(std::string_view header, std::string_view etag) {
+  header = Trim(header);
+  if (header == "*") return true;
+  return AnyTagMatches(header, StripWeak(etag), StripWeak);
+}
+
+bool IfMatchMatches(std::string_view header, std::string_view etag) {
+  header = Trim(header);
+  if (header == "*") return true;
+  if (etag.empty() || etag.starts_with("W/")) return false;
+  return AnyTagMatches(header, etag, [](std::string_view tag) { return tag; });
 }
 
 std::string FormatHttpDate(std::time_t t) {

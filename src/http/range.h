@@ -36,6 +36,10 @@ RangeDecision ParseRange(std::string_view header, uint64_t size);
 // `*` matches any).
 bool IfNoneMatchMatches(std::string_view header, std::string_view etag);
 
+// True when an If-Match value matches `etag` (quoted; strong comparison: a
+// weak tag never matches; `*` matches any existing representation).
+bool IfMatchMatches(std::string_view header, std::string_view etag);
+
 // "Sun, 06 Nov 1994 08:49:37 GMT". Accepts also the obsolete RFC 850 and asctime
 // forms when parsing, as RFC 9110 requires of recipients.
 std::string FormatHttpDate(std::time_t t);

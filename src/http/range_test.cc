@@ -53,6 +53,18 @@ TEST(Conditional, IfNoneMatch) {
   EXPECT_FALSE(IfNoneMatchMatches("", "\"abc\""));
 }
 
+TEST(Conditional, IfMatchComparesStrongly) {
+  EXPECT_TRUE(IfMatchMatches("\"abc\"", "\"abc\""));
+  EXPECT_TRUE(IfMatchMatches(" \"x\" , \"abc\"", "\"abc\""));
+  EXPECT_TRUE(IfMatchMatches("*", "\"abc\""));
+  EXPECT_TRUE(IfMatchMatches("*", ""));  // the object exists, whatever its tag
+  EXPECT_FALSE(IfMatchMatches("W/\"abc\"", "\"abc\""));
+  EXPECT_FALSE(IfMatchMatches("\"abc\"", "W/\"abc\""));
+  EXPECT_FALSE(IfMatchMatches("\"abd\"", "\"abc\""));
+  EXPECT_FALSE(IfMatchMatches("\"\"", ""));
+  EXPECT_FALSE(IfMatchMatches("", "\"abc\""));
+}
+
 TEST(HttpDate, FormatsAndParsesAllThreeForms) {
   EXPECT_EQ(FormatHttpDate(784111777), "Sun, 06 Nov 1994 08:49:37 GMT");
   EXPECT_EQ(ParseHttpDate("Sun, 06 Nov 1994 08:49:37 GMT"), 784111777);

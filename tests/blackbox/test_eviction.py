@@ -230,6 +230,22 @@ class EvictionTest(NodeTestCase):
         for oid in others:
             self.assertEqual(node.get(oid)[0], 200)
 
+    def test_level_of_an_evicted_body_is_raised(self):
+        """SPEC §1: a level is raised without re-sending the body, also once the body
+        left this node: it is fetched back from the cold store first."""
+        node, _mnt = self.node_on_tmpfs("--max-size", str(512 * KiB))
+        first = os.urandom(100 * KiB + 7)
+        first_id = self.put_ok(node, first, level=1)
+        for _ in range(5):
+            self.put_ok(node, os.urandom(100 * KiB), level=1)
+        self.wait_until(lambda: not self.local(node, first_id), what="eviction of the first body")
+        st, _h, body = node.request("POST", "/api/v1/meta/" + first_id,
+                                    headers={"X-Meta-ConsistencyLevel": "2"})
+        self.assertEqual(st, 200, body[:300])
+        st, _h, js = node.meta(first_id)
+        self.assertEqual((js["consistency"], js["cold"]), (2, "stored"), js)
+        self.assertEqual(node.get(first_id)[2], first)
+
     # ------------------------------------------------------------------ restart
     def test_restart_keeps_hot_bodies(self):
         # LRU makes the expectation exact: the three oldest bodies are the hot ones,

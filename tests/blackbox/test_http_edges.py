@@ -116,6 +116,48 @@ class RangeAndConditionalTest(NodeTestCase):
         st, h, b = n.get(self.oid, headers={"If-None-Match": '"nope"', "If-Modified-Since": future})
         self.assertEqual((st, b), (200, BODY100))
 
+    def test_if_match_and_if_unmodified_since(self):
+        # RFC 9110 §13.1.1, §13.1.4: strong comparison; 412 when the condition fails.
+        n = self.node
+        lm = n.get(self.oid)[1]["last-modified"]
+        for method in ("GET", "HEAD"):
+            for value in (self.etag, "*", '"nope", ' + self.etag):
+                with self.subTest(method=method, im=value):
+                    st, h, b = n.get(self.oid, headers={"If-Match": value}, method=method)
+                    self.assertEqual(st, 200, b[:200])
+                    self.assertEqual(b, BODY100 if method == "GET" else b"")
+            for value in ('"nope"', "W/" + self.etag):
+                with self.subTest(method=method, im=value):
+                    resp = n.get(self.oid, headers={"If-Match": value}, method=method)
+                    if method == "GET":
+                        self.assertJsonError(resp, 412, "precondition_failed")
+                    self.assertEqual(resp[0], 412)
+                    self.assertEqual(resp[1].get("etag"), self.etag)
+        past = "Mon, 01 Jan 1990 00:00:00 GMT"
+        self.assertJsonError(n.get(self.oid, headers={"If-Unmodified-Since": past}), 412,
+                             "precondition_failed")
+        for value in (lm, "Fri, 01 Jan 2100 00:00:00 GMT", "not a date"):
+            with self.subTest(ius=value):
+                self.assertEqual(n.get(self.oid, headers={"If-Unmodified-Since": value})[2], BODY100)
+        # If-Match wins over If-Unmodified-Since; the range still applies after it
+        st, h, b = n.get(self.oid, headers={"If-Match": self.etag, "If-Unmodified-Since": past,
+                                            "Range": "bytes=0-9"})
+        self.assertEqual((st, b), (206, BODY100[:10]))
+
+    def test_conditional_writes_are_refused(self):
+        n = self.node
+        for cond in ({"If-Match": self.etag}, {"If-None-Match": "*"},
+                     {"If-Unmodified-Since": "Fri, 01 Jan 2100 00:00:00 GMT"}):
+            with self.subTest(cond=cond):
+                self.assertJsonError(n.put(self.oid, b"overwritten", headers=cond), 501,
+                                     "conditional_write_unsupported")
+                self.assertJsonError(n.request("POST", "/api/v1/delete/" + self.oid, headers=cond),
+                                     501, "conditional_write_unsupported")
+                self.assertJsonError(n.request("POST", "/api/v1/meta/" + self.oid,
+                                               headers=dict(cond, **{"X-Meta-ConsistencyLevel": "0"})),
+                                     501, "conditional_write_unsupported")
+        self.assertEqual(n.get(self.oid)[2], BODY100, "a refused conditional write changed the object")
+
 
 class ErrorCodeTest(NodeTestCase):
 
