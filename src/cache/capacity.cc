@@ -168,6 +168,10 @@ size_t Capacity::Load(const std::vector<StoredBody>& bodies, std::string_view sa
 
 // ------------------------------------------------------------ reservations
 
+bool Capacity::FitsUnder(uint64_t bytes, uint64_t limit) const {
+  return bytes <= limit && used_ <= limit - bytes;  // used_ + bytes <= limit, without overflow
+}
+
 void Capacity::Grant(Reservation& r, uint64_t bytes) {
   // A default-constructed reservation is adopted; without an owner its bytes
   // would never be given back.
@@ -179,7 +183,7 @@ void Capacity::Grant(Reservation& r, uint64_t bytes) {
 
 bool Capacity::TryReserve(Reservation& r, uint64_t bytes) {
   std::lock_guard lock(mu_);
-  if (used_ + bytes > max_bytes_) return false;
+  if (!FitsUnder(bytes, max_bytes_)) return false;
   Grant(r, bytes);
   if (used_ > high_bytes_) evict_cv_.notify_one();
   return true;
@@ -187,14 +191,14 @@ bool Capacity::TryReserve(Reservation& r, uint64_t bytes) {
 
 bool Capacity::TryReserveSpare(Reservation& r, uint64_t bytes) {
   std::lock_guard lock(mu_);
-  if (used_ + bytes > low_bytes_) return false;
+  if (!FitsUnder(bytes, low_bytes_)) return false;
   Grant(r, bytes);
   return true;
 }
 
 Status Capacity::Reserve(Reservation& r, uint64_t bytes) {
   std::unique_lock lock(mu_);
-  auto fits = [&] { return used_ + bytes <= max_bytes_; };
+  auto fits = [&] { return FitsUnder(bytes, max_bytes_); };
   // At most what eviction, uploads in flight (their bodies become evictable)
   // and other writes in flight (they may fail) could free: when even that
   // leaves no room, evicting would empty the cache only to refuse.

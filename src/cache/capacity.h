@@ -249,6 +249,7 @@ class Capacity {
            std::unique_ptr<EvictionPolicy> policy);
   void Release(uint64_t bytes);
   void Grant(Reservation& r, uint64_t bytes);  // requires mu_
+  bool FitsUnder(uint64_t bytes, uint64_t limit) const;  // used_ + bytes <= limit; requires mu_
   void Unpin(size_t pin_id);
   PinShard& ShardOf(size_t pin_id);
   // Marks `key` as being evicted unless a reader holds it; false when one does.

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <functional>
 #include <future>
+#include <limits>
 #include <optional>
 #include <set>
 #include <thread>
@@ -195,6 +196,23 @@ TEST(Capacity, AReservationThatCannotFitEvictsNothing) {
   // 390 fit beside the level-0 body and the write in flight once all else is gone.
   EXPECT_TRUE(c->Reserve(r, 390).ok());
   EXPECT_EQ(owner.Removed().size(), 7u);
+}
+
+TEST(Capacity, AHugeReservationDoesNotWrapAround) {
+  FakeOwner owner;
+  auto c = Open(owner, 1000);
+  Reservation held = c->NewReservation();
+  ASSERT_TRUE(c->TryReserve(held, 1));
+  // A size from a peer's record or a damaged journal: refused, never wrapped
+  // past 2^64 into a small sum that fits.
+  const uint64_t huge = std::numeric_limits<uint64_t>::max();
+  Reservation r = c->NewReservation();
+  EXPECT_FALSE(c->TryReserve(r, huge));
+  EXPECT_FALSE(c->TryReserve(r, huge - 500));
+  EXPECT_FALSE(c->TryReserveSpare(r, huge));
+  EXPECT_EQ(c->Reserve(r, huge).code(), StatusCode::kNoSpace);
+  EXPECT_EQ(r.bytes(), 0u);
+  EXPECT_EQ(c->Stats().used_bytes, 1u);
 }
 
 TEST(Capacity, NoEvictionKeepsTheBudgetWithoutEvicting) {

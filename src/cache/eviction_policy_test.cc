@@ -671,6 +671,12 @@ TEST(Simulator, CsvTraceWithHeaderAndChosenColumns) {
   EXPECT_EQ(t->requests, (std::vector<uint32_t>{0, 0, 1}));
   EXPECT_EQ(t->distinct_bytes, 150u);
   EXPECT_EQ(sim::ParseTrace("1 a 1\n2 b\n", {}).status().code(), StatusCode::kInvalid);
+  // The header may follow comments and blank lines; only the first row is one.
+  auto commented = sim::ParseTrace("# from the CDN's logs\n\nbytes,ts,key\n100,1,x\n", csv);
+  ASSERT_TRUE(commented.ok()) << commented.status().ToString();
+  EXPECT_EQ(commented->requests, (std::vector<uint32_t>{0}));
+  EXPECT_EQ(sim::ParseTrace("bytes,ts,key\n100,1,x\nbytes,ts,key\n", csv).status().code(),
+            StatusCode::kInvalid);
 }
 
 TEST(Simulator, ParsesCapacities) {

@@ -133,6 +133,7 @@ Result<Trace> ParseTrace(std::string_view text, const TraceFormat& format) {
   }
   TraceBuilder builder;
   size_t line_no = 0;
+  bool first_row = true;  // of a CSV, after blank lines and comments: may be a header
   while (!text.empty()) {
     size_t nl = text.find('\n');
     std::string_view line = text.substr(0, nl);
@@ -142,8 +143,10 @@ Result<Trace> ParseTrace(std::string_view text, const TraceFormat& format) {
     auto fields = SplitFields(line, format.csv);
     const size_t need = std::max(format.key_col, format.size_col);
     uint64_t size = 0;
+    const bool may_be_header = format.csv && first_row;
+    first_row = false;
     if (fields.size() < need || !ParseU64(fields[format.size_col - 1], size)) {
-      if (format.csv && line_no == 1) continue;  // a header
+      if (may_be_header) continue;
       return Status::Invalid(
           "trace line " + std::to_string(line_no) + ": expected " +
           (format.csv ? "a CSV row with id in column " + std::to_string(format.key_col) +
