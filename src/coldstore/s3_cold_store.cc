@@ -34,6 +34,7 @@ struct S3ColdStore::Call {
   Params query;
   Params headers;
   bool transfer = false;  // a large body: low-speed limit instead of a total timeout
+  bool assembles = false;  // S3 works before it answers: assembly_timeout_ms, no speed limit
   // Request body: a file range, or a string.
   int body_fd = -1;
   uint64_t body_offset = 0;
@@ -276,7 +277,9 @@ Result<S3ColdStore::Response> S3ColdStore::PerformOnce(Call& call, bool* deliver
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, options_.connect_timeout_ms);
-  if (call.transfer) {
+  if (call.assembles) {
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, options_.assembly_timeout_ms);
+  } else if (call.transfer) {
     // Larger reads than curl's 16 KiB default: fewer callbacks and wake-ups
     // of streaming readers per object.
     curl_easy_setopt(curl, CURLOPT_BUFFERSIZE, 256L * 1024);
@@ -556,7 +559,7 @@ Status S3ColdStore::PutMultipart(const ColdObjectMeta& meta, int fd, uint64_t si
   if (!condition.second.empty()) done.headers.push_back(condition);
   done.body = std::move(complete);
   done.has_body = true;
-  done.transfer = true;  // S3 may take long to assemble large objects
+  done.assembles = true;
   auto r = Perform(done);
   if (!r.ok()) return abort(r.status());
   // CompleteMultipartUpload can fail after a 200: the error is in the body.

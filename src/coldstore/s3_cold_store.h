@@ -12,11 +12,12 @@
 //   (CreateMultipartUpload, UploadPart…, CompleteMultipartUpload); any failure
 //   aborts the upload so no orphaned parts are billed.
 // - Every call has a connect timeout and either a total timeout (small calls)
-//   or a low-speed limit (transfers). Failures that may pass (connection
-//   errors, 5xx, SlowDown/throttling, RequestTimeout) are retried with
-//   exponential backoff and full jitter, up to `max_attempts`; a download is
-//   retried only while no byte of it reached the caller, and never after the
-//   caller's callback refused it.
+//   or a low-speed limit (transfers). CompleteMultipartUpload gets a long
+//   total timeout and no low-speed limit: S3 assembles the object before it
+//   answers, sending only whitespace meanwhile, for minutes on large objects. Failures that may
+//   pass (connection errors, 5xx, SlowDown/throttling, RequestTimeout) are retried with exponential
+//   backoff and full jitter, up to `max_attempts`; a download is retried only while no byte of it
+//   reached the caller, and never after the caller's callback refused it.
 // - Put and Delete never replace or remove an object of a newer version,
 //   though other nodes write the same keys: a HEAD reads the stored version,
 //   and the write is conditional on what the HEAD saw (If-Match: its ETag, or
@@ -74,6 +75,7 @@ struct S3Options {
   long connect_timeout_ms = 3000;
   long request_timeout_ms = 10000;  // calls without a large body
   long low_speed_seconds = 10;      // transfers: give up below 1 KiB/s for this long
+  long assembly_timeout_ms = 15 * 60 * 1000;  // CompleteMultipartUpload
   // No retry starts later than this after a call began: a client waiting on a
   // PUT gets its 503 (and the upload is queued) in bounded time, about
   // retry_budget + one attempt's timeout, even when S3 hangs.

@@ -25,6 +25,7 @@
 #include <fstream>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -254,7 +255,8 @@ TEST_F(S3ColdStoreOnMoto, OlderDeleteKeepsNewerObject) {
 
 // Answers each request (one per connection: every answer closes it) with the
 // next of `answers`, the last one repeated, and keeps the request heads. A
-// request body is read whole (by Content-Length) before the answer.
+// request body is read whole (by Content-Length) before the answer. Each
+// kPause in an answer holds the rest of it back for half a second.
 class ScriptedS3 {
  public:
   explicit ScriptedS3(std::vector<std::string> answers) : answers_(std::move(answers)) {
@@ -272,11 +274,13 @@ class ScriptedS3 {
     return heads_;
   }
 
+  static constexpr char kPause = '\x01';
+
   static std::string Answer(const std::string& status_line, const std::string& headers = "",
                             const std::string& body = "") {
+    const auto length = body.size() - std::count(body.begin(), body.end(), kPause);
     return "HTTP/1.1 " + status_line + "\r\n" + headers +
-           "Content-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" +
-           body;
+           "Content-Length: " + std::to_string(length) + "\r\nConnection: close\r\n\r\n" + body;
   }
 
  private:
@@ -305,8 +309,14 @@ class ScriptedS3 {
         std::lock_guard lock(mu_);
         heads_.push_back(head);
       }
-      const std::string& answer = answers_[std::min(n, answers_.size() - 1)];
-      (void)!::write(conn.get(), answer.data(), answer.size());
+      std::string_view answer = answers_[std::min(n, answers_.size() - 1)];
+      for (size_t pause; (pause = answer.find(kPause)) != std::string_view::npos;) {
+        (void)!::send(conn.get(), answer.data(), pause, MSG_NOSIGNAL);
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        answer.remove_prefix(pause + 1);
+      }
+      (void)!::send(conn.get(), answer.data(), answer.size(),
+                    MSG_NOSIGNAL);  // the client may be gone
     }
   }
 
@@ -386,6 +396,36 @@ TEST(S3ColdStore, PutFallsBackToUnconditionalOn501) {
   EXPECT_TRUE(Has(heads[1], "\r\nif-match: \"e1\"\r\n")) << heads[1];
   EXPECT_TRUE(heads[2].starts_with("put /bkt/k ")) << heads[2];
   EXPECT_FALSE(Has(heads[2], "if-match")) << heads[2];
+}
+
+// CompleteMultipartUpload answers 200 at once, then only whitespace while S3
+// assembles the object, for longer than a transfer's low-speed limit allows:
+// the upload waits for the result instead of giving up and sending it again.
+TEST(S3ColdStore, ASlowMultipartAssemblyIsWaitedFor) {
+  const std::string p(1, ScriptedS3::kPause);
+  ScriptedS3 s3({ScriptedS3::Answer("404 Not Found"),
+                 ScriptedS3::Answer("200 OK", "", "<UploadId>u1</UploadId>"),
+                 ScriptedS3::Answer("200 OK", "ETag: \"p1\"\r\n"),
+                 ScriptedS3::Answer("200 OK", "",
+                                    " " + p + " " + p + " " + p + " " + p + " " + p +
+                                        "<CompleteMultipartUploadResult/>"),
+                 ScriptedS3::Answer("500 Internal Server Error")});
+  S3Options options;
+  options.bucket = "bkt";
+  options.endpoint = s3.url();
+  options.path_style = true;
+  options.max_attempts = 3;
+  options.base_backoff = std::chrono::milliseconds(1);
+  options.multipart_threshold = 4;
+  options.low_speed_seconds = 1;
+  S3ColdStore store(options, AwsCredentials{"AKIDEXAMPLE", "secret", "", "test"});
+  testing::TempDir dir;
+  std::ofstream(dir / "body") << "large";
+  Status s = store.Put({"K", "n.txt", 2, 123, "{}", 5, "\"x\"", 5}, dir / "body");
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  const auto heads = s3.heads();
+  ASSERT_EQ(heads.size(), 4u);
+  EXPECT_TRUE(heads[3].starts_with("post /bkt/k?uploadid=u1 ")) << heads[3];
 }
 
 // A caller's refusal of the answer (on_meta) ends the Get at once: one
