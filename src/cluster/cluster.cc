@@ -57,8 +57,9 @@ std::string WithHost(const std::string& addr, const std::string& host) {
   return (v6 ? "[" + host + "]" : host) + addr.substr(colon);
 }
 
+// Every address of the host: 0.0.0.0, [::], or no host at all (":port").
 bool Unspecified(const std::string& addr) {
-  return addr.rfind("0.0.0.0:", 0) == 0 || addr.rfind("[::]:", 0) == 0;
+  return addr.starts_with("0.0.0.0:") || addr.starts_with("[::]:") || addr.starts_with(':');
 }
 
 }  // namespace

@@ -181,8 +181,9 @@ class TestMembership(ClusterBase):
 
     def test_seed_started_later_and_wildcard_private_addr(self):
         """B starts first with -N naming A, which is not running yet; A starts later and
-        they merge; C knows only B. All listen on 0.0.0.0 (the default style): the
-        addresses members learn of each other must be reachable ones, and data flows."""
+        they merge; C knows only B. All listen on every address (A and B name 0.0.0.0,
+        C an empty host): the addresses members learn of each other must be reachable
+        ones, and data flows."""
         c = Cluster(0, testcase=self, name="wild")
         self.addCleanup(self._remove_cold, c.cold_dir)
         self.addCleanup(c.resume_all)
@@ -197,7 +198,7 @@ class TestMembership(ClusterBase):
         def wildcard_command(node):
             cmd = orig(node)
             i = cmd.index("--private-addr")
-            cmd[i + 1] = "0.0.0.0:%d" % node.private_port
+            cmd[i + 1] = (":%d" if node is cc else "0.0.0.0:%d") % node.private_port
             return cmd
         for node in c.nodes:
             node.command = (lambda n: (lambda: wildcard_command(n)))(node)
@@ -210,7 +211,7 @@ class TestMembership(ClusterBase):
         for i in range(3):
             for m in c.cstats(i)["members"]:
                 if m["id"] != c.ids[i]:
-                    self.assertFalse(m["addr"].startswith("0.0.0.0"),
+                    self.assertFalse(m["addr"].startswith(("0.0.0.0", ":")),
                                      "node %d lists an unreachable address: %s" % (i, m))
         oid = a.new_id()
         body = os.urandom(10000)
