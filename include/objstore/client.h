@@ -47,7 +47,7 @@ struct Error {
     kTimeout,     // connect or a read/write took longer than its timeout
     kProtocol,    // the node's answer was not the HTTP or JSON expected
     kLocalIo,     // reading the source or writing the destination failed
-    kInvalid,     // a bad argument (URL, range...), nothing was sent
+    kInvalid,     // a bad argument (URL, range, an id not of letters and digits), nothing was sent
   };
   Kind kind = Kind::kInvalid;
   int http_status = 0;  // set for kHttp only

@@ -645,6 +645,7 @@ asio::awaitable<void> PublicApi::ServeFetch(http::Exchange& ex, std::string key,
     if (rec) local = OpenLocalBody(*rec);
     if (local.ok()) co_await SendBody(ex, *rec, local->body.get(), local->body.bytes());
     if (!ex.responded()) {
+      errors_5xx_->Inc();
       co_await ex.Send(ErrorResponse(bhttp::status::service_unavailable, "body_unavailable",
                                      "the body vanished during the fetch"));
     }

@@ -25,17 +25,20 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <vector>
 
 namespace objstore::client {
@@ -587,6 +590,17 @@ std::string Trimmed(std::string s) {
   return s;
 }
 
+// An id goes into a request target or a header, where a space, CR, LF, '/'
+// or '%' would change the request: such an id is refused before anything is
+// sent. The node checks the rest (that it is a ULID).
+std::optional<Error> BadId(const std::string& id) {
+  const bool ok =
+      !id.empty() && id.size() <= 64 &&
+      std::all_of(id.begin(), id.end(), [](unsigned char c) { return std::isalnum(c); });
+  if (ok) return std::nullopt;
+  return MakeError(Error::Kind::kInvalid, "bad id: expected a ULID (26 letters and digits)");
+}
+
 }  // namespace
 
 Result<std::string> Client::NewId() {
@@ -611,6 +625,7 @@ Result<std::string> Client::StatsJson() {
 
 Result<ObjectInfo> Client::PutFile(const std::string& id, const std::string& path,
                                    const PutOptions& options) {
+  if (auto bad = BadId(id)) return *bad;
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return ErrnoError("open " + path);
   struct stat st {};
@@ -639,11 +654,13 @@ Result<ObjectInfo> Client::PutFile(const std::string& id, const std::string& pat
 
 Result<ObjectInfo> Client::Put(const std::string& id, const SourceFn& source,
                                std::optional<uint64_t> size, const PutOptions& options) {
+  if (auto bad = BadId(id)) return *bad;
   return conn_->Upload(id, source, size, options);
 }
 
 Result<ObjectInfo> Client::Put(const std::string& id, std::string_view bytes,
                                const PutOptions& options) {
+  if (auto bad = BadId(id)) return *bad;
   SourceFn source = [&bytes](char* buf, size_t capacity) -> Result<size_t> {
     size_t n = std::min(capacity, bytes.size());
     std::memcpy(buf, bytes.data(), n);
@@ -654,11 +671,13 @@ Result<ObjectInfo> Client::Put(const std::string& id, std::string_view bytes,
 }
 
 Result<GetInfo> Client::Get(const std::string& id, const SinkFn& sink, const GetOptions& options) {
+  if (auto bad = BadId(id)) return *bad;
   return conn_->Download(id, sink, options);
 }
 
 Result<GetInfo> Client::GetToFile(const std::string& id, const std::string& path,
                                   const GetOptions& options) {
+  if (auto bad = BadId(id)) return *bad;
   namespace fs = std::filesystem;
   struct stat st {};
   const bool exists = ::stat(path.c_str(), &st) == 0;
@@ -703,10 +722,12 @@ Result<GetInfo> Client::GetToFile(const std::string& id, const std::string& path
 }
 
 Result<ObjectInfo> Client::Meta(const std::string& id) {
+  if (auto bad = BadId(id)) return *bad;
   return MetaAnswer(conn_->Exchange(http::verb::get, "/api/v1/meta/" + id));
 }
 
 Result<ObjectInfo> Client::RaiseLevel(const std::string& id, int level) {
+  if (auto bad = BadId(id)) return *bad;
   http::fields extra;
   extra.set("X-Meta-ConsistencyLevel", std::to_string(level));
   return MetaAnswer(conn_->Exchange(http::verb::post, "/api/v1/meta/" + id, extra,
@@ -714,6 +735,7 @@ Result<ObjectInfo> Client::RaiseLevel(const std::string& id, int level) {
 }
 
 Result<ObjectInfo> Client::Delete(const std::string& id) {
+  if (auto bad = BadId(id)) return *bad;
   return MetaAnswer(conn_->Exchange(http::verb::post, "/api/v1/delete/" + id));
 }
 

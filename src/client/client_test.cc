@@ -198,12 +198,22 @@ TEST_F(ClientTest, ChunkedStreamPut) {
 }
 
 TEST_F(ClientTest, ErrorsCarryTheNodesMessage) {
-  auto bad_id = client_->Meta("not-a-ulid");
+  auto bad_id = client_->Meta("notaulid");
   ASSERT_FALSE(bad_id.ok());
   EXPECT_EQ(bad_id.error().kind, Error::Kind::kHttp);
   EXPECT_EQ(bad_id.error().http_status, 400);
   EXPECT_EQ(bad_id.error().code, "bad_id");
   EXPECT_FALSE(bad_id.error().message.empty());
+
+  // An id that would change the request itself is refused before it is sent.
+  for (const std::string bad : {"a b", "x\r\nX-Meta-ConsistencyLevel: 2", "../stats", "", "a%2F"}) {
+    auto sink = [](std::string_view) { return true; };
+    for (const Error& e : {client_->Meta(bad).error(), client_->Delete(bad).error(),
+                           client_->RaiseLevel(bad, 1).error(), client_->Get(bad, sink).error(),
+                           client_->Put(bad, std::string_view("x")).error()}) {
+      EXPECT_EQ(e.kind, Error::Kind::kInvalid) << bad << ": " << e.ToString();
+    }
+  }
 
   const std::string id = NewId();
   auto missing = client_->Get(id, [](std::string_view) { return true; });

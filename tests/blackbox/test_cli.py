@@ -165,10 +165,15 @@ class CliTest(NodeTestCase):
 
     # ------------------------------------------------------------ errors
     def test_errors_exit_codes_and_messages(self):
-        code, _o, err = self.cli("get", "not-a-ulid")
+        code, _o, err = self.cli("get", "notaulid")
         self.assertEqual(code, EXIT_REFUSED)
         self.assertIn("bad_id", err)
         self.assertIn("ULID", err, "the node's own message is printed")
+        # an id that would change the request is refused before anything is sent
+        for bad in ("not-a-ulid", "a b", "x\r\nHost: y"):
+            code, _o, err = self.cli("meta", bad)
+            self.assertEqual(code, EXIT_USAGE, "%r: %s" % (bad, err))
+            self.assertIn("bad id", err)
 
         code, _o, err = self.cli("meta", make_ulid())
         self.assertEqual(code, EXIT_NOT_FOUND)
