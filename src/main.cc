@@ -224,9 +224,10 @@ int main(int argc, char** argv) {
                  "X-Meta-Deleted meanwhile); 0 keeps tombstones forever")
       ->envname("APP_TOMBSTONE_PURGE_AFTER")
       ->capture_default_str()
-      ->check(CLI::Range(0.0, 1e9));
+      ->check(kDuration);
   app.add_option("--debug-addr", f.debug_addr,
-                 "Listen address for private API debugging using external tools")
+                 "Accepted for compatibility with the original, not served (a warning says so): "
+                 "stats and metrics are on the public API")
       ->envname("NET_DEBUG_ADDR");
   app.add_option("--public-addr", f.public_addr, "Listen address for the public HTTP API")
       ->envname("NET_PUBLIC_ADDR")
@@ -305,7 +306,8 @@ int main(int argc, char** argv) {
       ->transform(CLI::AsSizeValue(false));
   app.add_option("--max-size", f.max_size,
                  "Byte budget for cached bodies (K, M, G, T suffixes); past it, bodies the cold "
-                 "store holds are evicted. Default: 90% of the free disk at start")
+                 "store holds are evicted. Default: 90% of the free disk at start plus the bodies "
+                 "already stored")
       ->envname("APP_MAX_SIZE")
       ->check(kNotNegative)
       ->transform(CLI::AsSizeValue(false));
@@ -410,6 +412,12 @@ int main(int argc, char** argv) {
   cluster_options.seeds = SplitList(f.nodes);
   if (cluster_options.seeds.empty()) {
     spdlog::info("no additional cluster nodes specified, current node starts solo");
+  }
+  if (!f.debug_addr.empty()) {
+    spdlog::warn(
+        "--debug-addr {} is accepted for compatibility and not served: see "
+        "/api/v1/stats and /metrics on the public address",
+        f.debug_addr);
   }
   cluster_options.tag = f.tag;
   cluster_options.secret = f.cluster_secret;

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <set>
 
 namespace objstore {
@@ -14,7 +15,9 @@ void Histogram::Observe(double v) {
   while (i < bounds_.size() && v > bounds_[i]) ++i;
   buckets_[i].fetch_add(1, std::memory_order_relaxed);
   count_.fetch_add(1, std::memory_order_relaxed);
-  sum_micros_.fetch_add(static_cast<uint64_t>(v * 1e6), std::memory_order_relaxed);
+  // Negative or NaN (a clock stepped back) adds nothing: the cast would be undefined.
+  const uint64_t micros = v > 0 ? static_cast<uint64_t>(std::min(v * 1e6, 1e18)) : 0;
+  sum_micros_.fetch_add(micros, std::memory_order_relaxed);
 }
 
 std::vector<uint64_t> Histogram::BucketCounts() const {
