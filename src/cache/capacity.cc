@@ -118,7 +118,7 @@ size_t Capacity::Load(const std::vector<StoredBody>& bodies, std::string_view sa
   for (const StoredBody& b : bodies) {
     auto [it, inserted] = entries_.try_emplace(b.key);
     if (!inserted) used_ -= it->second.size;
-    it->second = Entry{b.version, b.size, b.evictable && evicts};
+    it->second = Entry{b.version, b.size, b.evictable && evicts, false, ++generations_};
     used_ += b.size;
     if (it->second.evictable) evictable[b.key] = b.size;
   }
@@ -267,7 +267,7 @@ void Capacity::AddBody(const std::string& key, uint64_t version, uint64_t size, 
     used_ -= it->second.size;
     if (it->second.uploading) uploading_bytes_ -= it->second.size;
   }
-  it->second = Entry{version, size, evictable};
+  it->second = Entry{version, size, evictable, false, ++generations_};
   used_ += size;
   if (evictable) {
     policy_->Insert(key, size);
@@ -492,12 +492,15 @@ void Capacity::EvictPass(std::unique_lock<std::mutex>& lock) {
     const std::string key = *victim;
     const uint64_t version = it->second.version;
     const uint64_t size = it->second.size;
+    const uint64_t generation = it->second.generation;
     lock.unlock();
     const Removal removal = hooks_.remove_body(key, version);
     EndEviction(key);
     lock.lock();
+    // Not the entry removed if the body was added again meanwhile, even under
+    // the same version: that body is on disk and stays counted.
     it = entries_.find(key);
-    const bool same = it != entries_.end() && it->second.version == version;
+    const bool same = it != entries_.end() && it->second.generation == generation;
     if (removal == Removal::kFailed) {
       failed.insert(key);
     } else if (removal == Removal::kRemoved) {

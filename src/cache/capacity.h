@@ -231,6 +231,9 @@ class Capacity {
     uint64_t size = 0;
     bool evictable = false;
     bool uploading = false;  // between UploadStarted and UploadEnded
+    // Which AddBody made it: the same version may be added again (a fetch
+    // bringing an evicted body back) while the eviction pass removes it.
+    uint64_t generation = 0;
   };
   struct PinState {
     int readers = 0;
@@ -278,6 +281,7 @@ class Capacity {
   std::condition_variable space_cv_;                // wakes waiting reservations
   std::unique_ptr<EvictionPolicy> policy_;          // guarded by mu_; null: kNoEviction
   std::unordered_map<std::string, Entry> entries_;  // guarded by mu_
+  uint64_t generations_ = 0;                        // guarded by mu_: the last Entry::generation
   std::array<PinShard, 16> pin_shards_;             // lock order: mu_ before a shard's mu
   std::atomic<uint64_t> dropped_hits_{0};
   uint64_t used_ = 0;                 // guarded by mu_

@@ -198,6 +198,27 @@ TEST(Capacity, AReservationThatCannotFitEvictsNothing) {
   EXPECT_EQ(owner.Removed().size(), 7u);
 }
 
+// A GET brings an evicted body back (same version) while the pass that
+// removed it has not yet taken the lock again: the body it added stays
+// counted and tracked, not forgotten as the one just removed, so the pass
+// goes on to evict another.
+TEST(Capacity, ABodyAddedAgainDuringItsEvictionStaysCounted) {
+  FakeOwner owner;
+  auto c = Open(owner, 1000);  // eviction above 950 bytes, down to 900
+  Put(*c, "back", 300);
+  Capacity* cap = c.get();
+  bool once = true;
+  owner.on_remove = [&](const std::string& key) {
+    if (key == "back" && std::exchange(once, false)) cap->AddBody("back", 1, 300, true, nullptr);
+  };
+  Put(*c, "new", 680);  // 980 bytes: "back", the older, is evicted first
+  EXPECT_TRUE(Eventually([&] { return owner.Removed().size() == 2; }))
+      << "the pass stopped as if the body added again were gone";
+  EXPECT_EQ(owner.Removed(), (std::vector<std::string>{"back", "new"}));
+  EXPECT_TRUE(Eventually([&] { return c->Stats().used_bytes == 300; })) << c->Stats().used_bytes;
+  EXPECT_EQ(c->Stats().bodies, 1u);
+}
+
 TEST(Capacity, AHugeReservationDoesNotWrapAround) {
   FakeOwner owner;
   auto c = Open(owner, 1000);

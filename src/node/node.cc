@@ -848,6 +848,11 @@ Result<std::vector<Node::RecordPtr>> Node::ApplyRemote(const std::vector<ObjectR
     // peer retires the body of the version it replaces.
     if (a.replaced && a.replaced->local_body) {
       if (a.replaced->version != records[i].version) {
+        // Under the key's commit lock: a fetch or PUT that made the replaced
+        // version local hands its body to the budget under that lock, so
+        // the removal comes after it (else the budget would keep counting
+        // a body removed before it was added).
+        std::lock_guard lock(CommitLock(records[i].key));
         (void)bodies_->Remove(a.replaced->key, a.replaced->version);
         capacity_->RemoveBody(a.replaced->key, a.replaced->version.packed);
       } else {
