@@ -393,7 +393,7 @@ int main(int argc, char** argv) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGHUP);  // reloads the token file
+  sigaddset(&stop_signals, SIGHUP);  // reloads the token file and the S3 credentials
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -464,6 +464,7 @@ int main(int argc, char** argv) {
   objstore::SystemRandom random;
   objstore::Disk& disk = objstore::DefaultDisk();
   std::unique_ptr<objstore::ColdStore> cold;
+  objstore::S3ColdStore* s3_store = nullptr;  // owned by the node; SIGHUP reloads its credentials
   if (f.bucket.empty()) {
     auto dir = objstore::DirColdStore::Open(f.cold_dir, disk);
     if (!dir.ok()) {
@@ -485,6 +486,7 @@ int main(int argc, char** argv) {
     s3.multipart_threshold = f.s3_multipart_threshold;
     s3.part_size = std::max<uint64_t>(f.s3_part_size, 5ull << 20);
     s3.receive_buffer = static_cast<int>(f.s3_receive_buffer);
+    s3.credential_source = [] { return objstore::LoadAwsCredentials(); };
     auto credentials = objstore::LoadAwsCredentials();
     if (credentials.ok()) {
       spdlog::info("S3 credentials from {}", credentials->source);
@@ -498,6 +500,7 @@ int main(int argc, char** argv) {
     if (objstore::Status s = store->CheckBucket(); !s.ok()) {
       spdlog::warn("S3 bucket check failed: {}", s.message());
     }
+    s3_store = store.get();
     cold = std::move(store);
   }
 
@@ -594,8 +597,10 @@ int main(int argc, char** argv) {
     if (auth) {
       (void)auth->Reload();  // logs the outcome; a bad file keeps the old tokens
     } else {
-      spdlog::info("SIGHUP: no --auth-tokens-file, nothing to reload");
+      spdlog::info("SIGHUP: no --auth-tokens-file, no tokens to reload");
     }
+    // Logs the outcome; credentials that cannot be read keep the old ones.
+    if (s3_store != nullptr) (void)s3_store->ReloadCredentials();
   }
   spdlog::info("signal {} received: finishing requests in flight", sig);
   server->Stop(Millis(f.shutdown_grace));

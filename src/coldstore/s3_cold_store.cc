@@ -74,6 +74,23 @@ bool Retryable(long status, const std::string& code) {
          code == "RequestTimeTooSkewed" || code == "InternalError";
 }
 
+// S3's error codes for credentials it does not take (as opposed to a
+// permission the keys lack): reading them again may help.
+bool RefusedCredentials(const std::string& code) {
+  return code == "ExpiredToken" || code == "InvalidToken" || code == "TokenRefreshRequired" ||
+         code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch";
+}
+
+Result<std::shared_ptr<const AwsCredentials>> Shared(Result<AwsCredentials> c) {
+  if (!c.ok()) return c.status();
+  return std::make_shared<const AwsCredentials>(std::move(c).value());
+}
+
+bool SameCredentials(const AwsCredentials& a, const AwsCredentials& b) {
+  return a.access_key == b.access_key && a.secret_key == b.secret_key &&
+         a.session_token == b.session_token;
+}
+
 // Drops the If-Match / If-None-Match headers of a conditional request;
 // false when it had none.
 bool DropConditions(Params& headers) {
@@ -169,7 +186,9 @@ size_t OnRead(char* buffer, size_t size, size_t n, void* user) {
 }  // namespace
 
 S3ColdStore::S3ColdStore(S3Options options, Result<AwsCredentials> credentials)
-    : options_(std::move(options)), credentials_(std::move(credentials)) {
+    : options_(std::move(options)),
+      credentials_(Shared(std::move(credentials))),
+      credentials_tried_(std::chrono::steady_clock::now()) {
   std::call_once(curl_init_once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
   std::string endpoint = options_.endpoint;
   while (!endpoint.empty() && endpoint.back() == '/') endpoint.pop_back();
@@ -239,8 +258,41 @@ void S3ColdStore::ReleaseHandle(void* handle) {
   handles_.push_back(handle);
 }
 
+Status S3ColdStore::ReloadCredentials() {
+  if (!options_.credential_source) {
+    std::lock_guard lock(credentials_mu_);
+    return credentials_.ok() ? Status::Ok() : credentials_.status();
+  }
+  Result<AwsCredentials> fresh = options_.credential_source();
+  std::lock_guard lock(credentials_mu_);
+  credentials_tried_ = std::chrono::steady_clock::now();
+  if (!fresh.ok()) {
+    spdlog::warn("S3 credentials not reloaded ({}); {}", fresh.status().message(),
+                 credentials_.ok() ? "the current ones stay" : "S3 calls keep failing");
+    return credentials_.ok() ? Status::Ok() : fresh.status();
+  }
+  spdlog::info("S3 credentials reloaded from {}", fresh->source);
+  credentials_ = Shared(std::move(fresh));
+  return Status::Ok();
+}
+
+Result<std::shared_ptr<const AwsCredentials>> S3ColdStore::Credentials() {
+  {
+    std::lock_guard lock(credentials_mu_);
+    if (credentials_.ok() || !options_.credential_source ||
+        std::chrono::steady_clock::now() - credentials_tried_ < options_.credentials_retry) {
+      return credentials_;
+    }
+  }
+  (void)ReloadCredentials();
+  std::lock_guard lock(credentials_mu_);
+  return credentials_;
+}
+
 Result<S3ColdStore::Response> S3ColdStore::PerformOnce(Call& call, bool* delivered, bool* refused) {
-  const AwsCredentials& creds = credentials_.value();
+  auto held = Credentials();
+  if (!held.ok()) return held.status();
+  const AwsCredentials& creds = **held;
   sigv4::Request req;
   req.method = call.method;
   req.path = base_path_ + "/" + call.key;  // raw: the signer encodes it once, as S3 does
@@ -330,10 +382,13 @@ Result<S3ColdStore::Response> S3ColdStore::PerformOnce(Call& call, bool* deliver
 }
 
 Result<S3ColdStore::Response> S3ColdStore::Perform(Call& call) {
-  if (!credentials_.ok()) return Remember(Status::Unavailable(credentials_.status().message()));
+  if (auto held = Credentials(); !held.ok()) {
+    return Remember(Status::Unavailable(held.status().message()));
+  }
   thread_local std::mt19937_64 rng{std::random_device{}()};
   const auto started = std::chrono::steady_clock::now();
   Status last;
+  bool reloaded = false;  // the credentials were read again for this call
   for (int attempt = 1;; ++attempt) {
     bool delivered = false, refused = false;
     auto r = PerformOnce(call, &delivered, &refused);
@@ -366,6 +421,16 @@ Result<S3ColdStore::Response> S3ColdStore::Perform(Call& call) {
         if (auto g = PerformOnce(get, &get_delivered, &get_refused); g.ok() && g->status == 403) {
           code = XmlValue(g->body, "Code");
           message = XmlValue(g->body, "Message");
+        }
+      }
+      // Credentials that ran out or were rotated: read them again, and send
+      // the call once more if they changed.
+      if ((r->status == 400 || r->status == 403) && RefusedCredentials(code) && !reloaded) {
+        reloaded = true;
+        auto before = Credentials();
+        if (ReloadCredentials().ok()) {
+          auto after = Credentials();
+          if (before.ok() && after.ok() && !SameCredentials(**before, **after)) continue;
         }
       }
       if (r->status == 404 && code != "NoSuchBucket") {

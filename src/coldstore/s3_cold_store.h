@@ -30,12 +30,20 @@
 //   meta travel as x-amz-meta-* headers, percent-encoded so any byte (and the
 //   case of user-meta keys, which S3 lower-cases in header names) survives.
 //
+// - Credentials are read again from their source (ReloadCredentials: the
+//   environment, then the shared files) when S3 refuses the current ones as
+//   expired or unknown (a temporary session token ran out, a sidecar
+//   rotated the file) — the call is then sent once more if they changed —
+//   and on the operator's SIGHUP. Without credentials at start, a call reads
+//   the source again, at most once per `credentials_retry`.
+//
 // Thread safety: all methods may be called concurrently (blocking calls; the
 // node runs them on its blocking pool).
 #pragma once
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -80,6 +88,10 @@ struct S3Options {
   // PUT gets its 503 (and the upload is queued) in bounded time, about
   // retry_budget + one attempt's timeout, even when S3 hangs.
   std::chrono::milliseconds retry_budget{15000};
+  // Where fresh credentials come from (e.g. LoadAwsCredentials); empty: the
+  // ones given to the constructor are kept for good.
+  std::function<Result<AwsCredentials>()> credential_source;
+  std::chrono::milliseconds credentials_retry{10000};
 };
 
 // Counters of the cold store's traffic, for /stats and /metrics.
@@ -113,6 +125,10 @@ class S3ColdStore final : public ColdStore {
 
   // HEAD of the bucket: Ok when it exists and the keys may use it.
   Status CheckBucket();
+
+  // Reads the credentials again from options.credential_source; on failure
+  // the current ones stay. Ok when the store now holds credentials.
+  Status ReloadCredentials();
   const ColdStoreCounters& counters() const { return counters_; }
 
   struct Call;
@@ -148,8 +164,13 @@ class S3ColdStore final : public ColdStore {
   void* AcquireHandle();
   void ReleaseHandle(void* handle);
 
+  // The credentials to sign with, or why there are none.
+  Result<std::shared_ptr<const AwsCredentials>> Credentials();
+
   S3Options options_;
-  Result<AwsCredentials> credentials_;
+  mutable std::mutex credentials_mu_;
+  Result<std::shared_ptr<const AwsCredentials>> credentials_;  // guarded by credentials_mu_
+  std::chrono::steady_clock::time_point credentials_tried_;    // guarded by credentials_mu_
   std::string scheme_host_;  // e.g. "http://127.0.0.1:9000" or "https://bucket.s3.…"
   std::string host_header_;
   std::string base_path_;    // "/bucket" for path style, "" otherwise

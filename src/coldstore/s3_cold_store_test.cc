@@ -328,14 +328,18 @@ class ScriptedS3 {
   std::thread thread_;
 };
 
-S3ColdStore StoreOn(const ScriptedS3& server) {
+S3Options OptionsFor(const ScriptedS3& server) {
   S3Options options;
   options.bucket = "bkt";
   options.endpoint = server.url();
   options.path_style = true;
   options.max_attempts = 3;
   options.base_backoff = std::chrono::milliseconds(1);
-  return S3ColdStore(options, AwsCredentials{"AKIDEXAMPLE", "secret", "", "test"});
+  return options;
+}
+
+S3ColdStore StoreOn(const ScriptedS3& server) {
+  return S3ColdStore(OptionsFor(server), AwsCredentials{"AKIDEXAMPLE", "secret", "", "test"});
 }
 
 bool Has(const std::string& head, const std::string& text) {
@@ -410,12 +414,7 @@ TEST(S3ColdStore, ASlowMultipartAssemblyIsWaitedFor) {
                                     " " + p + " " + p + " " + p + " " + p + " " + p +
                                         "<CompleteMultipartUploadResult/>"),
                  ScriptedS3::Answer("500 Internal Server Error")});
-  S3Options options;
-  options.bucket = "bkt";
-  options.endpoint = s3.url();
-  options.path_style = true;
-  options.max_attempts = 3;
-  options.base_backoff = std::chrono::milliseconds(1);
+  S3Options options = OptionsFor(s3);
   options.multipart_threshold = 4;
   options.low_speed_seconds = 1;
   S3ColdStore store(options, AwsCredentials{"AKIDEXAMPLE", "secret", "", "test"});
@@ -426,6 +425,71 @@ TEST(S3ColdStore, ASlowMultipartAssemblyIsWaitedFor) {
   const auto heads = s3.heads();
   ASSERT_EQ(heads.size(), 4u);
   EXPECT_TRUE(heads[3].starts_with("post /bkt/k?uploadid=u1 ")) << heads[3];
+}
+
+// S3 refuses a session token that ran out: the store reads its credentials
+// again and, as they changed, sends the call once more with the new ones.
+TEST(S3ColdStore, ExpiredCredentialsAreReadAgainAndTheCallSentOnceMore) {
+  const std::string expired = ScriptedS3::Answer(
+      "400 Bad Request", "", "<Error><Code>ExpiredToken</Code><Message>old</Message></Error>");
+  ScriptedS3 s3({expired, ScriptedS3::Answer("204 No Content")});
+  S3Options options = OptionsFor(s3);
+  int reads = 0;
+  options.credential_source = [&reads]() -> Result<AwsCredentials> {
+    ++reads;
+    return AwsCredentials{"AKIDROTATED", "secret2", "token2", "test"};
+  };
+  S3ColdStore store(options, AwsCredentials{"AKIDEXAMPLE", "secret", "token1", "test"});
+  Status s = store.Get(
+      "K", [](const ColdObjectMeta&) { return Status::Ok(); },
+      [](std::span<const char>) { return Status::Ok(); });
+  EXPECT_EQ(reads, 1);
+  const auto heads = s3.heads();
+  ASSERT_EQ(heads.size(), 2u) << s.ToString();
+  EXPECT_TRUE(Has(heads[0], "credential=akidexample/")) << heads[0];
+  EXPECT_TRUE(Has(heads[0], "x-amz-security-token: token1")) << heads[0];
+  EXPECT_TRUE(Has(heads[1], "credential=akidrotated/")) << heads[1];
+  EXPECT_TRUE(Has(heads[1], "x-amz-security-token: token2")) << heads[1];
+}
+
+// Credentials read again but unchanged: no second call (a wrong key stays
+// wrong), and the error names S3's code.
+TEST(S3ColdStore, UnchangedCredentialsAreNotTriedTwice) {
+  ScriptedS3 s3({ScriptedS3::Answer(
+      "403 Forbidden", "",
+      "<Error><Code>InvalidAccessKeyId</Code><Message>unknown key</Message></Error>")});
+  S3Options options = OptionsFor(s3);
+  int reads = 0;
+  options.credential_source = [&reads]() -> Result<AwsCredentials> {
+    ++reads;
+    return AwsCredentials{"AKIDEXAMPLE", "secret", "", "test"};
+  };
+  S3ColdStore store(options, AwsCredentials{"AKIDEXAMPLE", "secret", "", "test"});
+  Status s = store.Delete("K", 5);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("InvalidAccessKeyId"), std::string::npos) << s.ToString();
+  EXPECT_EQ(reads, 1);
+  EXPECT_EQ(s3.heads().size(), 2u);  // the HEAD, and the GET that names the cause
+}
+
+// No credentials at start: calls read the source again (at most once per
+// credentials_retry) and work once it has them.
+TEST(S3ColdStore, CredentialsMissingAtStartAreReadAgainLater) {
+  ScriptedS3 s3({ScriptedS3::Answer("204 No Content")});
+  S3Options options = OptionsFor(s3);
+  options.credentials_retry = std::chrono::milliseconds(0);
+  bool written = false;
+  options.credential_source = [&written]() -> Result<AwsCredentials> {
+    if (!written) return Status::NotFound("no credentials yet");
+    return AwsCredentials{"AKIDLATE", "secret", "", "test"};
+  };
+  S3ColdStore store(options, Status::NotFound("no credentials yet"));
+  EXPECT_EQ(store.CheckBucket().code(), StatusCode::kUnavailable);
+  EXPECT_TRUE(s3.heads().empty());
+  written = true;
+  EXPECT_TRUE(store.CheckBucket().ok());
+  ASSERT_EQ(s3.heads().size(), 1u);
+  EXPECT_TRUE(Has(s3.heads()[0], "credential=akidlate/")) << s3.heads()[0];
 }
 
 // A caller's refusal of the answer (on_meta) ends the Get at once: one
