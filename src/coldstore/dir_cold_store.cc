@@ -78,11 +78,24 @@ std::mutex& DirColdStore::KeyLock(const std::string& key) {
   return key_locks_[XXH64(key.data(), key.size(), 1) % key_locks_.size()];
 }
 
+Result<UniqueFd> DirColdStore::LockKeyFile(const std::string& key) {
+  char name[24];
+  std::snprintf(name, sizeof name, "/locks/key-%02x.lock",
+                static_cast<unsigned>(XXH64(key.data(), key.size(), 1) % 256));
+  const std::string path = dir_ + name;
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (!fd.valid()) return Status::FromErrno(errno, "open " + path);
+  while (::flock(fd.get(), LOCK_EX) != 0) {
+    if (errno != EINTR) return Status::FromErrno(errno, "lock " + path);
+  }
+  return fd;  // closing it releases the lock
+}
+
 Status DirColdStore::Put(const ColdObjectMeta& meta, const std::string& body_path) {
-  std::lock_guard lock(KeyLock(meta.key));
-  ColdObjectMeta previous;
-  auto previous_body = ReadMetaFile(meta.key, &previous);
-  if (previous_body.ok() && previous.version > meta.version) return Status::Ok();
+  {
+    ColdObjectMeta stored;  // a newer version already there: nothing to copy
+    if (ReadMetaFile(meta.key, &stored).ok() && stored.version > meta.version) return Status::Ok();
+  }
   const std::string shard = ShardDir(meta.key);
   if (Status s = MakeDirsDurable(disk_, shard); !s.ok()) return s;
   const std::string fname = BodyStore::FileNameKey(meta.key);
@@ -111,9 +124,19 @@ Status DirColdStore::Put(const ColdObjectMeta& meta, const std::string& body_pat
                     std::chrono::system_clock::now().time_since_epoch().count()),
                 static_cast<unsigned long long>(put_seq_.fetch_add(1)));
   const std::string body_name = fname + stamp;
-  if (Status s = (*body)->Commit(shard + "/" + body_name); !s.ok()) return s;
+  const std::string body_file = shard + "/" + body_name;
+  if (Status s = (*body)->Commit(body_file); !s.ok()) return s;
 
-  // 2. The metadata, replacing the previous object in one rename.
+  // 2. Under the key's lock, unless a newer version landed meanwhile: the
+  // metadata, replacing the previous object in one rename.
+  std::lock_guard lock(KeyLock(meta.key));
+  auto file_lock = LockKeyFile(meta.key);
+  ColdObjectMeta previous;
+  auto previous_body = ReadMetaFile(meta.key, &previous);
+  if (!file_lock.ok() || (previous_body.ok() && previous.version > meta.version)) {
+    disk_.Unlink(body_file.c_str());
+    return file_lock.ok() ? Status::Ok() : file_lock.status();
+  }
   json doc = {{"key", meta.key},
               {"name", meta.name},
               {"consistency", meta.consistency},
@@ -124,10 +147,16 @@ Status DirColdStore::Put(const ColdObjectMeta& meta, const std::string& body_pat
               {"version", meta.version},
               {"body", body_name}};
   const std::string text = doc.dump();
-  auto meta_file = AtomicFile::Create(disk_, tmp_dir_);
-  if (!meta_file.ok()) return meta_file.status();
-  if (Status s = (*meta_file)->Append(text); !s.ok()) return s;
-  if (Status s = (*meta_file)->Commit(shard + "/" + fname + ".meta"); !s.ok()) return s;
+  Status written = [&] {
+    auto meta_file = AtomicFile::Create(disk_, tmp_dir_);
+    if (!meta_file.ok()) return meta_file.status();
+    if (Status s = (*meta_file)->Append(text); !s.ok()) return s;
+    return (*meta_file)->Commit(shard + "/" + fname + ".meta");
+  }();
+  if (!written.ok()) {
+    disk_.Unlink(body_file.c_str());  // nothing names it; a retry writes another
+    return written;
+  }
 
   // 3. The previous body is unreachable now.
   if (previous_body.ok() && *previous_body != body_name) {
@@ -223,6 +252,8 @@ Status DirColdStore::GetRange(const std::string& key, uint64_t offset, uint64_t 
 
 Status DirColdStore::Delete(const std::string& key, uint64_t version) {
   std::lock_guard lock(KeyLock(key));
+  auto file_lock = LockKeyFile(key);
+  if (!file_lock.ok()) return file_lock.status();
   ColdObjectMeta meta;
   auto body_name = ReadMetaFile(key, &meta);
   if (!body_name.ok()) {

@@ -9,6 +9,13 @@
 // reach a path unescaped. Temporaries live in tmp/<owner>/ while the writing
 // process holds locks/<owner>.lock, so nodes may share one directory and a
 // node's start-up removes only the temporaries of owners that died.
+//
+// The read-compare-replace of a key's .meta (Put's "is mine newer?",
+// Delete's "is the stored one older?") runs under the key's lock: a mutex
+// for this process's threads and flock(2) on locks/key-<xx>.lock (one of
+// 256, by the key's hash) for the other nodes sharing the directory. The
+// body is copied before the lock is taken, so a large upload does not hold
+// other nodes' writes of that shard back.
 #pragma once
 
 #include <array>
@@ -47,6 +54,8 @@ class DirColdStore final : public ColdStore {
   Disk& disk_;
   UniqueFd owner_lock_;  // flock held while this store lives
   std::mutex& KeyLock(const std::string& key);
+  // The other processes' side of a key's lock: held while the result lives.
+  Result<UniqueFd> LockKeyFile(const std::string& key);
 
   std::atomic<uint64_t> put_seq_{0};  // makes body names unique per Put
   // Puts and Deletes of one key are serialised (read-compare-replace of .meta).

@@ -2,8 +2,14 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <condition_variable>
 #include <fstream>
+#include <future>
 #include <memory>
+#include <mutex>
+#include <string_view>
+#include <thread>
 #include <vector>
 
 #include "base/test_util.h"
@@ -268,6 +274,69 @@ TEST(DirColdStore, NewerVersionIsNeverReplacedOrDeletedByOlder) {
   EXPECT_EQ(fx.Fetch("K")->second, "new");
   ASSERT_TRUE(fx.cold->Delete("K", 15).ok());  // a delete older than the object
   EXPECT_EQ(fx.Fetch("K")->second, "new");
+}
+
+// Holds the first rename onto a .meta for `hold` (or until the store's other
+// renames are done), telling when it is held.
+class HeldMetaRenameDisk final : public Disk {
+ public:
+  explicit HeldMetaRenameDisk(std::chrono::milliseconds hold) : hold_(hold) {}
+  std::promise<void> held;
+
+  int Open(const char* path, int flags, mode_t mode) override {
+    return real_.Open(path, flags, mode);
+  }
+  ssize_t Write(int fd, const void* data, size_t len) override {
+    return real_.Write(fd, data, len);
+  }
+  ssize_t WriteAt(int fd, const void* data, size_t len, off_t offset) override {
+    return real_.WriteAt(fd, data, len, offset);
+  }
+  int Fsync(int fd) override { return real_.Fsync(fd); }
+  int Rename(const char* from, const char* to) override {
+    if (std::string_view(to).ends_with(".meta") && !once_) {
+      once_ = true;
+      held.set_value();
+      std::this_thread::sleep_for(hold_);
+    }
+    return real_.Rename(from, to);
+  }
+  int Unlink(const char* path) override { return real_.Unlink(path); }
+  int SyncDir(const char* path) override { return real_.SyncDir(path); }
+
+ private:
+  PosixDisk real_;
+  std::chrono::milliseconds hold_;
+  bool once_ = false;
+};
+
+// Two nodes share one directory (two stores, as two processes have): node A's
+// Put of version 10 is between its check and its rename when node B puts
+// version 12, and B's Delete of version 11 comes after. The newer version
+// stays in both cases; the key's lock (flock) is what orders them.
+TEST(DirColdStore, NodesSharingADirectoryNeverReplaceANewerVersion) {
+  Fixture fx;
+  HeldMetaRenameDisk slow_disk(std::chrono::milliseconds(300));
+  auto a = DirColdStore::Open(fx.dir / "cold", slow_disk);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  std::string p10, p12;
+  auto v10 = fx.MakeBody("K", "ten", 10, &p10);
+  auto v12 = fx.MakeBody("K", "twelve", 12, &p12);
+  auto older = std::async(std::launch::async, [&] { return (*a)->Put(v10, p10); });
+  slow_disk.held.get_future().wait();
+  ASSERT_TRUE(fx.cold->Put(v12, p12).ok());  // B, while A holds its rename
+  ASSERT_TRUE(older.get().ok());
+  auto got = fx.Fetch("K");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->second, "twelve") << "an older version replaced a newer one";
+  EXPECT_TRUE(fx.cold->Delete("K", 11).ok());  // older than what is stored
+  EXPECT_EQ(fx.Fetch("K")->second, "twelve");
+  size_t bodies = 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(fx.dir / "cold")) {
+    const std::string name = e.path().filename().string();
+    bodies += e.is_regular_file() && name.find('@') != std::string::npos;
+  }
+  EXPECT_EQ(bodies, 1u) << "a superseded body was left behind";
 }
 
 TEST(DirColdStore, RejectsABodyThatDoesNotMatchItsMeta) {
