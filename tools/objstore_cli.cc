@@ -7,9 +7,11 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -167,6 +169,11 @@ int RunPut(Client& client, const PutArgs& args) {
     options.name = *args.name;
   } else if (!from_stdin) {
     options.name = std::filesystem::path(args.file).filename().string();
+  }
+  // An input that cannot be read fails as such (exit 5), before the node is asked for an id.
+  if (!from_stdin && ::access(args.file.c_str(), R_OK) != 0) {
+    return Fail(Error{Error::Kind::kLocalIo, 0, "",
+                      "cannot read " + args.file + ": " + std::strerror(errno)});
   }
   std::string id = args.id;
   if (id.empty()) {

@@ -200,7 +200,8 @@ class Client {
   // GET /api/v1/stats: the node's JSON text (docs/API.md lists the fields).
   Result<std::string> StatsJson();
 
-  // POST /api/v1/put of a file's bytes (Content-Length from its size).
+  // POST /api/v1/put of a file's bytes: Content-Length from its size, or
+  // chunked when it is a pipe or a device (`<(cmd)`, /dev/stdin).
   Result<ObjectInfo> PutFile(const std::string& id, const std::string& path,
                              const PutOptions& options = {});
   // POST /api/v1/put of the bytes `source` yields; sent chunked unless `size`

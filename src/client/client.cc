@@ -632,8 +632,8 @@ Result<ObjectInfo> Client::PutFile(const std::string& id, const std::string& pat
   std::optional<Error> unusable;
   if (::fstat(fd, &st) != 0) {
     unusable = ErrnoError("stat " + path);
-  } else if (!S_ISREG(st.st_mode)) {
-    unusable = MakeError(Error::Kind::kLocalIo, path + " is not a regular file");
+  } else if (S_ISDIR(st.st_mode)) {
+    unusable = MakeError(Error::Kind::kLocalIo, path + " is a directory");
   }
   if (unusable) {
     ::close(fd);
@@ -647,7 +647,10 @@ Result<ObjectInfo> Client::PutFile(const std::string& id, const std::string& pat
       if (errno != EINTR) return ErrnoError("read " + path);
     }
   };
-  auto result = conn_->Upload(id, source, static_cast<uint64_t>(st.st_size), options);
+  // A pipe or a device has no size to announce: its bytes go chunked.
+  std::optional<uint64_t> size;
+  if (S_ISREG(st.st_mode)) size = static_cast<uint64_t>(st.st_size);
+  auto result = conn_->Upload(id, source, size, options);
   ::close(fd);
   return result;
 }

@@ -10,6 +10,7 @@ import select
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import unittest
 
@@ -102,6 +103,24 @@ class CliTest(NodeTestCase):
         self.assertEqual(meta["name"], "data.json")
         self.assertEqual(meta["size"], len(body))
 
+    def test_put_from_a_pipe_named_on_the_command_line(self):
+        # `objstore-cli put <(cmd)`: a named pipe has no size; its bytes go chunked
+        fifo = os.path.join(self.work, "pipe")
+        os.mkfifo(fifo)
+        body = os.urandom(300_001)
+
+        def feed():
+            with open(fifo, "wb") as f:
+                f.write(body)
+        writer = threading.Thread(target=feed)
+        writer.start()
+        try:
+            oid = self.ok("put", fifo).decode().strip()
+        finally:
+            writer.join(30)
+        self.assertEqual(self.ok("get", oid), body)
+        self.assertEqual(json.loads(self.ok("meta", oid))["name"], "pipe")
+
     def test_id_ping_stats_level(self):
         ids = {self.ok("id").decode().strip() for _ in range(3)}
         self.assertEqual(len(ids), 3)
@@ -193,6 +212,10 @@ class CliTest(NodeTestCase):
         code, _o, err = self.cli("put", os.path.join(self.work, "missing.bin"))
         self.assertEqual(code, EXIT_LOCAL)
         self.assertIn("missing.bin", err)
+        # the input is checked before the node is asked for an id
+        code, _o, err = self.cli("--node", "http://127.0.0.1:%d" % free_port(), "put",
+                                 os.path.join(self.work, "missing.bin"), node=False)
+        self.assertEqual(code, EXIT_LOCAL, err)
 
         oid = self.ok("put", self.write("y", b"yyy")).decode().strip()
         code, _o, err = self.cli("get", oid, "-o", os.path.join(self.work, "no", "such", "dir"))
