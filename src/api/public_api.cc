@@ -13,6 +13,7 @@
 #include "http/mime.h"
 #include "http/range.h"
 #include "ids/ulid.h"
+#include "journal/record_checks.h"
 #include "node/blocking.h"
 
 namespace objstore::api {
@@ -112,7 +113,12 @@ void AddMetaHeaders(const ObjectRecord& r, Add&& add) {
   add("X-Meta-ID", r.key);
   add("X-Meta-Name", r.name);
   add("X-Meta-ConsistencyLevel", std::to_string(r.consistency));
-  add("X-Meta-UserMeta", r.user_meta);
+  // A record from an older node may hold a raw DEL, which no header may carry.
+  if (r.user_meta.find('\x7f') == std::string::npos) {
+    add("X-Meta-UserMeta", r.user_meta);
+  } else {
+    add("X-Meta-UserMeta", EscapeDel(r.user_meta));
+  }
   if (r.deleted) add("X-Meta-Deleted", "true");
 }
 
@@ -718,7 +724,7 @@ asio::awaitable<bool> PublicApi::ServeColdRange(http::Exchange& ex, Node::Record
 
 asio::awaitable<Status> PublicApi::ServePeer(http::Exchange& ex, Node::RecordPtr rec) {
   BodyPlan plan = PlanBody(ex, *rec, false);
-  if (plan.early) {  // 304 or 416: decided from the metadata alone
+  if (plan.early) {  // 304, 412 or 416: decided from the metadata alone
     plan.early->set("X-Meta-Symlink", "true");
     co_await ex.Send(std::move(*plan.early));
     co_return Status::Ok();
@@ -781,18 +787,25 @@ asio::awaitable<void> PublicApi::RaiseLevel(http::Exchange& ex, const std::strin
   co_await SettleFetch(key);
   // The cold copy carries the level in its metadata, so raising the level
   // rewrites the copy from the body: an evicted body comes back first, as a
-  // GET would bring it.
+  // GET would bring it, and stays pinned (by the fetch) until the level is
+  // raised.
+  std::shared_ptr<ColdFetch> fetch;
   if (Node::RecordPtr rec = node_.Lookup(key); rec && !rec->deleted && !rec->local_body &&
                                                rec->consistency >= 1 && target > rec->consistency) {
-    std::shared_ptr<ColdFetch> fetch = node_.FetchFromCold(key, /*restore_unknown=*/false);
+    fetch = node_.FetchFromCold(key, /*restore_unknown=*/false);
     const ColdFetch::Progress done = co_await fetch->Wait(std::numeric_limits<uint64_t>::max());
     if (!done.status.ok()) {
-      errors_5xx_->Inc();
-      co_await ex.Send(ErrorResponse(bhttp::status::service_unavailable, "body_unavailable",
-                                     "the body of " + key +
-                                         " is not on this node and could not be fetched back "
-                                         "to raise its level: " +
-                                         done.status.message()));
+      const StatusCode code = done.status.code();
+      ApiError e = ErrorFor(done.status);
+      if (code != StatusCode::kNotFound && code != StatusCode::kDeleted &&
+          code != StatusCode::kNoSpace) {
+        e = {bhttp::status::service_unavailable, "body_unavailable",
+             "the body of " + key +
+                 " is not on this node and could not be fetched back to raise its level: " +
+                 done.status.message()};
+      }
+      (e.status >= bhttp::status::internal_server_error ? errors_5xx_ : errors_4xx_)->Inc();
+      co_await ex.Send(ErrorResponse(e));
       co_return;
     }
   }

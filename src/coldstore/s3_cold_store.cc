@@ -186,9 +186,7 @@ size_t OnRead(char* buffer, size_t size, size_t n, void* user) {
 }  // namespace
 
 S3ColdStore::S3ColdStore(S3Options options, Result<AwsCredentials> credentials)
-    : options_(std::move(options)),
-      credentials_(Shared(std::move(credentials))),
-      credentials_tried_(std::chrono::steady_clock::now()) {
+    : options_(std::move(options)), credentials_(Shared(std::move(credentials))) {
   std::call_once(curl_init_once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
   std::string endpoint = options_.endpoint;
   while (!endpoint.empty() && endpoint.back() == '/') endpoint.pop_back();
@@ -265,22 +263,43 @@ Status S3ColdStore::ReloadCredentials() {
   }
   Result<AwsCredentials> fresh = options_.credential_source();
   std::lock_guard lock(credentials_mu_);
-  credentials_tried_ = std::chrono::steady_clock::now();
+  credentials_read_ = std::chrono::steady_clock::now();
   if (!fresh.ok()) {
     spdlog::warn("S3 credentials not reloaded ({}); {}", fresh.status().message(),
                  credentials_.ok() ? "the current ones stay" : "S3 calls keep failing");
     return credentials_.ok() ? Status::Ok() : fresh.status();
+  }
+  if (credentials_.ok() && SameCredentials(**credentials_, *fresh)) {
+    spdlog::debug("S3 credentials read again from {}: unchanged", fresh->source);
+    return Status::Ok();
   }
   spdlog::info("S3 credentials reloaded from {}", fresh->source);
   credentials_ = Shared(std::move(fresh));
   return Status::Ok();
 }
 
+bool S3ColdStore::RenewCredentials(const std::shared_ptr<const AwsCredentials>& used) {
+  auto changed = [&] {
+    return used != nullptr && credentials_.ok() && !SameCredentials(**credentials_, *used);
+  };
+  {
+    std::lock_guard lock(credentials_mu_);
+    if (changed()) return true;  // another call read them again meanwhile
+    if (!options_.credential_source ||
+        std::chrono::steady_clock::now() - credentials_read_ < options_.credentials_retry) {
+      return false;
+    }
+  }
+  (void)ReloadCredentials();
+  std::lock_guard lock(credentials_mu_);
+  return changed();
+}
+
 Result<std::shared_ptr<const AwsCredentials>> S3ColdStore::Credentials() {
   {
     std::lock_guard lock(credentials_mu_);
     if (credentials_.ok() || !options_.credential_source ||
-        std::chrono::steady_clock::now() - credentials_tried_ < options_.credentials_retry) {
+        std::chrono::steady_clock::now() - credentials_read_ < options_.credentials_retry) {
       return credentials_;
     }
   }
@@ -324,6 +343,7 @@ Result<S3ColdStore::Response> S3ColdStore::PerformOnce(Call& call, bool* deliver
   list = curl_slist_append(list, "Expect:");  // no 100-continue round trip
 
   Response response;
+  response.signed_with = *held;
   Transfer t{&call, &response, &counters_, 0, false, false, Status::Ok()};
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
@@ -388,7 +408,7 @@ Result<S3ColdStore::Response> S3ColdStore::Perform(Call& call) {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   const auto started = std::chrono::steady_clock::now();
   Status last;
-  bool reloaded = false;  // the credentials were read again for this call
+  bool renewed = false;  // the call was sent again with renewed credentials
   for (int attempt = 1;; ++attempt) {
     bool delivered = false, refused = false;
     auto r = PerformOnce(call, &delivered, &refused);
@@ -424,13 +444,12 @@ Result<S3ColdStore::Response> S3ColdStore::Perform(Call& call) {
         }
       }
       // Credentials that ran out or were rotated: read them again, and send
-      // the call once more if they changed.
-      if ((r->status == 400 || r->status == 403) && RefusedCredentials(code) && !reloaded) {
-        reloaded = true;
-        auto before = Credentials();
-        if (ReloadCredentials().ok()) {
-          auto after = Credentials();
-          if (before.ok() && after.ok() && !SameCredentials(**before, **after)) continue;
+      // the call once more if they differ from those it was signed with.
+      if ((r->status == 400 || r->status == 403) && RefusedCredentials(code) && !renewed) {
+        renewed = true;
+        if (RenewCredentials(r->signed_with)) {
+          ++counters_.retries;
+          continue;
         }
       }
       if (r->status == 404 && code != "NoSuchBucket") {

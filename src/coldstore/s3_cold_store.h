@@ -86,7 +86,9 @@ struct S3Options {
   long assembly_timeout_ms = 15 * 60 * 1000;  // CompleteMultipartUpload
   // No retry starts later than this after a call began: a client waiting on a
   // PUT gets its 503 (and the upload is queued) in bounded time, about
-  // retry_budget + one attempt's timeout, even when S3 hangs.
+  // retry_budget + one attempt's timeout, even when S3 hangs. One attempt of
+  // a CompleteMultipartUpload may take up to assembly_timeout_ms (S3 takes
+  // minutes to assemble the largest objects).
   std::chrono::milliseconds retry_budget{15000};
   // Where fresh credentials come from (e.g. LoadAwsCredentials); empty: the
   // ones given to the constructor are kept for good.
@@ -136,6 +138,7 @@ class S3ColdStore final : public ColdStore {
     long status = 0;
     std::map<std::string, std::string> headers;  // lower-case names
     std::string body;                            // error documents and small replies
+    std::shared_ptr<const AwsCredentials> signed_with;
   };
 
  private:
@@ -166,11 +169,14 @@ class S3ColdStore final : public ColdStore {
 
   // The credentials to sign with, or why there are none.
   Result<std::shared_ptr<const AwsCredentials>> Credentials();
+  // After S3 refused `used`: true when the store now holds other credentials
+  // (read again here, unless read within credentials_retry).
+  bool RenewCredentials(const std::shared_ptr<const AwsCredentials>& used);
 
   S3Options options_;
-  mutable std::mutex credentials_mu_;
+  std::mutex credentials_mu_;
   Result<std::shared_ptr<const AwsCredentials>> credentials_;  // guarded by credentials_mu_
-  std::chrono::steady_clock::time_point credentials_tried_;    // guarded by credentials_mu_
+  std::chrono::steady_clock::time_point credentials_read_;     // guarded by credentials_mu_
   std::string scheme_host_;  // e.g. "http://127.0.0.1:9000" or "https://bucket.s3.…"
   std::string host_header_;
   std::string base_path_;    // "/bucket" for path style, "" otherwise

@@ -452,6 +452,37 @@ TEST(S3ColdStore, ExpiredCredentialsAreReadAgainAndTheCallSentOnceMore) {
   EXPECT_TRUE(Has(heads[1], "x-amz-security-token: token2")) << heads[1];
 }
 
+// Calls in flight when the credentials ran out: the first one refused reads
+// them again; one refused after that is sent again with what is there now,
+// since it was signed with older ones, without reading the source again.
+TEST(S3ColdStore, ACallSignedWithReplacedCredentialsIsSentAgain) {
+  const std::string p(1, ScriptedS3::kPause);
+  ScriptedS3 s3(
+      {ScriptedS3::Answer("400 Bad Request", "", p + "<Error><Code>ExpiredToken</Code></Error>"),
+       ScriptedS3::Answer("204 No Content")});
+  S3Options options = OptionsFor(s3);
+  options.credentials_retry = std::chrono::hours(1);
+  std::atomic<int> reads = 0;
+  options.credential_source = [&reads]() -> Result<AwsCredentials> {
+    ++reads;
+    return AwsCredentials{"AKIDROTATED", "secret2", "", "test"};
+  };
+  S3ColdStore store(options, AwsCredentials{"AKIDEXAMPLE", "secret", "", "test"});
+  auto call = std::async(std::launch::async, [&] {
+    return store.Get(
+        "K", [](const ColdObjectMeta&) { return Status::Ok(); },
+        [](std::span<const char>) { return Status::Ok(); });
+  });
+  while (s3.heads().empty()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_TRUE(store.ReloadCredentials().ok());  // another call's reload, or SIGHUP
+  Status s = call.get();
+  const auto heads = s3.heads();
+  ASSERT_GE(heads.size(), 2u) << s.ToString();
+  EXPECT_TRUE(Has(heads[0], "credential=akidexample/")) << heads[0];
+  EXPECT_TRUE(Has(heads[1], "credential=akidrotated/")) << heads[1];
+  EXPECT_EQ(reads, 1) << "read again although another call had";
+}
+
 // Credentials read again but unchanged: no second call (a wrong key stays
 // wrong), and the error names S3's code.
 TEST(S3ColdStore, UnchangedCredentialsAreNotTriedTwice) {

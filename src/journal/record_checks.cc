@@ -58,10 +58,12 @@ Result<std::string> ParseUserMeta(std::string_view raw) {
       return Status::Invalid("bad X-Meta-UserMeta: the value of '" + k + "' is not a string");
     }
   }
-  // dump() leaves DEL (0x7F) raw, which a header value may not carry
-  // (RFC 9110 §5.5); in JSON text it can only stand inside a string.
+  return EscapeDel(doc.dump());  // dump() leaves DEL raw
+}
+
+std::string EscapeDel(std::string_view json_text) {
   std::string out;
-  for (char c : doc.dump()) {
+  for (char c : json_text) {
     if (c == '\x7f') {
       out += "\\u007f";
     } else {

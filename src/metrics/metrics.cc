@@ -11,13 +11,14 @@ Histogram::Histogram(std::vector<double> bounds)
     : bounds_(std::move(bounds)), buckets_(bounds_.size() + 1) {}
 
 void Histogram::Observe(double v) {
+  // Negative or NaN (a clock stepped back): not a duration; the sum's cast
+  // would be undefined.
+  if (!(v >= 0)) return;
   size_t i = 0;
   while (i < bounds_.size() && v > bounds_[i]) ++i;
   buckets_[i].fetch_add(1, std::memory_order_relaxed);
   count_.fetch_add(1, std::memory_order_relaxed);
-  // Negative or NaN (a clock stepped back) adds nothing: the cast would be undefined.
-  const uint64_t micros = v > 0 ? static_cast<uint64_t>(std::min(v * 1e6, 1e18)) : 0;
-  sum_micros_.fetch_add(micros, std::memory_order_relaxed);
+  sum_micros_.fetch_add(static_cast<uint64_t>(std::min(v * 1e6, 1e18)), std::memory_order_relaxed);
 }
 
 std::vector<uint64_t> Histogram::BucketCounts() const {
