@@ -40,9 +40,12 @@ HlcTimestamp HybridLogicalClock::Now() {
   return last_;
 }
 
-void HybridLogicalClock::Observe(HlcTimestamp remote) {
+bool HybridLogicalClock::Observe(HlcTimestamp remote) {
+  const uint64_t wall_ms = static_cast<uint64_t>(clock_.NowNanos() / 1'000'000);
+  if (remote.Millis() > wall_ms + kMaxAheadMs) return false;
   std::lock_guard lock(mu_);
   if (remote > last_) last_ = remote;
+  return true;
 }
 
 HlcTimestamp HybridLogicalClock::Last() const {

@@ -9,7 +9,10 @@
 // Packed layout (64 bits, compares as an integer): the high 48 bits are
 // milliseconds since the Unix epoch, the low 16 bits a logical counter that
 // orders events within one millisecond. When the counter would overflow the
-// millisecond field is advanced instead. Thread-safe.
+// millisecond field is advanced instead. A stamp more than kMaxAhead past the
+// wall clock is not observed: no real clock is a century off, and following
+// it would bring the millisecond field to its end, where the next stamp
+// wraps to 0 (older than everything). Thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -40,8 +43,10 @@ class HybridLogicalClock {
   // A timestamp for a local event, greater than every one issued or observed.
   HlcTimestamp Now();
   // Merges a timestamp received from elsewhere (a peer's record, the journal at
-  // start-up) so later local stamps exceed it.
-  void Observe(HlcTimestamp remote);
+  // start-up) so later local stamps exceed it; false (nothing merged) when it
+  // lies more than kMaxAhead past this node's wall clock.
+  bool Observe(HlcTimestamp remote);
+  static constexpr uint64_t kMaxAheadMs = 100ull * 366 * 86'400'000;
   HlcTimestamp Last() const;
 
  private:

@@ -53,6 +53,22 @@ TEST(Hlc, ObservedRemoteStampFromTheFutureOrdersLaterLocalEvents) {
   EXPECT_GT(hlc.Now(), remote);
 }
 
+TEST(Hlc, AStampCenturiesAheadIsNotFollowed) {
+  // A peer's (or a damaged journal's) stamp at the end of the millisecond
+  // field: following it, the next stamp would wrap to 0.
+  ManualClock clock(1'000'000 * kMs);
+  HybridLogicalClock hlc(clock);
+  const HlcTimestamp before = hlc.Now();
+  EXPECT_FALSE(hlc.Observe(HlcTimestamp::From((1ull << 48) - 1, 0xffff)));
+  const HlcTimestamp after = hlc.Now();
+  EXPECT_GT(after, before);
+  EXPECT_LT(after.Millis(), 2'000'000u);
+  // Skew within a century is followed, as any other.
+  const HlcTimestamp decades = HlcTimestamp::From(1'000'000 + 50ull * 366 * 86'400'000, 0);
+  EXPECT_TRUE(hlc.Observe(decades));
+  EXPECT_GT(hlc.Now(), decades);
+}
+
 TEST(Hlc, TextFormSortsLikeTheValue) {
   HlcTimestamp a = HlcTimestamp::From(1'700'000'000'000, 1);
   HlcTimestamp b = HlcTimestamp::From(1'700'000'000'001, 0);

@@ -79,6 +79,15 @@ struct Stmt {
   ~Stmt() { sqlite3_finalize(s); }
 };
 
+bool HasColumn(sqlite3* db, const char* table, const char* column) {
+  Stmt st;
+  const std::string sql =
+      std::string("SELECT 1 FROM pragma_table_info('") + table + "') WHERE name = ?1";
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st.s, nullptr) != SQLITE_OK) return false;
+  sqlite3_bind_text(st.s, 1, column, -1, SQLITE_STATIC);
+  return sqlite3_step(st.s) == SQLITE_ROW;
+}
+
 std::string ColumnText(sqlite3_stmt* s, int i) {
   const unsigned char* t = sqlite3_column_text(s, i);
   return t ? std::string(reinterpret_cast<const char*>(t), sqlite3_column_bytes(s, i)) : "";
@@ -136,12 +145,21 @@ Status Journal::Init() {
   if (Status s = Exec(db_, kSchema); !s.ok()) return s;
   auto version = GetSetting("schema_version");
   if (version == "1") {
-    // Version 1 lacked stable_ms (CREATE TABLE IF NOT EXISTS kept the old table).
-    if (Status s = Exec(db_, "ALTER TABLE objects ADD COLUMN stable_ms INTEGER NOT NULL DEFAULT 0");
-        !s.ok()) {
+    // Version 1 lacked stable_ms (CREATE TABLE IF NOT EXISTS kept the old
+    // table). The column and the new version number go in one transaction;
+    // a journal that has the column but not the number (an earlier binary
+    // added them one after the other and stopped between) gets the number.
+    Status s = Exec(db_, "BEGIN IMMEDIATE");
+    if (s.ok() && !HasColumn(db_, "objects", "stable_ms")) {
+      s = Exec(db_, "ALTER TABLE objects ADD COLUMN stable_ms INTEGER NOT NULL DEFAULT 0");
+    }
+    if (s.ok()) s = PutSetting("schema_version", std::to_string(kSchemaVersion));
+    if (s.ok()) s = Exec(db_, "COMMIT");
+    if (!s.ok()) {
+      (void)Exec(db_, "ROLLBACK");
       return s;
     }
-    version.reset();
+    version = std::to_string(kSchemaVersion);
   }
   if (!version) {
     if (Status s = PutSetting("schema_version", std::to_string(kSchemaVersion)); !s.ok()) return s;

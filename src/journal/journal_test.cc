@@ -331,29 +331,36 @@ TEST(Journal, MarkStableAndPurgeTouchOnlyTheExactTombstone) {
 }
 
 TEST(Journal, SchemaVersionOneIsUpgraded) {
-  testing::TempDir dir;
-  {
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open((dir / "journal.db").c_str(), &db), SQLITE_OK);
-    const char* v1 =
-        "CREATE TABLE objects (key TEXT PRIMARY KEY, name TEXT NOT NULL, size INTEGER NOT NULL,"
-        " etag TEXT NOT NULL, timestamp_ns INTEGER NOT NULL, version INTEGER NOT NULL,"
-        " version_node TEXT NOT NULL, consistency INTEGER NOT NULL, user_meta TEXT NOT NULL,"
-        " deleted INTEGER NOT NULL, local_body INTEGER NOT NULL, cold_state INTEGER NOT NULL)"
-        " WITHOUT ROWID;"
-        "CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
-        "INSERT INTO settings VALUES ('schema_version', '1');"
-        "INSERT INTO objects VALUES ('k', 'n', 1, 'e', 5, 7, 'A', 0, '{}', 1, 0, 0);";
-    ASSERT_EQ(sqlite3_exec(db, v1, nullptr, nullptr, nullptr), SQLITE_OK);
-    sqlite3_close(db);
+  for (bool column_already_added : {false, true}) {
+    SCOPED_TRACE(column_already_added ? "column added, version not" : "version 1");
+    testing::TempDir dir;
+    {
+      sqlite3* db = nullptr;
+      ASSERT_EQ(sqlite3_open((dir / "journal.db").c_str(), &db), SQLITE_OK);
+      const char* v1 =
+          "CREATE TABLE objects (key TEXT PRIMARY KEY, name TEXT NOT NULL, size INTEGER NOT NULL,"
+          " etag TEXT NOT NULL, timestamp_ns INTEGER NOT NULL, version INTEGER NOT NULL,"
+          " version_node TEXT NOT NULL, consistency INTEGER NOT NULL, user_meta TEXT NOT NULL,"
+          " deleted INTEGER NOT NULL, local_body INTEGER NOT NULL, cold_state INTEGER NOT NULL)"
+          " WITHOUT ROWID;"
+          "CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
+          "INSERT INTO settings VALUES ('schema_version', '1');"
+          "INSERT INTO objects VALUES ('k', 'n', 1, 'e', 5, 7, 'A', 0, '{}', 1, 0, 0);";
+      ASSERT_EQ(sqlite3_exec(db, v1, nullptr, nullptr, nullptr), SQLITE_OK);
+      // An older binary's upgrade cut between its two steps.
+      const char* half = "ALTER TABLE objects ADD COLUMN stable_ms INTEGER NOT NULL DEFAULT 0";
+      if (column_already_added)
+        ASSERT_EQ(sqlite3_exec(db, half, nullptr, nullptr, nullptr), SQLITE_OK);
+      sqlite3_close(db);
+    }
+    auto j = Journal::Open(dir.path());
+    ASSERT_TRUE(j.ok()) << j.status().ToString();
+    ASSERT_NE((*j)->Get("k"), nullptr);
+    EXPECT_TRUE((*j)->Get("k")->deleted);
+    EXPECT_EQ((*j)->Get("k")->stable_ms, 0);
+    EXPECT_EQ((*j)->GetSetting("schema_version"), "2");
+    ASSERT_TRUE((*j)->MarkStable("k", HlcTimestamp{7}, 3).ok());
   }
-  auto j = Journal::Open(dir.path());
-  ASSERT_TRUE(j.ok()) << j.status().ToString();
-  ASSERT_NE((*j)->Get("k"), nullptr);
-  EXPECT_TRUE((*j)->Get("k")->deleted);
-  EXPECT_EQ((*j)->Get("k")->stable_ms, 0);
-  EXPECT_EQ((*j)->GetSetting("schema_version"), "2");
-  ASSERT_TRUE((*j)->MarkStable("k", HlcTimestamp{7}, 3).ok());
 }
 
 }  // namespace

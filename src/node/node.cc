@@ -717,8 +717,11 @@ Result<Node::RecordPtr> Node::RunColdFetch(const std::string& key, bool restore_
   if (fetch.PublishVerified()) std::this_thread::yield();
   bodies_->RefillSpares();  // for the next miss or PUT, now that this one's readers are served
   cold_fetches_->Inc();
+  // A copy another tool wrote carries no version of ours (0): restoring it
+  // makes one here, as a PUT would; a record without a version would be
+  // refused by every peer it is sent to.
   HlcTimestamp version{meta.version};
-  hlc_.Observe(version);
+  if (version.packed == 0 || !hlc_.Observe(version)) version = hlc_.Now();
 
   // The journal may have changed during the transfer: decide against its
   // current state. A tombstone always wins.
@@ -747,6 +750,7 @@ Result<Node::RecordPtr> Node::RunColdFetch(const std::string& key, bool restore_
   r.etag = meta.etag;
   r.timestamp_ns = meta.timestamp_ns;
   r.version = version;
+  r.version_node = node_id_;  // restored here: pushed to peers as this node's change
   r.consistency = meta.consistency;
   r.user_meta = meta.user_meta;
   r.local_body = true;
@@ -837,7 +841,12 @@ Result<PutOutcome> Node::RaiseLevel(const std::string& key, int consistency) {
 }
 
 Result<std::vector<Node::RecordPtr>> Node::ApplyRemote(const std::vector<ObjectRecord>& records) {
-  for (const ObjectRecord& r : records) hlc_.Observe(r.version);
+  for (const ObjectRecord& r : records) {
+    if (!hlc_.Observe(r.version)) {
+      spdlog::warn("record {} from a peer is stamped a century ahead ({}): not followed", r.key,
+                   r.version.ToString());
+    }
+  }
   auto applied = journal_->ApplyRemote(records);
   if (!applied.ok()) return applied.status();
   std::vector<RecordPtr> written;

@@ -402,6 +402,25 @@ TEST(NodeColdFetch, AnEtaglessCopyOfAKnownObjectIsCheckedAgainstItsRecord) {
   EXPECT_FALSE((*node)->Lookup(meta.key)->local_body);
 }
 
+// An object another tool put in the bucket carries no version of ours: its
+// restore is stamped here, by this node, as a PUT would be; a record of
+// version 0 (and no maker) would be refused by every peer it is sent to.
+TEST(NodeColdFetch, ARestoredObjectWithoutAVersionGetsOneHere) {
+  NodeFixture fx;
+  const std::string body = PatternBody(1000);
+  ColdObjectMeta meta = fx.Meta("01ARZ3NDEKTSV4RRFFQ69G5FAV", body, /*with_etag=*/false);
+  meta.version = 0;
+  auto node = fx.Open(std::make_unique<ScriptedColdStore>(meta, body));
+  ASSERT_TRUE(node.ok()) << node.status().ToString();
+  const ColdFetch::Progress done = FetchToEnd(**node, meta.key);
+  ASSERT_TRUE(done.status.ok()) << done.status.ToString();
+  Node::RecordPtr rec = (*node)->Lookup(meta.key);
+  ASSERT_NE(rec, nullptr);
+  EXPECT_NE(rec->version.packed, 0u);
+  EXPECT_EQ(rec->version_node, (*node)->node_id());
+  EXPECT_EQ(StoredBody(**node, meta.key), body);
+}
+
 // The metadata of a restored object comes from whoever wrote the bucket: a
 // name, user meta or etag that would break a response header or JSON is
 // dropped, and the body is still served.
