@@ -402,6 +402,23 @@ TEST(NodeColdFetch, AnEtaglessCopyOfAKnownObjectIsCheckedAgainstItsRecord) {
   EXPECT_FALSE((*node)->Lookup(meta.key)->local_body);
 }
 
+// Opens a node on `fx` whose cold store holds `body` under `meta`, restores
+// that object (unknown to the node) and returns the node, or null.
+std::unique_ptr<Node> NodeAfterRestore(NodeFixture& fx, const ColdObjectMeta& meta,
+                                       const std::string& body) {
+  auto node = fx.Open(std::make_unique<ScriptedColdStore>(meta, body));
+  if (!node.ok()) {
+    ADD_FAILURE() << node.status().ToString();
+    return nullptr;
+  }
+  const ColdFetch::Progress done = FetchToEnd(**node, meta.key);
+  if (!done.status.ok()) {
+    ADD_FAILURE() << done.status.ToString();
+    return nullptr;
+  }
+  return std::move(node).value();
+}
+
 // An object another tool put in the bucket carries no version of ours: its
 // restore is stamped here, by this node, as a PUT would be; a record of
 // version 0 (and no maker) would be refused by every peer it is sent to.
@@ -410,15 +427,13 @@ TEST(NodeColdFetch, ARestoredObjectWithoutAVersionGetsOneHere) {
   const std::string body = PatternBody(1000);
   ColdObjectMeta meta = fx.Meta("01ARZ3NDEKTSV4RRFFQ69G5FAV", body, /*with_etag=*/false);
   meta.version = 0;
-  auto node = fx.Open(std::make_unique<ScriptedColdStore>(meta, body));
-  ASSERT_TRUE(node.ok()) << node.status().ToString();
-  const ColdFetch::Progress done = FetchToEnd(**node, meta.key);
-  ASSERT_TRUE(done.status.ok()) << done.status.ToString();
-  Node::RecordPtr rec = (*node)->Lookup(meta.key);
+  std::unique_ptr<Node> node = NodeAfterRestore(fx, meta, body);
+  ASSERT_NE(node, nullptr);
+  Node::RecordPtr rec = node->Lookup(meta.key);
   ASSERT_NE(rec, nullptr);
   EXPECT_NE(rec->version.packed, 0u);
-  EXPECT_EQ(rec->version_node, (*node)->node_id());
-  EXPECT_EQ(StoredBody(**node, meta.key), body);
+  EXPECT_EQ(rec->version_node, node->node_id());
+  EXPECT_EQ(StoredBody(*node, meta.key), body);
 }
 
 // The metadata of a restored object comes from whoever wrote the bucket: a
@@ -431,26 +446,23 @@ TEST(NodeColdFetch, RestoredMetadataThatAPutWouldRefuseIsDropped) {
   meta.name = "a\r\nSet-Cookie: s=1";
   meta.user_meta = "{\"k\": 1}";
   meta.etag = "\"x\r\ny\"";
-  auto node = fx.Open(std::make_unique<ScriptedColdStore>(meta, body));
-  ASSERT_TRUE(node.ok()) << node.status().ToString();
-  const ColdFetch::Progress done = FetchToEnd(**node, meta.key);
-  ASSERT_TRUE(done.status.ok()) << done.status.ToString();
-  Node::RecordPtr rec = (*node)->Lookup(meta.key);
+  std::unique_ptr<Node> node = NodeAfterRestore(fx, meta, body);
+  ASSERT_NE(node, nullptr);
+  Node::RecordPtr rec = node->Lookup(meta.key);
   ASSERT_NE(rec, nullptr);
   EXPECT_EQ(rec->name, "");
   EXPECT_EQ(rec->user_meta, "{}");
   EXPECT_EQ(rec->etag, EtagOf(fx.dir.path(), body));
-  EXPECT_EQ(StoredBody(**node, meta.key), body);
+  EXPECT_EQ(StoredBody(*node, meta.key), body);
 
   // Valid metadata passes unchanged (the user meta compacted).
   NodeFixture fx2;
   ColdObjectMeta good = fx2.Meta("01ARZ3NDEKTSV4RRFFQ69G5FAW", body, /*with_etag=*/true);
   good.name = "h\xc3\xa9llo.txt";
   good.user_meta = "{ \"k\" : \"v\" }";
-  auto node2 = fx2.Open(std::make_unique<ScriptedColdStore>(good, body));
-  ASSERT_TRUE(node2.ok()) << node2.status().ToString();
-  ASSERT_TRUE(FetchToEnd(**node2, good.key).status.ok());
-  Node::RecordPtr rec2 = (*node2)->Lookup(good.key);
+  std::unique_ptr<Node> node2 = NodeAfterRestore(fx2, good, body);
+  ASSERT_NE(node2, nullptr);
+  Node::RecordPtr rec2 = node2->Lookup(good.key);
   ASSERT_NE(rec2, nullptr);
   EXPECT_EQ(rec2->name, good.name);
   EXPECT_EQ(rec2->user_meta, "{\"k\":\"v\"}");
