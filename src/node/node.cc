@@ -422,17 +422,16 @@ std::shared_ptr<ColdFetch> Node::FetchFromCold(const std::string& key, bool rest
         outcome.status().code() != StatusCode::kDeleted) {
       cold_fetch_errors_->Inc();
     }
-    {
-      // Out of the table before the outcome is published: a request that
-      // comes after a failure starts a fetch of its own, not joins this one.
-      std::lock_guard lock(fetches_mu_);
-      if (auto it = fetches_.find(key); it != fetches_.end() && it->second == fetch) {
-        fetches_.erase(it);
-      }
-    }
     const bool committed = outcome.ok();
     const uint32_t early_hits = fetch->Finish(std::move(outcome));
     if (committed && early_hits > 0) capacity_->RecordHits(key, early_hits);
+    // Out of the table only once finished: no fetch in flight means its
+    // readers were woken (a request in between joins the finished fetch and
+    // gets its outcome at once).
+    std::lock_guard lock(fetches_mu_);
+    if (auto it = fetches_.find(key); it != fetches_.end() && it->second == fetch) {
+      fetches_.erase(it);
+    }
   });
   return fetch;
 }

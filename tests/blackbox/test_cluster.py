@@ -827,9 +827,11 @@ class TestData(ClusterBase):
         def synced():
             st, _h, body = new.request("GET", "/api/v1/stats")
             return st == 200 and json.loads(body)["cluster"]["sync"]["last_sync_ms_ago"] >= 0
-        wait_for(synced, 15, "an anti-entropy exchange of the new node completed", interval=0.3)
+        # 45 s: under TSan (scripts/sanitize thread) the nodes run several times
+        # slower; with the bug this guards against, the live records never came.
+        wait_for(synced, 45, "an anti-entropy exchange of the new node completed", interval=0.3)
         for oid, body in live.items():
-            self.wait_meta(new, oid, timeout=15)
+            self.wait_meta(new, oid, timeout=45)
 
     def test_restarted_seedless_node_still_waits_for_a_dead_member(self):
         # A (node 0) has no seeds: after a restart its membership is empty until
