@@ -1,6 +1,7 @@
 // Fuzz target: one header value (the whole input) through every parser of a
 // value the node interprets, checking what each promises: an accepted id is
-// canonical, user meta comes back as JSON that parses to itself, a partial
+// canonical, user meta comes back as JSON that parses to itself (DEL
+// escaped, as a header value needs it), a partial
 // range lies inside the body, a parsed date formats and parses back, an
 // accepted name serialises, a version prints and parses back.
 #include <cstdint>
@@ -36,7 +37,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)api::ParseLevel(value);
 
   if (auto meta = ParseUserMeta(value); meta.ok()) {
-    Check(nlohmann::json::parse(*meta).dump() == *meta);
+    Check(meta->find('\x7f') == std::string::npos);
+    Check(EscapeDel(nlohmann::json::parse(*meta).dump()) == *meta);
   }
   if (CheckName(value).ok()) {
     ObjectRecord r;
