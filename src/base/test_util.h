@@ -29,6 +29,28 @@ class TempDir {
   std::string path_;
 };
 
+// The real disk, every call passed through: derive and override the calls a
+// test holds back or counts.
+class PassThroughDisk : public Disk {
+ public:
+  int Open(const char* path, int flags, mode_t mode) override {
+    return real_.Open(path, flags, mode);
+  }
+  ssize_t Write(int fd, const void* data, size_t len) override {
+    return real_.Write(fd, data, len);
+  }
+  ssize_t WriteAt(int fd, const void* data, size_t len, off_t offset) override {
+    return real_.WriteAt(fd, data, len, offset);
+  }
+  int Fsync(int fd) override { return real_.Fsync(fd); }
+  int Rename(const char* from, const char* to) override { return real_.Rename(from, to); }
+  int Unlink(const char* path) override { return real_.Unlink(path); }
+  int SyncDir(const char* path) override { return real_.SyncDir(path); }
+
+ protected:
+  PosixDisk real_;
+};
+
 // Passes through to the real disk until told to fail writes with ENOSPC once
 // more than `write_budget` bytes were written, or every fsync with EIO.
 class FaultyDisk final : public Disk {

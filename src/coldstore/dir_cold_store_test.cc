@@ -278,21 +278,11 @@ TEST(DirColdStore, NewerVersionIsNeverReplacedOrDeletedByOlder) {
 
 // Holds the first rename onto a .meta for `hold` (or until the store's other
 // renames are done), telling when it is held.
-class HeldMetaRenameDisk final : public Disk {
+class HeldMetaRenameDisk final : public testing::PassThroughDisk {
  public:
   explicit HeldMetaRenameDisk(std::chrono::milliseconds hold) : hold_(hold) {}
   std::promise<void> held;
 
-  int Open(const char* path, int flags, mode_t mode) override {
-    return real_.Open(path, flags, mode);
-  }
-  ssize_t Write(int fd, const void* data, size_t len) override {
-    return real_.Write(fd, data, len);
-  }
-  ssize_t WriteAt(int fd, const void* data, size_t len, off_t offset) override {
-    return real_.WriteAt(fd, data, len, offset);
-  }
-  int Fsync(int fd) override { return real_.Fsync(fd); }
   int Rename(const char* from, const char* to) override {
     if (std::string_view(to).ends_with(".meta") && !once_) {
       once_ = true;
@@ -301,11 +291,8 @@ class HeldMetaRenameDisk final : public Disk {
     }
     return real_.Rename(from, to);
   }
-  int Unlink(const char* path) override { return real_.Unlink(path); }
-  int SyncDir(const char* path) override { return real_.SyncDir(path); }
 
  private:
-  PosixDisk real_;
   std::chrono::milliseconds hold_;
   bool once_ = false;
 };

@@ -155,7 +155,7 @@ TEST(NodeColdFetch, TheReadThatCompletesTheBodyIsSentOnlyWithTheVerification) {
 
 // The real disk, except that while held every file fsync waits for Release:
 // a commit stopped between the verification of a fetched body and its record.
-class HeldFsyncDisk final : public Disk {
+class HeldFsyncDisk final : public testing::PassThroughDisk {
  public:
   void Hold() {
     std::lock_guard lock(mu_);
@@ -166,27 +166,14 @@ class HeldFsyncDisk final : public Disk {
     held_ = false;
     cv_.notify_all();
   }
-  int Open(const char* path, int flags, mode_t mode) override {
-    return real_.Open(path, flags, mode);
-  }
-  ssize_t Write(int fd, const void* data, size_t len) override {
-    return real_.Write(fd, data, len);
-  }
-  ssize_t WriteAt(int fd, const void* data, size_t len, off_t offset) override {
-    return real_.WriteAt(fd, data, len, offset);
-  }
   int Fsync(int fd) override {
     std::unique_lock lock(mu_);
     cv_.wait(lock, [&] { return !held_; });
     lock.unlock();
     return real_.Fsync(fd);
   }
-  int Rename(const char* from, const char* to) override { return real_.Rename(from, to); }
-  int Unlink(const char* path) override { return real_.Unlink(path); }
-  int SyncDir(const char* path) override { return real_.SyncDir(path); }
 
  private:
-  PosixDisk real_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool held_ = false;

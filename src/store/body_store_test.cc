@@ -268,33 +268,19 @@ TEST(BodyStore, PathLayoutIsStable) {
 }
 
 // Counts the syncs a commit makes, and which directories they were for.
-class SyncCountingDisk final : public Disk {
+class SyncCountingDisk final : public testing::PassThroughDisk {
  public:
   int file_syncs = 0;
   std::vector<std::string> dir_syncs;
 
-  int Open(const char* path, int flags, mode_t mode) override {
-    return real_.Open(path, flags, mode);
-  }
-  ssize_t Write(int fd, const void* data, size_t len) override {
-    return real_.Write(fd, data, len);
-  }
-  ssize_t WriteAt(int fd, const void* data, size_t len, off_t offset) override {
-    return real_.WriteAt(fd, data, len, offset);
-  }
   int Fsync(int fd) override {
     ++file_syncs;
     return real_.Fsync(fd);
   }
-  int Rename(const char* from, const char* to) override { return real_.Rename(from, to); }
-  int Unlink(const char* path) override { return real_.Unlink(path); }
   int SyncDir(const char* path) override {
     dir_syncs.emplace_back(path);
     return real_.SyncDir(path);
   }
-
- private:
-  PosixDisk real_;
 };
 
 // Open makes the first level ahead; a commit syncs the body and its leaf, and
