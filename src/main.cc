@@ -484,7 +484,7 @@ int main(int argc, char** argv) {
     }
     s3.path_style = f.s3_path_style;
     s3.multipart_threshold = f.s3_multipart_threshold;
-    s3.part_size = std::max<uint64_t>(f.s3_part_size, 5ull << 20);
+    s3.part_size = f.s3_part_size;  // MultipartPartSize keeps it within S3's bounds
     s3.receive_buffer = static_cast<int>(f.s3_receive_buffer);
     s3.credential_source = [] { return objstore::LoadAwsCredentials(); };
     auto credentials = objstore::LoadAwsCredentials();

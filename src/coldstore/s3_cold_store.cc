@@ -194,6 +194,12 @@ S3ColdStore::S3ColdStore(S3Options options, Result<AwsCredentials> credentials)
   auto scheme_end = endpoint.find("://");
   std::string scheme = scheme_end == std::string::npos ? "https" : endpoint.substr(0, scheme_end);
   std::string host = scheme_end == std::string::npos ? endpoint : endpoint.substr(scheme_end + 3);
+  // curl leaves the scheme's default port out of the Host header it sends,
+  // so the signed host must leave it out too.
+  const std::string default_port = scheme == "http" ? ":80" : scheme == "https" ? ":443" : "";
+  if (!default_port.empty() && host.ends_with(default_port)) {
+    host.resize(host.size() - default_port.size());
+  }
   if (options_.path_style) {
     host_header_ = host;
     base_path_ = "/" + options_.bucket;
@@ -346,6 +352,7 @@ Result<S3ColdStore::Response> S3ColdStore::PerformOnce(Call& call, bool* deliver
   response.signed_with = *held;
   Transfer t{&call, &response, &counters_, 0, false, false, Status::Ok()};
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_PATH_AS_IS, 1L);  // "/./" and "/../" in a key were signed as is
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, options_.connect_timeout_ms);
@@ -429,16 +436,17 @@ Result<S3ColdStore::Response> S3ColdStore::Perform(Call& call) {
     } else {
       std::string code = XmlValue(r->body, "Code");
       std::string message = XmlValue(r->body, "Message");
-      if (r->status == 403 && call.method == "HEAD" && !call.key.empty()) {
+      if ((r->status == 400 || r->status == 403) && call.method == "HEAD" && !call.key.empty()) {
         // A HEAD's answer has no body, so no error code; a GET of the object
-        // (the same permission) names the cause, wrong keys or a skewed clock
-        // say, for the log and for the retry decision. Put and Delete begin
-        // with a HEAD.
+        // (the same permission) names the cause, wrong keys, an expired
+        // session token (400) or a skewed clock say, for the log and for the
+        // retry decision. Put and Delete begin with a HEAD.
         Call get;
         get.key = call.key;
         get.headers = {{"range", "bytes=0-0"}};  // should it be answered after all: one byte
         bool get_delivered = false, get_refused = false;
-        if (auto g = PerformOnce(get, &get_delivered, &get_refused); g.ok() && g->status == 403) {
+        if (auto g = PerformOnce(get, &get_delivered, &get_refused);
+            g.ok() && g->status == r->status) {
           code = XmlValue(g->body, "Code");
           message = XmlValue(g->body, "Message");
         }
@@ -455,7 +463,9 @@ Result<S3ColdStore::Response> S3ColdStore::Perform(Call& call) {
       if (r->status == 404 && code != "NoSuchBucket") {
         return Remember(Status::NotFound(fmt::format("S3 has no {}", call.key)));
       }
-      if (r->status == 412) {
+      // 409 ConditionalRequestConflict: a concurrent conditional write to
+      // the key; AWS says to decide again, as after a 412.
+      if (r->status == 412 || (r->status == 409 && code == "ConditionalRequestConflict")) {
         return Remember(Status::Conflict(
             fmt::format("S3 {} {}: the object changed since it was read", call.method, call.key)));
       }
@@ -561,8 +571,12 @@ Status S3ColdStore::Put(const ColdObjectMeta& meta, const std::string& body_path
     if (*stored && (*stored)->version > meta.version) return Status::Ok();  // the newer stays
     const Header condition =
         *stored ? Header{"if-match", (*stored)->etag} : Header{"if-none-match", "*"};
-    Status s = size >= options_.multipart_threshold ? PutMultipart(meta, fd.get(), size, condition)
-                                                    : PutSingle(meta, fd.get(), size, condition);
+    // S3 takes at most 5 GiB in one PUT, and no multipart upload without a
+    // part: an empty body goes up in one PUT whatever the threshold.
+    const bool in_parts =
+        size > 0 && (size >= options_.multipart_threshold || size > kMaxSinglePut);
+    Status s = in_parts ? PutMultipart(meta, fd.get(), size, condition)
+                        : PutSingle(meta, fd.get(), size, condition);
     // Conflict (412): another write landed after the HEAD; NotFound: what the
     // HEAD saw was deleted since. Either way the HEAD is out of date.
     if (s.code() != StatusCode::kConflict && s.code() != StatusCode::kNotFound) return s;
@@ -612,7 +626,7 @@ Status S3ColdStore::PutMultipart(const ColdObjectMeta& meta, int fd, uint64_t si
   };
 
   std::string complete = "<CompleteMultipartUpload>";
-  const uint64_t part = std::max<uint64_t>(options_.part_size, 5ull << 20);
+  const uint64_t part = MultipartPartSize(size, options_.part_size);
   int number = 1;
   for (uint64_t offset = 0; offset < size; offset += part, ++number) {
     Call up;
@@ -644,14 +658,26 @@ Status S3ColdStore::PutMultipart(const ColdObjectMeta& meta, int fd, uint64_t si
   done.body = std::move(complete);
   done.has_body = true;
   done.assembles = true;
-  auto r = Perform(done);
-  if (!r.ok()) return abort(r.status());
   // CompleteMultipartUpload can fail after a 200: the error is in the body.
-  if (r->body.find("<Error>") != std::string::npos) {
-    return abort(Remember(Status::Unavailable("S3 could not complete the upload of " + meta.key +
-                                              ": " + XmlValue(r->body, "Message"))));
+  // One AWS calls passing (InternalError, SlowDown) is asked again with the
+  // same parts, which S3 still holds, rather than sending them all again.
+  for (int attempt = 1;; ++attempt) {
+    auto r = Perform(done);
+    if (!r.ok()) return abort(r.status());
+    if (r->body.find("<Error>") == std::string::npos) return Status::Ok();
+    const std::string code = XmlValue(r->body, "Code");
+    Status failed =
+        Remember(Status::Unavailable(fmt::format("S3 could not complete the upload of {}: {} {}",
+                                                 meta.key, code, XmlValue(r->body, "Message"))));
+    if (!Retryable(500, code) || attempt >= options_.max_attempts) return abort(failed);
+    ++counters_.retries;
+    spdlog::debug("{}; asking again", failed.message());
   }
-  return Status::Ok();
+}
+
+uint64_t MultipartPartSize(uint64_t object_size, uint64_t configured) {
+  const uint64_t at_least = (object_size + kMaxParts - 1) / kMaxParts;
+  return std::max(std::clamp(configured, kMinPartSize, kMaxSinglePut), at_least);
 }
 
 namespace {

@@ -8,9 +8,13 @@
 // - Bodies stream both ways: uploads read the local file with pread in
 //   curl's read callback, downloads hand each chunk to the caller. Memory does
 //   not grow with the object.
-// - Objects at or above `multipart_threshold` go up in parts of `part_size`
-//   (CreateMultipartUpload, UploadPart…, CompleteMultipartUpload); any failure
-//   aborts the upload so no orphaned parts are billed.
+// - Objects at or above `multipart_threshold` (and any over S3's 5 GiB
+//   limit of one PUT; never an empty one, which a multipart upload cannot
+//   hold) go up in parts of `part_size`, raised so no upload needs more than
+//   S3's 10,000 parts (CreateMultipartUpload, UploadPart…,
+//   CompleteMultipartUpload); any failure aborts the upload so no orphaned
+//   parts are billed. A CompleteMultipartUpload answered with an error S3
+//   calls passing (InternalError, SlowDown) is sent again with the same parts.
 // - Every call has a connect timeout and either a total timeout (small calls)
 //   or a low-speed limit (transfers). CompleteMultipartUpload gets a long
 //   total timeout and no low-speed limit: S3 assembles the object before it
@@ -95,6 +99,15 @@ struct S3Options {
   std::function<Result<AwsCredentials>()> credential_source;
   std::chrono::milliseconds credentials_retry{10000};
 };
+
+// S3's limits on uploads: one PUT, a part, the parts of one upload.
+inline constexpr uint64_t kMaxSinglePut = 5ull << 30;
+inline constexpr uint64_t kMinPartSize = 5ull << 20;
+inline constexpr uint64_t kMaxParts = 10000;
+
+// The part size of a multipart upload of `object_size` bytes: `configured`,
+// raised to S3's minimum and to what keeps the upload within kMaxParts.
+uint64_t MultipartPartSize(uint64_t object_size, uint64_t configured);
 
 // Counters of the cold store's traffic, for /stats and /metrics.
 struct ColdStoreCounters {

@@ -238,6 +238,19 @@ TEST_F(S3ColdStoreOnMoto, NewerVersionIsNeverReplacedByOlder) {
   }
 }
 
+// An empty body at a multipart threshold of 0 bytes goes up in one PUT: S3
+// refuses a multipart upload without parts (MalformedXML), for good.
+TEST_F(S3ColdStoreOnMoto, AnEmptyBodyIsNeverSentInParts) {
+  S3ColdStore store = Store(0);
+  std::string path;
+  Status s = store.Put(Body("empty", "", 3, &path), path);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  auto got = testing::ReadObject(store, "empty");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->first.version, 3u);
+  EXPECT_EQ(got->second, "");
+}
+
 TEST_F(S3ColdStoreOnMoto, OlderDeleteKeepsNewerObject) {
   S3ColdStore store = Store();
   std::string path;
@@ -427,6 +440,84 @@ TEST(S3ColdStore, ASlowMultipartAssemblyIsWaitedFor) {
   EXPECT_TRUE(heads[3].starts_with("post /bkt/k?uploadid=u1 ")) << heads[3];
 }
 
+// CompleteMultipartUpload answered 200 with an error AWS calls passing: the
+// same completion is asked again, not the upload aborted and redone.
+TEST(S3ColdStore, APassingErrorOfACompletionIsAskedAgain) {
+  ScriptedS3 s3({ScriptedS3::Answer("404 Not Found"),
+                 ScriptedS3::Answer("200 OK", "", "<UploadId>u1</UploadId>"),
+                 ScriptedS3::Answer("200 OK", "ETag: \"p1\"\r\n"),
+                 ScriptedS3::Answer("200 OK", "",
+                                    "<Error><Code>InternalError</Code><Message>try again</Message>"
+                                    "</Error>"),
+                 ScriptedS3::Answer("200 OK", "", "<CompleteMultipartUploadResult/>"),
+                 ScriptedS3::Answer("500 Internal Server Error")});
+  S3Options options = OptionsFor(s3);
+  options.multipart_threshold = 4;
+  S3ColdStore store(options, AwsCredentials{"AKIDEXAMPLE", "secret", "", "test"});
+  testing::TempDir dir;
+  std::ofstream(dir / "body") << "large";
+  Status s = store.Put({"K", "n.txt", 2, 123, "{}", 5, "\"x\"", 5}, dir / "body");
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  const auto heads = s3.heads();
+  ASSERT_EQ(heads.size(), 5u);
+  EXPECT_TRUE(heads[3].starts_with("post /bkt/k?uploadid=u1 ")) << heads[3];
+  EXPECT_TRUE(heads[4].starts_with("post /bkt/k?uploadid=u1 ")) << heads[4];
+}
+
+// A 409 ConditionalRequestConflict (another conditional write of the key in
+// flight) is decided again after a fresh HEAD, as a 412 is.
+TEST(S3ColdStore, AConditionalConflictIsDecidedAgain) {
+  ScriptedS3 s3({ScriptedS3::Answer("404 Not Found"),
+                 ScriptedS3::Answer("409 Conflict", "",
+                                    "<Error><Code>ConditionalRequestConflict</Code></Error>"),
+                 ScriptedS3::Answer("200 OK", "ETag: \"e10\"\r\nx-amz-meta-version: 10\r\n")});
+  S3ColdStore store = StoreOn(s3);
+  testing::TempDir dir;
+  std::ofstream(dir / "body") << "old";
+  Status s = store.Put({"K", "n.txt", 2, 123, "{}", 3, "\"x\"", 5}, dir / "body");
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  const auto heads = s3.heads();
+  ASSERT_EQ(heads.size(), 3u);
+  EXPECT_TRUE(heads[2].starts_with("head /bkt/k ")) << heads[2];
+}
+
+TEST(S3ColdStore, PartsGrowSoAnUploadNeedsAtMostTenThousand) {
+  EXPECT_EQ(MultipartPartSize(1ull << 30, 16ull << 20), 16ull << 20);
+  EXPECT_EQ(MultipartPartSize(1ull << 30, 1), 5ull << 20);           // S3's minimum part
+  EXPECT_EQ(MultipartPartSize(1ull << 30, 8ull << 30), 5ull << 30);  // and maximum
+  const uint64_t huge = 400ull << 30;  // 400 GiB: 25,600 parts of 16 MiB
+  const uint64_t part = MultipartPartSize(huge, 16ull << 20);
+  EXPECT_LE((huge + part - 1) / part, kMaxParts);
+  EXPECT_GT((huge + part - 2) / (part - 1), kMaxParts - 1);  // no larger than needed
+}
+
+// A key with dot segments is sent as signed, not normalised by curl.
+TEST(S3ColdStore, DotSegmentsOfAKeyAreSentAsSigned) {
+  ScriptedS3 s3({ScriptedS3::Answer("404 Not Found")});
+  S3ColdStore store = StoreOn(s3);
+  EXPECT_TRUE(store.Delete("a/./b/../c", 5).ok());
+  ASSERT_EQ(s3.heads().size(), 1u);
+  EXPECT_TRUE(s3.heads()[0].starts_with("head /bkt/a/./b/../c ")) << s3.heads()[0];
+}
+
+// An endpoint that names its scheme's default port: curl sends the Host
+// header without it, so the request is signed without it too.
+TEST(S3ColdStore, TheDefaultPortIsLeftOutOfTheSignedHost) {
+  for (const auto& [endpoint, shown] : std::vector<std::pair<std::string, std::string>>{
+           {"http://127.0.0.1:80", "http://127.0.0.1/bkt"},
+           {"https://s3.example.com:443/", "https://s3.example.com/bkt"},
+           {"http://127.0.0.1:443", "http://127.0.0.1:443/bkt"},
+           {"https://[::1]:8443", "https://[::1]:8443/bkt"}}) {
+    S3Options options;
+    options.bucket = "bkt";
+    options.endpoint = endpoint;
+    options.path_style = true;
+    S3ColdStore store(options, AwsCredentials{"AKIDEXAMPLE", "secret", "", "test"});
+    EXPECT_NE(store.Describe().find(" at " + shown + " "), std::string::npos)
+        << endpoint << ": " << store.Describe();
+  }
+}
+
 // S3 refuses a session token that ran out: the store reads its credentials
 // again and, as they changed, sends the call once more with the new ones.
 TEST(S3ColdStore, ExpiredCredentialsAreReadAgainAndTheCallSentOnceMore) {
@@ -481,6 +572,32 @@ TEST(S3ColdStore, ACallSignedWithReplacedCredentialsIsSentAgain) {
   EXPECT_TRUE(Has(heads[0], "credential=akidexample/")) << heads[0];
   EXPECT_TRUE(Has(heads[1], "credential=akidrotated/")) << heads[1];
   EXPECT_EQ(reads, 1) << "read again although another call had";
+}
+
+// Put and Delete begin with a HEAD, whose 400 for an expired token has no
+// body: a GET names the cause, and the credentials are read again.
+TEST(S3ColdStore, AnExpiredTokenRefusingAHeadIsNamedAndReadAgain) {
+  ScriptedS3 s3(
+      {ScriptedS3::Answer("400 Bad Request"),
+       ScriptedS3::Answer("400 Bad Request", "", "<Error><Code>ExpiredToken</Code></Error>"),
+       ScriptedS3::Answer("404 Not Found"), ScriptedS3::Answer("200 OK")});
+  S3Options options = OptionsFor(s3);
+  int reads = 0;
+  options.credential_source = [&reads]() -> Result<AwsCredentials> {
+    ++reads;
+    return AwsCredentials{"AKIDROTATED", "secret2", "token2", "test"};
+  };
+  S3ColdStore store(options, AwsCredentials{"AKIDEXAMPLE", "secret", "token1", "test"});
+  testing::TempDir dir;
+  std::ofstream(dir / "body") << "new";
+  Status s = store.Put({"K", "n.txt", 2, 123, "{}", 3, "\"x\"", 5}, dir / "body");
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(reads, 1);
+  const auto heads = s3.heads();
+  ASSERT_EQ(heads.size(), 4u);
+  EXPECT_TRUE(heads[1].starts_with("get /bkt/k ")) << heads[1];
+  EXPECT_TRUE(heads[2].starts_with("head /bkt/k ")) << heads[2];
+  EXPECT_TRUE(Has(heads[2], "credential=akidrotated/")) << heads[2];
 }
 
 // Credentials read again but unchanged: no second call (a wrong key stays
