@@ -724,8 +724,7 @@ asio::awaitable<bool> PublicApi::ServeColdRange(http::Exchange& ex, Node::Record
 
 asio::awaitable<Status> PublicApi::ServePeer(http::Exchange& ex, Node::RecordPtr rec) {
   BodyPlan plan = PlanBody(ex, *rec, false);
-  if (plan.early) {  // 304, 412 or 416: decided from the metadata alone
-    plan.early->set("X-Meta-Symlink", "true");
+  if (plan.early) {  // 304, 412 or 416: decided from the metadata alone, no peer asked
     co_await ex.Send(std::move(*plan.early));
     co_return Status::Ok();
   }
@@ -834,6 +833,7 @@ asio::awaitable<void> PublicApi::Delete(http::Exchange& ex, const std::string& k
   auto rec = co_await RunBlocking(node_.blocking_pool(), [&] { return node_.Delete(key); });
   if (!rec.ok()) {
     ApiError e = ErrorFor(rec.status());
+    if (rec.status().code() == StatusCode::kConflict) e.code = "version_ahead";
     (e.status >= bhttp::status::internal_server_error ? errors_5xx_ : errors_4xx_)->Inc();
     co_await ex.Send(ErrorResponse(e));
     co_return;

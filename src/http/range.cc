@@ -60,7 +60,10 @@ RangeDecision ParseRange(std::string_view header, uint64_t size) {
   if (a.empty()) {  // suffix: the last n bytes
     auto n = ParseDigits(b);
     if (!n) return full;
-    if (*n == 0 || size == 0) return {RangeKind::kUnsatisfiable, {}};
+    if (*n == 0) return {RangeKind::kUnsatisfiable, {}};
+    // RFC 9110 §14.1.1: the one satisfiable range of an empty representation,
+    // whose zero bytes no 206 can describe: answered whole.
+    if (size == 0) return full;
     d.kind = RangeKind::kPartial;
     d.range = {*n >= size ? 0 : size - *n, size - 1};
     return d;

@@ -32,7 +32,11 @@ TEST(Range, Unsatisfiable) {
   EXPECT_EQ(ParseRange("bytes=100-200", 100).kind, RangeKind::kUnsatisfiable);
   EXPECT_EQ(ParseRange("bytes=-0", 100).kind, RangeKind::kUnsatisfiable);
   EXPECT_EQ(ParseRange("bytes=0-", 0).kind, RangeKind::kUnsatisfiable);
-  EXPECT_EQ(ParseRange("bytes=-5", 0).kind, RangeKind::kUnsatisfiable);
+  EXPECT_EQ(ParseRange("bytes=-0", 0).kind, RangeKind::kUnsatisfiable);
+}
+
+TEST(Range, ASuffixOfAnEmptyBodyIsAnsweredWhole) {
+  EXPECT_EQ(ParseRange("bytes=-5", 0).kind, RangeKind::kFull);
 }
 
 TEST(Range, IgnoredWhenMalformedOrMultiple) {

@@ -742,6 +742,9 @@ Result<Node::RecordPtr> Node::RunColdFetch(const std::string& key, bool restore_
                        &reserved);
     return journal_->Get(key);
   }
+  // Known when the fetch began and gone now: its tombstone was purged during
+  // the transfer. Only a restore of an object never known here may make one.
+  if (before) return Status::Deleted(key + " was deleted during the fetch");
   ObjectRecord r;
   r.key = key;
   r.name = meta.name;
@@ -786,6 +789,13 @@ Result<Node::RecordPtr> Node::Delete(const std::string& key) {
                                                                       : ColdState::kNone;
     auto written = journal_->Upsert(t);
     if (!written.ok()) return written.status();
+    // Refused: the record carries a stamp this node's clock does not follow
+    // (a century ahead, HybridLogicalClock::kMaxAheadMs), so the tombstone
+    // lost to it and the body stays.
+    if (!*written) {
+      return Status::Conflict("the current version of " + key +
+                              " is stamped too far ahead of this node's clock to be deleted");
+    }
     if (cur->local_body) {
       (void)bodies_->Remove(cur->key, cur->version);
       capacity_->RemoveBody(cur->key, cur->version.packed);

@@ -423,6 +423,69 @@ TEST(NodeColdFetch, ARestoredObjectWithoutAVersionGetsOneHere) {
   EXPECT_EQ(StoredBody(*node, meta.key), body);
 }
 
+// The record of a known object is deleted and its tombstone purged while its
+// body's fetch runs: the fetch must not bring the object back as a restore.
+TEST(NodeColdFetch, AFetchOutlivedByItsObjectsPurgeDoesNotRestoreIt) {
+  NodeFixture fx;
+  const std::string body = PatternBody(3 * kPiece);
+  const ColdObjectMeta meta = fx.Meta("01ARZ3NDEKTSV4RRFFQ69G5FAV", body, /*with_etag=*/true);
+  auto store = std::make_unique<ScriptedColdStore>(meta, body);
+  store->pieces = {kPiece};
+  ScriptedColdStore* scripted = store.get();
+  auto node = fx.Open(std::move(store));
+  ASSERT_TRUE(node.ok()) << node.status().ToString();
+  ObjectRecord known;  // another node's object, whose body is only in the cold store
+  known.key = meta.key;
+  known.size = meta.size;
+  known.etag = meta.etag;
+  known.version = HlcTimestamp{meta.version};
+  known.version_node = "another-node";
+  known.consistency = 1;
+  known.cold = ColdState::kStored;
+  ASSERT_TRUE((*node)->ApplyRemote({known}).ok());
+
+  bool purged = false;
+  scripted->after_piece = [&] {
+    if (purged) return;
+    purged = true;
+    auto tomb = (*node)->Delete(meta.key);
+    ASSERT_TRUE(tomb.ok()) << tomb.status().ToString();
+    ASSERT_TRUE((*node)->MarkTombstoneStable(**tomb, 1).ok());
+    auto gone = (*node)->PurgeTombstones({(*node)->Lookup(meta.key)});
+    ASSERT_TRUE(gone.ok() && gone->size() == 1u);
+  };
+  std::shared_ptr<ColdFetch> fetch = (*node)->FetchFromCold(meta.key, /*restore_unknown=*/false);
+  ASSERT_TRUE(FetchEnded(**node, meta.key)) << "the fetch did not end in 10 s";
+  EXPECT_TRUE(purged);
+  EXPECT_EQ(fetch->Current().status.code(), StatusCode::kDeleted)
+      << fetch->Current().status.ToString();
+  EXPECT_EQ((*node)->Lookup(meta.key), nullptr) << "the fetch brought a purged object back";
+}
+
+// A DELETE of a version stamped further ahead than this node's clock follows
+// loses to it: refused, and the object (and its body) stays.
+TEST(NodeDelete, AVersionTooFarAheadIsNotDeletedInAppearance) {
+  NodeFixture fx;
+  auto node = fx.Open(std::make_unique<ScriptedColdStore>(ColdObjectMeta{}, ""));
+  ASSERT_TRUE(node.ok()) << node.status().ToString();
+  ObjectRecord ahead;
+  ahead.key = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
+  ahead.size = 3;
+  ahead.etag = "\"e\"";
+  ahead.version = HlcTimestamp::From(
+      static_cast<uint64_t>(fx.clock.NowNanos() / 1'000'000) + 2 * HybridLogicalClock::kMaxAheadMs,
+      0);
+  ahead.version_node = "another-node";
+  ahead.consistency = 1;
+  ahead.cold = ColdState::kStored;
+  ASSERT_TRUE((*node)->ApplyRemote({ahead}).ok());
+  auto deleted = (*node)->Delete(ahead.key);
+  EXPECT_EQ(deleted.status().code(), StatusCode::kConflict)
+      << (deleted.ok() ? "answered with the record" : deleted.status().ToString());
+  ASSERT_NE((*node)->Lookup(ahead.key), nullptr);
+  EXPECT_FALSE((*node)->Lookup(ahead.key)->deleted);
+}
+
 // The metadata of a restored object comes from whoever wrote the bucket: a
 // name, user meta or etag that would break a response header or JSON is
 // dropped, and the body is still served.

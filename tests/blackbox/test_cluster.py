@@ -318,6 +318,7 @@ class TestData(ClusterBase):
         self.assertEqual(h.get("content-length"), str(len(body0)))
         st, h, rb = cc.get(oid0, headers={"If-None-Match": h0["etag"]})
         self.assertEqual(st, 304, "If-None-Match through the symlink: %d" % st)
+        self.assertIsNone(h.get("x-meta-symlink"), "a 304 decided here names no peer")
 
         # level 1 on B: C streams it from B (the origin) too
         oid1 = b.new_id()
