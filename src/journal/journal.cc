@@ -294,7 +294,11 @@ Result<std::vector<Journal::Applied>> Journal::ApplyRemote(
     }
     if (!cur || in.NewerThan(*cur)) {
       auto r = std::make_shared<ObjectRecord>(in);
-      r->local_body = false;
+      // Another node's record of the very version held here (the same HLC
+      // stamp and bytes, as when two nodes restored one cold copy): the body
+      // file, named by key and version, is already this version's.
+      r->local_body = cur && cur->local_body && !cur->deleted && !in.deleted &&
+                      cur->version == in.version && cur->etag == in.etag && cur->size == in.size;
       // The node that made a version uploads it and deletes from the cold
       // store; here a tombstone has no cold work and a live record only
       // remembers whether the cold store has it.

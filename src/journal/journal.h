@@ -70,8 +70,9 @@ class Journal {
 
   // Applies records made by other nodes, in one transaction. A record replaces
   // the stored one only when newer (NewerThan); it then arrives without a local
-  // body (local state never travels). A record of the stored version that says
-  // the cold store has it upgrades the stored cold state; a stable tombstone
+  // body (local state never travels), unless it is the stored version's HLC
+  // stamp, etag and size from another maker, whose body is the one held. A record of the stored
+  // version that says the cold store has it upgrades the stored cold state; a stable tombstone
   // makes the stored tombstone of its version stable. A stable tombstone of an
   // unknown key is not written (every member has it; it would only be purged).
   // For each record the answer tells what happened; `replaced` is the record

@@ -875,7 +875,8 @@ Result<std::vector<Node::RecordPtr>> Node::ApplyRemote(const std::vector<ObjectR
         capacity_->RemoveBody(a.replaced->key, a.replaced->version.packed);
       } else {
         // Another node stamped the same HLC value: the file under that name
-        // holds the replaced version's bytes. Removed unless a copy of the new
+        // holds the replaced version's bytes. Removed unless they are the new
+        // version's too (kept by Journal::ApplyRemote) or a copy of the new
         // version was committed under the same name meanwhile.
         std::lock_guard lock(CommitLock(records[i].key));
         RecordPtr cur = journal_->Get(records[i].key);

@@ -486,6 +486,32 @@ TEST(NodeDelete, AVersionTooFarAheadIsNotDeletedInAppearance) {
   EXPECT_FALSE((*node)->Lookup(ahead.key)->deleted);
 }
 
+// Two nodes restored one cold copy: each stamped it with the copy's version
+// and its own id. The record of the node whose id wins replaces this one's,
+// and the body, the same bytes under the same version's name, stays.
+TEST(NodeColdFetch, AnotherRestoreOfTheSameCopyKeepsTheBodyHere) {
+  NodeFixture fx;
+  const std::string body = PatternBody(1000);
+  const ColdObjectMeta meta = fx.Meta("01ARZ3NDEKTSV4RRFFQ69G5FAV", body, /*with_etag=*/true);
+  std::unique_ptr<Node> node = NodeAfterRestore(fx, meta, body);
+  ASSERT_NE(node, nullptr);
+  ObjectRecord theirs = *node->Lookup(meta.key);
+  theirs.version_node = "~" + node->node_id();  // sorts after this node's id
+  theirs.local_body = false;
+  ASSERT_TRUE(node->ApplyRemote({theirs}).ok());
+  Node::RecordPtr rec = node->Lookup(meta.key);
+  ASSERT_NE(rec, nullptr);
+  EXPECT_EQ(rec->version_node, theirs.version_node);
+  EXPECT_EQ(StoredBody(*node, meta.key), body);
+
+  // Another version under the same stamp (other bytes) still retires it.
+  ObjectRecord other = theirs;
+  other.version_node = "~~" + node->node_id();
+  other.etag = "\"other\"";
+  ASSERT_TRUE(node->ApplyRemote({other}).ok());
+  EXPECT_FALSE(node->Lookup(meta.key)->local_body);
+}
+
 // The metadata of a restored object comes from whoever wrote the bucket: a
 // name, user meta or etag that would break a response header or JSON is
 // dropped, and the body is still served.
