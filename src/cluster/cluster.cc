@@ -32,10 +32,32 @@ constexpr std::string_view kPrefix = "/cluster/v1/";
 constexpr std::string_view kBodyPrefix = "/cluster/v1/body/";
 constexpr size_t kPushBatch = 1000;        // records per push call
 constexpr size_t kSyncBatch = 5000;        // records per anti-entropy call
+// Bytes of records per call or answer (RecordJsonBound), well inside the
+// private API's body limit (kMaxCallBody): records with large user meta fill
+// a call long before its count.
+constexpr size_t kMaxCallBody = 32ull << 20;
+constexpr size_t kRecordBytesPerCall = 8ull << 20;
+// Record hashes per leaves query (~11 bytes each once packed): a journal of
+// millions of records that all differ (a node that just joined) is traded in
+// several passes.
+constexpr size_t kHashesPerQuery = 500'000;
 constexpr int kMaxSyncPasses = 1000;       // passes of one exchange (20M records)
 constexpr size_t kOutboxLimit = 100'000;   // beyond: dropped, anti-entropy repairs
 constexpr size_t kReadChunk = 256 * 1024;  // body relay and pull buffer
 constexpr int kIndirectProbes = 2;
+
+// How many of `records` from `first` on go in one call: at most `max_count`,
+// at most kRecordBytesPerCall of JSON, at least one.
+template <typename Records>
+size_t BatchEnd(const Records& records, size_t first, size_t max_count) {
+  size_t n = 0, bytes = 0;
+  while (first + n < records.size() && n < max_count) {
+    bytes += RecordJsonBound(*records[first + n]);
+    if (n > 0 && bytes > kRecordBytesPerCall) break;
+    ++n;
+  }
+  return n;
+}
 constexpr size_t kColdDeletesPerRound = 256;  // tombstones marked stable per round
 constexpr const char* kKnownMembersSetting = "cluster_members";  // journal setting
 
@@ -82,7 +104,7 @@ Status Cluster::Start() {
   so.host = options_.private_host;
   so.port = options_.private_port;
   so.threads = 1;
-  so.max_body_bytes = 32ull << 20;  // the largest sync message is a few MB
+  so.max_body_bytes = kMaxCallBody;
   so.header_timeout = std::chrono::milliseconds(10'000);
   so.idle_timeout = std::chrono::milliseconds(120'000);
   so.limits.max_connections = options_.max_connections;
@@ -169,7 +191,7 @@ asio::awaitable<void> Cluster::PushTo(std::string peer_id) {
       box.sending = false;
       co_return;
     }
-    const size_t n = std::min(box.records.size(), kPushBatch);
+    const size_t n = BatchEnd(box.records, 0, kPushBatch);
     json records = json::array();
     for (size_t i = 0; i < n; ++i) records.push_back(RecordToJson(*box.records[i]));
     box.records.erase(box.records.begin(), box.records.begin() + static_cast<ptrdiff_t>(n));
@@ -257,10 +279,6 @@ asio::awaitable<void> Cluster::Handle(http::Exchange& ex) {
              RefusesMirroredExchange(facts.node)) {
     answer = Status::Conflict("an exchange with this node is under way: started by the smaller id");
   } else if (target == "/cluster/v1/tree" || target == "/cluster/v1/leaves") {
-    if (!facts.node.empty()) {
-      std::lock_guard lock(synced_by_mu_);
-      synced_by_ms_[facts.node] = RealNowMs();
-    }
     // Scans of the journal: off the private loop, which must keep answering pings.
     const bool tree = target == "/cluster/v1/tree";
     auto work = [this, tree, request = std::move(parsed).value()]() -> Result<json> {
@@ -268,6 +286,14 @@ asio::awaitable<void> Cluster::Handle(http::Exchange& ex) {
       return OnLeaves(request);
     };
     answer = co_await RunBlocking(node_.blocking_pool(), std::move(work));
+    // The peer's exchange makes ours redundant only once it got what it
+    // needs: the records of the leaves, or the word that the trees agree. An
+    // exchange that broke off before (a call refused) does not count.
+    const bool exchanged = answer.ok() && (!tree || (*answer)["differ"].empty());
+    if (exchanged && !facts.node.empty()) {
+      std::lock_guard lock(synced_by_mu_);
+      synced_by_ms_[facts.node] = RealNowMs();
+    }
   }
   bhttp::response<bhttp::string_body> res{bhttp::status::ok, 11};
   res.set(bhttp::field::content_type, "application/json");
@@ -453,11 +479,16 @@ Result<json> Cluster::OnLeaves(const json& body) const {
   // them (Journal::ApplyRemote), so ahead of live records they could fill
   // every bounded answer and hold those back.
   std::vector<Node::RecordPtr> stable_tombstones;
+  size_t answer_bytes = 0;
   auto add = [&](const ObjectRecord& r) {
-    // A bounded answer: the caller comes back for the rest (a new node
-    // joining a large cluster must not get one answer of the whole journal).
-    if (records.size() < options_.max_records_per_answer) {
+    // A bounded answer, in records and bytes: the caller comes back for the
+    // rest (a new node joining a large cluster must not get one answer of
+    // the whole journal).
+    const size_t bytes = RecordJsonBound(r);
+    if (records.size() < options_.max_records_per_answer &&
+        (records.empty() || answer_bytes + bytes <= kRecordBytesPerCall)) {
       records.push_back(RecordToJson(r));
+      answer_bytes += bytes;
     } else {
       truncated = true;
     }
@@ -792,6 +823,23 @@ asio::awaitable<bool> Cluster::SyncPass(Member peer) {
   };
   auto scanned = co_await RunBlocking(node_.blocking_pool(), std::move(scan));
   if (!scanned.ok()) co_return false;
+  // Too many hashes for one query: the first leaves now, the rest in the
+  // passes that follow (these leaves agree by then).
+  bool leaves_left = false;
+  if ((*scanned)->size() > kHashesPerQuery) {
+    std::unordered_map<uint32_t, size_t> per_leaf;
+    for (const auto& [h, r] : **scanned) ++per_leaf[SyncTree::LeafOf(r->key)];
+    size_t taken = 0, kept = 0;
+    while (kept < frontier.size() &&
+           (kept == 0 || taken + per_leaf[frontier[kept]] <= kHashesPerQuery)) {
+      taken += per_leaf[frontier[kept++]];
+    }
+    leaves_left = kept < frontier.size();
+    frontier.resize(kept);
+    const std::unordered_set<uint32_t> now(frontier.begin(), frontier.end());
+    std::erase_if(**scanned,
+                  [&now](const auto& e) { return !now.count(SyncTree::LeafOf(e.second->key)); });
+  }
   const HashedRecords& mine = **scanned;
   std::vector<uint64_t> hashes;
   hashes.reserve(mine.size());
@@ -827,11 +875,10 @@ asio::awaitable<bool> Cluster::SyncPass(Member peer) {
     Node::RecordPtr now = node_.Lookup(it->second->key);
     if (now && SyncTree::RecordHash(*now) == v) wanted.push_back(std::move(now));
   }
-  for (size_t i = 0; i < wanted.size(); i += kSyncBatch) {
+  for (size_t i = 0, end; i < wanted.size(); i = end) {
+    end = i + BatchEnd(wanted, i, kSyncBatch);
     json records = json::array();
-    for (size_t k = i; k < std::min(wanted.size(), i + kSyncBatch); ++k) {
-      records.push_back(RecordToJson(*wanted[k]));
-    }
+    for (size_t k = i; k < end; ++k) records.push_back(RecordToJson(*wanted[k]));
     const size_t n = records.size();
     json body{{"records", std::move(records)}};
     auto pushed = co_await call("/cluster/v1/records", std::move(body));
@@ -841,7 +888,7 @@ asio::awaitable<bool> Cluster::SyncPass(Member peer) {
   // A truncated answer of which nothing was taken (stable tombstones of keys
   // never known here, which come last) would come back the same: the
   // exchange is as complete as it can be.
-  const bool more = truncated && n_applied > 0;
+  const bool more = (truncated && n_applied > 0) || leaves_left;
   if (!more) last_sync_ms_ = RealNowMs();
   spdlog::debug("anti-entropy with {}: {} leaves differed, {} records in ({} taken), {} out, {} ms",
                 peer.id, frontier.size(), n_in, n_applied, wanted.size(), took_ms());

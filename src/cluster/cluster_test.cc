@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <limits>
 #include <random>
 
 #include "base/clock.h"
@@ -262,6 +263,21 @@ TEST(Membership, FailedProbeSuspectsAndTimeoutKills) {
 }
 
 // ------------------------------------------------------------ codec
+
+TEST(Codec, RecordJsonBoundIsNeverBelowTheJson) {
+  ObjectRecord r = Rec("01ARZ3NDEKTSV4RRFFQ69G5FAV", ~0ull, "N1");
+  r.size = ~0ull;
+  r.timestamp_ns = std::numeric_limits<int64_t>::min();
+  r.deleted = true;
+  r.stable_ms = 1;
+  r.cold = ColdState::kStored;
+  EXPECT_GE(RecordJsonBound(r), RecordToJson(r).dump().size());
+  r.name = std::string(300, '\x01');  // each byte escaped as \u0001
+  r.user_meta = std::string(2000, '"');
+  r.etag = std::string(100, '\\');
+  EXPECT_GE(RecordJsonBound(r), RecordToJson(r).dump().size());
+  EXPECT_LE(RecordJsonBound(r), 6 * RecordToJson(r).dump().size());
+}
 
 TEST(Codec, RecordsRoundTripAndBadOnesAreRefused) {
   ObjectRecord r = Rec("01ARZ3NDEKTSV4RRFFQ69G5FAV", 0x1234567890abcdefull, "N1");

@@ -48,6 +48,12 @@ json RecordToJson(const ObjectRecord& r) {
   return j;
 }
 
+size_t RecordJsonBound(const ObjectRecord& r) {
+  constexpr size_t kFixed = 256;  // field names, punctuation, numbers, flags
+  return kFixed + 6 * (r.key.size() + r.name.size() + r.etag.size() + r.version_node.size() +
+                       r.user_meta.size());
+}
+
 Result<ObjectRecord> RecordFromJson(const json& j) {
   if (!j.is_object()) return Status::Invalid("a record must be a JSON object");
   ObjectRecord r;

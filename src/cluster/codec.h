@@ -18,6 +18,10 @@
 namespace objstore::cluster {
 
 nlohmann::json RecordToJson(const ObjectRecord& r);
+// An upper bound of RecordToJson(r).dump().size() (every byte of its strings
+// escaped as \u00XX, its numbers at their widest), so batches of records can
+// be cut by bytes without serialising them twice.
+size_t RecordJsonBound(const ObjectRecord& r);
 Result<ObjectRecord> RecordFromJson(const nlohmann::json& j);
 Result<std::vector<ObjectRecord>> RecordsFromJson(const nlohmann::json& array);
 

@@ -834,6 +834,31 @@ class TestData(ClusterBase):
         for oid, body in live.items():
             self.wait_meta(new, oid, timeout=45)
 
+    def test_records_with_large_user_meta_reach_a_new_node(self):
+        """Anti-entropy cuts its calls by bytes, not only by count: 2,400 records
+        with ~15 KB of user meta each (~37 MB of JSON, under one call's 5,000
+        records) reach a node that joins later. In one call they exceeded the
+        private API's 32 MiB body limit, and the older node's failing exchange
+        also kept the new node from running its own."""
+        c = self.start_cluster(1)
+        a = c.nodes[0]
+        meta = json.dumps({"k": "v" * 15000})
+        oids = []
+        for k in range(2400):
+            oid = a.new_id()
+            st, _h, b = a.put(oid, b"x", level=0, user_meta=meta)
+            self.assertEqual(st, 200, b[:200])
+            oids.append(oid)
+        new = c.add_node()
+
+        def records_on_new():
+            st, _h, body = new.request("GET", "/api/v1/stats")
+            return st == 200 and json.loads(body)["cluster"]["records"] == len(oids)
+        wait_for(records_on_new, 60, "all %d records on the new node" % len(oids), interval=0.5)
+        for oid in (oids[0], oids[-1]):
+            js = self.wait_meta(new, oid)
+            self.assertEqual(js["user_meta"], {"k": "v" * 15000})
+
     def test_restarted_seedless_node_still_waits_for_a_dead_member(self):
         # A (node 0) has no seeds: after a restart its membership is empty until
         # a peer calls. Its tombstones must still wait for the word of every
