@@ -1,5 +1,7 @@
 #include "cluster/auth.h"
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 
 #include "coldstore/sigv4.h"
@@ -87,6 +89,17 @@ CallAuthenticator::Verdict CallAuthenticator::VerifyRequest(const RequestFacts& 
   }
   if (f.nonce.size() < 16 || !RememberNonce(f.nonce, now_ms)) {
     return {401, "replayed", "this request was already received"};
+  }
+  return {};
+}
+
+CallAuthenticator::Verdict CallAuthenticator::PrecheckRequest(const RequestFacts& f) const {
+  constexpr size_t kMacHexDigits = 64;  // HMAC-SHA256
+  const bool hex = std::all_of(f.signature.begin(), f.signature.end(),
+                               [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
+  if (enabled() &&
+      (f.signature.size() != kMacHexDigits || !hex || f.time_ms.empty() || f.nonce.size() < 16)) {
+    return {401, "bad_signature", "the request is not signed with this cluster's secret"};
   }
   return {};
 }

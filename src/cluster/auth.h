@@ -57,6 +57,11 @@ class CallAuthenticator {
     bool ok() const { return status == 200; }
   };
   Verdict VerifyRequest(const RequestFacts& facts, int64_t now_ms);
+  // What the headers alone tell, before any body byte is read (so an unsigned
+  // call's body is never held): with a secret, a call without a well-formed
+  // signature, time or nonce is refused (401 bad_signature), as
+  // VerifyRequest would refuse it. `facts.body` is not looked at.
+  Verdict PrecheckRequest(const RequestFacts& facts) const;
 
   std::string SignResponse(int status, std::string_view request_nonce,
                            std::string_view body) const;

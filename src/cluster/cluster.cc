@@ -37,6 +37,9 @@ constexpr size_t kSyncBatch = 5000;        // records per anti-entropy call
 // a call long before its count.
 constexpr size_t kMaxCallBody = 32ull << 20;
 constexpr size_t kRecordBytesPerCall = 8ull << 20;
+// Bytes of private calls' bodies held at once before their signatures are
+// checked: four of the largest.
+constexpr uint64_t kMaxUnverifiedBytes = 4 * kMaxCallBody;
 // Record hashes per leaves query (~11 bytes each once packed): a journal of
 // millions of records that all differ (a node that just joined) is traded in
 // several passes.
@@ -219,25 +222,52 @@ asio::awaitable<void> Cluster::Handle(http::Exchange& ex) {
   const auto& h = ex.header();
   const std::string target(h.target());
   const bool is_get = h.method() == bhttp::verb::get || h.method() == bhttp::verb::head;
+  RequestFacts facts{std::string(h.method_string()),   target,
+                     std::string(h[kTagHeader]),       std::string(h[kNodeHeader]),
+                     std::string(h[kTimeHeader]),      std::string(h[kNonceHeader]),
+                     std::string(h[kSignatureHeader]), {}};
+  auto refuse = [&](int status, const std::string& code, const std::string& message) {
+    bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(status), 11};
+    res.set(bhttp::field::content_type, "application/json");
+    res.body() = http::ErrorJson(code, message);
+    ex.CloseAfterResponse();  // the body, if any, is not read
+    return ex.Send(std::move(res));
+  };
+  if (CallAuthenticator::Verdict pre = auth_.PrecheckRequest(facts); !pre.ok()) {
+    spdlog::warn("private call {} from {} refused before its body: {}", target, ex.remote_address(),
+                 pre.code);
+    co_await refuse(pre.status, pre.code, pre.message);
+    co_return;
+  }
+  // Bodies held before their signature is checked are bounded in total, so
+  // callers that send large bodies with made-up signatures cannot exhaust
+  // memory (one body is bounded by the server's body limit).
   std::string body;
+  uint64_t held = 0;
+  struct Release {
+    std::atomic<uint64_t>& total;
+    uint64_t& held;
+    ~Release() { total.fetch_sub(held); }
+  } release{unverified_bytes_, held};
   std::vector<char> buf(64 * 1024);
   while (!ex.body_done()) {
     auto n = co_await ex.ReadBody(std::span<char>(buf.data(), buf.size()));
     if (!n.ok()) {
-      bhttp::response<bhttp::string_body> res{bhttp::status::bad_request, 11};
-      res.body() = http::ErrorJson("bad_body", n.status().message());
-      ex.CloseAfterResponse();
-      co_await ex.Send(std::move(res));
+      co_await refuse(400, "bad_body", n.status().message());
       co_return;
     }
     if (*n == 0) break;
+    held += *n;
+    if (unverified_bytes_.fetch_add(*n) + *n > kMaxUnverifiedBytes) {
+      co_await refuse(503, "busy", "too many private calls' bodies are arriving at once");
+      co_return;
+    }
     body.append(buf.data(), *n);
   }
-
-  RequestFacts facts{std::string(h.method_string()), target, std::string(h[kTagHeader]),
-                     std::string(h[kNodeHeader]), std::string(h[kTimeHeader]),
-                     std::string(h[kNonceHeader]), std::string(h[kSignatureHeader]), body};
+  facts.body = body;
   CallAuthenticator::Verdict verdict = auth_.VerifyRequest(facts, RealNowMs());
+  unverified_bytes_.fetch_sub(held);
+  held = 0;
   if (!verdict.ok()) {
     spdlog::warn("private call {} from {} ({}) refused: {}", target, ex.remote_address(),
                  facts.node, verdict.code);

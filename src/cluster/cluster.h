@@ -223,6 +223,7 @@ class Cluster {
   std::atomic<uint64_t> sync_rounds_{0}, sync_records_sent_{0}, sync_records_received_{0};
   std::atomic<uint64_t> sync_bytes_sent_{0}, sync_bytes_received_{0};
   std::atomic<uint64_t> pushed_{0}, push_failures_{0};
+  std::atomic<uint64_t> unverified_bytes_{0};  // private bodies read, signatures unchecked
   std::atomic<uint64_t> replicated_{0}, replication_failures_{0};
   std::atomic<uint64_t> peer_reads_{0}, bodies_served_{0};
   std::atomic<size_t> want_size_{0}, push_backlog_{0};

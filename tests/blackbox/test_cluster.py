@@ -1405,6 +1405,61 @@ class TestSecurity(ClusterBase):
         if answer:
             self.assertRegex(answer, rb"^HTTP/1\.1 4\d\d ")
 
+    def test_private_bodies_with_made_up_signatures_are_bounded_in_total(self):
+        """Callers that send large private bodies with well-formed but made-up
+        signatures: what the node holds of them before checking is bounded in
+        total (128 MiB), not 32 MiB per connection; an unsigned call is refused
+        before its body."""
+        c = self.start_cluster(1, secret=SECRET, tag="blue")
+        node = c.nodes[0]
+        # Unsigned: answered at once, the body never sent.
+        s = socket.create_connection((HOST, node.private_port), timeout=10)
+        try:
+            s.sendall(b"POST /cluster/v1/records HTTP/1.1\r\nHost: x\r\nX-Cluster-Tag: blue\r\n"
+                      b"Content-Length: 1000000\r\n\r\n")
+            self.assertRegex(s.recv(4096), rb"^HTTP/1\.1 401 ")
+        finally:
+            s.close()
+
+        sampler = RssSampler(node, period=0.02)
+        base = node.rss_kib()
+        sampler.start()
+        size = 30 * 1024 * 1024
+        chunk = b"[" * (1024 * 1024)
+        conns = []
+        try:
+            for _ in range(12):
+                h = sign_headers("not-the-secret", "POST", "/cluster/v1/records", tag="blue")
+                head = "".join("%s: %s\r\n" % kv for kv in h.items())
+                s = socket.create_connection((HOST, node.private_port), timeout=10)
+                conns.append(s)
+                s.sendall(("POST /cluster/v1/records HTTP/1.1\r\nHost: x\r\n%s"
+                           "Content-Length: %d\r\n\r\n" % (head, size)).encode())
+                s.setblocking(False)
+            sent = [0] * len(conns)
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < 20 and any(n < size for n in sent):
+                for i, s in enumerate(conns):
+                    if sent[i] >= size:
+                        continue
+                    try:
+                        sent[i] += s.send(chunk[: size - sent[i]])
+                    except BlockingIOError:
+                        pass
+                    except OSError:
+                        sent[i] = size      # the node closed it: fine
+                time.sleep(0.001)
+            time.sleep(0.5)
+        finally:
+            for s in conns:
+                s.close()
+            sampler.stop()
+        grown = (sampler.max_kib - base) / 1024.0
+        sys.stderr.write("\n  12 x 30 MiB made-up calls: node RSS %d -> peak %d KiB\n"
+                         % (base, sampler.max_kib))
+        self.assertLess(grown, 220, "RSS grew by %.0f MiB for unverified bodies" % grown)
+        self.assertTrue(node.alive())
+
 
 class TestJepsenSet(ClusterBase):
     """A Jepsen-style set check: unique ids PUT to random nodes while a nemesis kills -9,
