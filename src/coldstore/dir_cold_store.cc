@@ -22,7 +22,12 @@ using json = nlohmann::json;
 
 namespace {
 constexpr size_t kChunk = 256 * 1024;
-}
+// How many bodies a read tries to open (OpenBody). A retry needs another
+// Put's rename and unlink to land in the instant between the read of a .meta
+// and the open right after it, so a second retry is already rare; running out
+// means the key is rewritten faster than it can be read.
+constexpr int kBodyOpenAttempts = 4;
+}  // namespace
 
 Result<std::unique_ptr<DirColdStore>> DirColdStore::Open(const std::string& dir, Disk& disk) {
   const std::string d = NormalizeDir(dir);
@@ -125,7 +130,10 @@ Status DirColdStore::Put(const ColdObjectMeta& meta, const std::string& body_pat
                 static_cast<unsigned long long>(put_seq_.fetch_add(1)));
   const std::string body_name = fname + stamp;
   const std::string body_file = shard + "/" + body_name;
-  if (Status s = (*body)->Commit(body_file); !s.ok()) return s;
+  if (Status s = (*body)->Commit(body_file); !s.ok()) {
+    if ((*body)->renamed()) disk_.Unlink(body_file.c_str());  // nothing names it yet
+    return s;
+  }
 
   // 2. Under the key's lock, unless a newer version landed meanwhile: the
   // metadata, replacing the previous object in one rename.
@@ -146,15 +154,15 @@ Status DirColdStore::Put(const ColdObjectMeta& meta, const std::string& body_pat
               {"etag", meta.etag},
               {"version", meta.version},
               {"body", body_name}};
-  const std::string text = doc.dump();
-  Status written = [&] {
-    auto meta_file = AtomicFile::Create(disk_, tmp_dir_);
-    if (!meta_file.ok()) return meta_file.status();
-    if (Status s = (*meta_file)->Append(text); !s.ok()) return s;
-    return (*meta_file)->Commit(shard + "/" + fname + ".meta");
-  }();
+  auto meta_file = AtomicFile::Create(disk_, tmp_dir_);
+  Status written = meta_file.ok() ? (*meta_file)->Append(doc.dump()) : meta_file.status();
+  if (written.ok()) written = (*meta_file)->Commit(shard + "/" + fname + ".meta");
   if (!written.ok()) {
-    disk_.Unlink(body_file.c_str());  // nothing names it; a retry writes another
+    // Renamed but not made durable (the directory fsync failed): the .meta in
+    // place names the new body and a crash may bring back the previous .meta,
+    // which names the previous body, so both bodies stay. Otherwise nothing
+    // names the new body; a retry writes another.
+    if (!meta_file.ok() || !(*meta_file)->renamed()) disk_.Unlink(body_file.c_str());
     return written;
   }
 
@@ -200,19 +208,44 @@ Result<std::string> DirColdStore::ReadMetaFile(const std::string& key,
   }
 }
 
+Result<UniqueFd> DirColdStore::OpenBody(const std::string& key, ColdObjectMeta* meta,
+                                        std::string* path) const {
+  // Readers take no lock, so a Put (this node's or another's sharing the
+  // directory) may replace the .meta and remove the body it named between
+  // the read of the .meta and the open. A missing body then means the object
+  // was superseded, not lost: read the .meta again and follow it. No .meta is
+  // an object deleted meanwhile; a .meta that still names the missing body is
+  // a damaged store, which must not be taken for an absent object either.
+  auto body_name = ReadMetaFile(key, meta);
+  for (int attempt = 1;; ++attempt) {
+    if (!body_name.ok()) return body_name.status();
+    *path = ShardDir(key) + "/" + *body_name;
+    int fd = disk_.Open(path->c_str(), O_RDONLY, 0);
+    if (fd >= 0) return UniqueFd(fd);
+    if (fd != -ENOENT) return Status::FromErrno(-fd, "open cold body " + *path);
+    auto now_named = ReadMetaFile(key, meta);
+    if (now_named.ok() && *now_named == *body_name) {
+      return Status::Unavailable("cold body " + *path + ", named by its .meta, is missing");
+    }
+    if (now_named.ok() && attempt == kBodyOpenAttempts) {
+      return Status::Unavailable("cold object " + key + " replaced " +
+                                 std::to_string(kBodyOpenAttempts) + " times while read");
+    }
+    body_name = std::move(now_named);
+  }
+}
+
 Status DirColdStore::Get(const std::string& key,
                          const std::function<Status(const ColdObjectMeta&)>& on_meta,
                          const std::function<Status(std::span<const char>)>& on_data) {
   ColdObjectMeta meta;
-  auto body_name = ReadMetaFile(key, &meta);
-  if (!body_name.ok()) return body_name.status();
-  const std::string path = ShardDir(key) + "/" + *body_name;
-  UniqueFd in(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!in.valid()) return Status::FromErrno(errno, "open cold body " + path);
+  std::string path;
+  auto in = OpenBody(key, &meta, &path);
+  if (!in.ok()) return in.status();
   if (Status s = on_meta(meta); !s.ok()) return s;
   std::vector<char> buf(kChunk);
   for (;;) {
-    ssize_t n = ::read(in.get(), buf.data(), buf.size());
+    ssize_t n = ::read(in->get(), buf.data(), buf.size());
     if (n < 0) {
       if (errno == EINTR) continue;
       return Status::FromErrno(errno, "read " + path);
@@ -226,18 +259,16 @@ Status DirColdStore::GetRange(const std::string& key, uint64_t offset, uint64_t 
                               const std::function<Status(const ColdObjectMeta&)>& on_meta,
                               const std::function<Status(std::span<const char>)>& on_data) {
   ColdObjectMeta meta;
-  auto body_name = ReadMetaFile(key, &meta);
-  if (!body_name.ok()) return body_name.status();
+  std::string path;
+  auto in = OpenBody(key, &meta, &path);
+  if (!in.ok()) return in.status();
   if (length == 0 || offset > meta.size || meta.size - offset < length) {
     return Status::Invalid("range outside the object " + key);
   }
-  const std::string path = ShardDir(key) + "/" + *body_name;
-  UniqueFd in(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!in.valid()) return Status::FromErrno(errno, "open cold body " + path);
   if (Status s = on_meta(meta); !s.ok()) return s;
   std::vector<char> buf(std::min<uint64_t>(kChunk, length));
   for (uint64_t done = 0; done < length;) {
-    ssize_t n = ::pread(in.get(), buf.data(), std::min<uint64_t>(buf.size(), length - done),
+    ssize_t n = ::pread(in->get(), buf.data(), std::min<uint64_t>(buf.size(), length - done),
                         static_cast<off_t>(offset + done));
     if (n < 0) {
       if (errno == EINTR) continue;

@@ -4,8 +4,9 @@
 // a JSON document (ColdObjectMeta plus "body": the body file's name). Put writes
 // the body, then atomically replaces the .meta (AtomicFile: temp, fsync,
 // rename, fsync dir), then removes the previous body: a reader that opened the
-// .meta always finds its body complete, and a crash leaves either the old or the
-// new object, never a mix. <name> is escaped as in BodyStore, so keys never
+// .meta finds its body complete (or removed by a later Put, and then follows
+// the .meta that Put wrote), and a crash leaves either the old or the new
+// object, never a mix. <name> is escaped as in BodyStore, so keys never
 // reach a path unescaped. Temporaries live in tmp/<owner>/ while the writing
 // process holds locks/<owner>.lock, so nodes may share one directory and a
 // node's start-up removes only the temporaries of owners that died.
@@ -48,6 +49,9 @@ class DirColdStore final : public ColdStore {
   DirColdStore(std::string dir, Disk& disk) : dir_(std::move(dir)), disk_(disk) {}
   std::string ShardDir(const std::string& key) const;
   Result<std::string> ReadMetaFile(const std::string& key, ColdObjectMeta* meta) const;
+  // The body the key's .meta names, opened for reading, with that .meta in
+  // `meta` and the body's path in `path`. NotFound when there is no .meta.
+  Result<UniqueFd> OpenBody(const std::string& key, ColdObjectMeta* meta, std::string* path) const;
 
   std::string dir_;
   std::string tmp_dir_;  // tmp/<owner>

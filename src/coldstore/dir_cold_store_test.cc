@@ -1,15 +1,18 @@
 #include "coldstore/dir_cold_store.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <condition_variable>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <memory>
 #include <mutex>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "base/test_util.h"
@@ -276,6 +279,15 @@ TEST(DirColdStore, NewerVersionIsNeverReplacedOrDeletedByOlder) {
   EXPECT_EQ(fx.Fetch("K")->second, "new");
 }
 
+// Bodies (files named <name>@<stamp>) under the cold directory.
+size_t CountBodies(const std::string& cold_dir) {
+  size_t bodies = 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(cold_dir)) {
+    bodies += e.is_regular_file() && e.path().filename().string().find('@') != std::string::npos;
+  }
+  return bodies;
+}
+
 // Holds the first rename onto a .meta for `hold` (or until the store's other
 // renames are done), telling when it is held.
 class HeldMetaRenameDisk final : public testing::PassThroughDisk {
@@ -318,12 +330,131 @@ TEST(DirColdStore, NodesSharingADirectoryNeverReplaceANewerVersion) {
   EXPECT_EQ(got->second, "twelve") << "an older version replaced a newer one";
   EXPECT_TRUE(fx.cold->Delete("K", 11).ok());  // older than what is stored
   EXPECT_EQ(fx.Fetch("K")->second, "twelve");
-  size_t bodies = 0;
-  for (const auto& e : std::filesystem::recursive_directory_iterator(fx.dir / "cold")) {
-    const std::string name = e.path().filename().string();
-    bodies += e.is_regular_file() && name.find('@') != std::string::npos;
+  EXPECT_EQ(CountBodies(fx.dir / "cold"), 1u) << "a superseded body was left behind";
+}
+
+// Runs `between` on the next `times` opens of a committed body for reading:
+// after the reader read the .meta that names the body, before the open.
+class BetweenMetaAndBodyDisk final : public testing::PassThroughDisk {
+ public:
+  std::function<void()> between;
+  int times = 0;
+
+  int Open(const char* path, int flags, mode_t mode) override {
+    if ((flags & O_ACCMODE) == O_RDONLY && std::string_view(path).find('@') != std::string::npos &&
+        times > 0) {
+      --times;
+      between();
+    }
+    return real_.Open(path, flags, mode);
   }
-  EXPECT_EQ(bodies, 1u) << "a superseded body was left behind";
+};
+
+// A node reads a key's .meta, then another node sharing the directory puts a
+// newer version (replacing the .meta, removing the body it named), then the
+// reader opens that body: it reads the newer version instead of reporting an
+// existing object lost (NotFound), and NotFound only for an object deleted
+// meanwhile.
+TEST(DirColdStore, ReadFollowsAPutThatRemovedTheBodyItsMetaNamed) {
+  Fixture fx;
+  BetweenMetaAndBodyDisk disk;
+  auto reader = DirColdStore::Open(fx.dir / "cold", disk);
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  uint64_t version = 0;
+  auto put_next = [&] {
+    std::string path;
+    ++version;
+    auto meta = fx.MakeBody("K", "v" + std::to_string(version), version, &path);
+    ASSERT_TRUE(fx.cold->Put(meta, path).ok());
+  };
+  put_next();
+  disk.between = put_next;
+
+  disk.times = 1;
+  auto got = testing::ReadObject(**reader, "K");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->second, "v2");
+  EXPECT_EQ(got->first.version, 2u);
+
+  disk.times = 1;
+  auto range = FetchRange(**reader, "K", 1, 1);
+  ASSERT_TRUE(range.ok()) << range.status().ToString();
+  EXPECT_EQ(range->second, "3");
+
+  // Replaced at every open: the read gives up, as an outage.
+  disk.times = 100;
+  EXPECT_EQ(testing::ReadObject(**reader, "K").status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(disk.times, 96) << "not a few bounded attempts";
+
+  disk.between = [&] { ASSERT_TRUE(fx.cold->Delete("K", version).ok()); };
+  disk.times = 1;
+  EXPECT_EQ(testing::ReadObject(**reader, "K").status().code(), StatusCode::kNotFound);
+}
+
+// A .meta whose body is missing (not replaced: it names the same body when
+// read again) is a damaged store, not an object that was never stored.
+TEST(DirColdStore, ABodyMissingUnderItsMetaIsAnOutageNotAnAbsentObject) {
+  Fixture fx;
+  std::string path;
+  ASSERT_TRUE(fx.cold->Put(fx.MakeBody("K", "body", 1, &path), path).ok());
+  for (const auto& e : std::filesystem::recursive_directory_iterator(fx.dir / "cold")) {
+    if (e.path().filename().string().find('@') != std::string::npos) {
+      std::filesystem::remove(e.path());
+    }
+  }
+  EXPECT_EQ(fx.Fetch("K").status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(FetchRange(*fx.cold, "K", 0, 1).status().code(), StatusCode::kUnavailable);
+}
+
+// Fails the directory fsync that follows a rename onto a path containing
+// `target` (".meta": a .meta, "@": a body): the rename happened, its
+// durability is unknown.
+class FailingSyncAfterRenameDisk final : public testing::PassThroughDisk {
+ public:
+  explicit FailingSyncAfterRenameDisk(std::string target) : target_(std::move(target)) {}
+
+  int Rename(const char* from, const char* to) override {
+    renamed_ = std::string_view(to).find(target_) != std::string_view::npos;
+    return real_.Rename(from, to);
+  }
+  int SyncDir(const char* path) override {
+    return std::exchange(renamed_, false) ? -EIO : real_.SyncDir(path);
+  }
+
+ private:
+  std::string target_;
+  bool renamed_ = false;
+};
+
+// A Put whose .meta rename succeeded but whose directory fsync failed reports
+// the failure, yet keeps the body the .meta in place names (the object stays
+// readable) and the previous body (a crash may bring back the .meta naming it).
+TEST(DirColdStore, AFailedSyncAfterTheMetaRenameKeepsTheBodiesBothMetasName) {
+  Fixture fx;
+  std::string p1, p2;
+  ASSERT_TRUE(fx.cold->Put(fx.MakeBody("K", "one", 1, &p1), p1).ok());
+  FailingSyncAfterRenameDisk disk(".meta");
+  auto writer = DirColdStore::Open(fx.dir / "cold", disk);
+  ASSERT_TRUE(writer.ok()) << writer.status().ToString();
+  EXPECT_EQ((*writer)->Put(fx.MakeBody("K", "two", 2, &p2), p2).code(), StatusCode::kIOError);
+  auto got = fx.Fetch("K");
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->second, "two");
+  EXPECT_EQ(got->first.version, 2u);
+  EXPECT_EQ(CountBodies(fx.dir / "cold"), 2u);
+}
+
+// The body's own commit failing at its directory fsync leaves no body behind:
+// no .meta names it.
+TEST(DirColdStore, AFailedSyncAfterTheBodyRenameLeavesNoBody) {
+  Fixture fx;
+  FailingSyncAfterRenameDisk disk("@");
+  auto writer = DirColdStore::Open(fx.dir / "cold", disk);
+  ASSERT_TRUE(writer.ok()) << writer.status().ToString();
+  std::string path;
+  EXPECT_EQ((*writer)->Put(fx.MakeBody("K", "one", 1, &path), path).code(), StatusCode::kIOError);
+  EXPECT_EQ(fx.Fetch("K").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(CountBodies(fx.dir / "cold"), 0u);
 }
 
 TEST(DirColdStore, RejectsABodyThatDoesNotMatchItsMeta) {

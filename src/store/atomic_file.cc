@@ -104,6 +104,7 @@ Status AtomicFile::Commit(const std::string& final_path) {
     return Status::FromErrno(-rc, "rename to " + final_path);
   }
   done_ = true;
+  renamed_ = true;
   failpoint::Hit("body.after_rename");
   std::string dir = std::filesystem::path(final_path).parent_path().string();
   if (int rc = disk_.SyncDir(dir.c_str()); rc < 0) {
@@ -135,6 +136,7 @@ Status AtomicFile::CommitUnrecorded(const std::string& final_path,
   ::close(fd_);
   fd_ = -1;
   done_ = true;
+  renamed_ = true;
   return Status::Ok();
 }
 

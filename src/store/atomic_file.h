@@ -48,6 +48,9 @@ class AtomicFile {
   // Quoted lower-case hex of the XXH3-128 of everything appended.
   std::string ETag() const;
   // fsync, rename to `final_path` (whose directory must exist), fsync that dir.
+  // A failure after the rename (the directory fsync) leaves the file at
+  // `final_path`, where readers see it but a crash may undo the rename:
+  // renamed() tells the caller which case it has to clean up after.
   Status Commit(const std::string& final_path);
   // The cheaper commit of a file that nothing refers to until the caller
   // records `final_path` durably elsewhere afterwards (a body, then its journal
@@ -60,6 +63,10 @@ class AtomicFile {
   Status CommitUnrecorded(const std::string& final_path, const std::vector<std::string>& dirs);
   // Removes the temporary file. Idempotent; called by the destructor.
   void Abort();
+  // Whether a commit renamed the file to its final path (true after a Commit
+  // that failed only at the directory fsync; false after a CommitUnrecorded
+  // that failed, as it removes the file).
+  bool renamed() const { return renamed_; }
   const std::string& temp_path() const { return path_; }
 
  private:
@@ -71,6 +78,7 @@ class AtomicFile {
   std::vector<char> adopt_buffer_;  // AdoptWritten's read-back
   XXH3_state_t* hash_;
   bool done_ = false;
+  bool renamed_ = false;
 };
 
 // `dir` without "." / ".." components or trailing slashes ("files/" -> "files").
