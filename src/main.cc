@@ -293,7 +293,8 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(0, 1024));
   app.add_option("--blocking-threads", f.blocking_threads,
-                 "Threads for blocking work: fsync, journal commits, cold-store transfers")
+                 "Threads for blocking work (fsync, journal commits, uploads), and as many "
+                 "again for cold fetches")
       ->envname("APP_BLOCKING_THREADS")
       ->check(kNotNegative)
       ->capture_default_str()

@@ -49,6 +49,7 @@ Result<std::unique_ptr<Node>> Node::Open(const NodeOptions& options, const Clock
 }
 
 Node::~Node() {
+  transfer_pool_.join();
   pool_.join();
   // Its eviction thread calls EvictBody, which takes commit locks declared
   // after it (so destroyed before it): stopped first, explicitly.
@@ -411,7 +412,7 @@ std::shared_ptr<ColdFetch> Node::FetchFromCold(const std::string& key, bool rest
   if (slot) return slot;  // join the transfer in flight
   auto fetch = std::make_shared<ColdFetch>();
   slot = fetch;
-  boost::asio::post(pool_, [this, key, restore_unknown, fetch] {
+  boost::asio::post(transfer_pool_, [this, key, restore_unknown, fetch] {
     Result<RecordPtr> outcome = Status::IOError("fetch did not run");
     try {
       outcome = RunColdFetch(key, restore_unknown, *fetch);
@@ -438,7 +439,7 @@ std::shared_ptr<ColdFetch> Node::FetchFromCold(const std::string& key, bool rest
 
 std::shared_ptr<ColdFetch> Node::ReadColdRange(RecordPtr record, uint64_t offset, uint64_t length) {
   auto read = std::make_shared<ColdFetch>();
-  boost::asio::post(pool_, [this, record = std::move(record), offset, length, read] {
+  boost::asio::post(transfer_pool_, [this, record = std::move(record), offset, length, read] {
     Status s = Status::IOError("range read did not run");
     try {
       s = RunColdRange(*record, offset, length, *read);

@@ -64,8 +64,11 @@ namespace objstore {
 struct NodeOptions {
   std::string files_dir = "files/";
   std::string state_dir = "state/";
-  // Threads for blocking work (fsync, SQLite, cold-store transfers). fsync
-  // latency, not CPU, bounds PUT throughput, so more threads than cores help.
+  // Threads for blocking work (fsync, SQLite, uploads), and as many again for
+  // cold fetches and range reads, which last as long as S3 takes to send a
+  // body: on a pool of their own, slow misses never hold up PUTs, deletes and
+  // journal commits. fsync latency, not CPU, bounds PUT throughput, so more
+  // threads than cores help.
   size_t blocking_threads = 16;
   // Largest object a cold-store fetch may bring in (guards the disk).
   uint64_t max_body_bytes = 5ull << 30;
@@ -240,8 +243,12 @@ class Node {
 
  private:
   Node(const NodeOptions& options, const Clock& clock, RandomSource& random)
-      : options_(options), clock_(clock), hlc_(clock), ulids_(clock, random),
-        pool_(options.blocking_threads) {}
+      : options_(options),
+        clock_(clock),
+        hlc_(clock),
+        ulids_(clock, random),
+        pool_(options.blocking_threads),
+        transfer_pool_(options.blocking_threads) {}
   Status Reconcile();
   Status OpenCapacity(const NodeOptions& options);
   // The Capacity's eviction hook: drops the local body of `key` at `version`
@@ -293,8 +300,12 @@ class Node {
   // must never write the same name in an interleaved order.
   std::array<std::mutex, 64> commit_locks_;
   std::atomic<bool> refilling_spares_{false};  // a RefillSpares is queued on pool_
-  // Declared last: destroyed (joined) first, while the stores still exist.
+  // The pools, declared last: destroyed (joined) first, while the stores
+  // still exist.
   boost::asio::thread_pool pool_;
+  // Cold fetches and range reads (NodeOptions::blocking_threads). Joined
+  // before pool_: a fetch posts its spare-body refill there.
+  boost::asio::thread_pool transfer_pool_;
 };
 
 }  // namespace objstore

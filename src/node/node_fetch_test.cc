@@ -8,6 +8,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
@@ -421,6 +422,40 @@ TEST(NodeColdFetch, ARestoredObjectWithoutAVersionGetsOneHere) {
   EXPECT_NE(rec->version.packed, 0u);
   EXPECT_EQ(rec->version_node, node->node_id());
   EXPECT_EQ(StoredBody(*node, meta.key), body);
+}
+
+// A cold fetch that takes its time (a slow S3) holds no thread that PUTs,
+// deletes and commits need: with one blocking thread, blocking work still
+// runs while the transfer waits.
+TEST(NodeColdFetch, ASlowFetchLeavesTheBlockingPoolFree) {
+  NodeFixture fx;
+  const std::string body = PatternBody(3 * kPiece);
+  const ColdObjectMeta meta = fx.Meta("01ARZ3NDEKTSV4RRFFQ69G5FAV", body, /*with_etag=*/true);
+  auto store = std::make_unique<ScriptedColdStore>(meta, body);
+  store->pieces = {kPiece};
+  std::promise<void> transfer_waits;
+  std::promise<void> open_gate;
+  std::shared_future<void> gate = open_gate.get_future().share();
+  bool first = true;
+  store->after_piece = [&] {
+    if (!std::exchange(first, false)) return;
+    transfer_waits.set_value();
+    gate.wait_for(std::chrono::seconds(10));
+  };
+  NodeOptions options = fx.Options();
+  options.blocking_threads = 1;
+  std::promise<void> ran;  // outlives the node, whose pools run the task at the latest on close
+  auto node = fx.Open(options, std::move(store));
+  ASSERT_TRUE(node.ok()) << node.status().ToString();
+  std::shared_ptr<ColdFetch> fetch = (*node)->FetchFromCold(meta.key, /*restore_unknown=*/true);
+  ASSERT_EQ(transfer_waits.get_future().wait_for(std::chrono::seconds(10)),
+            std::future_status::ready);
+  boost::asio::post((*node)->blocking_pool(), [&ran] { ran.set_value(); });
+  EXPECT_EQ(ran.get_future().wait_for(std::chrono::seconds(2)), std::future_status::ready)
+      << "blocking work waited for a cold transfer";
+  open_gate.set_value();
+  ASSERT_TRUE(FetchEnded(**node, meta.key)) << "the fetch did not end in 10 s";
+  EXPECT_TRUE(fetch->Current().complete) << fetch->Current().status.ToString();
 }
 
 // The record of a known object is deleted and its tombstone purged while its
