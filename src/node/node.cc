@@ -273,7 +273,7 @@ Status Node::UploadToCold(const ObjectRecord& r) {
   // Uploads of one key run one at a time, and only for the key's current
   // version: an older version can then never overwrite a newer one in the
   // cold store, whatever order the uploads were started in.
-  std::lock_guard lock(UploadLock(r.key));
+  KeyLocks::Guard lock(upload_locks_, r.key);
   RecordPtr cur = journal_->Get(r.key);
   if (!cur || cur->version != r.version || cur->deleted) return Status::Ok();  // superseded
   if (cur->cold == ColdState::kStored) return Status::Ok();
@@ -318,12 +318,8 @@ std::mutex& Node::CommitLock(const std::string& key) {
   return commit_locks_[std::hash<std::string>{}(key) % commit_locks_.size()];
 }
 
-std::mutex& Node::UploadLock(const std::string& key) {
-  return upload_locks_[std::hash<std::string>{}(key) % upload_locks_.size()];
-}
-
 Status Node::DeleteFromCold(const ObjectRecord& tomb) {
-  std::lock_guard lock(UploadLock(tomb.key));  // after any upload of this key in flight
+  KeyLocks::Guard lock(upload_locks_, tomb.key);  // after any upload of this key in flight
   Status s = cold_->Delete(tomb.key, tomb.version.packed);
   if (!s.ok()) {
     cold_delete_errors_->Inc();

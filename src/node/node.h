@@ -34,19 +34,20 @@
 // (marked) must run on the blocking pool (RunBlocking), never on an event loop.
 #pragma once
 
-#include <boost/asio/awaitable.hpp>
-#include <boost/asio/thread_pool.hpp>
 #include <array>
 #include <atomic>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <chrono>
-#include <mutex>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
 
 #include "base/clock.h"
 #include "base/disk.h"
+#include "base/key_locks.h"
 #include "base/random.h"
 #include "base/status.h"
 #include "base/unique_fd.h"
@@ -261,7 +262,6 @@ class Node {
   void RegisterMetrics();
   Status UploadToCold(const ObjectRecord& record);
   Status DeleteFromCold(const ObjectRecord& tombstone);
-  std::mutex& UploadLock(const std::string& key);
   std::mutex& CommitLock(const std::string& key);
   Result<RecordPtr> RunColdFetch(const std::string& key, bool restore_unknown, ColdFetch& fetch);
   Status RunColdRange(const ObjectRecord& record, uint64_t offset, uint64_t length,
@@ -293,7 +293,9 @@ class Node {
   Counter* evictions_ = nullptr;
   // After the journal and the bodies: destroyed (saving its state) before them.
   std::unique_ptr<Capacity> capacity_;
-  std::array<std::mutex, 64> upload_locks_;  // by hash of key: one upload per key at a time
+  // One upload or cold delete per key at a time; per key, not by hash: an
+  // upload of a large body must not hold up other keys' uploads.
+  KeyLocks upload_locks_;
   // By hash of key: a body file is committed and its record written as one
   // step. Two nodes can stamp the same HLC value, and file names carry the
   // version only, so a local PUT and a peer's copy of an equal-stamped version
