@@ -793,16 +793,19 @@ Result<Node::RecordPtr> Node::Delete(const std::string& key) {
       return Status::Conflict("the current version of " + key +
                               " is stamped too far ahead of this node's clock to be deleted");
     }
-    if (cur->local_body) {
-      (void)bodies_->Remove(cur->key, cur->version);
-      capacity_->RemoveBody(cur->key, cur->version.packed);
-    }
+    // Whatever local_body says: an eviction whose unlink failed left the
+    // file and its budget entry behind a record that says it is gone.
+    (void)bodies_->Remove(cur->key, cur->version);
+    capacity_->RemoveBody(cur->key, cur->version.packed);
   }
   if (t.cold == ColdState::kPending) (void)DeleteFromCold(t);
   return journal_->Get(key);
 }
 
 Result<PutOutcome> Node::RaiseLevel(const std::string& key, int consistency) {
+  // Pinned before the record is read: a body the record says is here stays
+  // until it is linked under the new version (eviction honours pins).
+  BodyPin pin = capacity_->Pin(key);
   RecordPtr cur = journal_->Get(key);
   if (!cur) return Status::NotFound("no object " + key);
   if (cur->deleted) return Status::Deleted(key + " is deleted");
@@ -814,7 +817,7 @@ Result<PutOutcome> Node::RaiseLevel(const std::string& key, int consistency) {
   if (Status s = CheckColdMeta(key, cur->name, cur->user_meta, consistency); !s.ok()) return s;
   // The cold copy carries the level in its metadata, so it is rewritten even
   // when it exists; that needs the body here.
-  if (!cur->local_body) {
+  if (!cur->local_body || !pin.safe()) {
     return Status::Unavailable("the body of " + key +
                                " is not on this node; GET it (which fetches it) and retry");
   }
@@ -826,7 +829,8 @@ Result<PutOutcome> Node::RaiseLevel(const std::string& key, int consistency) {
   // The body file is named by version: link the new version's name to it.
   {
     std::lock_guard lock(CommitLock(key));
-    if (RecordPtr now = journal_->Get(key); !now || now->deleted || now->version != cur->version) {
+    if (RecordPtr now = journal_->Get(key);
+        !now || now->deleted || now->version != cur->version || !now->local_body) {
       return Status::Unavailable("object " + key + " changed meanwhile; retry");
     }
     if (Status s = bodies_->LinkVersion(key, cur->version, r.version); !s.ok()) return s;
@@ -861,8 +865,10 @@ Result<std::vector<Node::RecordPtr>> Node::ApplyRemote(const std::vector<ObjectR
     if (!a.written) continue;
     // Only this node's own disk decides local_body; a newer version from a
     // peer retires the body of the version it replaces.
-    if (a.replaced && a.replaced->local_body) {
+    if (a.replaced) {
       if (a.replaced->version != records[i].version) {
+        // Whatever local_body says: an eviction whose unlink failed left the
+        // file and its budget entry behind a record that says it is gone.
         // Under the key's commit lock: a fetch or PUT that made the replaced
         // version local hands its body to the budget under that lock, so
         // the removal comes after it (else the budget would keep counting
@@ -870,7 +876,7 @@ Result<std::vector<Node::RecordPtr>> Node::ApplyRemote(const std::vector<ObjectR
         std::lock_guard lock(CommitLock(records[i].key));
         (void)bodies_->Remove(a.replaced->key, a.replaced->version);
         capacity_->RemoveBody(a.replaced->key, a.replaced->version.packed);
-      } else {
+      } else if (a.replaced->local_body) {
         // Another node stamped the same HLC value: the file under that name
         // holds the replaced version's bytes. Removed unless they are the new
         // version's too (kept by Journal::ApplyRemote) or a copy of the new

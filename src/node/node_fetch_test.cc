@@ -547,6 +547,58 @@ TEST(NodeColdFetch, AnotherRestoreOfTheSameCopyKeepsTheBodyHere) {
   EXPECT_FALSE(node->Lookup(meta.key)->local_body);
 }
 
+// A disk whose first unlink of a path containing `victim` fails (an eviction's
+// unlink, here), and which says so.
+class OneFailedUnlinkDisk final : public testing::PassThroughDisk {
+ public:
+  std::string victim;
+  std::promise<std::string> failed;  // the path
+
+  int Unlink(const char* path) override {
+    if (!victim.empty() && std::string_view(path).find(victim) != std::string_view::npos &&
+        !failed_once_.exchange(true)) {
+      failed.set_value(path);
+      return -EIO;
+    }
+    return PassThroughDisk::Unlink(path);
+  }
+
+ private:
+  std::atomic<bool> failed_once_{false};
+};
+
+// An eviction that marked the body gone in the journal but could not unlink
+// it: a delete of the object still removes the file and its bytes from the
+// budget, instead of leaving both until a restart.
+TEST(NodeDelete, RemovesABodyAFailedEvictionLeftBehind) {
+  NodeFixture fx;
+  OneFailedUnlinkDisk disk;
+  auto cold = DirColdStore::Open(fx.dir / "cold", DefaultDisk());
+  ASSERT_TRUE(cold.ok()) << cold.status().ToString();
+  NodeOptions options = fx.Options();
+  options.max_size_bytes = 10'000;
+  auto node = Node::Open(options, fx.clock, fx.random, disk, std::move(cold).value());
+  ASSERT_TRUE(node.ok()) << node.status().ToString();
+  auto put = [&](const std::string& key, size_t size) {
+    auto body = (*node)->BeginPut();
+    ASSERT_TRUE(body.ok()) << body.status().ToString();
+    ASSERT_TRUE((*body)->Append(std::string(size, 'b')).ok());
+    auto out = (*node)->FinishPut(PutSpec{key, "b.bin", 1}, **body);
+    ASSERT_TRUE(out.ok() && out->cold_status.ok()) << "PUT of " << key;
+  };
+  const std::string victim = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
+  disk.victim = victim + "@";
+  std::future<std::string> failed = disk.failed.get_future();
+  put(victim, 6000);
+  put("01ARZ3NDEKTSV4RRFFQ69G5FAW", 5000);  // over the budget's watermark: evicts the first
+  ASSERT_EQ(failed.wait_for(std::chrono::seconds(10)), std::future_status::ready)
+      << "no eviction tried to unlink " << victim;
+  const std::string path = failed.get();
+  ASSERT_TRUE((*node)->Delete(victim).ok());
+  EXPECT_FALSE(std::filesystem::exists(path)) << "the delete left the body behind";
+  EXPECT_LE((*node)->capacity().Stats().used_bytes, 5000u) << "its bytes are still counted";
+}
+
 // The metadata of a restored object comes from whoever wrote the bucket: a
 // name, user meta or etag that would break a response header or JSON is
 // dropped, and the body is still served.
