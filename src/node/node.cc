@@ -713,10 +713,16 @@ Result<Node::RecordPtr> Node::RunColdFetch(const std::string& key, bool restore_
   if (fetch.PublishVerified()) std::this_thread::yield();
   bodies_->RefillSpares();  // for the next miss or PUT, now that this one's readers are served
   cold_fetches_->Inc();
-  // A copy another tool wrote carries no version of ours (0): restoring it
-  // makes one here, as a PUT would; a record without a version would be
-  // refused by every peer it is sent to.
+  // A copy another tool wrote carries no version of ours (0); a record
+  // without one would be refused by every peer it is sent to. It is stamped
+  // from the copy's own time (Last-Modified), which every node restoring it
+  // reads alike and which any delete made since is stamped after; a stamp
+  // taken from this node's clock at the commit would beat a delete made
+  // elsewhere while the transfer ran, and bring the object back.
   HlcTimestamp version{meta.version};
+  if (version.packed == 0 && meta.timestamp_ns > 0) {
+    version = HlcTimestamp::From(static_cast<uint64_t>(meta.timestamp_ns / 1'000'000), 0);
+  }
   if (version.packed == 0 || !hlc_.Observe(version)) version = hlc_.Now();
 
   // The journal may have changed during the transfer: decide against its

@@ -424,6 +424,30 @@ TEST(NodeColdFetch, ARestoredObjectWithoutAVersionGetsOneHere) {
   EXPECT_EQ(StoredBody(*node, meta.key), body);
 }
 
+// Such a copy's version comes from its own time, the same on every node: a
+// delete made anywhere since (stamped later) wins over any node's restore of
+// it, even one that commits after the delete.
+TEST(NodeColdFetch, ACopyWithoutAVersionIsStampedFromItsOwnTime) {
+  NodeFixture fx;
+  const std::string body = PatternBody(1000);
+  ColdObjectMeta meta = fx.Meta("01ARZ3NDEKTSV4RRFFQ69G5FAV", body, /*with_etag=*/false);
+  meta.version = 0;
+  meta.timestamp_ns = 1'700'000'000'123'456'789;  // from Last-Modified
+  std::unique_ptr<Node> node = NodeAfterRestore(fx, meta, body);
+  ASSERT_NE(node, nullptr);
+  Node::RecordPtr rec = node->Lookup(meta.key);
+  ASSERT_NE(rec, nullptr);
+  EXPECT_EQ(rec->version, HlcTimestamp::From(1'700'000'000'123, 0));
+
+  ObjectRecord tomb = *rec;  // another node's delete, made after the copy was written
+  tomb.deleted = true;
+  tomb.version = HlcTimestamp::From(1'700'000'000'124, 0);
+  tomb.version_node = "another-node";
+  tomb.local_body = false;
+  ASSERT_TRUE(node->ApplyRemote({tomb}).ok());
+  EXPECT_TRUE(node->Lookup(meta.key)->deleted);
+}
+
 // A cold fetch that takes its time (a slow S3) holds no thread that PUTs,
 // deletes and commits need: with one blocking thread, blocking work still
 // runs while the transfer waits.
