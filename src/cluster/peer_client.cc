@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/http/read.hpp>
@@ -65,7 +66,7 @@ void PeerClient::Release(const std::string& addr, std::unique_ptr<Stream> stream
 }
 
 asio::awaitable<Result<std::unique_ptr<PeerClient::Stream>>> PeerClient::Connect(
-    const std::string& addr, bool* reused) {
+    const std::string& addr, Deadline deadline, bool* reused) {
   auto ex = co_await asio::this_coro::executor;
   const void* loop = &asio::query(ex, asio::execution::context);
   {
@@ -81,11 +82,19 @@ asio::awaitable<Result<std::unique_ptr<PeerClient::Stream>>> PeerClient::Connect
   *reused = false;
   std::string host, port;
   if (!SplitAddr(addr, &host, &port)) co_return Status::Invalid("bad peer address " + addr);
+  // A name's resolution is bounded by the call's deadline too: the resolver
+  // has no timeout of its own, so a timer cancels it (its handler touches the
+  // resolver only when it fired, i.e. while this frame still waits).
   tcp::resolver resolver(ex);
+  asio::steady_timer resolve_deadline(ex, deadline);
+  resolve_deadline.async_wait([&resolver](boost::system::error_code ec) {
+    if (!ec) resolver.cancel();
+  });
   auto [rec, endpoints] = co_await resolver.async_resolve(host, port, kTuple);
+  resolve_deadline.cancel();
   if (rec) co_return Status::Unavailable("cannot resolve " + addr + ": " + rec.message());
   auto stream = std::make_unique<Stream>(ex);
-  stream->expires_after(timeout_);
+  stream->expires_at(deadline);
   auto [cec, ep] = co_await stream->async_connect(endpoints, kTuple);
   if (cec) co_return Status::Unavailable("cannot connect to " + addr + ": " + cec.message());
   stream->socket().set_option(tcp::no_delay(true));
@@ -110,11 +119,13 @@ asio::awaitable<Result<nlohmann::json>> PeerClient::Call(std::string addr, std::
                                                          std::chrono::milliseconds timeout,
                                                          size_t* answer_bytes) {
   traffic_.calls.fetch_add(1, std::memory_order_relaxed);
-  const std::chrono::milliseconds deadline = std::max(timeout, timeout_);
+  // One deadline for the whole call, resolution, connection and a retry on a
+  // fresh connection included.
+  const Deadline deadline = std::chrono::steady_clock::now() + std::max(timeout, timeout_);
   Status last = Status::Unavailable("no attempt");
   for (int attempt = 0; attempt < 2; ++attempt) {
     bool reused = false;
-    auto conn = co_await Connect(addr, &reused);
+    auto conn = co_await Connect(addr, deadline, &reused);
     if (!conn.ok()) {
       last = conn.status();
       break;
@@ -125,7 +136,7 @@ asio::awaitable<Result<nlohmann::json>> PeerClient::Call(std::string addr, std::
     const std::string nonce = SetCallHeaders(req, "POST", target, addr, body);
     req.body() = body;
     req.prepare_payload();
-    stream->expires_after(deadline);
+    stream->expires_at(deadline);
     auto [wec, wn] = co_await bhttp::async_write(*stream, req, kTuple);
     if (wec) {
       last = Status::Unavailable("send to " + addr + " failed: " + wec.message());
@@ -172,10 +183,12 @@ asio::awaitable<Result<std::unique_ptr<PeerBodyStream>>> PeerClient::OpenBody(st
                                                                               std::string range,
                                                                               bool head_only) {
   traffic_.calls.fetch_add(1, std::memory_order_relaxed);
+  // Until the header: one deadline, as for Call.
+  const Deadline deadline = std::chrono::steady_clock::now() + timeout_;
   Status last = Status::Unavailable("no attempt");
   for (int attempt = 0; attempt < 2; ++attempt) {
     bool reused = false;
-    auto conn = co_await Connect(addr, &reused);
+    auto conn = co_await Connect(addr, deadline, &reused);
     if (!conn.ok()) {
       last = conn.status();
       break;
@@ -188,7 +201,7 @@ asio::awaitable<Result<std::unique_ptr<PeerBodyStream>>> PeerClient::OpenBody(st
     bhttp::request<bhttp::empty_body> req{verb, target, 11};
     if (!range.empty()) req.set(bhttp::field::range, range);
     SetCallHeaders(req, bhttp::to_string(verb), target, addr, "");
-    out->stream_->expires_after(timeout_);
+    out->stream_->expires_at(deadline);
     auto [wec, wn] = co_await bhttp::async_write(*out->stream_, req, kTuple);
     if (wec) {
       last = Status::Unavailable("send to " + addr + " failed: " + wec.message());

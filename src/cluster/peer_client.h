@@ -102,8 +102,10 @@ class PeerClient {
  private:
   friend class PeerBodyStream;
   using Stream = boost::beast::tcp_stream;
+  using Deadline = std::chrono::steady_clock::time_point;
+  // A pooled connection to `addr`, or a new one made by `deadline`.
   boost::asio::awaitable<Result<std::unique_ptr<Stream>>> Connect(const std::string& addr,
-                                                                  bool* reused);
+                                                                  Deadline deadline, bool* reused);
   void Release(const std::string& addr, std::unique_ptr<Stream> stream);
   // Host and the signed-call headers; returns the call's nonce.
   std::string SetCallHeaders(boost::beast::http::request_header<>& req, std::string_view method,
