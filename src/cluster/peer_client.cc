@@ -83,14 +83,15 @@ asio::awaitable<Result<std::unique_ptr<PeerClient::Stream>>> PeerClient::Connect
   std::string host, port;
   if (!SplitAddr(addr, &host, &port)) co_return Status::Invalid("bad peer address " + addr);
   // A name's resolution is bounded by the call's deadline too: the resolver
-  // has no timeout of its own, so a timer cancels it (its handler touches the
-  // resolver only when it fired, i.e. while this frame still waits).
-  tcp::resolver resolver(ex);
+  // has no timeout of its own, so a timer cancels it. The timer's handler may
+  // run after this frame ended (fired just as the resolution completed): it
+  // holds the resolver weakly.
+  auto resolver = std::make_shared<tcp::resolver>(ex);
   asio::steady_timer resolve_deadline(ex, deadline);
-  resolve_deadline.async_wait([&resolver](boost::system::error_code ec) {
-    if (!ec) resolver.cancel();
+  resolve_deadline.async_wait([weak = std::weak_ptr(resolver)](boost::system::error_code ec) {
+    if (auto r = weak.lock(); r && !ec) r->cancel();
   });
-  auto [rec, endpoints] = co_await resolver.async_resolve(host, port, kTuple);
+  auto [rec, endpoints] = co_await resolver->async_resolve(host, port, kTuple);
   resolve_deadline.cancel();
   if (rec) co_return Status::Unavailable("cannot resolve " + addr + ": " + rec.message());
   auto stream = std::make_unique<Stream>(ex);
