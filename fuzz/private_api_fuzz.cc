@@ -4,7 +4,10 @@
 // must encode and decode back to itself (what a node accepts it can forward).
 #include <cstdint>
 #include <cstdlib>
+#include <numeric>
+#include <set>
 #include <string_view>
+#include <vector>
 
 #include "cluster/codec.h"
 #include "cluster/sync_tree.h"
@@ -42,6 +45,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (const ObjectRecord& r : *records) CheckRoundTrip(r);
   }
   if (auto members = MembersFromJson(j); members.ok()) {
+    Check(members->size() <= kMaxMembers);
     for (const Member& m : *members) CheckRoundTrip(m);
   }
   PingMessage ping = PingFromJson(j);
@@ -52,11 +56,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   if (auto tree = TreeQueryFromJson(j); tree.ok()) {
     Check(tree->indices.size() == tree->hashes.size());
+    Check(tree->indices.size() <= SyncTree::NodesAt(tree->level));
     for (uint32_t i : tree->indices) Check(i < SyncTree::NodesAt(tree->level));
   }
+  // Answers to the widest question (every node of the level above) and to
+  // the narrowest (its first node): each index once, a child of one asked.
   for (int level = 0; level <= SyncTree::kLeafLevel; ++level) {
-    if (auto differ = TreeAnswerFromJson(j, level); differ.ok()) {
-      for (uint32_t i : *differ) Check(i < SyncTree::NodesAt(level));
+    std::vector<uint32_t> every(level == 0 ? 1 : SyncTree::NodesAt(level - 1));
+    std::iota(every.begin(), every.end(), 0u);
+    for (const std::vector<uint32_t>& parents : {every, std::vector<uint32_t>{0}}) {
+      if (auto differ = TreeAnswerFromJson(j, level, parents); differ.ok()) {
+        const std::set<uint32_t> unique(differ->begin(), differ->end());
+        Check(unique.size() == differ->size());
+        const uint32_t bound = level == 0 ? 1 : parents.size() * SyncTree::kFanout;
+        Check(unique.empty() || *unique.rbegin() < bound);
+      }
     }
   }
   if (auto leaves = LeavesQueryFromJson(j); leaves.ok()) {

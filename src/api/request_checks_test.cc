@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <numeric>
+
 #include "cluster/codec.h"
+#include "cluster/sync_tree.h"
 
 namespace objstore::api {
 namespace {
@@ -76,10 +79,47 @@ TEST(Codec, TreeQueries) {
   EXPECT_FALSE(TreeQueryFromJson(json::parse(R"({"level":1,"parents":[1],"hashes":""})")).ok());
   EXPECT_FALSE(TreeQueryFromJson(json::parse(R"({"level":0,"parents":[],"hashes":""})")).ok());
   EXPECT_FALSE(TreeQueryFromJson(json::parse(R"([1])")).ok());
-  EXPECT_EQ(*TreeAnswerFromJson(json::parse(R"({"differ":[3,15]})"), 1),
+  EXPECT_EQ(*TreeAnswerFromJson(json::parse(R"({"differ":[3,15]})"), 1, {0}),
             (std::vector<uint32_t>{3, 15}));
-  EXPECT_FALSE(TreeAnswerFromJson(json::parse(R"({"differ":[16]})"), 1).ok());
-  EXPECT_FALSE(TreeAnswerFromJson(json::parse(R"({"differ":3})"), 1).ok());
+  EXPECT_FALSE(TreeAnswerFromJson(json::parse(R"({"differ":[16]})"), 1, {0}).ok());
+  EXPECT_FALSE(TreeAnswerFromJson(json::parse(R"({"differ":3})"), 1, {0}).ok());
+}
+
+// Packed hashes of `n` tree nodes, all 0.
+std::string ZeroHashes(size_t n) { return PackHashes(std::vector<uint64_t>(n)); }
+
+// A 30 MiB query naming parent 0 over and over drove a node to 1.37 GB (16
+// indices and hashes per name) before it was refused.
+TEST(Codec, TreeQueriesNameEachParentOnce) {
+  auto q =
+      TreeQueryFromJson(json{{"level", 2}, {"parents", {3u, 15u}}, {"hashes", ZeroHashes(32)}});
+  ASSERT_TRUE(q.ok()) << q.status().ToString();
+  EXPECT_EQ(q->indices.front(), 48u);
+  EXPECT_EQ(q->indices.back(), 255u);
+  EXPECT_FALSE(
+      TreeQueryFromJson(json{{"level", 2}, {"parents", {3u, 3u}}, {"hashes", ZeroHashes(32)}})
+          .ok());
+  std::vector<uint32_t> seventeen(17);
+  std::iota(seventeen.begin(), seventeen.end() - 1, 0u);  // 0..15, then 0 again
+  EXPECT_FALSE(TreeQueryFromJson(json{{"level", 2},
+                                      {"parents", seventeen},
+                                      {"hashes", ZeroHashes(17 * SyncTree::kFanout)}})
+                   .ok());
+}
+
+// An answer listing a node twice, or one not asked about, made the caller
+// build 16 hashes for each (up to a 512 MiB answer: bad_alloc in a detached
+// coroutine).
+TEST(Codec, TreeAnswersListNodesAskedAboutOnce) {
+  EXPECT_EQ(*TreeAnswerFromJson(json::parse(R"({"differ":[0]})"), 0, {0}),
+            std::vector<uint32_t>{0});
+  EXPECT_FALSE(TreeAnswerFromJson(json::parse(R"({"differ":[0,0]})"), 0, {0}).ok());
+  EXPECT_EQ(*TreeAnswerFromJson(json::parse(R"({"differ":[31,16,40]})"), 2, {1, 2}),
+            (std::vector<uint32_t>{31, 16, 40}));
+  EXPECT_FALSE(TreeAnswerFromJson(json::parse(R"({"differ":[15]})"), 2, {1, 2}).ok());
+  EXPECT_FALSE(TreeAnswerFromJson(json::parse(R"({"differ":[16,17,16]})"), 2, {1, 2}).ok());
+  json many = {{"differ", std::vector<uint32_t>(1'000'000, 7)}};
+  EXPECT_FALSE(TreeAnswerFromJson(many, SyncTree::kLeafLevel, {0}).ok());
 }
 
 // Found while writing fuzz/private_api_fuzz.cc: a leaves answer whose "truncated" was not

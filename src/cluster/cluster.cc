@@ -827,8 +827,11 @@ asio::awaitable<bool> Cluster::SyncPass(Member peer) {
     json query{{"level", level}, {"parents", std::move(parents)}, {"hashes", PackHashes(hashes)}};
     auto answer = co_await call("/cluster/v1/tree", std::move(query));
     // A Result is never made from an Ok status (it asserts): decode only an answer.
-    Result<std::vector<uint32_t>> differ =
-        answer.ok() ? TreeAnswerFromJson(*answer, level) : Result<std::vector<uint32_t>>(answer.status());
+    // Only nodes asked about, each once: the next level's query costs 16
+    // hashes for each.
+    Result<std::vector<uint32_t>> differ = answer.ok()
+                                               ? TreeAnswerFromJson(*answer, level, frontier)
+                                               : Result<std::vector<uint32_t>>(answer.status());
     if (!differ.ok()) {
       spdlog::debug("anti-entropy with {} failed: {}", peer.id, differ.status().ToString());
       co_return false;

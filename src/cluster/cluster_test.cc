@@ -335,5 +335,23 @@ TEST(Codec, MembersRoundTrip) {
   EXPECT_FALSE(MemberFromJson(bad).ok());
 }
 
+// A ping's member list had no bound: one message could fill the membership.
+TEST(Codec, MemberListsAreBounded) {
+  nlohmann::json members = nlohmann::json::array();
+  nlohmann::json known = nlohmann::json::object();
+  for (size_t i = 0; i < kMaxMembers; ++i) {
+    const std::string id = "N" + std::to_string(i);
+    members.push_back(MemberToJson(M(id, 1, MemberState::kAlive), "tag"));
+    known[id] = "10.0.0.1:7001";
+  }
+  EXPECT_TRUE(MembersFromJson(members).ok());
+  EXPECT_EQ(PingFromJson(nlohmann::json{{"known", known}}).known.size(), kMaxMembers);
+  members.push_back(MemberToJson(M("one-more", 1, MemberState::kAlive), "tag"));
+  known["one-more"] = "10.0.0.1:7001";
+  EXPECT_FALSE(MembersFromJson(members).ok());
+  EXPECT_TRUE(PingFromJson(nlohmann::json{{"members", members}}).members.empty());
+  EXPECT_TRUE(PingFromJson(nlohmann::json{{"known", known}}).known.empty());
+}
+
 }  // namespace
 }  // namespace objstore::cluster

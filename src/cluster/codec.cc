@@ -1,5 +1,7 @@
 #include "cluster/codec.h"
 
+#include <algorithm>
+
 #include "cluster/sync_tree.h"
 
 namespace objstore::cluster {
@@ -114,6 +116,7 @@ Result<Member> MemberFromJson(const json& j) {
 
 Result<std::vector<Member>> MembersFromJson(const json& array) {
   if (!array.is_array()) return Status::Invalid("members must be a JSON array");
+  if (array.size() > kMaxMembers) return Status::Invalid("more members than a cluster may have");
   std::vector<Member> out;
   for (const json& j : array) {
     auto m = MemberFromJson(j);
@@ -134,7 +137,7 @@ PingMessage PingFromJson(const json& j) {
     auto members = MembersFromJson(*it);
     if (members.ok()) ping.members = std::move(members).value();
   }
-  if (auto it = j.find("known"); it != j.end() && it->is_object()) {
+  if (auto it = j.find("known"); it != j.end() && it->is_object() && it->size() <= kMaxMembers) {
     std::map<std::string, std::string> known;
     for (const auto& [id, addr] : it->items()) {
       if (id.empty() || id.size() > kMaxMemberIdBytes || !addr.is_string() ||
@@ -173,11 +176,20 @@ Result<TreeQuery> TreeQueryFromJson(const json& j) {
   if (q.level == 0) {
     q.indices.push_back(0);
   } else {
+    // Each parent costs 16 indices and 16 hashes: a 30 MiB query naming
+    // parent 0 over and over drove a node to 1.37 GB before it was refused.
+    // So a parent is named once at most, and no more parents than its level has.
+    const uint32_t nodes_above = SyncTree::NodesAt(q.level - 1);
+    if (parents->size() > nodes_above) return Status::Invalid("more parents than tree nodes");
+    std::vector<bool> named(nodes_above);
     for (const json& p : *parents) {
-      if (!p.is_number_unsigned() || p.get<uint64_t>() >= SyncTree::NodesAt(q.level - 1)) {
+      if (!p.is_number_unsigned() || p.get<uint64_t>() >= nodes_above) {
         return Status::Invalid("bad parent index");
       }
-      const uint32_t first = p.get<uint32_t>() * SyncTree::kFanout;
+      const uint32_t parent = p.get<uint32_t>();
+      if (named[parent]) return Status::Invalid("a parent named twice");
+      named[parent] = true;
+      const uint32_t first = parent * SyncTree::kFanout;
       for (uint32_t c = first; c < first + SyncTree::kFanout; ++c) q.indices.push_back(c);
     }
   }
@@ -188,15 +200,28 @@ Result<TreeQuery> TreeQueryFromJson(const json& j) {
   return q;
 }
 
-Result<std::vector<uint32_t>> TreeAnswerFromJson(const json& j, int level) {
+Result<std::vector<uint32_t>> TreeAnswerFromJson(const json& j, int level,
+                                                 const std::vector<uint32_t>& parents) {
   auto differ = j.find("differ");
   if (differ == j.end() || !differ->is_array()) return Status::Invalid("expected {\"differ\": [...]}");
+  // The nodes asked about (the root, or the children of `parents`), each
+  // taken once: the caller descends into every index it gets, with 16 hashes
+  // each, and an answer may be up to 512 MiB.
+  std::vector<bool> asked(SyncTree::NodesAt(level), level == 0);
+  if (level > 0) {
+    for (uint32_t p : parents) {
+      std::fill_n(asked.begin() + p * SyncTree::kFanout, SyncTree::kFanout, true);
+    }
+  }
   std::vector<uint32_t> out;
   for (const json& i : *differ) {
     if (!i.is_number_unsigned() || i.get<uint64_t>() >= SyncTree::NodesAt(level)) {
       return Status::Invalid("bad tree node index");
     }
-    out.push_back(i.get<uint32_t>());
+    const uint32_t index = i.get<uint32_t>();
+    if (!asked[index]) return Status::Invalid("a tree node not asked about, or listed twice");
+    asked[index] = false;
+    out.push_back(index);
   }
   return out;
 }

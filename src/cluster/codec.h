@@ -25,8 +25,15 @@ size_t RecordJsonBound(const ObjectRecord& r);
 Result<ObjectRecord> RecordFromJson(const nlohmann::json& j);
 Result<std::vector<ObjectRecord>> RecordsFromJson(const nlohmann::json& array);
 
+// The most members a message may list (a ping's members or known ones). A
+// ping carries the whole list every probe, so clusters are of tens of nodes;
+// the bound keeps one message from filling the membership (kept for good, and
+// saved in the journal) with made-up members.
+constexpr size_t kMaxMembers = 1024;
+
 nlohmann::json MemberToJson(const Member& m, const std::string& tag);
 Result<Member> MemberFromJson(const nlohmann::json& j);
+// Invalid for more than kMaxMembers members.
 Result<std::vector<Member>> MembersFromJson(const nlohmann::json& array);
 
 // A ping, or its answer: {"from": member, "members": [...], "known": {id: addr}}.
@@ -44,14 +51,19 @@ PingMessage PingFromJson(const nlohmann::json& j);
 // A tree request {"level": l, "parents": [p...], "hashes": "packed"}: the sender's
 // hashes of the children of each parent at level l-1 (level 0: the root alone).
 // `indices` are the tree nodes at `level` the hashes are of, in order.
+// Invalid when a parent is out of range or named twice.
 struct TreeQuery {
   int level = 0;
   std::vector<uint32_t> indices;
   std::vector<uint64_t> hashes;
 };
 Result<TreeQuery> TreeQueryFromJson(const nlohmann::json& j);
-// Its answer {"differ": [i...]}: node indices at `level` (each checked in range).
-Result<std::vector<uint32_t>> TreeAnswerFromJson(const nlohmann::json& j, int level);
+// Its answer {"differ": [i...]}: node indices at `level`, to the query that
+// named `parents` (each below SyncTree::NodesAt(level - 1); ignored at level
+// 0, where the root alone was asked about). Invalid when an index is not a
+// node asked about or is listed twice.
+Result<std::vector<uint32_t>> TreeAnswerFromJson(const nlohmann::json& j, int level,
+                                                 const std::vector<uint32_t>& parents);
 
 // A leaves request {"leaves": [leaf...], "hashes": "packed record hashes"}
 // (PackHashes in sync_tree.h).
