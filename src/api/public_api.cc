@@ -502,8 +502,8 @@ asio::awaitable<void> PublicApi::Get(http::Exchange& ex, const std::string& key)
       errors_5xx_->Inc();
       co_await ex.Send(ErrorResponse(bhttp::status::service_unavailable, "peer_unavailable",
                                      "level-0 object " + key + " lives only on node " +
-                                         rec->version_node + ", which cannot be reached: " +
-                                         peer.message()));
+                                         rec->version_node +
+                                         ", which cannot serve it now: " + peer.message()));
     } else {
       errors_5xx_->Inc();
       co_await ex.Send(ErrorResponse(bhttp::status::service_unavailable, "body_unavailable",

@@ -82,6 +82,17 @@ std::string WithHost(const std::string& addr, const std::string& host) {
   return (v6 ? "[" + host + "]" : host) + addr.substr(colon);
 }
 
+// What a peer's answer to a body request other than 200/206 says. Only 404
+// (ServeBody's no_body, the one 404 a body request gets) says that the peer
+// holds no copy. A refusal (401 stale_request from a skewed clock, 403) or a
+// failure (503: it holds the body but cannot open it) says nothing of the
+// copy: a level-0 GET must then answer peer_unavailable, not that no copy is
+// left.
+Status BodyRefusal(const Member& peer, int status, const std::string& key) {
+  if (status == 404) return Status::NotFound(peer.id + " holds no body of " + key);
+  return Status::Unavailable(fmt::format("{} answered {} to a read of {}", peer.id, status, key));
+}
+
 // Every address of the host: 0.0.0.0, [::], or no host at all (":port").
 bool Unspecified(const std::string& addr) {
   return addr.starts_with("0.0.0.0:") || addr.starts_with("[::]:") || addr.starts_with(':');
@@ -375,9 +386,19 @@ asio::awaitable<void> Cluster::ServeBody(http::Exchange& ex, std::string target)
   Result<SharedBody> body = Status::NotFound("no body");
   if (rec && !rec->deleted && rec->version == version && pin.safe()) body = node_.OpenBody(*rec);
   if (!body.ok()) {
-    err.result(bhttp::status::not_found);
-    err.body() = http::ErrorJson("no_body", "this node holds no body of " + *key + " version " +
-                                                version.ToString());
+    if (body.status().code() == StatusCode::kNotFound) {
+      err.result(bhttp::status::not_found);
+      err.body() = http::ErrorJson(
+          "no_body", "this node holds no body of " + *key + " version " + version.ToString());
+    } else {
+      // The body is here but cannot be opened (out of descriptors, EIO): a
+      // 404 would tell the caller that no copy is here, and a level-0 GET
+      // there would answer that none is left.
+      err.result(bhttp::status::service_unavailable);
+      err.body() = http::ErrorJson("unavailable",
+                                   "the body of " + *key + " version " + version.ToString() +
+                                       " is here but cannot be opened: " + body.status().message());
+    }
     co_await ex.Send(std::move(err));
     co_return;
   }
@@ -1140,9 +1161,7 @@ asio::awaitable<Status> Cluster::PullBody(Node::RecordPtr rec, Member from,
   auto opened = co_await client_.OpenBody(from.addr, BodyTarget(*rec), "");
   if (!opened.ok()) co_return opened.status();
   std::unique_ptr<PeerBodyStream> stream = std::move(opened).value();
-  if (stream->status() != 200) {
-    co_return Status::NotFound(from.id + " has no body of " + rec->key);
-  }
+  if (stream->status() != 200) co_return BodyRefusal(from, stream->status(), rec->key);
   auto begin = [this] { return node_.BeginPut(); };
   auto file = co_await RunBlocking(node_.blocking_pool(), std::move(begin));
   if (!file.ok()) co_return file.status();
@@ -1199,7 +1218,7 @@ asio::awaitable<Result<std::unique_ptr<PeerBodyStream>>> Cluster::OpenPeerBody(
                                   record->key + ", is " + MemberStateName(origin->state));
   }
   Status last = Status::Unavailable("no live member holds the body of " + record->key);
-  bool any_answer = false;
+  bool said_no_body = false;
   // A public request waits on peers for at most one peer timeout in all.
   const auto deadline = std::chrono::steady_clock::now() + options_.peer_timeout;
   for (const Member& m : candidates) {
@@ -1209,17 +1228,20 @@ asio::awaitable<Result<std::unique_ptr<PeerBodyStream>>> Cluster::OpenPeerBody(
       last = opened.status();
       continue;
     }
-    any_answer = true;
     const int status = (*opened)->status();
     if (status == 200 || status == 206) {
       if (!head_only) peer_reads_.fetch_add(1);
       co_return std::move(opened).value();
     }
+    Status refusal = BodyRefusal(m, status, record->key);
+    if (refusal.code() == StatusCode::kNotFound) {
+      said_no_body = true;
+    } else {
+      last = std::move(refusal);
+    }
   }
-  if (any_answer && last.code() != StatusCode::kUnavailable) {
-    co_return Status::NotFound("no member holds the body of " + record->key);
-  }
-  if (any_answer) co_return Status::NotFound("no reachable member holds the body of " + record->key);
+  if (said_no_body)
+    co_return Status::NotFound("no reachable member holds the body of " + record->key);
   co_return last;
 }
 

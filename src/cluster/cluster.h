@@ -96,8 +96,9 @@ class Cluster {
   // has it: the node that made the version first, then (level 2) any other
   // live member. `range`: a Range header value to pass through ("" for all).
   // `head_only`: the answer's header alone (for a public HEAD), no bytes.
-  // NotFound when every reachable candidate answered that it has no copy;
-  // Unavailable when no candidate could be reached.
+  // NotFound when a candidate answered that it holds no copy (404 no_body)
+  // and none served it; Unavailable when none could be reached or each
+  // refused the read (401, 403, 503: it may well hold the body).
   boost::asio::awaitable<Result<std::unique_ptr<PeerBodyStream>>> OpenPeerBody(
       Node::RecordPtr record, std::string range, bool head_only = false);
 

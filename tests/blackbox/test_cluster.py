@@ -1233,6 +1233,41 @@ class TestData(ClusterBase):
             self.wait_deleted(node, oid_del)
         wait_for(lambda: body_files(a, oid_del) == [], 10, "A's body of the deleted object removed")
 
+    def test_level0_holder_that_refuses_the_read_is_peer_unavailable(self):
+        # A holder that refuses B's read may still hold the body: B must answer
+        # peer_unavailable, not body_unavailable ("no other copy"). The refusal
+        # here is 401 bad_signature (A restarted with another secret), as a
+        # clock skewed past the 300 s window gets 401 stale_request
+        # (OBJSTORE_CLOCK_OFFSET_MS keeps that window on real time, so it
+        # cannot make one). A suspect for 30 s: B keeps asking it meanwhile.
+        timings = ("--gossip-interval", "0.2", "--suspect-timeout", "30",
+                   "--sync-interval", "1", "--peer-timeout", "1")
+        c = self.start_cluster(2, secret=SECRET, timings=timings)
+        a, b = c.nodes
+        oid = a.new_id()
+        self.put_ok(a, oid, os.urandom(10000), 0)
+        self.wait_meta(b, oid)
+        a.extra_args[a.extra_args.index("--cluster-secret") + 1] = "another-secret"
+        c.restart(0)
+        self.assertJsonError(b.get(oid), 503, "peer_unavailable", msg="level 0, holder refuses")
+
+    def test_a_body_its_holder_cannot_open_is_not_missing(self):
+        c = self.start_cluster(2)
+        a, b = c.nodes
+        oid = a.new_id()
+        self.put_ok(a, oid, os.urandom(10000), 0)
+        self.wait_meta(b, oid)
+        # A's body file becomes a link to itself: opening it fails (ELOOP, as
+        # with EMFILE or EIO) while A holds the body as far as its journal knows.
+        [f] = body_files(a, oid)
+        path = os.path.join(a.files_dir, f)
+        os.remove(path)
+        os.symlink(path, path)
+        target = "/cluster/v1/body/%s?v=%s" % (oid, a.meta(oid)[2]["version"])
+        resp = private_request(a.private_port, "GET", target, headers={"X-Cluster-Tag": "default"})
+        self.assertJsonError(resp, 503, "unavailable", msg="A's answer for a body it cannot open")
+        self.assertJsonError(b.get(oid), 503, "peer_unavailable", msg="level 0, holder cannot open it")
+
 
 class TestSecurity(ClusterBase):
 
