@@ -36,6 +36,10 @@ constexpr std::string_view kDeletePrefix = "/api/v1/delete/";
 // the fetch needs to bring 1 MiB more; for a nearer range the fetch is as
 // quick and costs no request.
 constexpr uint64_t kRangeReadAhead = 1024 * 1024;
+// How much of a PUT's declared length is reserved before its bytes arrive:
+// the rest is reserved as they come. Reserving a 5 GiB declaration whole
+// would evict 5 GiB of bodies for a client that may then send two bytes.
+constexpr uint64_t kPutReserveAhead = 64ull << 20;
 
 // The range a GET of `rec` asks for, If-Range honoured (a stale one asks for
 // the whole body).
@@ -348,16 +352,24 @@ asio::awaitable<void> PublicApi::Put(http::Exchange& ex) {
     co_return;
   }
 
-  // The budget first: a declared length is reserved whole before any byte is
-  // read (a refusal then costs the client no upload); a chunked body reserves
-  // as it arrives.
+  // The budget first: a declared length that can never fit is refused before
+  // any byte is read, and up to kPutReserveAhead of it is reserved (a refusal
+  // then costs the client no upload); the rest, and a chunked body, reserve
+  // as they arrive.
   Reservation reserved = node_.capacity().NewReservation();
   uint64_t declared = 0;
   if (auto cl = h[bhttp::field::content_length]; !cl.empty()) {
     std::from_chars(cl.data(), cl.data() + cl.size(), declared);
   }
+  if (declared > node_.capacity().max_bytes()) {
+    ex.CloseAfterResponse();  // the body is not read
+    co_await fail(ErrorResponse(ErrorFor(Status::NoSpace(
+        fmt::format("a body of {} bytes is larger than the whole budget ({} bytes)", declared,
+                    node_.capacity().max_bytes())))));
+    co_return;
+  }
   if (declared > 0) {
-    Status r = co_await Reserve(reserved, declared);
+    Status r = co_await Reserve(reserved, std::min(declared, kPutReserveAhead));
     if (!r.ok()) {
       ex.CloseAfterResponse();  // the body is not read
       co_await fail(ErrorResponse(ErrorFor(r)));
@@ -383,7 +395,10 @@ asio::awaitable<void> PublicApi::Put(http::Exchange& ex) {
     if (*n == 0) break;
     const uint64_t needed = (*body)->size() + *n;
     if (needed > reserved.bytes()) {
-      Status r = co_await Reserve(reserved, needed - reserved.bytes());
+      // Ahead of the bytes in kPutReserveAhead steps (one wait for room per
+      // step, not per read), never past the declared length.
+      const uint64_t until = std::max(needed, std::min(declared, needed + kPutReserveAhead));
+      Status r = co_await Reserve(reserved, until - reserved.bytes());
       if (!r.ok()) {
         (*body)->Abort();
         ex.CloseAfterResponse();

@@ -12,6 +12,7 @@ import http.client
 import json
 import os
 import random
+import socket
 import sys
 import threading
 import time
@@ -245,6 +246,31 @@ class EvictionTest(NodeTestCase):
         st, _h, js = node.meta(first_id)
         self.assertEqual((js["consistency"], js["cold"]), (2, "stored"), js)
         self.assertEqual(node.get(first_id)[2], first)
+
+    def test_a_declared_length_alone_does_not_empty_the_cache(self):
+        """A PUT's Content-Length is reserved only kPutReserveAhead (64 MiB) ahead of
+        the bytes that arrived: a client that declares 150 MiB and sends two bytes no
+        longer evicts 150 MiB of bodies; one that declares more than the whole budget
+        is refused before its body."""
+        node = self.start_node("--max-size", str(200 * MiB), "--eviction", "lru")
+        ids = [self.put_ok(node, os.urandom(40 * MiB), level=1) for _ in range(3)]
+        s = socket.create_connection((HOST, node.public_port), timeout=10)
+        try:
+            oid = node.new_id()
+            s.sendall(("POST /api/v1/put HTTP/1.1\r\nHost: x\r\nX-Meta-ID: %s\r\n"
+                       "X-Meta-ConsistencyLevel: 1\r\nContent-Length: %d\r\n\r\nab"
+                       % (oid, 150 * MiB)).encode())
+            time.sleep(1.0)
+            cap = self.stats(node)["capacity"]
+            self.assertEqual(cap["evictions"], 0, cap)
+            for oid in ids:
+                self.assertTrue(self.local(node, oid))
+        finally:
+            s.close()
+        st, h, body = node.request("POST", "/api/v1/put", body=None, headers={
+            "X-Meta-ID": node.new_id(), "Content-Length": str(300 * MiB)})
+        self.assertEqual(st, 507, body[:300])
+        self.assertEqual(json.loads(body)["code"], "disk_full")
 
     # ------------------------------------------------------------------ restart
     def test_restart_keeps_hot_bodies(self):
