@@ -527,10 +527,18 @@ asio::awaitable<void> PublicApi::Get(http::Exchange& ex, const std::string& key)
     }
     co_return;
   }
+  // A HEAD of a known object is answered from its record, which holds all
+  // that the answer says: fetching the body only to drop it would cost a cold
+  // read, and a 507 when the budget is full. An unknown id's HEAD needs the
+  // cold copy's metadata, and fetches.
+  if (rec && ex.is_head()) {
+    co_await SendRecordHead(ex, *rec);
+    co_return;
+  }
   // The body's fetch brings the body from its first byte: a range far ahead
   // of what it has brought (nothing, when none runs yet) is read on its own
   // (a Parquet footer, a seek in a video).
-  if (rec && !ex.is_head()) {
+  if (rec) {
     const http::RangeDecision range = RequestedRange(ex, *rec);
     if (range.kind == http::RangeKind::kPartial && range.range.first >= kRangeReadAhead) {
       std::shared_ptr<ColdFetch> running = node_.FetchInFlight(key);
@@ -644,6 +652,15 @@ asio::awaitable<void> PublicApi::SendBody(http::Exchange& ex, const ObjectRecord
     co_return;
   }
   co_await ex.SendFile(plan.head, fd, plan.offset, plan.length, in_memory);
+}
+
+asio::awaitable<void> PublicApi::SendRecordHead(http::Exchange& ex, const ObjectRecord& rec) {
+  BodyPlan plan = PlanBody(ex, rec, false);
+  if (plan.early) {
+    co_await ex.Send(std::move(*plan.early));
+    co_return;
+  }
+  co_await ex.SendHead(plan.head, plan.length);
 }
 
 asio::awaitable<void> PublicApi::ServeFetch(http::Exchange& ex, std::string key,

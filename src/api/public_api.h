@@ -59,6 +59,9 @@ class PublicApi {
   // from `in_memory`, the whole body, when the caller holds it.
   boost::asio::awaitable<void> SendBody(http::Exchange& ex, const ObjectRecord& record, int fd,
                                         const std::string* in_memory = nullptr);
+  // Answers a HEAD of `record` from the record alone, its body being
+  // neither here nor on a peer: the answer a GET's header would be.
+  boost::asio::awaitable<void> SendRecordHead(http::Exchange& ex, const ObjectRecord& record);
   boost::asio::awaitable<void> ServeFetch(http::Exchange& ex, std::string key,
                                           ColdFetch& fetch);
   // Answers a GET of a range of `record` from a range read of the cold store

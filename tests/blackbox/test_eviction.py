@@ -200,7 +200,10 @@ class EvictionTest(NodeTestCase):
             st, _h, data = node.get(oid)
             self.assertEqual(st, 200)
             self.assertEqual(data, body, oid)
-        # The evicted level-1 object cannot come back while the budget is full of level 0...
+        # The evicted level-1 object cannot come back while the budget is full of level 0
+        # (its HEAD is answered from the record)...
+        st, h, _ = node.get(cold_id, method="HEAD")
+        self.assertEqual((st, h.get("content-length")), (200, str(len(evictable))))
         self.assertJsonError(node.get(cold_id), 507, "disk_full")
         # ...and can once a level-0 object is deleted.
         self.assertOk(node.delete(next(iter(stored))))
@@ -230,6 +233,44 @@ class EvictionTest(NodeTestCase):
         self.assertGreater(self.stats(node)["cold_fetches"], 0)
         for oid in others:
             self.assertEqual(node.get(oid)[0], 200)
+
+    def test_head_of_an_evicted_body_is_answered_from_its_record(self):
+        """A HEAD of a level-1 object whose body left this node (and no peer has it) is
+        answered from the record (docs/API.md): no cold fetch starts, the body stays away;
+        conditionals and Range as for a GET."""
+        node = self.start_node("--max-size", str(512 * KiB))
+        first = os.urandom(100 * KiB + 5)
+        first_id = node.new_id()
+        st, put_h, b = node.put(first_id, first, level=1, name="evicted.png", user_meta={"k": "v"})
+        self.assertEqual(st, 200, b)
+        for _ in range(5):
+            self.put_ok(node, os.urandom(100 * KiB), level=1)
+        self.wait_until(lambda: not self.local(node, first_id), what="eviction of the first body")
+        _st, _h, js = node.meta(first_id)
+        fetches = self.stats(node)["cold_fetches"]
+
+        st, h, data = node.get(first_id, method="HEAD")
+        self.assertEqual((st, data), (200, b""))
+        self.assertEqual(h.get("content-length"), str(len(first)))
+        self.assertEqual(h.get("etag"), put_h["etag"])
+        self.assertEqual(h.get("last-modified"), js["last_modified"])
+        self.assertEqual(h.get("content-type"), "image/png")
+        self.assertEqual((h.get("x-meta-name"), h.get("x-meta-usermeta")), ("evicted.png", '{"k":"v"}'))
+        self.assertNotIn("x-meta-fetched", h)
+        etag = put_h["etag"]
+        self.assertEqual(node.get(first_id, {"If-None-Match": etag}, method="HEAD")[0], 304)
+        self.assertEqual(node.get(first_id, {"If-Match": '"other"'}, method="HEAD")[0], 412)
+        st, h, _ = node.get(first_id, {"Range": "bytes=10-19"}, method="HEAD")
+        self.assertEqual((st, h.get("content-range"), h.get("content-length")),
+                         (206, "bytes 10-19/%d" % len(first), "10"))
+        self.assertEqual(node.get(first_id, {"Range": "bytes=%d-" % len(first)}, method="HEAD")[0],
+                         416)
+        time.sleep(0.3)  # a fetch started by one of them would have ended by now
+        self.assertEqual(self.stats(node)["cold_fetches"], fetches)
+        self.assertFalse(self.local(node, first_id))
+        # A GET still brings the body back.
+        st, h, data = node.get(first_id)
+        self.assertEqual((st, h.get("x-meta-fetched"), data), (200, "true", first))
 
     def test_level_of_an_evicted_body_is_raised(self):
         """SPEC §1: a level is raised without re-sending the body, also once the body
