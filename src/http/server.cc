@@ -32,7 +32,7 @@ constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
 struct Connection : std::enable_shared_from_this<Connection> {
   Connection(tcp::socket s, size_t buffer_limit)
-      : stream(std::move(s)), buffer(buffer_limit), write_timer(stream.get_executor()) {}
+      : stream(std::move(s)), buffer(buffer_limit), deadline(stream.get_executor()) {}
   beast::tcp_stream stream;
   // Bytes read and not yet parsed. Bounded: Beast limits a request's header
   // (header_limit) and its body's data (body_limit) but not a chunk-size line,
@@ -43,12 +43,13 @@ struct Connection : std::enable_shared_from_this<Connection> {
   bool idle = true;       // waiting for the next request (may be closed at stop)
   std::string client;     // ClientKey of the peer, only when per-client limits are on
   uint32_t requests = 0;  // requests started on this connection
-  // Deadline of a wait for the socket to drain during sendfile, armed once
-  // per wait on one timer (no allocation per wait); `write_wait` tells a late
-  // timer completion from the current wait's.
-  asio::steady_timer write_timer;
-  uint64_t write_wait = 0;
-  bool write_timed_out = false;
+  // Deadline of a request header's read or of a wait for the socket to drain
+  // during sendfile (ArmDeadline), armed once per wait on one timer (no
+  // allocation per wait); `deadline_wait` tells a late timer completion from
+  // the current wait's.
+  asio::steady_timer deadline;
+  uint64_t deadline_wait = 0;
+  bool timed_out = false;
   std::string head;  // the bytes of the last ResponseHead sent, reused
 };
 
@@ -66,21 +67,33 @@ const std::string& CachedDate() {
   return text;
 }
 
-// Waits until the socket is writable; false on timeout or error.
-asio::awaitable<bool> WaitWritable(Connection& conn, std::chrono::milliseconds timeout) {
-  const uint64_t wait = ++conn.write_wait;
-  conn.write_timed_out = false;
-  conn.write_timer.expires_after(timeout);
-  conn.write_timer.async_wait([c = conn.shared_from_this(), wait](boost::system::error_code ec) {
-    if (ec || c->write_wait != wait) return;  // cancelled, or a wait that already ended
-    c->write_timed_out = true;
+// Unless DisarmDeadline runs first, once `timeout` passed: sets
+// conn.timed_out and cancels the socket's pending operations (they end with
+// operation_aborted). Unlike the expiry of Beast's tcp_stream, which closes
+// the socket, this leaves it open for an answer (the 408 of a header read).
+void ArmDeadline(Connection& conn, std::chrono::milliseconds timeout) {
+  const uint64_t wait = ++conn.deadline_wait;
+  conn.timed_out = false;
+  conn.deadline.expires_after(timeout);
+  conn.deadline.async_wait([c = conn.shared_from_this(), wait](boost::system::error_code ec) {
+    if (ec || c->deadline_wait != wait) return;  // cancelled, or a wait that already ended
+    c->timed_out = true;
     boost::system::error_code ignored;
     c->stream.socket().cancel(ignored);
   });
+}
+
+void DisarmDeadline(Connection& conn) {
+  ++conn.deadline_wait;
+  conn.deadline.cancel();
+}
+
+// Waits until the socket is writable; false on timeout or error.
+asio::awaitable<bool> WaitWritable(Connection& conn, std::chrono::milliseconds timeout) {
+  ArmDeadline(conn, timeout);
   auto [ec] = co_await conn.stream.socket().async_wait(tcp::socket::wait_write, kTuple);
-  ++conn.write_wait;
-  conn.write_timer.cancel();
-  co_return !ec && !conn.write_timed_out;
+  DisarmDeadline(conn);
+  co_return !ec && !conn.timed_out;
 }
 
 // The bytes of `head` as Beast would have written them for a response with
@@ -113,7 +126,8 @@ std::string ErrorJson(const std::string& code, const std::string& message) {
 // ---------------------------------------------------------------- Exchange
 
 bool Exchange::keep_alive() const {
-  return !close_ && !failed_ && parser_.get().keep_alive() && body_done();
+  return !close_ && !failed_ && !stopping_.load(std::memory_order_relaxed) &&
+         parser_.get().keep_alive() && body_done();
 }
 
 void Exchange::Finalize(bhttp::fields& fields, bool keep_alive) {
@@ -449,11 +463,18 @@ asio::awaitable<void> HttpServer::Serve(std::shared_ptr<Connection> conn) {
     bhttp::request_parser<bhttp::buffer_body> parser;
     parser.header_limit(options_.max_header_bytes);
     parser.body_limit(options_.max_body_bytes);
-    stream.expires_after(options_.header_timeout);
+    // The header's deadline cancels the read and leaves the socket open for
+    // the 408 (Beast's expiry would close it first).
+    stream.expires_never();
+    ArmDeadline(*conn, options_.header_timeout);
     auto [ec, n] = co_await bhttp::async_read_header(stream, conn->buffer, parser, kTuple);
+    DisarmDeadline(*conn);
+    if (ec == asio::error::operation_aborted && conn->timed_out) ec = beast::error::timeout;
     bool keep = false;
     // Whether the client may still be sending this request when we close
     // (an error answered before its end, or a body the handler did not read).
+    // Not after a header's deadline: lingering would let a slow client hold
+    // its connection (and its slot) past the deadline.
     bool unread = !ec || (ec != beast::error::timeout && ec != bhttp::error::end_of_stream &&
                           ec != asio::error::eof && ec != asio::error::connection_reset &&
                           ec != asio::error::operation_aborted);
@@ -486,7 +507,7 @@ asio::awaitable<void> HttpServer::Serve(std::shared_ptr<Connection> conn) {
       co_await SendError(*conn, bhttp::status::not_implemented, "bad_request",
                          "unsupported Transfer-Encoding: only chunked alone is accepted");
     } else {
-      Exchange ex(*conn, parser, options_);
+      Exchange ex(*conn, parser, options_, stopping_);
       if (options_.max_requests_per_connection > 0 &&
           ++conn->requests >= options_.max_requests_per_connection) {
         ex.CloseAfterResponse();

@@ -9,8 +9,8 @@
 //   the handler, and loops while the connection may be kept alive.
 // - Limits: header bytes (431), header count (431), body bytes (413); a
 //   deadline for a whole request header once its first byte arrived (slow
-//   clients cannot hold a connection by trickling), an idle timeout between
-//   requests and between body reads. Malformed HTTP gets 400 and the
+//   clients cannot hold a connection by trickling; 408), an idle timeout
+//   between requests and between body reads. Malformed HTTP gets 400 and the
 //   connection closes. Beast rejects Transfer-Encoding with Content-Length.
 // - Client limits (http/client_limits.h, off unless configured): a connection
 //   over the overall or per-IP cap gets 503 and is closed before a request is
@@ -22,7 +22,8 @@
 //   of such an answer is a ResponseHead (http/response_head.h), written into
 //   the connection's reused buffer, not a Beast message: it is every hit's.
 // - Stop() closes the acceptor, closes idle connections, lets requests in
-//   flight finish (up to a grace period) and then stops the loops.
+//   flight finish (up to a grace period; their answers say Connection: close)
+//   and then stops the loops.
 //
 // Thread safety: Start/Stop from one controlling thread. An Exchange belongs to
 // its connection's coroutine.
@@ -82,8 +83,8 @@ class Exchange {
  public:
   using Header = bhttp::request_header<>;
   Exchange(Connection& conn, bhttp::request_parser<bhttp::buffer_body>& parser,
-           const ServerOptions& options)
-      : conn_(conn), parser_(parser), options_(options) {}
+           const ServerOptions& options, const std::atomic<bool>& stopping)
+      : conn_(conn), parser_(parser), options_(options), stopping_(stopping) {}
 
   const Header& header() const { return parser_.get().base(); }
   bool is_head() const { return header().method() == bhttp::verb::head; }
@@ -122,6 +123,9 @@ class Exchange {
   bool responded() const { return responded_; }
   // Asks for the connection to close after this response.
   void CloseAfterResponse() { close_ = true; }
+  // Whether the connection stays open after this response. Never once the
+  // server is stopping: it closes each connection after its request in
+  // flight, so no answer may promise more.
   bool keep_alive() const;
 
  private:
@@ -130,6 +134,7 @@ class Exchange {
   Connection& conn_;
   bhttp::request_parser<bhttp::buffer_body>& parser_;
   const ServerOptions& options_;
+  const std::atomic<bool>& stopping_;  // the server's
   bool sent_continue_ = false;
   bool responded_ = false;
   bool close_ = false;
