@@ -7,7 +7,6 @@
 #include <sys/uio.h>
 
 #include <array>
-
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -21,6 +20,7 @@
 #include <cerrno>
 #include <charconv>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "http/range.h"
 
@@ -94,6 +94,44 @@ asio::awaitable<bool> WaitWritable(Connection& conn, std::chrono::milliseconds t
   auto [ec] = co_await conn.stream.socket().async_wait(tcp::socket::wait_write, kTuple);
   DisarmDeadline(conn);
   co_return !ec && !conn.timed_out;
+}
+
+// The version ("HTTP/2.0") of a request line that Beast refused with `ec`
+// for naming a well-formed version other than HTTP/1.0 and HTTP/1.1 (an
+// HTTP/2 client's preface too); empty for any other refusal. Beast reports a
+// malformed version and an unsupported one alike (bad_version), and leaves the
+// refused line in `buffer`: one whose part after the method and the target is
+// "HTTP/" DIGIT "." DIGIT was refused only for the version's value.
+std::string_view UnsupportedVersion(boost::system::error_code ec,
+                                    const beast::flat_buffer& buffer) {
+  if (ec != bhttp::error::bad_version) return {};
+  const std::string_view bytes(static_cast<const char*>(buffer.data().data()), buffer.size());
+  const std::string_view line = bytes.substr(0, bytes.find("\r\n"));
+  const size_t target = line.find(' ');
+  const size_t version = target == std::string_view::npos ? target : line.find(' ', target + 1);
+  if (version == std::string_view::npos) return {};
+  const std::string_view v = line.substr(version + 1);
+  auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  const bool well_formed =
+      v.size() == 8 && v.starts_with("HTTP/") && digit(v[5]) && v[6] == '.' && digit(v[7]);
+  return well_formed ? v : std::string_view();
+}
+
+// The origin-form of an absolute-form request target (RFC 9112 §3.2.2):
+// "http://host:port/p?q" is "/p?q", "http://host" is "/"; nullopt for a
+// target in any other form.
+std::optional<std::string> OriginForm(std::string_view target) {
+  for (std::string_view scheme : {std::string_view("http://"), std::string_view("https://")}) {
+    if (target.size() < scheme.size() || !beast::iequals(target.substr(0, scheme.size()), scheme)) {
+      continue;
+    }
+    const std::string_view rest = target.substr(scheme.size());
+    const size_t path = rest.find_first_of("/?");
+    if (path == std::string_view::npos) return "/";
+    if (rest[path] == '?') return "/" + std::string(rest.substr(path));
+    return std::string(rest.substr(path));
+  }
+  return std::nullopt;
 }
 
 // The bytes of `head` as Beast would have written them for a response with
@@ -492,6 +530,11 @@ asio::awaitable<void> HttpServer::Serve(std::shared_ptr<Connection> conn) {
     } else if (ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
                ec == asio::error::connection_reset || ec == asio::error::operation_aborted) {
       // The client closed or the server is stopping: nothing to answer.
+    } else if (const std::string_view version = UnsupportedVersion(ec, conn->buffer);
+               !version.empty()) {
+      co_await SendError(*conn, bhttp::status::http_version_not_supported,
+                         "http_version_not_supported",
+                         fmt::format("{} is not supported: use HTTP/1.1", version));
     } else if (ec) {
       co_await SendError(*conn, bhttp::status::bad_request, "bad_request",
                          "malformed HTTP request: " + ec.message());
@@ -506,7 +549,17 @@ asio::awaitable<void> HttpServer::Serve(std::shared_ptr<Connection> conn) {
       // framed; any coding but chunked is not implemented here.
       co_await SendError(*conn, bhttp::status::not_implemented, "bad_request",
                          "unsupported Transfer-Encoding: only chunked alone is accepted");
+    } else if (const size_t hosts = parser.get().count(bhttp::field::host);
+               hosts > 1 || (hosts == 0 && parser.get().version() >= 11)) {
+      // RFC 9112 §3.2: two Host fields leave the target's authority ambiguous,
+      // which a proxy in front of us may have read otherwise.
+      co_await SendError(*conn, bhttp::status::bad_request, "bad_request",
+                         hosts == 0 ? "an HTTP/1.1 request needs a Host field"
+                                    : "a request may carry one Host field only");
     } else {
+      // RFC 9112 §3.2.2: a server accepts the absolute-form that clients send
+      // to proxies, and routes it by its path and query.
+      if (auto origin = OriginForm(parser.get().target())) parser.get().target(*origin);
       Exchange ex(*conn, parser, options_, stopping_);
       if (options_.max_requests_per_connection > 0 &&
           ++conn->requests >= options_.max_requests_per_connection) {

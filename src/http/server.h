@@ -12,6 +12,11 @@
 //   clients cannot hold a connection by trickling; 408), an idle timeout
 //   between requests and between body reads. Malformed HTTP gets 400 and the
 //   connection closes. Beast rejects Transfer-Encoding with Content-Length.
+// - RFC 9112 §3.2: an HTTP/1.1 request without Host, or any request with two,
+//   gets 400; a version other than HTTP/1.0 and 1.1 gets 505 (Beast parses
+//   no other, not even HTTP/1.2, which RFC 9110 §2.5 would serve as 1.1); an
+//   absolute-form target ("http://host/path", as sent to a proxy) is routed
+//   by its path and query.
 // - Client limits (http/client_limits.h, off unless configured): a connection
 //   over the overall or per-IP cap gets 503 and is closed before a request is
 //   read; a request over its IP's rate gets 429 with Retry-After. A

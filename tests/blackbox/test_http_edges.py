@@ -303,6 +303,37 @@ class MalformedHttpTest(NodeTestCase):
             with self.subTest(data=data):
                 self.expect_400_closed(data)
 
+    def test_host_missing_or_repeated(self):
+        """RFC 9112 §3.2: an HTTP/1.1 request without Host, and any request with more
+        than one, is answered 400; HTTP/1.0 may leave it out."""
+        for data in (b"GET /api/v1/ping HTTP/1.1\r\n\r\n",
+                     b"GET /api/v1/ping HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
+                     b"GET /api/v1/ping HTTP/1.1\r\nHost: x\r\nhost: x\r\n\r\n",
+                     b"GET /api/v1/ping HTTP/1.0\r\nHost: x\r\nHost: x\r\n\r\n"):
+            with self.subTest(data=data):
+                r = self.expect_400_closed(data, codes=("bad_request",))
+                self.assertIn(b"Host", r["body"])
+        out = self.node.raw(b"GET /api/v1/ping HTTP/1.0\r\n\r\n")
+        self.assertEqual(first_response(out)["status"], 200)
+
+    def test_unsupported_http_version(self):
+        """A well-formed version other than HTTP/1.0 and 1.1 gets 505 (Beast parses no
+        other); a malformed one stays 400 (test_garbage_request_line)."""
+        for data in (b"GET /api/v1/ping HTTP/2.0\r\nHost: x\r\n\r\n",
+                     b"GET /api/v1/ping HTTP/3.0\r\nHost: x\r\n\r\n",
+                     b"GET /api/v1/ping HTTP/0.9\r\nHost: x\r\n\r\n",
+                     b"GET /api/v1/ping HTTP/1.2\r\nHost: x\r\n\r\n",
+                     b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"):  # HTTP/2's connection preface
+            with self.subTest(data=data):
+                r = self.expect_400_closed(data, statuses=(505,),
+                                           codes=("http_version_not_supported",))
+                self.assertIn(data.split(b"\r\n")[0][-8:], r["body"])
+        for data in (b"GET /api/v1/ping HTTP/2.0 x\r\nHost: x\r\n\r\n",
+                     b"GET /api/ v1 HTTP/2.0\r\nHost: x\r\n\r\n",
+                     b"GET /api/v1/ping HTTP/20\r\nHost: x\r\n\r\n"):
+            with self.subTest(data=data):
+                self.expect_400_closed(data, codes=("bad_request",))
+
     def test_header_section_too_large(self):
         data = (b"GET /api/v1/ping HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n")
         self.expect_400_closed(data, statuses=(400, 431), codes=("headers_too_large", "bad_request"))
@@ -760,6 +791,19 @@ class KeepAliveTest(NodeTestCase):
         self.assertEqual((st, b), (200, b"query"))
         st, h, b = n.request("GET", "/api/v1/ping?x=1")
         self.assertEqual(st, 200)
+
+    def test_absolute_form_target(self):
+        """RFC 9112 §3.2.2: a server accepts the absolute-form (what a client sends to a
+        proxy) and routes it by its path and query."""
+        n = self.node
+        oid = n.new_id()
+        self.assertOk(n.put(oid, b"absolute"))
+        st, _h, body = n.request("GET", "http://x/api/v1/ping")  # http.client sends it as given
+        self.assertEqual((st, body.decode().strip()), (200, n.ping()))
+        st, _h, body = n.request("GET", "HTTP://127.0.0.1:%d/api/v1/get/%s?x=1" % (n.public_port, oid))
+        self.assertEqual((st, body), (200, b"absolute"))
+        js = self.assertJsonError(n.request("GET", "https://x?y=1"), 404, "not_found")
+        self.assertEqual(js["error"], "no such endpoint: /")
 
     def test_answer_during_shutdown_closes_the_connection(self):
         """A request in flight when SIGTERM arrives is still answered, and the answer says
