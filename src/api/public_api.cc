@@ -363,9 +363,9 @@ asio::awaitable<void> PublicApi::Put(http::Exchange& ex) {
   }
   if (declared > node_.capacity().max_bytes()) {
     ex.CloseAfterResponse();  // the body is not read
-    co_await fail(ErrorResponse(ErrorFor(Status::NoSpace(
-        fmt::format("a body of {} bytes is larger than the whole budget ({} bytes)", declared,
-                    node_.capacity().max_bytes())))));
+    co_await fail(ErrorResponse(ErrorFor(
+        Status::NoSpace(fmt::format("a body of {} bytes is larger than the whole budget ({} bytes)",
+                                    declared, node_.capacity().max_bytes())))));
     co_return;
   }
   if (declared > 0) {
