@@ -418,22 +418,36 @@ TEST(S3ColdStore, PutFallsBackToUnconditionalOn501) {
 // CompleteMultipartUpload answers 200 at once, then only whitespace while S3
 // assembles the object, for longer than a transfer's low-speed limit allows:
 // the upload waits for the result instead of giving up and sending it again.
-TEST(S3ColdStore, ASlowMultipartAssemblyIsWaitedFor) {
-  const std::string p(1, ScriptedS3::kPause);
-  ScriptedS3 s3({ScriptedS3::Answer("404 Not Found"),
-                 ScriptedS3::Answer("200 OK", "", "<UploadId>u1</UploadId>"),
-                 ScriptedS3::Answer("200 OK", "ETag: \"p1\"\r\n"),
-                 ScriptedS3::Answer("200 OK", "",
-                                    " " + p + " " + p + " " + p + " " + p + " " + p +
-                                        "<CompleteMultipartUploadResult/>"),
-                 ScriptedS3::Answer("500 Internal Server Error")});
-  S3Options options = OptionsFor(s3);
+// The answers to a one-part multipart upload of a new key: HEAD (absent),
+// CreateMultipartUpload (upload u1), UploadPart, then `completions` in turn,
+// and 500 to anything after them.
+std::vector<std::string> OnePartUpload(const std::vector<std::string>& completions) {
+  std::vector<std::string> answers{ScriptedS3::Answer("404 Not Found"),
+                                   ScriptedS3::Answer("200 OK", "", "<UploadId>u1</UploadId>"),
+                                   ScriptedS3::Answer("200 OK", "ETag: \"p1\"\r\n")};
+  answers.insert(answers.end(), completions.begin(), completions.end());
+  answers.push_back(ScriptedS3::Answer("500 Internal Server Error"));
+  return answers;
+}
+
+// Puts a 5-byte body of key K through a store on `s3` whose multipart
+// threshold is 4 bytes.
+Status PutInParts(const ScriptedS3& s3, S3Options options) {
   options.multipart_threshold = 4;
-  options.low_speed_seconds = 1;
   S3ColdStore store(options, AwsCredentials{"AKIDEXAMPLE", "secret", "", "test"});
   testing::TempDir dir;
   std::ofstream(dir / "body") << "large";
-  Status s = store.Put({"K", "n.txt", 2, 123, "{}", 5, "\"x\"", 5}, dir / "body");
+  return store.Put({"K", "n.txt", 2, 123, "{}", 5, "\"x\"", 5}, dir / "body");
+}
+
+TEST(S3ColdStore, ASlowMultipartAssemblyIsWaitedFor) {
+  const std::string p(1, ScriptedS3::kPause);
+  ScriptedS3 s3(OnePartUpload({ScriptedS3::Answer(
+      "200 OK", "",
+      " " + p + " " + p + " " + p + " " + p + " " + p + "<CompleteMultipartUploadResult/>")}));
+  S3Options options = OptionsFor(s3);
+  options.low_speed_seconds = 1;
+  Status s = PutInParts(s3, options);
   EXPECT_TRUE(s.ok()) << s.ToString();
   const auto heads = s3.heads();
   ASSERT_EQ(heads.size(), 4u);
@@ -443,20 +457,11 @@ TEST(S3ColdStore, ASlowMultipartAssemblyIsWaitedFor) {
 // CompleteMultipartUpload answered 200 with an error AWS calls passing: the
 // same completion is asked again, not the upload aborted and redone.
 TEST(S3ColdStore, APassingErrorOfACompletionIsAskedAgain) {
-  ScriptedS3 s3({ScriptedS3::Answer("404 Not Found"),
-                 ScriptedS3::Answer("200 OK", "", "<UploadId>u1</UploadId>"),
-                 ScriptedS3::Answer("200 OK", "ETag: \"p1\"\r\n"),
-                 ScriptedS3::Answer("200 OK", "",
-                                    "<Error><Code>InternalError</Code><Message>try again</Message>"
-                                    "</Error>"),
-                 ScriptedS3::Answer("200 OK", "", "<CompleteMultipartUploadResult/>"),
-                 ScriptedS3::Answer("500 Internal Server Error")});
-  S3Options options = OptionsFor(s3);
-  options.multipart_threshold = 4;
-  S3ColdStore store(options, AwsCredentials{"AKIDEXAMPLE", "secret", "", "test"});
-  testing::TempDir dir;
-  std::ofstream(dir / "body") << "large";
-  Status s = store.Put({"K", "n.txt", 2, 123, "{}", 5, "\"x\"", 5}, dir / "body");
+  ScriptedS3 s3(OnePartUpload(
+      {ScriptedS3::Answer("200 OK", "",
+                          "<Error><Code>InternalError</Code><Message>try again</Message></Error>"),
+       ScriptedS3::Answer("200 OK", "", "<CompleteMultipartUploadResult/>")}));
+  Status s = PutInParts(s3, OptionsFor(s3));
   EXPECT_TRUE(s.ok()) << s.ToString();
   const auto heads = s3.heads();
   ASSERT_EQ(heads.size(), 5u);
