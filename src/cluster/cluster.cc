@@ -1293,7 +1293,10 @@ void Cluster::RegisterMetrics(MetricsRegistry& m) {
 
 json Cluster::TombstoneStats() const {
   std::lock_guard lock(tomb_mu_);
+  size_t words = 0;
+  for (const auto& [key, t] : unconfirmed_) words += t.held_by.size();
   return json{{"awaiting_members", unconfirmed_.size()},
+              {"members_heard", words},
               {"stable", stable_.size()},
               {"stabilized", tombstones_stabilized_.load()},
               {"purged", tombstones_purged_.load()},

@@ -569,7 +569,11 @@ TEST(S3ColdStore, ACallSignedWithReplacedCredentialsIsSentAgain) {
         "K", [](const ColdObjectMeta&) { return Status::Ok(); },
         [](std::span<const char>) { return Status::Ok(); });
   });
-  while (s3.heads().empty()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (s3.heads().empty() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_FALSE(s3.heads().empty()) << "the GET never sent its HEAD";
   ASSERT_TRUE(store.ReloadCredentials().ok());  // another call's reload, or SIGHUP
   Status s = call.get();
   const auto heads = s3.heads();

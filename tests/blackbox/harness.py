@@ -23,6 +23,7 @@ import threading
 import sys
 import tempfile
 import time
+import traceback
 import unittest
 
 DEFAULT_BIN = "/work/main/build/objstore"
@@ -600,6 +601,41 @@ class NodeTestCase(unittest.TestCase):
             node.remove_dirs()
         if problem and not failed:
             raise AssertionError(problem)
+
+    # ---------------------------------------------------------- threads
+    def spawn(self, target, *args):
+        """Starts target(*args) in a daemon thread whose exception fails the test: a
+        plain thread that raises (e.g. IncompleteRead on a body cut short) only dies,
+        and whatever it was checking is silently never checked. Join with join_all."""
+        if "_thread_failures" not in self.__dict__:
+            self._thread_failures = []
+            self.addCleanup(self._assert_no_thread_failed)
+        failures = self._thread_failures
+
+        def run():
+            try:
+                target(*args)
+            except BaseException:  # noqa: BLE001 - reported by join_all or the cleanup
+                failures.append("%s: %s" % (threading.current_thread().name,
+                                            traceback.format_exc(limit=8)))
+
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        return t
+
+    def join_all(self, threads, timeout):
+        """Joins threads started by spawn within `timeout` seconds in all; fails the
+        test if one is still running or any raised."""
+        deadline = time.monotonic() + timeout
+        for t in threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        alive = [t.name for t in threads if t.is_alive()]
+        self.assertEqual(alive, [], "threads still running after %.0f s" % timeout)
+        self._assert_no_thread_failed()
+
+    def _assert_no_thread_failed(self):
+        failures = self.__dict__.get("_thread_failures", [])
+        self.assertEqual(failures, [], "a test thread raised:\n" + "\n".join(failures))
 
     # ---------------------------------------------------------- assertions
     def assertStartRefused(self, node, mention=None, msg=None):

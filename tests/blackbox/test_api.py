@@ -404,15 +404,13 @@ class ApiTest(NodeTestCase):
                     elif digest in etags and etags[digest] != h.get("etag"):
                         problems.append("ETag %s does not belong to the body served" % h.get("etag"))
 
-        writers = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
-        readers = [threading.Thread(target=reader) for _ in range(3)]
-        for t in writers + readers:
-            t.start()
-        for t in writers:
-            t.join(timeout=60)
-        stop.set()
-        for t in readers:
-            t.join(timeout=60)
+        writers = [self.spawn(writer, w) for w in range(4)]
+        readers = [self.spawn(reader) for _ in range(3)]
+        try:
+            self.join_all(writers, timeout=60)
+        finally:
+            stop.set()
+        self.join_all(readers, timeout=60)
         self.assertEqual(problems[:10], [])
         self.assertGreater(reads[0], 5)
         st, h, body = n.get(oid)
@@ -434,12 +432,9 @@ class ApiTest(NodeTestCase):
                 time.sleep(delay)
                 answers.append(n.delete(oid)[0])
 
-            threads = [threading.Thread(target=lambda: answers.append(n.put(oid, b"v2 " * 4000)[0])),
-                       threading.Thread(target=delete_soon)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(timeout=30)
+            threads = [self.spawn(lambda: answers.append(n.put(oid, b"v2 " * 4000)[0])),
+                       self.spawn(delete_soon)]
+            self.join_all(threads, timeout=30)
             self.assertEqual(sorted(answers), [200, 200], "round %d" % i)
             if n.meta(oid)[0] == 200:  # the PUT came after the delete: live again
                 self.assertEqual(n.delete(oid)[0], 200)

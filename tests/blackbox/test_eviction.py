@@ -145,15 +145,14 @@ class EvictionTest(NodeTestCase):
 
         sampler = PeakSampler(lambda: used_bytes(mnt), period=0.001)
         sampler.start()
-        threads = [threading.Thread(target=writer, args=(i,), daemon=True) for i in range(4)]
-        threads += [threading.Thread(target=reader, args=(100 + i,), daemon=True) for i in range(2)]
-        for t in threads:
-            t.start()
+        threads = [self.spawn(writer, i) for i in range(4)]
+        threads += [self.spawn(reader, 100 + i) for i in range(2)]
         time.sleep(4.0)
         stop.set()
-        for t in threads:
-            t.join(60)
-        sampler.stop()
+        try:
+            self.join_all(threads, timeout=60)
+        finally:
+            sampler.stop()
 
         self.assertEqual(failures, [])
         if os.environ.get("OBJSTORE_TEST_VERBOSE"):

@@ -291,7 +291,13 @@ class TestS3Fetch(S3Base):
         self.assertFalse(any(t.is_alive() for t in threads), "GETs hung")
         bad = [r for r in results if r != (200, sha(body), len(body))]
         self.assertFalse(bad, "%d of %d concurrent GETs wrong: %r" % (len(bad), n, bad[:5]))
-        gets = self.moto.count("GET", "/%s/%s" % (self.bucket, oid), since=mark)
+        # moto logs a request once it has answered it: wait for the line, then for
+        # any second one.
+        def key_gets():
+            return self.moto.count("GET", "/%s/%s" % (self.bucket, oid), since=mark)
+        self.wait_for(lambda: key_gets() >= 1, 10, "moto's log of the GET")
+        time.sleep(0.2)
+        gets = key_gets()
         self.assertEqual(gets, 1, "S3 GETs of the key for %d concurrent misses: %r"
                          % (n, [r for r in self.moto.requests()[mark:] if oid in r[1]]))
 
