@@ -48,6 +48,7 @@ struct Flags {
   uint64_t s3_multipart_threshold = 64ull << 20;
   uint64_t s3_part_size = 16ull << 20;
   uint64_t s3_receive_buffer = 0;
+  std::string s3_ca_bundle;
   int cold_fetch_streams = 4;
   uint64_t cold_fetch_part_size = 8ull << 20;
   size_t threads = 0;
@@ -265,6 +266,11 @@ int main(int argc, char** argv) {
       ->check(kNotNegative)
       ->default_str("16M")
       ->transform(CLI::AsSizeValue(false));
+  app.add_option("--s3-ca-bundle", f.s3_ca_bundle,
+                 "PEM file of the certificate authorities an https endpoint's certificate must "
+                 "chain to (e.g. a private CA); empty: the system's")
+      ->envname("AWS_CA_BUNDLE")
+      ->check(CLI::ExistingFile);
   app.add_option("--s3-receive-buffer", f.s3_receive_buffer,
                  "Socket receive buffer of downloads from S3 (SO_RCVBUF, at most "
                  "net.core.rmem_max; K, M suffixes); 0: the kernel's autotuning. A few MiB "
@@ -487,6 +493,7 @@ int main(int argc, char** argv) {
     s3.multipart_threshold = f.s3_multipart_threshold;
     s3.part_size = f.s3_part_size;  // MultipartPartSize keeps it within S3's bounds
     s3.receive_buffer = static_cast<int>(f.s3_receive_buffer);
+    s3.ca_bundle = f.s3_ca_bundle;
     s3.credential_source = [] { return objstore::LoadAwsCredentials(); };
     auto credentials = objstore::LoadAwsCredentials();
     if (credentials.ok()) {

@@ -356,6 +356,8 @@ Result<S3ColdStore::Response> S3ColdStore::PerformOnce(Call& call, bool* deliver
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, options_.connect_timeout_ms);
+  if (!options_.ca_bundle.empty())
+    curl_easy_setopt(curl, CURLOPT_CAINFO, options_.ca_bundle.c_str());
   if (call.assembles) {
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, options_.assembly_timeout_ms);
   } else if (call.transfer) {

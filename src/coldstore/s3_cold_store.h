@@ -81,6 +81,10 @@ struct S3Options {
   // window over a long round trip, hence off by default (docs/BENCHMARKS.md,
   // "A 4 MiB miss waits for the window").
   int receive_buffer = 0;
+  // PEM file of the certificate authorities an https endpoint's certificate
+  // must chain to (an endpoint with a private CA, e.g. MinIO in the same
+  // datacenter); empty: the system's store. Verification is never turned off.
+  std::string ca_bundle;
   int max_attempts = 5;
   std::chrono::milliseconds base_backoff{100};
   std::chrono::milliseconds max_backoff{5000};

@@ -646,6 +646,7 @@ class NodeTestCase(unittest.TestCase):
         self.assertNotEqual(node.last_exit_code, 0, msg)
         if mention is not None:
             self.assertIn(mention, node.log_tail(), msg)
+        node.last_exit_code = None  # expected: not a failed stop for the cleanup
 
     def assertJsonError(self, resp, status, code=None, msg=None):
         st, h, body = resp

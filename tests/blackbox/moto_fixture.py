@@ -28,6 +28,7 @@ import os
 import re
 import shutil
 import signal
+import ssl
 import socket
 import subprocess
 import sys
@@ -65,7 +66,7 @@ def _boto_config():
 class MotoServer:
     """One moto_server process on a free loopback port, with signature checks on."""
 
-    def __init__(self, port=None, no_auth_count=4, log_dir=None, part_min_size=None):
+    def __init__(self, port=None, no_auth_count=4, log_dir=None, part_min_size=None, tls=False):
         self.port = port or free_port()
         self.no_auth_count = no_auth_count
         self.part_min_size = part_min_size
@@ -77,10 +78,20 @@ class MotoServer:
         self.access_key = None
         self.secret_key = None
         self.buckets = []
+        # tls: https with a certificate made for 127.0.0.1 and signed by itself,
+        # so the one file is both the server's certificate and the CA to trust.
+        self.ca_file = None
+        if tls:
+            self.ca_file = os.path.join(self.dir, "cert.pem")
+            self.key_file = os.path.join(self.dir, "key.pem")
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                            "-keyout", self.key_file, "-out", self.ca_file, "-days", "2",
+                            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                           check=True, capture_output=True, timeout=60)
 
     @property
     def endpoint(self):
-        return "http://%s:%d" % (HOST, self.port)
+        return "%s://%s:%d" % ("https" if self.ca_file else "http", HOST, self.port)
 
     # ------------------------------------------------------------ process
     def alive(self):
@@ -102,7 +113,8 @@ class MotoServer:
         self._log = open(self.log_path, "ab")
         self._log.write(("===== moto start %s port %d\n" % (time.strftime("%H:%M:%S"), self.port)).encode())
         self._log.flush()
-        self.proc = subprocess.Popen([MOTO_BIN, "-H", HOST, "-p", str(self.port)],
+        tls = ["-c", self.ca_file, "-k", self.key_file] if self.ca_file else []
+        self.proc = subprocess.Popen([MOTO_BIN, "-H", HOST, "-p", str(self.port)] + tls,
                                      stdin=subprocess.DEVNULL, stdout=self._log,
                                      stderr=subprocess.STDOUT, env=env, start_new_session=True)
         self._wait_ready(timeout)
@@ -120,7 +132,9 @@ class MotoServer:
             if self.proc.poll() is not None:
                 raise RuntimeError("moto_server exited with %s\n%s" % (self.proc.returncode, self.log_tail()))
             try:
-                with urllib.request.urlopen(self.endpoint + "/moto-api/data.json", timeout=1.0) as r:
+                context = ssl.create_default_context(cafile=self.ca_file) if self.ca_file else None
+                with urllib.request.urlopen(self.endpoint + "/moto-api/data.json", timeout=1.0,
+                                            context=context) as r:
                     r.read()
                     return
             except Exception as e:  # noqa: BLE001 - any failure means "not yet"
@@ -133,7 +147,7 @@ class MotoServer:
         # these requests run unauthenticated (the INITIAL_NO_AUTH_ACTION_COUNT budget)
         iam = boto3.client("iam", endpoint_url=self.endpoint, region_name=REGION,
                            aws_access_key_id="bootstrap", aws_secret_access_key="bootstrap",
-                           config=botocore.config.Config(retries={"max_attempts": 1}))
+                           verify=self.ca_file, config=botocore.config.Config(retries={"max_attempts": 1}))
         iam.create_user(UserName=self.user)
         iam.put_user_policy(UserName=self.user, PolicyName="allow-all", PolicyDocument=json.dumps({
             "Version": "2012-10-17",
@@ -179,7 +193,7 @@ class MotoServer:
         return boto3.client("s3", endpoint_url=self.endpoint, region_name=REGION,
                             aws_access_key_id=access_key or self.access_key,
                             aws_secret_access_key=secret_key or self.secret_key,
-                            config=_boto_config())
+                            verify=self.ca_file, config=_boto_config())
 
     @property
     def s3(self):
