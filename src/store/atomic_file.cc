@@ -36,21 +36,16 @@ Result<std::unique_ptr<AtomicFile>> AtomicFile::Create(Disk& disk, const std::st
 }
 
 AtomicFile::AtomicFile(Disk& disk, int fd, std::string temp_path)
-    : disk_(disk), fd_(fd), path_(std::move(temp_path)), hash_(XXH3_createState()) {
-  XXH3_128bits_reset(hash_);
-}
+    : disk_(disk), fd_(fd), path_(std::move(temp_path)) {}
 
-AtomicFile::~AtomicFile() {
-  Abort();
-  XXH3_freeState(hash_);
-}
+AtomicFile::~AtomicFile() { Abort(); }
 
 Status AtomicFile::Append(std::span<const char> data) {
   if (done_) return Status::IOError("append to a finished file");
   if (data.empty()) return Status::Ok();
   ssize_t n = disk_.Write(fd_, data.data(), data.size());
   if (n < 0) return Status::FromErrno(static_cast<int>(-n), "write " + path_);
-  XXH3_128bits_update(hash_, data.data(), data.size());
+  hash_.Update(data);
   size_ += data.size();
   return Status::Ok();
 }
@@ -75,7 +70,7 @@ Status AtomicFile::AdoptWritten(uint64_t length) {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return Status::FromErrno(errno, "read " + path_);
     if (n == 0) return Status::Corruption(path_ + " ends before the bytes to adopt");
-    XXH3_128bits_update(hash_, adopt_buffer_.data(), static_cast<size_t>(n));
+    hash_.Update(std::span<const char>(adopt_buffer_.data(), static_cast<size_t>(n)));
     size_ += static_cast<uint64_t>(n);
   }
   // Later appends go after the adopted bytes.
@@ -83,14 +78,6 @@ Status AtomicFile::AdoptWritten(uint64_t length) {
     return Status::FromErrno(errno, "seek " + path_);
   }
   return Status::Ok();
-}
-
-std::string AtomicFile::ETag() const {
-  XXH128_hash_t h = XXH3_128bits_digest(hash_);
-  char buf[35];
-  std::snprintf(buf, sizeof buf, "\"%016llx%016llx\"", static_cast<unsigned long long>(h.high64),
-                static_cast<unsigned long long>(h.low64));
-  return buf;
 }
 
 Status AtomicFile::Commit(const std::string& final_path) {

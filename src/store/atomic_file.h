@@ -9,8 +9,6 @@
 // Not thread-safe: one writer owns it (WriteAt aside).
 #pragma once
 
-#include <xxhash.h>
-
 #include <memory>
 #include <span>
 #include <string>
@@ -18,6 +16,7 @@
 
 #include "base/disk.h"
 #include "base/status.h"
+#include "store/content_hash.h"
 
 namespace objstore {
 
@@ -45,8 +44,8 @@ class AtomicFile {
   // end past them. Corruption if the file ends before them.
   Status AdoptWritten(uint64_t length);
   uint64_t size() const { return size_; }
-  // Quoted lower-case hex of the XXH3-128 of everything appended.
-  std::string ETag() const;
+  // The content hash of everything appended (ContentHash::ETag).
+  std::string ETag() const { return hash_.ETag(); }
   // fsync, rename to `final_path` (whose directory must exist), fsync that dir.
   // A failure after the rename (the directory fsync) leaves the file at
   // `final_path`, where readers see it but a crash may undo the rename:
@@ -76,7 +75,7 @@ class AtomicFile {
   std::string path_;  // the temporary, or where CommitUnrecorded renamed it
   uint64_t size_ = 0;
   std::vector<char> adopt_buffer_;  // AdoptWritten's read-back
-  XXH3_state_t* hash_;
+  ContentHash hash_;
   bool done_ = false;
   bool renamed_ = false;
 };
