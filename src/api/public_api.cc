@@ -15,6 +15,7 @@
 #include "ids/ulid.h"
 #include "journal/record_checks.h"
 #include "node/blocking.h"
+#include "store/content_hash.h"
 
 namespace objstore::api {
 
@@ -196,6 +197,9 @@ PublicApi::PublicApi(Node& node, ApiOptions options, cluster::Cluster* cluster)
   requests_ = &m.AddCounter("objstore_http_requests_total", "Public API requests.");
   errors_4xx_ = &m.AddCounter("objstore_http_errors_total", "Error answers.", "class=\"4xx\"");
   errors_5xx_ = &m.AddCounter("objstore_http_errors_total", "Error answers.", "class=\"5xx\"");
+  peer_relays_corrupt_ =
+      &m.AddCounter("objstore_peer_relays_corrupt_total",
+                    "Relays from a peer cut short: its bytes did not match the content hash.");
   get_latency_ = &m.AddHistogram("objstore_request_seconds", "Request latency.", bounds,
                                  "op=\"get\"");
   put_latency_ = &m.AddHistogram("objstore_request_seconds", "Request latency.", bounds,
@@ -775,6 +779,10 @@ asio::awaitable<Status> PublicApi::ServePeer(http::Exchange& ex, Node::RecordPtr
   plan.head.Add("X-Meta-Symlink", "true");
   const bool head_sent = co_await ex.SendHead(plan.head, plan.length);
   if (!head_sent || ex.is_head()) co_return Status::Ok();
+  // A whole body's last piece is sent only once the hash of all its bytes
+  // matched the etag; a range is relayed unchecked (see the header).
+  const bool whole_body = plan.offset == 0 && plan.length == rec->size;
+  ContentHash hash;
   std::vector<char> buf(kBodyChunk);
   uint64_t sent = 0;
   while (sent < plan.length) {
@@ -785,7 +793,18 @@ asio::awaitable<Status> PublicApi::ServePeer(http::Exchange& ex, Node::RecordPtr
       ex.Abort();  // the client sees a short body and a closed connection
       co_return Status::Ok();
     }
-    const bool ok = co_await ex.SendBytes(std::span<const char>(buf.data(), *n));
+    const std::span<const char> piece(buf.data(), *n);
+    if (whole_body) {
+      hash.Update(piece);
+      if (sent + *n >= plan.length && hash.ETag() != rec->etag) {
+        spdlog::warn("relay of {} version {} from peer {} cut short: not the bytes of etag {}",
+                     rec->key, rec->version.ToString(), stream->addr(), rec->etag);
+        peer_relays_corrupt_->Inc();
+        ex.Abort();
+        co_return Status::Ok();
+      }
+    }
+    const bool ok = co_await ex.SendBytes(piece);
     if (!ok) co_return Status::Ok();
     sent += *n;
   }
@@ -894,6 +913,7 @@ asio::awaitable<void> PublicApi::Stats(http::Exchange& ex) {
            {"hits", s.hits},
            {"misses", s.misses},
            {"peer_fetches", s.peer_fetches},
+           {"peer_relays_corrupt", peer_relays_corrupt_->Value()},
            {"cold_fetches", s.cold_fetches},
            {"cold_range_reads", s.cold_range_reads},
            {"cold_fetch_resumes", s.cold_fetch_resumes},

@@ -74,6 +74,12 @@ class PublicApi {
   boost::asio::awaitable<Status> Reserve(Reservation& reserved, uint64_t bytes);
   // Relays the body of `record` from a peer (X-Meta-Symlink). Ok once an
   // answer went out (even one cut short); otherwise why no peer could serve it.
+  // A whole body is verified against the record's etag, its last piece held
+  // back until the hash is known: a peer's copy that rotted on its disk cuts
+  // the connection short (counted in peer_relays_corrupt), and the client
+  // never gets a complete wrong body. A range is relayed unverified: the etag
+  // covers the whole body only, and hashing it all for a few bytes would cost
+  // the whole transfer.
   boost::asio::awaitable<Status> ServePeer(http::Exchange& ex, Node::RecordPtr record);
   // Waits until a cold fetch of `key` whose body is complete has committed
   // its record, so a request following a GET sees what that GET served (a
@@ -90,6 +96,7 @@ class PublicApi {
   Counter* requests_ = nullptr;
   Counter* errors_4xx_ = nullptr;
   Counter* errors_5xx_ = nullptr;
+  Counter* peer_relays_corrupt_ = nullptr;
 };
 
 }  // namespace objstore::api

@@ -51,6 +51,8 @@ class PeerBodyStream {
   ~PeerBodyStream();
   int status() const { return status_; }
   uint64_t content_length() const { return content_length_; }
+  // The private address of the peer answering.
+  const std::string& addr() const { return addr_; }
   // Up to out.size() bytes; 0 at the end. Unavailable on a failure or timeout.
   // A body with a Content-Length goes through Beast's parser only for the
   // bytes read with the header; the rest comes from the socket straight into

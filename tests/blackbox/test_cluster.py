@@ -379,6 +379,42 @@ class TestData(ClusterBase):
         with open(os.path.join(b.files_dir, files[0]), "rb") as f:
             self.assertTrue(f.read() == body, "B's replica differs from the body")
 
+    def test_relay_of_a_rotten_peer_copy_is_cut_short(self):
+        """A level-0 body whose file rotted on its holder A (same size, other bytes):
+        B relays it checked against the etag and cuts the connection before the last
+        piece, so the client never gets a complete wrong body (docs/CLUSTER.md,
+        Bodies); once the file is repaired the relay is whole again."""
+        c = self.start_cluster(2)
+        a, b = c.nodes
+        oid = a.new_id()
+        body = os.urandom(600 * 1024)   # several relay pieces (256 KiB each)
+        self.put_ok(a, oid, body, 0)
+        self.wait_meta(b, oid)
+        [rel] = body_files(a, oid)
+        path = os.path.join(a.files_dir, rel)
+        with open(path, "r+b") as f:      # in place: same inode, same size
+            f.seek(100000)
+            f.write(bytes(x ^ 0xFF for x in body[100000:104096]))
+        conn = b.connection(timeout=10)
+        try:
+            conn.request("GET", "/api/v1/get/" + oid)
+            resp = conn.getresponse()
+            self.assertEqual(resp.status, 200)
+            self.assertEqual(resp.getheader("X-Meta-Symlink"), "true")
+            try:
+                got = resp.read()
+            except http.client.IncompleteRead as e:
+                got = e.partial
+        finally:
+            conn.close()
+        self.assertLess(len(got), len(body), "B relayed the rotten copy whole")
+        self.assertEqual(c.stats(1)["peer_relays_corrupt"], 1)
+        with open(path, "r+b") as f:      # repair A's copy
+            f.seek(100000)
+            f.write(body[100000:104096])
+        self.assert_body(b, oid, body, "relay of the repaired copy", symlink=True)
+        self.assertEqual(c.stats(1)["peer_relays_corrupt"], 1)
+
     def test_a_replica_without_room_asks_no_peer(self):
         """B's byte budget takes one of three level-2 bodies: the pulls of the other
         two fail for want of room, before any member is asked for the body."""
