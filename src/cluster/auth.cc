@@ -1,5 +1,7 @@
 #include "cluster/auth.h"
 
+#include <xxhash.h>
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -87,7 +89,7 @@ CallAuthenticator::Verdict CallAuthenticator::VerifyRequest(const RequestFacts& 
             "the request's time is more than " + std::to_string(window_ms_ / 1000) +
                 " s from this node's clock"};
   }
-  if (f.nonce.size() < 16 || !RememberNonce(f.nonce, now_ms)) {
+  if (f.nonce.size() < 16 || !RememberNonce(f.nonce, sent_ms, now_ms)) {
     return {401, "replayed", "this request was already received"};
   }
   return {};
@@ -104,16 +106,22 @@ CallAuthenticator::Verdict CallAuthenticator::PrecheckRequest(const RequestFacts
   return {};
 }
 
-bool CallAuthenticator::RememberNonce(const std::string& nonce, int64_t now_ms) {
+bool CallAuthenticator::RememberNonce(const std::string& nonce, int64_t sent_ms, int64_t now_ms) {
+  const XXH128_hash_t h = XXH3_128bits(nonce.data(), nonce.size());
+  const NonceDigest digest{h.low64, h.high64};
   std::lock_guard lock(mu_);
-  // A nonce older than two windows can no longer pass the time check.
-  while (!expiry_.empty() && expiry_.front().first < now_ms) {
-    seen_.erase(expiry_.front().second);
-    expiry_.pop_front();
+  while (!expiry_.empty() && expiry_.top().at_ms < now_ms) {
+    seen_.erase(expiry_.top().nonce);
+    expiry_.pop();
   }
-  if (!seen_.insert(nonce).second) return false;
-  expiry_.emplace_back(now_ms + 2 * window_ms_, nonce);
+  if (!seen_.insert(digest).second) return false;
+  expiry_.push(Expiry{sent_ms + window_ms_, digest});
   return true;
+}
+
+size_t CallAuthenticator::remembered_nonces() const {
+  std::lock_guard lock(mu_);
+  return seen_.size();
 }
 
 std::string CallAuthenticator::SignResponse(int status, std::string_view request_nonce,

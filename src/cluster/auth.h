@@ -12,11 +12,12 @@
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <mutex>
+#include <queue>
 #include <string>
 #include <string_view>
 #include <unordered_set>
+#include <vector>
 
 #include "base/random.h"
 
@@ -63,6 +64,10 @@ class CallAuthenticator {
   // VerifyRequest would refuse it. `facts.body` is not looked at.
   Verdict PrecheckRequest(const RequestFacts& facts) const;
 
+  // Nonces held for the replay check (each until its request's time is out
+  // of the window).
+  size_t remembered_nonces() const;
+
   std::string SignResponse(int status, std::string_view request_nonce,
                            std::string_view body) const;
   bool VerifyResponse(int status, std::string_view request_nonce, std::string_view body,
@@ -70,15 +75,33 @@ class CallAuthenticator {
 
  private:
   std::string RequestMac(const RequestFacts& f) const;
-  bool RememberNonce(const std::string& nonce, int64_t now_ms);  // false: seen before
+  // False: seen before. A nonce is kept while a replay could still pass the
+  // time check, i.e. until `sent_ms` + the window on the receiver's clock
+  // (at most two windows from now), as a 128-bit digest: at a few thousand
+  // calls a second a window holds millions of them.
+  bool RememberNonce(const std::string& nonce, int64_t sent_ms, int64_t now_ms);
+
+  struct NonceDigest {
+    uint64_t low = 0, high = 0;
+    bool operator==(const NonceDigest&) const = default;
+  };
+  struct NonceDigestHash {
+    size_t operator()(const NonceDigest& d) const { return d.low; }
+  };
+  struct Expiry {
+    int64_t at_ms;
+    NonceDigest nonce;
+    bool operator>(const Expiry& o) const { return at_ms > o.at_ms; }
+  };
 
   const std::string secret_;
   const std::string tag_;
   RandomSource& random_;
   const int64_t window_ms_;
-  std::mutex mu_;
-  std::unordered_set<std::string> seen_;                 // guarded by mu_
-  std::deque<std::pair<int64_t, std::string>> expiry_;  // guarded by mu_, oldest first
+  mutable std::mutex mu_;
+  std::unordered_set<NonceDigest, NonceDigestHash> seen_;  // guarded by mu_
+  // guarded by mu_; the earliest expiry on top
+  std::priority_queue<Expiry, std::vector<Expiry>, std::greater<Expiry>> expiry_;
 };
 
 // Compares two strings in time independent of where they differ.

@@ -183,6 +183,28 @@ TEST(CallAuthenticator, AcceptsASignedCallOnceAndRefusesForgeries) {
             "bad_signature");
 }
 
+TEST(CallAuthenticator, ANonceIsForgottenOnceItsRequestIsOutOfTheWindow) {
+  SystemRandom random;
+  const std::string body = "{}";
+  CallAuthenticator sender("secret", "blue", random);
+  CallAuthenticator receiver("secret", "blue", random, std::chrono::seconds(1));
+  SignedHeaders first = sender.SignRequest("POST", "/cluster/v1/records", "N1", body);
+  const int64_t first_ms = std::stoll(first.time_ms);
+  ASSERT_TRUE(receiver.VerifyRequest(Facts(first, "blue", body), first_ms).ok());
+  EXPECT_EQ(receiver.remembered_nonces(), 1u);
+  SignedHeaders second;
+  do {  // a later millisecond than the first's
+    second = sender.SignRequest("POST", "/cluster/v1/records", "N1", body);
+  } while (std::stoll(second.time_ms) <= first_ms);
+  // One past the first's window: a replay of it would be stale, so its nonce
+  // is no longer needed; the second's still is.
+  const int64_t later_ms = first_ms + 1001;
+  ASSERT_TRUE(receiver.VerifyRequest(Facts(second, "blue", body), later_ms).ok());
+  EXPECT_EQ(receiver.remembered_nonces(), 1u);
+  EXPECT_EQ(receiver.VerifyRequest(Facts(first, "blue", body), later_ms).code, "stale_request");
+  EXPECT_EQ(receiver.VerifyRequest(Facts(second, "blue", body), later_ms).code, "replayed");
+}
+
 TEST(CallAuthenticator, AnswersAreBoundToTheirRequest) {
   SystemRandom random;
   CallAuthenticator a("secret", "t", random), b("secret", "t", random);
