@@ -299,8 +299,8 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(0, 1024));
   app.add_option("--blocking-threads", f.blocking_threads,
-                 "Threads for blocking work (fsync, journal commits, uploads), and as many "
-                 "again for cold fetches")
+                 "Threads for blocking work (fsync, journal commits), and as many again for "
+                 "cold fetches and again for cold-store uploads and deletes")
       ->envname("APP_BLOCKING_THREADS")
       ->check(kNotNegative)
       ->capture_default_str()
@@ -619,9 +619,10 @@ int main(int argc, char** argv) {
   }
   retry_cv.notify_all();
   retry.join();
-  // Blocking work still running (a peer's body being pulled, a cold fetch)
+  // Blocking work still running (an upload, a peer's body being pulled)
   // posts its completion to the server's or the cluster's event loop: let it
-  // finish while those loops exist. Node's destructor joins it again (a no-op).
+  // finish while those loops exist. Node's destructor joins them again (a no-op).
+  (*node)->cold_write_pool().join();
   (*node)->blocking_pool().join();
   // Destroyed in this order: public requests still parked may hold peer
   // streams (cluster), and everything holds the node.

@@ -419,23 +419,36 @@ asio::awaitable<void> PublicApi::Put(http::Exchange& ex) {
   }
   buf = {};
   AtomicFile& file = **body;
-  auto outcome = co_await RunBlocking(node_.blocking_pool(),
-                                      [&] { return node_.FinishPut(spec, file, &reserved); });
-  if (!outcome.ok()) {
-    co_await fail(ErrorResponse(ErrorFor(outcome.status())));
+  auto committed = co_await RunBlocking(node_.blocking_pool(),
+                                        [&] { return node_.FinishPut(spec, file, &reserved); });
+  if (!committed.ok()) {
+    co_await fail(ErrorResponse(ErrorFor(committed.status())));
     co_return;
   }
-  const ObjectRecord& rec = *outcome->record;
-  if (!outcome->cold_status.ok()) {
-    auto res = ErrorResponse(
-        bhttp::status::service_unavailable, "cold_store_unavailable",
-        "the object is stored on this node but the cold store did not take it (" +
-            outcome->cold_status.message() + "); the upload is queued and retried");
+  const PutOutcome outcome = co_await ToColdStore(std::move(*committed));
+  const ObjectRecord& rec = *outcome.record;
+  if (!outcome.cold_status.ok()) {
+    auto res =
+        ErrorResponse(bhttp::status::service_unavailable, "cold_store_unavailable",
+                      "the object is stored on this node but the cold store did not take it (" +
+                          outcome.cold_status.message() + "); the upload is queued and retried");
     SetMetaHeaders(res, rec);
     co_await fail(std::move(res));
     co_return;
   }
   co_await ex.Send(RecordResponse(bhttp::status::ok, rec));
+}
+
+asio::awaitable<PutOutcome> PublicApi::ToColdStore(Committed committed) {
+  if (!committed.to_cold) co_return PutOutcome{std::move(committed.record), Status::Ok()};
+  // On the cold write pool: the blocking pool's threads never wait for S3.
+  // An exception there is a cold store that did not take the change (the
+  // record stays pending).
+  auto out = co_await RunBlocking(node_.cold_write_pool(), [&]() -> Result<PutOutcome> {
+    return node_.ToColdStore(*committed.record);
+  });
+  if (!out.ok()) co_return PutOutcome{std::move(committed.record), out.status()};
+  co_return std::move(*out);
 }
 
 asio::awaitable<Status> PublicApi::Reserve(Reservation& reserved, uint64_t bytes) {
@@ -859,37 +872,40 @@ asio::awaitable<void> PublicApi::RaiseLevel(http::Exchange& ex, const std::strin
       co_return;
     }
   }
-  auto outcome = co_await RunBlocking(node_.blocking_pool(),
-                                      [&] { return node_.RaiseLevel(key, target); });
-  if (!outcome.ok()) {
-    ApiError e = ErrorFor(outcome.status());
+  auto committed =
+      co_await RunBlocking(node_.blocking_pool(), [&] { return node_.RaiseLevel(key, target); });
+  if (!committed.ok()) {
+    ApiError e = ErrorFor(committed.status());
     (e.status >= bhttp::status::internal_server_error ? errors_5xx_ : errors_4xx_)->Inc();
     co_await ex.Send(ErrorResponse(e));
     co_return;
   }
-  if (!outcome->cold_status.ok()) {
+  const PutOutcome outcome = co_await ToColdStore(std::move(*committed));
+  if (!outcome.cold_status.ok()) {
     errors_5xx_->Inc();
     auto res = ErrorResponse(bhttp::status::service_unavailable, "cold_store_unavailable",
                              "level raised; the cold store did not take the object yet (" +
-                                 outcome->cold_status.message() + "); the upload is queued");
-    SetMetaHeaders(res, *outcome->record);
+                                 outcome.cold_status.message() + "); the upload is queued");
+    SetMetaHeaders(res, *outcome.record);
     co_await ex.Send(std::move(res));
     co_return;
   }
-  co_await ex.Send(RecordResponse(bhttp::status::ok, *outcome->record));
+  co_await ex.Send(RecordResponse(bhttp::status::ok, *outcome.record));
 }
 
 asio::awaitable<void> PublicApi::Delete(http::Exchange& ex, const std::string& key) {
   co_await SettleFetch(key);
-  auto rec = co_await RunBlocking(node_.blocking_pool(), [&] { return node_.Delete(key); });
-  if (!rec.ok()) {
-    ApiError e = ErrorFor(rec.status());
-    if (rec.status().code() == StatusCode::kConflict) e.code = "version_ahead";
+  auto committed = co_await RunBlocking(node_.blocking_pool(), [&] { return node_.Delete(key); });
+  if (!committed.ok()) {
+    ApiError e = ErrorFor(committed.status());
+    if (committed.status().code() == StatusCode::kConflict) e.code = "version_ahead";
     (e.status >= bhttp::status::internal_server_error ? errors_5xx_ : errors_4xx_)->Inc();
     co_await ex.Send(ErrorResponse(e));
     co_return;
   }
-  co_await ex.Send(RecordResponse(bhttp::status::ok, **rec));
+  // A cold store that fails the delete leaves the tombstone pending (retried).
+  const PutOutcome outcome = co_await ToColdStore(std::move(*committed));
+  co_await ex.Send(RecordResponse(bhttp::status::ok, *outcome.record));
 }
 
 asio::awaitable<void> PublicApi::Stats(http::Exchange& ex) {

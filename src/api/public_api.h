@@ -72,6 +72,10 @@ class PublicApi {
   // Adds `bytes` to a PUT's reservation, waiting off the loop when the budget
   // is full. NoSpace: answer 507.
   boost::asio::awaitable<Status> Reserve(Reservation& reserved, uint64_t bytes);
+  // Runs what a PUT, level raise or DELETE committed through the cold store
+  // when it must (Node::ToColdStore, on the node's cold write pool); without
+  // a cold step, the committed record with an Ok status.
+  boost::asio::awaitable<PutOutcome> ToColdStore(Committed committed);
   // Relays the body of `record` from a peer (X-Meta-Symlink). Ok once an
   // answer went out (even one cut short); otherwise why no peer could serve it.
   // A whole body is verified against the record's etag, its last piece held

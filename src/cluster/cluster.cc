@@ -1026,7 +1026,8 @@ asio::awaitable<void> Cluster::StabilizeTombstones() {
       }
       return marked;
     };
-    auto marked = co_await RunBlocking(node_.blocking_pool(), std::move(work));
+    // On the cold write pool: its cold-store deletes last as long as S3 takes.
+    auto marked = co_await RunBlocking(node_.cold_write_pool(), std::move(work));
     if (marked.ok()) tombstones_stabilized_.fetch_add(*marked);
   }
   stabilizing_ = false;

@@ -50,6 +50,7 @@ Result<std::unique_ptr<Node>> Node::Open(const NodeOptions& options, const Clock
 
 Node::~Node() {
   transfer_pool_.join();
+  cold_write_pool_.join();
   pool_.join();
   // Its eviction thread calls EvictBody, which takes commit locks declared
   // after it (so destroyed before it): stopped first, explicitly.
@@ -331,8 +332,7 @@ Status Node::DeleteFromCold(const ObjectRecord& tomb) {
   return s;
 }
 
-Result<PutOutcome> Node::FinishPut(const PutSpec& spec, AtomicFile& body,
-                                   Reservation* reserved) {
+Result<Committed> Node::FinishPut(const PutSpec& spec, AtomicFile& body, Reservation* reserved) {
   if (Status s = CheckPut(spec); !s.ok()) return s;
   ObjectRecord r;
   r.key = spec.key;
@@ -353,7 +353,7 @@ Result<PutOutcome> Node::FinishPut(const PutSpec& spec, AtomicFile& body,
       // A peer's version with an equal or later stamp arrived meanwhile: ours
       // is superseded at once (LWW), and its file name may be that version's.
       bytes_received_->Inc(r.size);
-      return PutOutcome{std::make_shared<const ObjectRecord>(r), Status::Ok()};
+      return Committed{std::make_shared<const ObjectRecord>(r)};
     }
     if (Status s = bodies_->Commit(body, r.key, r.version); !s.ok()) return s;
     auto written = journal_->Upsert(r);
@@ -364,7 +364,7 @@ Result<PutOutcome> Node::FinishPut(const PutSpec& spec, AtomicFile& body,
     bytes_received_->Inc(r.size);
     if (!*written) {
       (void)bodies_->Remove(r.key, r.version);
-      return PutOutcome{std::make_shared<const ObjectRecord>(r), Status::Ok()};
+      return Committed{std::make_shared<const ObjectRecord>(r)};
     }
     if (previous && previous->local_body && previous->version != r.version) {
       (void)bodies_->Remove(previous->key, previous->version);
@@ -374,10 +374,17 @@ Result<PutOutcome> Node::FinishPut(const PutSpec& spec, AtomicFile& body,
     // Not evictable until the cold store has it (UploadToCold).
     capacity_->AddBody(r.key, r.version.packed, r.size, false, reserved);
   }
-  PutOutcome out{nullptr, Status::Ok()};
-  if (r.consistency >= 1) out.cold_status = UploadToCold(r);
-  out.record = journal_->Get(r.key);
-  if (!out.record || out.record->version != r.version) out.record = std::make_shared<ObjectRecord>(r);
+  RecordPtr now = journal_->Get(r.key);
+  if (!now || now->version != r.version) now = std::make_shared<ObjectRecord>(r);
+  return Committed{std::move(now), r.consistency >= 1};
+}
+
+PutOutcome Node::ToColdStore(const ObjectRecord& committed) {
+  PutOutcome out{nullptr, committed.deleted ? DeleteFromCold(committed) : UploadToCold(committed)};
+  out.record = journal_->Get(committed.key);
+  if (!out.record || out.record->version != committed.version) {
+    out.record = std::make_shared<ObjectRecord>(committed);
+  }
   return out;
 }
 
@@ -773,7 +780,7 @@ Result<Node::RecordPtr> Node::RunColdFetch(const std::string& key, bool restore_
   return journal_->Get(key);
 }
 
-Result<Node::RecordPtr> Node::Delete(const std::string& key) {
+Result<Committed> Node::Delete(const std::string& key) {
   ObjectRecord t;
   {
     // Under the key's commit lock: the version read here is the one whose
@@ -781,7 +788,7 @@ Result<Node::RecordPtr> Node::Delete(const std::string& key) {
     std::lock_guard lock(CommitLock(key));
     RecordPtr cur = journal_->Get(key);
     if (!cur) return Status::NotFound("no object " + key);
-    if (cur->deleted) return cur;
+    if (cur->deleted) return Committed{cur};
     t = *cur;
     t.deleted = true;
     t.version = hlc_.Now();
@@ -804,11 +811,10 @@ Result<Node::RecordPtr> Node::Delete(const std::string& key) {
     (void)bodies_->Remove(cur->key, cur->version);
     capacity_->RemoveBody(cur->key, cur->version.packed);
   }
-  if (t.cold == ColdState::kPending) (void)DeleteFromCold(t);
-  return journal_->Get(key);
+  return Committed{std::make_shared<const ObjectRecord>(t), t.cold == ColdState::kPending};
 }
 
-Result<PutOutcome> Node::RaiseLevel(const std::string& key, int consistency) {
+Result<Committed> Node::RaiseLevel(const std::string& key, int consistency) {
   // Pinned before the record is read: a body the record says is here stays
   // until it is linked under the new version (eviction honours pins).
   BodyPin pin = capacity_->Pin(key);
@@ -819,7 +825,7 @@ Result<PutOutcome> Node::RaiseLevel(const std::string& key, int consistency) {
     return Status::Conflict("object " + key + " has consistency level " +
                             std::to_string(cur->consistency) + "; a level cannot be lowered");
   }
-  if (consistency == cur->consistency) return PutOutcome{cur, Status::Ok()};
+  if (consistency == cur->consistency) return Committed{cur};
   if (Status s = CheckColdMeta(key, cur->name, cur->user_meta, consistency); !s.ok()) return s;
   // The cold copy carries the level in its metadata, so it is rewritten even
   // when it exists; that needs the body here.
@@ -850,10 +856,7 @@ Result<PutOutcome> Node::RaiseLevel(const std::string& key, int consistency) {
     // The same bytes under the new version's name, evictable once re-uploaded.
     capacity_->AddBody(key, r.version.packed, r.size, false, nullptr);
   }
-  PutOutcome out{nullptr, Status::Ok()};
-  out.cold_status = UploadToCold(r);
-  out.record = journal_->Get(key);
-  return out;
+  return Committed{std::make_shared<const ObjectRecord>(r), true};
 }
 
 Result<std::vector<Node::RecordPtr>> Node::ApplyRemote(const std::vector<ObjectRecord>& records) {

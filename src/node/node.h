@@ -16,9 +16,12 @@
 //      "stored"; if the cold store fails, the record stays pending (the body is
 //      on this node), the caller answers 503, and the retry loop uploads later;
 //   5. the previous version's body file is removed.
-// Deletes commit a tombstone first, then remove the body, then delete from the
-// cold store (pending until it succeeds). A tombstone is never revived: fetches
-// check the journal before and after the transfer.
+// FinishPut does steps 2, 3 and 5 on the blocking pool; step 4 is
+// ToColdStore, which the caller runs next on the cold write pool (it lasts as
+// long as S3 takes) and waits for before answering.
+// Deletes commit a tombstone first, then remove the body (Delete), then delete
+// from the cold store (ToColdStore; pending until it succeeds). A tombstone is
+// never revived: fetches check the journal before and after the transfer.
 //
 // Start-up reconciles journal and disk: temporaries are removed, bodies no
 // record points at are removed, and records whose body is missing or of the
@@ -31,7 +34,8 @@
 // fetches the body back. A peer-first fetch (cluster) belongs in FetchFromCold.
 //
 // Thread safety: every method may be called from any thread. Blocking methods
-// (marked) must run on the blocking pool (RunBlocking), never on an event loop.
+// (marked) must run on the blocking pool (RunBlocking), never on an event loop;
+// those that wait for the cold store name the pool they run on instead.
 #pragma once
 
 #include <array>
@@ -65,11 +69,16 @@ namespace objstore {
 struct NodeOptions {
   std::string files_dir = "files/";
   std::string state_dir = "state/";
-  // Threads for blocking work (fsync, SQLite, uploads), and as many again for
-  // cold fetches and range reads, which last as long as S3 takes to send a
-  // body: on a pool of their own, slow misses never hold up PUTs, deletes and
-  // journal commits. fsync latency, not CPU, bounds PUT throughput, so more
-  // threads than cores help.
+  // Threads for blocking work (fsync, SQLite), and as many again in each of
+  // two pools for work that lasts as long as S3 takes: cold fetches and range
+  // reads (the transfer pool), and uploads and deletes in the cold store (the
+  // cold write pool). On pools of their own, slow misses and slow uploads
+  // never hold up PUTs, deletes and journal commits. Two pools rather than
+  // one for both: a burst of slow uploads (level >= 1 PUTs while S3 crawls)
+  // would otherwise delay every miss, and a burst of misses every level >= 1
+  // PUT's answer; each side keeps its own threads (idle ones cost a stack's
+  // address space, not memory). fsync latency, not CPU, bounds PUT
+  // throughput, so more threads than cores help.
   size_t blocking_threads = 16;
   // Largest object a cold-store fetch may bring in (guards the disk).
   uint64_t max_body_bytes = 5ull << 30;
@@ -95,8 +104,17 @@ struct PutSpec {
   std::string user_meta = "{}";  // compact JSON object
 };
 
-// The outcome of FinishPut: the committed record, and whether the cold store
-// acknowledged it (false: 503 to the client, upload queued).
+// A change FinishPut, RaiseLevel or Delete committed. `to_cold`: the cold
+// store must still take it (an upload at level >= 1, a delete of an object it
+// may hold): the caller runs ToColdStore next, and a PUT or level raise
+// answers only after it (SPEC §1).
+struct Committed {
+  Journal::RecordPtr record;
+  bool to_cold = false;
+};
+
+// The outcome of ToColdStore: the record as it then stands, and whether the
+// cold store acknowledged the change (false: 503 to the client, queued).
 struct PutOutcome {
   Journal::RecordPtr record;
   Status cold_status;
@@ -124,6 +142,8 @@ class Node {
   const std::string& node_id() const { return node_id_; }
   std::string NewId() { return ulids_.Next().ToString(); }
   boost::asio::thread_pool& blocking_pool() { return pool_; }
+  // Where ToColdStore and the cluster's cold deletes run: they wait for S3.
+  boost::asio::thread_pool& cold_write_pool() { return cold_write_pool_; }
   MetricsRegistry& metrics() { return metrics_; }
   const ColdStore& cold_store() const { return *cold_; }
 
@@ -135,10 +155,16 @@ class Node {
   Result<std::unique_ptr<AtomicFile>> BeginPut();
   // The byte budget: a PUT reserves its body's bytes here before writing them.
   Capacity& capacity() { return *capacity_; }
-  // Commits a received body as `spec`, taking over the bytes `reserved` for it.
-  // Blocking. Errors: Conflict, NoSpace, IOError.
-  Result<PutOutcome> FinishPut(const PutSpec& spec, AtomicFile& body,
-                               Reservation* reserved = nullptr);
+  // Commits a received body as `spec`, taking over the bytes `reserved` for it
+  // (steps 2, 3 and 5 above; to_cold at level >= 1). Blocking. Errors:
+  // Conflict, NoSpace, IOError.
+  Result<Committed> FinishPut(const PutSpec& spec, AtomicFile& body,
+                              Reservation* reserved = nullptr);
+  // Takes `committed` (Committed::record with to_cold) to the cold store:
+  // uploads the body and marks the record stored, or deletes the object. On
+  // failure the record stays pending for RetryPendingColdWork. Blocking for as
+  // long as S3 takes: run it on cold_write_pool(), never on blocking_pool().
+  PutOutcome ToColdStore(const ObjectRecord& committed);
 
   // The current record (tombstones included), nullptr when unknown. Never blocks.
   RecordPtr Lookup(const std::string& key) const { return journal_->Get(key); }
@@ -189,15 +215,18 @@ class Node {
   // opened (out of descriptors, EIO) is kept and stays counted.
   void ForgetLocalBody(const ObjectRecord& record);
 
-  // Tombstones `key`. Blocking. NotFound when unknown; a tombstone is returned
+  // Tombstones `key` and removes its body (to_cold when the cold store may
+  // hold the object). Blocking. NotFound when unknown; a tombstone is returned
   // as is (deleting twice is not an error).
-  Result<RecordPtr> Delete(const std::string& key);
-  // Raises the level of a live object without re-sending its body. Blocking.
-  // Conflict when lower than the current level; the cold status as in PutOutcome.
-  Result<PutOutcome> RaiseLevel(const std::string& key, int consistency);
+  Result<Committed> Delete(const std::string& key);
+  // Raises the level of a live object without re-sending its body (to_cold
+  // unless it already had that level). Blocking. Conflict when lower than the
+  // current level.
+  Result<Committed> RaiseLevel(const std::string& key, int consistency);
 
-  // Retries cold-store uploads and deletes left pending. Blocking. Returns how
-  // many are still pending.
+  // Retries cold-store uploads and deletes left pending. Blocking, for as long
+  // as S3 takes (the retry loop's own thread). Returns how many are still
+  // pending.
   size_t RetryPendingColdWork();
 
   // ---- cluster (src/cluster/)
@@ -211,7 +240,8 @@ class Node {
   // once more when it had a level >= 1: another member may have finished an
   // upload of an older version after this node's first cold delete and
   // before the tombstone reached it (an upload still running then deletes
-  // its own copy; none starts after). Fails, to be retried, when that delete does.
+  // its own copy; none starts after). Fails, to be retried, when that delete
+  // does. Blocking for as long as S3 takes: on cold_write_pool().
   Status MarkTombstoneStable(const ObjectRecord& tombstone, int64_t now_ms);
   Result<std::vector<RecordPtr>> PurgeTombstones(const std::vector<RecordPtr>& tombstones) {
     return journal_->PurgeTombstones(tombstones);
@@ -249,6 +279,7 @@ class Node {
         hlc_(clock),
         ulids_(clock, random),
         pool_(options.blocking_threads),
+        cold_write_pool_(options.blocking_threads),
         transfer_pool_(options.blocking_threads) {}
   Status Reconcile();
   Status OpenCapacity(const NodeOptions& options);
@@ -305,6 +336,9 @@ class Node {
   // The pools, declared last: destroyed (joined) first, while the stores
   // still exist.
   boost::asio::thread_pool pool_;
+  // Cold-store uploads and deletes (NodeOptions::blocking_threads): each holds
+  // its thread for as long as S3 takes, never one of pool_'s.
+  boost::asio::thread_pool cold_write_pool_;
   // Cold fetches and range reads (NodeOptions::blocking_threads). Joined
   // before pool_: a fetch posts its spare-body refill there.
   boost::asio::thread_pool transfer_pool_;

@@ -509,7 +509,9 @@ TEST(NodeColdFetch, AFetchOutlivedByItsObjectsPurgeDoesNotRestoreIt) {
     purged = true;
     auto tomb = (*node)->Delete(meta.key);
     ASSERT_TRUE(tomb.ok()) << tomb.status().ToString();
-    ASSERT_TRUE((*node)->MarkTombstoneStable(**tomb, 1).ok());
+    ASSERT_TRUE(tomb->to_cold);
+    ASSERT_TRUE((*node)->ToColdStore(*tomb->record).cold_status.ok());
+    ASSERT_TRUE((*node)->MarkTombstoneStable(*tomb->record, 1).ok());
     auto gone = (*node)->PurgeTombstones({(*node)->Lookup(meta.key)});
     ASSERT_TRUE(gone.ok() && gone->size() == 1u);
   };
@@ -608,7 +610,8 @@ TEST(NodeDelete, RemovesABodyAFailedEvictionLeftBehind) {
     ASSERT_TRUE(body.ok()) << body.status().ToString();
     ASSERT_TRUE((*body)->Append(std::string(size, 'b')).ok());
     auto out = (*node)->FinishPut(PutSpec{key, "b.bin", 1}, **body);
-    ASSERT_TRUE(out.ok() && out->cold_status.ok()) << "PUT of " << key;
+    ASSERT_TRUE(out.ok() && out->to_cold) << "PUT of " << key;
+    ASSERT_TRUE((*node)->ToColdStore(*out->record).cold_status.ok()) << "upload of " << key;
   };
   const std::string victim = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
   disk.victim = victim + "@";
@@ -710,7 +713,8 @@ TEST(NodeColdUpload, AnUploadSupersededByARemoteDeleteLeavesNothingInTheColdStor
   ASSERT_TRUE((*body)->Append(std::string(5000, 'u')).ok());
   std::thread put([&] {
     auto out = (*node)->FinishPut(PutSpec{key, "u.bin", 1}, **body);
-    EXPECT_TRUE(out.ok()) << out.status().ToString();
+    ASSERT_TRUE(out.ok() && out->to_cold) << out.status().ToString();
+    EXPECT_TRUE((*node)->ToColdStore(*out->record).cold_status.ok());
   });
   ASSERT_EQ(started.wait_for(std::chrono::seconds(10)), std::future_status::ready);
 

@@ -17,6 +17,7 @@ import http.client
 import json
 import os
 import sys
+import threading
 import time
 import unittest
 
@@ -117,6 +118,68 @@ class S3FaultTest(S3TestCase):
         self.assertEqual((st, sha(b)), (200, sha(body)))
         self.assertGreater(down, 1.5, "the proxy did not slow the download")
         sys.stderr.write("\n768 KiB through a 384 KiB/s S3: PUT %.1f s, fetch %.1f s\n" % (up, down))
+
+    def test_slow_uploads_leave_the_blocking_pool_free(self):
+        # More level-1 PUTs than blocking threads, each upload slowed to ~4 s:
+        # a level-0 PUT, a DELETE and a hit of other keys must not wait for them.
+        self.node.stop()
+        node = self.start_s3_node(self.moto, self.bucket, endpoint=self.proxy.endpoint,
+                                  extra=["--blocking-threads", "2"])
+        hit_id, gone_id = node.new_id(), node.new_id()
+        hit_body = payload(64 * KiB, b"hit")
+        self.assertEqual(node.put(hit_id, hit_body)[0], 200)
+        self.assertEqual(node.put(gone_id, b"soon deleted")[0], 200)
+        slow = {node.new_id(): payload(256 * KiB, b"slow%d" % i) for i in range(4)}
+        answers = {}
+        heads = self.moto.mark()
+        self.proxy.slow(64 * KiB)
+        t0 = time.monotonic()
+
+        def put_slow(oid):
+            st, _h, b = node.put(oid, slow[oid], level=1)
+            answers[oid] = (st, b[:300], time.monotonic() - t0)
+
+        threads = [threading.Thread(target=put_slow, args=(oid,), daemon=True) for oid in slow]
+        for t in threads:
+            t.start()
+        # Two uploads have started once S3 saw two HEADs (each first reads the stored
+        # version): with uploads on the blocking pool, both its threads are held then.
+        wait_for(lambda: self.moto.count("HEAD", since=heads) >= 2, 10, "two uploads to start")
+        fast_id = node.new_id()
+        fast_body = payload(64 * KiB, b"fast")
+        timed = {}
+
+        def time_it(what, request):
+            t1 = time.monotonic()
+            answer = request()
+            timed[what] = (answer, time.monotonic() - t1)
+
+        others = [threading.Thread(target=time_it, args=args, daemon=True) for args in (
+            ("level-0 PUT", lambda: node.put(fast_id, fast_body)),
+            ("DELETE", lambda: node.delete(gone_id)),
+            ("hit", lambda: node.get(hit_id)))]
+        for t in others:
+            t.start()
+        for t in others + threads:
+            t.join(timeout=60)
+            self.assertFalse(t.is_alive(), "a request did not answer in 60 s")
+        slowest = max(a[2] for a in answers.values())
+        sys.stderr.write("\n4 level-1 PUTs of 256 KiB through a 64 KiB/s S3, 2 blocking threads: "
+                         "slowest %.1f s; meanwhile %s\n" % (slowest, ", ".join(
+                             "%s %.2f s" % (what, took) for what, (_a, took) in timed.items())))
+        self.assertGreater(slowest, 3.0, "the proxy did not slow the uploads")
+        self.assertEqual(timed["level-0 PUT"][0][0], 200, timed["level-0 PUT"][0][2][:300])
+        self.assertEqual(timed["DELETE"][0][0], 200, timed["DELETE"][0][2][:300])
+        self.assertEqual(timed["hit"][0][0], 200)
+        self.assertEqual(sha(timed["hit"][0][2]), sha(hit_body))
+        for what, (_answer, took) in timed.items():
+            self.assertLess(took, 1.5, "a %s of another key waited for the uploads" % what)
+        self.proxy.slow(None)
+        for oid, body in slow.items():
+            self.assertEqual(answers[oid][0], 200, answers[oid][1])
+            self.assertEqual(self.bucket_sha(oid), sha(body))
+            st, _h, b = node.get(oid)
+            self.assertEqual((st, sha(b)), (200, sha(body)))
 
 
 # ------------------------------------------------------------------ disk full
