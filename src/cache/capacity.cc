@@ -297,6 +297,12 @@ void Capacity::Forget(std::unordered_map<std::string, Entry>::iterator it) {
   state_dirty_ = true;
 }
 
+bool Capacity::Counts(const std::string& key, uint64_t version) const {
+  std::lock_guard lock(mu_);
+  auto it = entries_.find(key);
+  return it != entries_.end() && it->second.version == version;
+}
+
 void Capacity::SetEvictable(const std::string& key, uint64_t version, bool evictable) {
   std::lock_guard lock(mu_);
   auto it = entries_.find(key);

@@ -195,6 +195,10 @@ class Capacity {
   // The body of `key` at `version` is gone (deleted, superseded). A no-op when
   // the entry is of another version.
   void RemoveBody(const std::string& key, uint64_t version);
+  // True while the budget counts a body of `key` at `version`: added and not
+  // yet removed, evicted or replaced by another version's. An eviction whose
+  // removal failed leaves it counted.
+  bool Counts(const std::string& key, uint64_t version) const;
   // The body of `key` at `version` may (or may no longer) be evicted.
   void SetEvictable(const std::string& key, uint64_t version, bool evictable);
   // The cold-store upload of the body of `key` at `version` has started /

@@ -460,6 +460,8 @@ TEST(Capacity, ABodyWhoseRemovalFailedIsOfferedAgainLater) {
   ASSERT_TRUE(c->Reserve(r, 300).ok());  // "a" fails: "b" goes instead
   EXPECT_EQ(owner.Removed(), std::vector<std::string>{"b"});
   EXPECT_EQ(c->Stats().evictable_bytes, 600u) << "the failed body left the policy";
+  EXPECT_TRUE(c->Counts("a", 1)) << "a body whose removal failed is still on disk";
+  EXPECT_FALSE(c->Counts("b", 1));
   // Refused for that pass, "a" went to the recent end, as a pinned key does.
   Reservation more = c->NewReservation();
   ASSERT_TRUE(c->Reserve(more, 300).ok());
@@ -467,6 +469,23 @@ TEST(Capacity, ABodyWhoseRemovalFailedIsOfferedAgainLater) {
   ASSERT_TRUE(c->Reserve(last, 300).ok());  // a later pass takes "a"
   EXPECT_EQ(owner.Removed(), (std::vector<std::string>{"b", "c", "a"}));
   EXPECT_EQ(c->Stats().used_bytes, 900u);
+}
+
+// Counts answers for the one version the budget accounts: not another
+// version's, not after a removal (still after an eviction whose removal
+// failed: ABodyWhoseRemovalFailedIsOfferedAgainLater).
+TEST(Capacity, CountsTheVersionItAccountsUntilItsBodyIsGone) {
+  FakeOwner owner;
+  auto c = Open(owner, 1000);
+  EXPECT_FALSE(c->Counts("a", 1)) << "never added";
+  Put(*c, "a", 300, /*evictable=*/false);  // version 1
+  EXPECT_TRUE(c->Counts("a", 1));
+  EXPECT_FALSE(c->Counts("a", 2));
+  c->AddBody("a", 2, 300, false, nullptr);  // replaces version 1
+  EXPECT_FALSE(c->Counts("a", 1));
+  EXPECT_TRUE(c->Counts("a", 2));
+  c->RemoveBody("a", 2);
+  EXPECT_FALSE(c->Counts("a", 2));
 }
 
 TEST(Capacity, SavedStateKeepsTheOrderAcrossARestart) {

@@ -315,6 +315,11 @@ Status Node::UploadToCold(const ObjectRecord& r) {
   return Status::Ok();
 }
 
+void Node::DropBody(const ObjectRecord& record) {
+  (void)bodies_->Remove(record.key, record.version);
+  capacity_->RemoveBody(record.key, record.version.packed);
+}
+
 std::mutex& Node::CommitLock(const std::string& key) {
   return commit_locks_[std::hash<std::string>{}(key) % commit_locks_.size()];
 }
@@ -806,10 +811,9 @@ Result<Committed> Node::Delete(const std::string& key) {
       return Status::Conflict("the current version of " + key +
                               " is stamped too far ahead of this node's clock to be deleted");
     }
-    // Whatever local_body says: an eviction whose unlink failed left the
-    // file and its budget entry behind a record that says it is gone.
-    (void)bodies_->Remove(cur->key, cur->version);
-    capacity_->RemoveBody(cur->key, cur->version.packed);
+    // Also when the record says it is gone but the budget still counts it:
+    // an eviction whose unlink failed left the file and its entry behind.
+    if (cur->local_body || capacity_->Counts(cur->key, cur->version.packed)) DropBody(*cur);
   }
   return Committed{std::make_shared<const ObjectRecord>(t), t.cold == ColdState::kPending};
 }
@@ -876,15 +880,21 @@ Result<std::vector<Node::RecordPtr>> Node::ApplyRemote(const std::vector<ObjectR
     // peer retires the body of the version it replaces.
     if (a.replaced) {
       if (a.replaced->version != records[i].version) {
-        // Whatever local_body says: an eviction whose unlink failed left the
-        // file and its budget entry behind a record that says it is gone.
-        // Under the key's commit lock: a fetch or PUT that made the replaced
-        // version local hands its body to the budget under that lock, so
-        // the removal comes after it (else the budget would keep counting
-        // a body removed before it was added).
-        std::lock_guard lock(CommitLock(records[i].key));
-        (void)bodies_->Remove(a.replaced->key, a.replaced->version);
-        capacity_->RemoveBody(a.replaced->key, a.replaced->version.packed);
+        // When the record says the body is here, or the budget still counts
+        // it although the record says it is gone (an eviction whose unlink
+        // failed left the file and its entry behind). Neither: there is no
+        // file to remove (so for most records anti-entropy brings), and none
+        // can appear, as every commit of a body checks under its commit lock
+        // that its version is still the journal's. Under the key's commit
+        // lock: a fetch or PUT that made the replaced version local hands its
+        // body to the budget under that lock, so the removal comes after it
+        // (else the budget would keep counting a body removed before it was
+        // added).
+        if (a.replaced->local_body ||
+            capacity_->Counts(a.replaced->key, a.replaced->version.packed)) {
+          std::lock_guard lock(CommitLock(records[i].key));
+          DropBody(*a.replaced);
+        }
       } else if (a.replaced->local_body) {
         // Another node stamped the same HLC value: the file under that name
         // holds the replaced version's bytes. Removed unless they are the new
@@ -892,10 +902,7 @@ Result<std::vector<Node::RecordPtr>> Node::ApplyRemote(const std::vector<ObjectR
         // version was committed under the same name meanwhile.
         std::lock_guard lock(CommitLock(records[i].key));
         RecordPtr cur = journal_->Get(records[i].key);
-        if (cur && cur->version == records[i].version && !cur->local_body) {
-          (void)bodies_->Remove(cur->key, cur->version);
-          capacity_->RemoveBody(cur->key, cur->version.packed);
-        }
+        if (cur && cur->version == records[i].version && !cur->local_body) DropBody(*cur);
       }
     }
     if (RecordPtr now = journal_->Get(records[i].key)) written.push_back(std::move(now));

@@ -294,6 +294,9 @@ class Node {
   Status UploadToCold(const ObjectRecord& record);
   Status DeleteFromCold(const ObjectRecord& tombstone);
   std::mutex& CommitLock(const std::string& key);
+  // Removes the body file of `record`'s version and its entry in the budget.
+  // Requires the key's commit lock.
+  void DropBody(const ObjectRecord& record);
   Result<RecordPtr> RunColdFetch(const std::string& key, bool restore_unknown, ColdFetch& fetch);
   Status RunColdRange(const ObjectRecord& record, uint64_t offset, uint64_t length,
                       ColdFetch& read);

@@ -574,17 +574,20 @@ TEST(NodeColdFetch, AnotherRestoreOfTheSameCopyKeepsTheBodyHere) {
 }
 
 // A disk whose first unlink of a path containing `victim` fails (an eviction's
-// unlink, here), and which says so.
+// unlink, here), and which says so. It counts the unlinks of such paths.
 class OneFailedUnlinkDisk final : public testing::PassThroughDisk {
  public:
   std::string victim;
   std::promise<std::string> failed;  // the path
+  std::atomic<int> unlinks{0};
 
   int Unlink(const char* path) override {
-    if (!victim.empty() && std::string_view(path).find(victim) != std::string_view::npos &&
-        !failed_once_.exchange(true)) {
-      failed.set_value(path);
-      return -EIO;
+    if (!victim.empty() && std::string_view(path).find(victim) != std::string_view::npos) {
+      ++unlinks;
+      if (!failed_once_.exchange(true)) {
+        failed.set_value(path);
+        return -EIO;
+      }
     }
     return PassThroughDisk::Unlink(path);
   }
@@ -593,17 +596,24 @@ class OneFailedUnlinkDisk final : public testing::PassThroughDisk {
   std::atomic<bool> failed_once_{false};
 };
 
-// An eviction that marked the body gone in the journal but could not unlink
-// it: a delete of the object still removes the file and its bytes from the
-// budget, instead of leaving both until a restart.
-TEST(NodeDelete, RemovesABodyAFailedEvictionLeftBehind) {
-  NodeFixture fx;
-  OneFailedUnlinkDisk disk;
+// A node on `disk` with a 10'000-byte budget and a directory cold store.
+Result<std::unique_ptr<Node>> OpenSmallBudget(NodeFixture& fx, Disk& disk) {
   auto cold = DirColdStore::Open(fx.dir / "cold", DefaultDisk());
-  ASSERT_TRUE(cold.ok()) << cold.status().ToString();
+  if (!cold.ok()) return cold.status();
   NodeOptions options = fx.Options();
   options.max_size_bytes = 10'000;
-  auto node = Node::Open(options, fx.clock, fx.random, disk, std::move(cold).value());
+  return Node::Open(options, fx.clock, fx.random, disk, std::move(cold).value());
+}
+
+// Stores a body (level 1) and then another that takes the budget over its
+// watermark: the eviction of the first marks it gone in the journal, and its
+// unlink fails, which leaves the file and its 6000 bytes in the budget. Then
+// `replace` supersedes that object: the file and its bytes must go.
+void ExpectSupersedingRemovesAFailedEvictionsBody(
+    const std::function<void(Node&, const std::string& key)>& replace) {
+  NodeFixture fx;
+  OneFailedUnlinkDisk disk;
+  auto node = OpenSmallBudget(fx, disk);
   ASSERT_TRUE(node.ok()) << node.status().ToString();
   auto put = [&](const std::string& key, size_t size) {
     auto body = (*node)->BeginPut();
@@ -616,14 +626,56 @@ TEST(NodeDelete, RemovesABodyAFailedEvictionLeftBehind) {
   const std::string victim = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
   disk.victim = victim + "@";
   std::future<std::string> failed = disk.failed.get_future();
-  put(victim, 6000);
-  put("01ARZ3NDEKTSV4RRFFQ69G5FAW", 5000);  // over the budget's watermark: evicts the first
+  ASSERT_NO_FATAL_FAILURE(put(victim, 6000));
+  ASSERT_NO_FATAL_FAILURE(put("01ARZ3NDEKTSV4RRFFQ69G5FAW", 5000));
   ASSERT_EQ(failed.wait_for(std::chrono::seconds(10)), std::future_status::ready)
       << "no eviction tried to unlink " << victim;
   const std::string path = failed.get();
-  ASSERT_TRUE((*node)->Delete(victim).ok());
-  EXPECT_FALSE(std::filesystem::exists(path)) << "the delete left the body behind";
+  ASSERT_FALSE((*node)->Lookup(victim)->local_body);
+  ASSERT_NO_FATAL_FAILURE(replace(**node, victim));
+  EXPECT_FALSE(std::filesystem::exists(path)) << "the body was left behind";
   EXPECT_LE((*node)->capacity().Stats().used_bytes, 5000u) << "its bytes are still counted";
+}
+
+// An eviction that marked the body gone in the journal but could not unlink
+// it: a delete of the object still removes the file and its bytes from the
+// budget, instead of leaving both until a restart.
+TEST(NodeDelete, RemovesABodyAFailedEvictionLeftBehind) {
+  ExpectSupersedingRemovesAFailedEvictionsBody(
+      [](Node& node, const std::string& key) { ASSERT_TRUE(node.Delete(key).ok()); });
+}
+
+// The same body left behind: a peer's newer version of the object removes it.
+TEST(NodeApplyRemote, ANewerVersionRemovesABodyAFailedEvictionLeftBehind) {
+  ExpectSupersedingRemovesAFailedEvictionsBody([](Node& node, const std::string& key) {
+    ObjectRecord newer = *node.Lookup(key);
+    newer.version = HlcTimestamp::From(newer.version.Millis() + 1000, 0);
+    newer.version_node = "another-node";
+    ASSERT_TRUE(node.ApplyRemote({newer}).ok());
+  });
+}
+
+// A record with no body here and none counted in the budget (what
+// anti-entropy mostly brings): its newer version, and a delete, unlink nothing.
+TEST(NodeApplyRemote, AVersionWithoutABodyHereCostsNoUnlink) {
+  NodeFixture fx;
+  OneFailedUnlinkDisk disk;
+  auto node = OpenSmallBudget(fx, disk);
+  ASSERT_TRUE(node.ok()) << node.status().ToString();
+  ObjectRecord theirs;
+  theirs.key = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
+  theirs.size = 3;
+  theirs.etag = "\"e\"";
+  theirs.version = HlcTimestamp::From(1'700'000'000'000, 0);
+  theirs.version_node = "another-node";
+  theirs.consistency = 1;
+  theirs.cold = ColdState::kStored;
+  disk.victim = theirs.key + "@";
+  ASSERT_TRUE((*node)->ApplyRemote({theirs}).ok());
+  theirs.version = HlcTimestamp::From(1'700'000'001'000, 0);
+  ASSERT_TRUE((*node)->ApplyRemote({theirs}).ok());
+  ASSERT_TRUE((*node)->Delete(theirs.key).ok());
+  EXPECT_EQ(disk.unlinks.load(), 0) << "a body that is not here was unlinked";
 }
 
 // The metadata of a restored object comes from whoever wrote the bucket: a
