@@ -17,6 +17,7 @@
 #include "base/clock.h"
 #include "base/disk.h"
 #include "base/failpoint.h"
+#include "base/finite_number.h"
 #include "base/random.h"
 #include "cluster/cluster.h"
 #include "coldstore/aws_credentials.h"
@@ -204,27 +205,32 @@ int main(int argc, char** argv) {
                  "Seconds between failure-detector probes of cluster members")
       ->envname("APP_GOSSIP_INTERVAL")
       ->capture_default_str()
+      ->check(objstore::kFiniteNumber)
       ->check(CLI::Range(0.01, 60.0));
   app.add_option("--suspect-timeout", f.suspect_timeout,
                  "Seconds a suspected member has to answer before it is declared dead")
       ->envname("APP_SUSPECT_TIMEOUT")
       ->capture_default_str()
+      ->check(objstore::kFiniteNumber)
       ->check(CLI::Range(0.05, 3600.0));
   app.add_option("--sync-interval", f.sync_interval,
                  "Seconds between anti-entropy journal exchanges with a random member")
       ->envname("APP_SYNC_INTERVAL")
       ->capture_default_str()
+      ->check(objstore::kFiniteNumber)
       ->check(CLI::Range(0.05, 86400.0));
   app.add_option("--peer-timeout", f.peer_timeout,
                  "Seconds any call to another node may take (bounds public requests too)")
       ->envname("APP_PEER_TIMEOUT")
       ->capture_default_str()
+      ->check(objstore::kFiniteNumber)
       ->check(CLI::Range(0.05, 600.0));
   app.add_option("--tombstone-purge-after", f.tombstone_purge_after,
                  "Seconds a tombstone every member holds is kept (deleted ids answer 404 with "
                  "X-Meta-Deleted meanwhile); 0 keeps tombstones forever")
       ->envname("APP_TOMBSTONE_PURGE_AFTER")
       ->capture_default_str()
+      ->check(objstore::kFiniteNumber)
       ->check(kDuration);
   app.add_option("--debug-addr", f.debug_addr,
                  "Accepted for compatibility with the original, not served (a warning says so): "
@@ -351,12 +357,14 @@ int main(int argc, char** argv) {
                  "more get 429 with Retry-After")
       ->envname("NET_RATE_LIMIT")
       ->capture_default_str()
+      ->check(objstore::kFiniteNumber)
       ->check(CLI::NonNegativeNumber);
   app.add_option("--rate-burst", f.rate_burst,
                  "Requests one client IP may send at once above --rate-limit "
                  "(0: one second's worth)")
       ->envname("NET_RATE_BURST")
       ->capture_default_str()
+      ->check(objstore::kFiniteNumber)
       ->check(CLI::NonNegativeNumber);
   app.add_option("--max-requests-per-connection", f.max_requests_per_connection,
                  "Public requests served on one keep-alive connection before it closes (0: no cap)")
@@ -371,23 +379,27 @@ int main(int argc, char** argv) {
                  "Seconds a client has to send a whole request header")
       ->envname("NET_HEADER_TIMEOUT")
       ->capture_default_str()
+      ->check(objstore::kFiniteNumber)
       ->check(CLI::PositiveNumber)
       ->check(kDuration);
   app.add_option("--idle-timeout", f.idle_timeout,
                  "Seconds an idle keep-alive connection or a stalled transfer is kept")
       ->envname("NET_IDLE_TIMEOUT")
       ->capture_default_str()
+      ->check(objstore::kFiniteNumber)
       ->check(CLI::PositiveNumber)
       ->check(kDuration);
   app.add_option("--shutdown-grace", f.shutdown_grace,
                  "Seconds requests in flight get to finish at SIGTERM/SIGINT")
       ->envname("APP_SHUTDOWN_GRACE")
       ->capture_default_str()
+      ->check(objstore::kFiniteNumber)
       ->check(kDuration);
   app.add_option("--cold-retry-interval", f.retry_interval,
                  "Seconds between retries of pending cold-store uploads and deletes")
       ->envname("APP_COLD_RETRY_INTERVAL")
       ->capture_default_str()
+      ->check(objstore::kFiniteNumber)
       ->check(CLI::Range(0.001, 86400.0));
   CLI11_PARSE(app, argc, argv);
 

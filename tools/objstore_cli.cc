@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "base/finite_number.h"
 #include "objstore/client.h"
 
 #ifndef OBJSTORE_VERSION
@@ -269,9 +270,11 @@ int main(int argc, char** argv) {
       ->envname("OBJSTORE_TOKEN");
   app.add_option("--connect-timeout", connect_timeout, "Seconds to wait for the connection")
       ->capture_default_str()
+      ->check(objstore::kFiniteNumber)
       ->check(CLI::PositiveNumber);
   app.add_option("--timeout", io_timeout, "Seconds a single read or write may stall")
       ->capture_default_str()
+      ->check(objstore::kFiniteNumber)
       ->check(CLI::PositiveNumber);
 
   PutArgs put;

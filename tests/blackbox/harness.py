@@ -640,9 +640,14 @@ class NodeTestCase(unittest.TestCase):
     # ---------------------------------------------------------- assertions
     def assertStartRefused(self, node, mention=None, msg=None):
         """`node` (not running) fails to start: it exits non-zero and, when given, its
-        log mentions `mention`."""
-        with self.assertRaises(NodeStartError, msg=msg):
-            node.start(timeout=5)
+        log mentions `mention`. A node that did start is stopped, so that the next
+        case (a subTest) is checked on its own."""
+        try:
+            with self.assertRaises(NodeStartError, msg=msg):
+                node.start(timeout=5)
+        except AssertionError:
+            node.stop()
+            raise
         self.assertNotEqual(node.last_exit_code, 0, msg)
         if mention is not None:
             self.assertIn(mention, node.log_tail(), msg)

@@ -616,10 +616,34 @@ class ApiTest(NodeTestCase):
 
     def test_out_of_range_flags_refuse_to_start(self):
         """A negative number for an unsigned flag (read as 2^64 - 1 by the parser: no
-        body limit, 2^64 threads) or a duration past the clock's range (a "never"
-        such as 1e10 s, which wrapped into the past) is refused with an error that
-        names the flag, from the command line and from the environment alike."""
+        body limit, 2^64 threads), a duration past the clock's range (a "never"
+        such as 1e10 s, which wrapped into the past) or a floating-point value that is
+        not finite (NaN passed every range check and became a huge negative duration:
+        empty replies, a spinning retry thread) is refused with an error that names
+        the flag, from the command line and from the environment alike."""
         node = self.start_node(start=False, name="badflags")
+        # Every floating-point option, by kind of check: a range, a positive or
+        # non-negative number, a duration.
+        float_flags = {"--gossip-interval": "APP_GOSSIP_INTERVAL",
+                       "--suspect-timeout": "APP_SUSPECT_TIMEOUT",
+                       "--sync-interval": "APP_SYNC_INTERVAL",
+                       "--peer-timeout": "APP_PEER_TIMEOUT",
+                       "--tombstone-purge-after": "APP_TOMBSTONE_PURGE_AFTER",
+                       "--rate-limit": "NET_RATE_LIMIT",
+                       "--rate-burst": "NET_RATE_BURST",
+                       "--header-timeout": "NET_HEADER_TIMEOUT",
+                       "--idle-timeout": "NET_IDLE_TIMEOUT",
+                       "--shutdown-grace": "APP_SHUTDOWN_GRACE",
+                       "--cold-retry-interval": "APP_COLD_RETRY_INTERVAL"}
+        not_finite = ["-nan", "NaN(1)", "inf", "-inf", "1e400", "0x1p99999"]
+        for i, (flag, env) in enumerate(sorted(float_flags.items())):
+            for value in ("nan", not_finite[i % len(not_finite)]):
+                with self.subTest(flag=flag, value=value):
+                    node.extra_args, node.extra_env = [flag, value], {}
+                    self.assertStartRefused(node, flag + ": expected a finite number")
+                with self.subTest(env=env, value=value):
+                    node.extra_args, node.extra_env = [], {env: value}
+                    self.assertStartRefused(node, flag + ": expected a finite number")
         cases = [(["--max-body-size", "-1"], {}, "--max-body-size"),
                  ([], {"APP_MAX_BODY_SIZE": "-1"}, "--max-body-size"),
                  (["--threads", "-1"], {}, "--threads"),

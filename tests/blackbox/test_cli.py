@@ -208,6 +208,12 @@ class CliTest(NodeTestCase):
             code, _o, err = self.cli(*args)
             self.assertEqual(code, EXIT_USAGE, "%s: %s" % (args, err))
             self.assertTrue(err.strip(), "%s: no message" % args)
+        # a timeout that is not a finite number (NaN passed the positive-number check)
+        for flag, value in (("--timeout", "nan"), ("--connect-timeout", "nan"),
+                            ("--timeout", "inf"), ("--connect-timeout", "1e400")):
+            code, _o, err = self.cli(flag, value, "ping")
+            self.assertEqual(code, EXIT_USAGE, "%s %s: %s" % (flag, value, err))
+            self.assertIn(flag + ": expected a finite number", err)
 
         code, _o, err = self.cli("put", os.path.join(self.work, "missing.bin"))
         self.assertEqual(code, EXIT_LOCAL)
