@@ -306,7 +306,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 1024));
   app.add_option("--blocking-threads", f.blocking_threads,
                  "Threads for blocking work (fsync, journal commits), and as many again for "
-                 "cold fetches and again for cold-store uploads and deletes")
+                 "cold fetches and again for cold-store uploads and deletes. Half of the first "
+                 "may wait for writes in flight to make room in the budget; with 1, none does "
+                 "(a PUT that finds the budget full of writes in flight gets 507 at once)")
       ->envname("APP_BLOCKING_THREADS")
       ->check(kNotNegative)
       ->capture_default_str()

@@ -77,7 +77,8 @@ struct CapacityOptions {
   // How long a Reserve waits for evictions to make room before NoSpace.
   std::chrono::milliseconds reserve_timeout{10'000};
   // How many Reserves may wait at once for writes and uploads in flight (see
-  // above); the node sets half its blocking threads.
+  // above); 0: none does. The node sets half its blocking threads, rounded
+  // down (NodeOptions::blocking_threads).
   size_t max_settling_waiters = 8;
 };
 

@@ -111,7 +111,9 @@ Status Node::OpenCapacity(const NodeOptions& options) {
   copt.policy = options.eviction_policy;
   copt.max_bytes = options.max_size_bytes;
   copt.state_save_interval = options.policy_save_interval;
-  copt.max_settling_waiters = std::max<size_t>(1, options.blocking_threads / 2);
+  // Half the pool, rounded down: the settling writes a waiter waits for need
+  // the other half to commit. One thread: no waiter at all (NodeOptions).
+  copt.max_settling_waiters = options.blocking_threads / 2;
   const uint64_t room = bodies_->Usage().bytes_free + stored_bytes;
   if (copt.max_bytes == 0) {
     copt.max_bytes = room / 10 * 9;

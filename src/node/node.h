@@ -78,7 +78,13 @@ struct NodeOptions {
   // would otherwise delay every miss, and a burst of misses every level >= 1
   // PUT's answer; each side keeps its own threads (idle ones cost a stack's
   // address space, not memory). fsync latency, not CPU, bounds PUT
-  // throughput, so more threads than cores help.
+  // throughput, so more threads than cores help. At least 1. Half of the
+  // blocking threads, rounded down, may wait in a reservation for writes in
+  // flight to settle (Capacity's max_settling_waiters): with one thread none
+  // does, since a waiter would hold the very thread the write it waits for
+  // needs to commit (that PUT stalled for the whole reserve timeout); such a
+  // reservation gets its verdict at once (507 when the budget is full of
+  // writes in flight).
   size_t blocking_threads = 16;
   // Largest object a cold-store fetch may bring in (guards the disk).
   uint64_t max_body_bytes = 5ull << 30;

@@ -21,7 +21,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness import (HOST, NodeTestCase, PeakSampler,  # noqa: E402
-                     leftover_temp_files, mount_tmpfs, put_raw)
+                     leftover_temp_files, mount_tmpfs, parse_responses, put_raw)
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -311,6 +311,48 @@ class EvictionTest(NodeTestCase):
             "X-Meta-ID": node.new_id(), "Content-Length": str(300 * MiB)})
         self.assertEqual(st, 507, body[:300])
         self.assertEqual(json.loads(body)["code"], "disk_full")
+
+    def test_one_blocking_thread_answers_a_put_that_finds_no_room_at_once(self):
+        """With --blocking-threads 1 a reservation waiting for a write in flight to settle
+        held the only blocking thread, which that write needed to commit: both PUTs took
+        the whole 10 s reserve timeout. With one thread no reservation waits for writes
+        in flight: the second PUT gets 507 at once and the first, sent slowly over about
+        2 s, commits as soon as its body is in."""
+        node = self.start_node("--max-size", str(MiB), "--blocking-threads", "1")
+        size, step = 600 * 1000, 60 * 1000
+        slow_body, slow_id = os.urandom(size), node.new_id()
+        answered = {}
+
+        def slow_put():
+            started = time.monotonic()
+            s = socket.create_connection((HOST, node.public_port), timeout=30)
+            try:
+                s.sendall(("POST /api/v1/put HTTP/1.1\r\nHost: x\r\nX-Meta-ID: %s\r\n"
+                           "Content-Length: %d\r\nConnection: close\r\n\r\n"
+                           % (slow_id, size)).encode())
+                for off in range(0, size, step):  # 300 KB/s
+                    s.sendall(slow_body[off:off + step])
+                    time.sleep(0.2)
+                answer = b""
+                while chunk := s.recv(65536):
+                    answer += chunk
+            finally:
+                s.close()
+            answered["slow"] = (parse_responses(answer)[0].get("status"),
+                                time.monotonic() - started)
+
+        slow = self.spawn(slow_put)
+        time.sleep(0.5)  # the slow PUT has reserved its 600 KB of the 1 MiB budget
+        started = time.monotonic()
+        st, _h, body = put_raw(node, node.new_id(), os.urandom(size))
+        seconds = time.monotonic() - started
+        self.assertEqual(st, 507, body[:300])
+        self.assertLess(seconds, 5.0, "the PUT that found no room waited for the slow one")
+        self.join_all([slow], 20)
+        status, seconds = answered["slow"]
+        self.assertEqual(status, 200)
+        self.assertLess(seconds, 6.0, "the slow PUT's commit waited for the blocked thread")
+        self.assertEqual(node.get(slow_id)[2], slow_body)
 
     # ------------------------------------------------------------------ restart
     def test_restart_keeps_hot_bodies(self):
