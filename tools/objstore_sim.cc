@@ -11,8 +11,12 @@
 //   objstore-sim --zipf 1.0 --objects 100000 --requests 1000000 --seed 1
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
+#include <limits>
+#include <new>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -29,18 +33,28 @@ constexpr const char* kUsage = R"(usage: objstore-sim (--trace PATH | --zipf ALP
   --trace PATH         trace file, `time id size` per line; PATH ending in .xz is
                        decompressed; (id, size) is the object
   --csv                the trace is CSV instead (a non-numeric first row is a header)
-  --key-col N          CSV column (1-based) of the object id        [2]
-  --size-col N         CSV column (1-based) of the size in bytes    [3]
+  --key-col N          CSV column (1 to 1000) of the object id      [2]
+  --size-col N         CSV column (1 to 1000) of the size in bytes  [3]
   --zipf ALPHA         generate a Zipf(ALPHA) workload instead of reading a trace
-  --objects N          Zipf: number of objects                      [100000]
-  --requests N         Zipf: number of requests                     [1000000]
+                       (ALPHA a finite number > 0)
+  --objects N          Zipf: number of objects, at most 100000000   [100000]
+  --requests N         Zipf: number of requests, at most 1000000000 [1000000]
   --seed N             Zipf: seed of the generator                  [1]
                        (sizes log-uniform in 1 KiB..1 MiB, see simulator.h)
   --capacity LIST      comma-separated capacities: N% of the distinct bytes of
                        the trace, or bytes with optional K/M/G/T     [1%,10%]
   --policies LIST      comma-separated policies                     [s3fifo,lru,sieve,fifo]
   --no-belady          skip Belady's offline reference
+A trace or workload takes about 12 bytes of memory per request and a few
+hundred per object. Exit status: 0 done; 1 out of memory or another failure;
+2 bad arguments or a bad trace (the sizes of its objects, and those of its
+requests, must add up to less than 2^64 bytes).
 )";
+
+// Upper bounds of the counts, as given in kUsage.
+constexpr uint64_t kMaxColumn = 1000;
+constexpr uint64_t kMaxObjects = 100'000'000;
+constexpr uint64_t kMaxRequests = 1'000'000'000;
 
 [[noreturn]] void Die(const std::string& msg) {
   std::fprintf(stderr, "objstore-sim: %s\n", msg.c_str());
@@ -60,11 +74,19 @@ std::vector<std::string> SplitList(std::string_view s) {
   return out;
 }
 
-uint64_t ParseCount(const std::string& flag, const std::string& v) {
+// A decimal number from `min` to `max`, else Die naming `flag`.
+uint64_t ParseCount(const std::string& flag, const std::string& v, uint64_t min = 0,
+                    uint64_t max = std::numeric_limits<uint64_t>::max()) {
   char* end = nullptr;
   errno = 0;
-  unsigned long long n = std::strtoull(v.c_str(), &end, 10);
-  if (errno != 0 || end == v.c_str() || *end != '\0') Die(flag + ": not a number: " + v);
+  const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+  if (errno != 0 || end == v.c_str() || *end != '\0' || v.find('-') != std::string::npos) {
+    Die(flag + ": not a number: " + v);
+  }
+  if (n < min || n > max) {
+    Die(flag + ": " + v + " is out of range (" + std::to_string(min) + " to " +
+        std::to_string(max) + ")");
+  }
   return n;
 }
 
@@ -81,9 +103,7 @@ std::string HumanBytes(uint64_t b) {
   return buf;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int Run(int argc, char** argv) {
   std::string trace_path;
   objstore::sim::TraceFormat format;
   bool zipf = false;
@@ -107,20 +127,21 @@ int main(int argc, char** argv) {
     } else if (a == "--csv") {
       format.csv = true;
     } else if (a == "--key-col") {
-      format.key_col = static_cast<int>(ParseCount(a, value()));
+      format.key_col = static_cast<int>(ParseCount(a, value(), 1, kMaxColumn));
     } else if (a == "--size-col") {
-      format.size_col = static_cast<int>(ParseCount(a, value()));
+      format.size_col = static_cast<int>(ParseCount(a, value(), 1, kMaxColumn));
     } else if (a == "--zipf") {
       zipf = true;
       std::string v = value();
       char* end = nullptr;
       zp.alpha = std::strtod(v.c_str(), &end);
-      if (end == v.c_str() || *end != '\0' || zp.alpha <= 0) Die("--zipf: bad alpha " + v);
+      if (end == v.c_str() || *end != '\0' || !std::isfinite(zp.alpha) || zp.alpha <= 0) {
+        Die("--zipf: bad alpha " + v + " (expected a finite number > 0)");
+      }
     } else if (a == "--objects") {
-      zp.objects = static_cast<uint32_t>(ParseCount(a, value()));
-      if (zp.objects == 0) Die("--objects must be > 0");
+      zp.objects = static_cast<uint32_t>(ParseCount(a, value(), 1, kMaxObjects));
     } else if (a == "--requests") {
-      zp.requests = ParseCount(a, value());
+      zp.requests = ParseCount(a, value(), 0, kMaxRequests);
     } else if (a == "--seed") {
       zp.seed = ParseCount(a, value());
     } else if (a == "--capacity") {
@@ -204,4 +225,19 @@ int main(int argc, char** argv) {
     }
   }
   return 0;
+}
+
+}  // namespace
+
+// Whatever Run throws (std::bad_alloc for a trace or workload larger than the
+// memory) ends the run with one line and exit status 1, never an abort.
+int main(int argc, char** argv) {
+  try {
+    return Run(argc, argv);
+  } catch (const std::bad_alloc&) {
+    std::fputs("objstore-sim: out of memory for this trace or workload\n", stderr);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "objstore-sim: %s\n", e.what());
+  }
+  return 1;
 }

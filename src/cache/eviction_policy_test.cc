@@ -679,6 +679,25 @@ TEST(Simulator, CsvTraceWithHeaderAndChosenColumns) {
             StatusCode::kInvalid);
 }
 
+TEST(Simulator, TraceWhoseByteTotalsOverflowIsRefusedNamingTheLine) {
+  // Two objects of 2^64 - 1 bytes: their sum wrapped to 2^64 - 2.
+  auto two = sim::ParseTrace("1 a 18446744073709551615\n2 b 18446744073709551615\n", {});
+  ASSERT_EQ(two.status().code(), StatusCode::kInvalid);
+  EXPECT_NE(two.status().message().find("trace line 2: the sizes of the"), std::string::npos)
+      << two.status().ToString();
+  // One such object requested twice: the objects' total fits, the requests' does not.
+  auto twice = sim::ParseTrace("1 a 18446744073709551615\n2 a 18446744073709551615\n", {});
+  ASSERT_EQ(twice.status().code(), StatusCode::kInvalid);
+  EXPECT_NE(twice.status().message().find("trace line 2: the sizes of the requests"),
+            std::string::npos)
+      << twice.status().ToString();
+  // Right up to the limit is fine.
+  auto full = sim::ParseTrace("1 a 18446744073709551614\n2 b 1\n", {});
+  ASSERT_TRUE(full.ok()) << full.status().ToString();
+  EXPECT_EQ(full->distinct_bytes, 18446744073709551615u);
+  EXPECT_EQ(full->requested_bytes, 18446744073709551615u);
+}
+
 TEST(Simulator, ParsesCapacities) {
   EXPECT_EQ(*sim::ParseCapacity("10%", 1000), 100u);
   EXPECT_EQ(*sim::ParseCapacity("1%", 50), 1u);

@@ -24,19 +24,35 @@ namespace {
 
 class TraceBuilder {
  public:
-  void Add(std::string_view id, uint64_t size) {
+  // Adds a request for the object (id, size). Adds nothing and says why when
+  // the sizes of the objects or of the requests would add up to more than
+  // 2^64 - 1 bytes, or the objects be more than an index of 32 bits counts;
+  // an empty string otherwise.
+  std::string Add(std::string_view id, uint64_t size) {
+    constexpr uint64_t kMaxBytes = std::numeric_limits<uint64_t>::max();
+    if (size > kMaxBytes - trace_.requested_bytes) {
+      return "the sizes of the requests add up to more than 2^64 - 1 bytes";
+    }
     std::string key;
     key.reserve(id.size() + 21);
     key.append(id).push_back('/');
     key += std::to_string(size);
-    auto [it, inserted] = index_.try_emplace(key, static_cast<uint32_t>(trace_.keys.size()));
-    if (inserted) {
+    auto it = index_.find(key);
+    if (it == index_.end()) {
+      if (size > kMaxBytes - trace_.distinct_bytes) {
+        return "the sizes of the objects add up to more than 2^64 - 1 bytes";
+      }
+      if (trace_.keys.size() > std::numeric_limits<uint32_t>::max()) {
+        return "more than 2^32 objects";
+      }
+      it = index_.emplace(key, static_cast<uint32_t>(trace_.keys.size())).first;
       trace_.keys.push_back(std::move(key));
       trace_.sizes.push_back(size);
       trace_.distinct_bytes += size;
     }
     trace_.requests.push_back(it->second);
     trace_.requested_bytes += size;
+    return "";
   }
   Trace Take() { return std::move(trace_); }
 
@@ -154,7 +170,9 @@ Result<Trace> ParseTrace(std::string_view text, const TraceFormat& format) {
                       : std::string("'time id size'")) +
           ", got '" + std::string(line.substr(0, 80)) + "'");
     }
-    builder.Add(fields[format.key_col - 1], size);
+    if (std::string why = builder.Add(fields[format.key_col - 1], size); !why.empty()) {
+      return Status::Invalid("trace line " + std::to_string(line_no) + ": " + why);
+    }
   }
   return builder.Take();
 }

@@ -51,7 +51,9 @@ struct TraceFormat {
   int size_col = 3;
 };
 
-// Parses trace text. Invalid (with the line number) for a malformed line.
+// Parses trace text. Invalid (with the line number) for a malformed line, or
+// for the line whose size takes the sum of the objects' sizes or that of the
+// requests' sizes (Trace's byte totals) past 2^64 - 1.
 Result<Trace> ParseTrace(std::string_view text, const TraceFormat& format);
 // Reads a trace file; a name ending in ".xz" is decompressed with liblzma.
 Result<Trace> ReadTraceFile(const std::string& path, const TraceFormat& format);
