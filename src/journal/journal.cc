@@ -515,11 +515,15 @@ Status Journal::WriteNamedRow(const char* upsert_sql, const std::string& name,
   if (sqlite3_prepare_v2(db_, upsert_sql, -1, &st.s, nullptr) != SQLITE_OK) {
     return SqlError(db_, "prepare write of " + name);
   }
-  sqlite3_bind_text(st.s, 1, name.data(), static_cast<int>(name.size()), SQLITE_STATIC);
-  if (blob) {
-    sqlite3_bind_blob64(st.s, 2, value.data(), value.size(), SQLITE_STATIC);
-  } else {
-    sqlite3_bind_text(st.s, 2, value.data(), static_cast<int>(value.size()), SQLITE_STATIC);
+  int bound = sqlite3_bind_text(st.s, 1, name.data(), static_cast<int>(name.size()), SQLITE_STATIC);
+  if (bound == SQLITE_OK) {
+    bound =
+        blob ? sqlite3_bind_blob64(st.s, 2, value.data(), value.size(), SQLITE_STATIC)
+             : sqlite3_bind_text64(st.s, 2, value.data(), value.size(), SQLITE_STATIC, SQLITE_UTF8);
+  }
+  if (bound != SQLITE_OK) {  // SQLITE_TOOBIG past SQLite's length limit (1e9 bytes)
+    return StatusOfSqlite(bound, "write " + name + ": a value of " + std::to_string(value.size()) +
+                                     " bytes: " + sqlite3_errstr(bound));
   }
   if (sqlite3_step(st.s) != SQLITE_DONE) return SqlError(db_, "write " + name);
   return Status::Ok();

@@ -122,6 +122,8 @@ class Journal {
 
   // A cache's saved state (binary, e.g. the eviction policy's queues), one
   // per name; empty when none was saved. Written whole, a few times a minute.
+  // A state longer than SQLite's length limit (1e9 bytes) is not written: an
+  // IOError naming its size ("string or blob too big"), the saved one kept.
   std::string GetCacheState(const std::string& name);
   Status PutCacheState(const std::string& name, const std::string& state);
 

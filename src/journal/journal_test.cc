@@ -363,5 +363,20 @@ TEST(Journal, SchemaVersionOneIsUpgraded) {
   }
 }
 
+TEST(Journal, CacheStatePastSqlitesLengthLimitIsRefusedNamingItsSizeAndTheOldOneKept) {
+  testing::TempDir dir;
+  auto j = std::move(Journal::Open(dir.path()).value());
+  ASSERT_TRUE(j->PutCacheState("policy", "queues").ok());
+  // SQLite's default SQLITE_MAX_LENGTH is 1e9 bytes: one more (a 1 GB string
+  // for the duration of this test; bound, not copied, so refused at once).
+  const std::string too_big(1'000'000'001, 'x');
+  Status s = j->PutCacheState("policy", too_big);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("a value of 1000000001 bytes: string or blob too big"),
+            std::string::npos)
+      << s.ToString();
+  EXPECT_EQ(j->GetCacheState("policy"), "queues");
+}
+
 }  // namespace
 }  // namespace objstore

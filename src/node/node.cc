@@ -127,11 +127,20 @@ Status Node::OpenCapacity(const NodeOptions& options) {
   hooks.remove_body = [this](const std::string& key, uint64_t version) {
     return EvictBody(key, version);
   };
-  hooks.save_state = [this](const std::string& blob) {
-    if (Status s = journal_->PutCacheState(kPolicyStateName, blob); !s.ok()) {
-      spdlog::warn("eviction state not saved: {}", s.ToString());
-    }
-  };
+  // Warns once per run of failed saves (one every policy_save_interval would
+  // flood the log when the state has outgrown SQLite's length limit).
+  hooks.save_state =
+      [this, failing = std::make_shared<std::atomic<bool>>(false)](const std::string& blob) {
+        Status s = journal_->PutCacheState(kPolicyStateName, blob);
+        if (s.ok()) {
+          if (failing->exchange(false)) spdlog::info("eviction state saved again");
+        } else if (!failing->exchange(true)) {
+          spdlog::warn(
+              "eviction state of {} bytes not saved (a restart will start from the last "
+              "state saved, or an empty one): {}; not repeated until a save succeeds",
+              blob.size(), s.ToString());
+        }
+      };
   auto capacity = Capacity::Open(copt, std::move(hooks));
   if (!capacity.ok()) return capacity.status();
   capacity_ = std::move(capacity).value();
