@@ -197,7 +197,11 @@ class TestS3Mapping(S3Base):
         cold1 = {l.split()[0]: l.split()[-1] for l in m1.decode().splitlines()
                  if l and not l.startswith("#") and "cold" in l.split()[0]}
         self.assertTrue(cold1, "no cold-store metric in /metrics:\n%s" % m1.decode()[:3000])
-        self.assertNotEqual(cold0, cold1, "no cold-store counter moved after a level-1 PUT:\n%r" % cold1)
+        # One level-1 PUT: exactly one upload counted, no error, nothing pending.
+        puts = "objstore_cold_puts_total"
+        self.assertEqual(float(cold1[puts]) - float(cold0.get(puts, 0)), 1.0, cold1)
+        self.assertEqual(float(cold1["objstore_cold_put_errors_total"]), 0.0, cold1)
+        self.assertEqual(float(cold1['objstore_cold_pending{op="upload"}']), 0.0, cold1)
         s = self.stats(node)
         self.assertIn("pending_uploads", s)
         self.assertEqual(s["pending_uploads"], 0)
