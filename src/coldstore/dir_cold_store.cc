@@ -40,16 +40,15 @@ Result<std::unique_ptr<DirColdStore>> DirColdStore::Open(const std::string& dir,
   // writes its temporaries in tmp/<owner>/ while it holds locks/<owner>.lock
   // (flock, released by the kernel when the process dies). Temporaries whose
   // owner holds no lock are leftovers of interrupted Puts.
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(tmp_root, ec)) {
+  ForEachEntry(tmp_root, [&](const fs::directory_entry& e) {
     const std::string owner = e.path().filename().string();
     const std::string lock_path = locks + "/" + owner + ".lock";
     UniqueFd lock(::open(lock_path.c_str(), O_RDWR | O_CLOEXEC));
-    if (lock.valid() && ::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) continue;  // a live owner
-    std::error_code rec;
-    fs::remove_all(e.path(), rec);
+    if (lock.valid() && ::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) return;  // a live owner
+    std::error_code ec;
+    fs::remove_all(e.path(), ec);
     if (lock.valid()) disk.Unlink(lock_path.c_str());
-  }
+  });
   uint8_t raw[8];
   SystemRandom().Fill(raw);
   char owner[17];

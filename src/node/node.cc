@@ -77,14 +77,17 @@ Status Node::Reconcile() {
       hashed_names.emplace(BodyStore::FileNameKey(r->key), r->key);
     }
   });
-  size_t orphans = bodies_->RemoveUnreferenced([&](const std::string& fname, HlcTimestamp v) {
-    auto it = hashed_names.find(fname);
-    RecordPtr r = journal_->Get(it == hashed_names.end() ? fname : it->second);
-    return r && r->local_body && r->version == v;
-  });
-  if (temporaries || missing || orphans) {
-    spdlog::info("reconciled: {} temporary files removed, {} bodies missing, {} orphans removed",
-                 temporaries, missing, orphans);
+  BodyStore::Sweep orphans =
+      bodies_->RemoveUnreferenced([&](const std::string& fname, HlcTimestamp v) {
+        auto it = hashed_names.find(fname);
+        RecordPtr r = journal_->Get(it == hashed_names.end() ? fname : it->second);
+        return r && r->local_body && r->version == v;
+      });
+  if (temporaries || missing || orphans.removed || orphans.left_alone) {
+    spdlog::info(
+        "reconciled: {} temporary files removed, {} bodies missing, {} orphans removed, {} "
+        "entries that are not bodies left alone",
+        temporaries, missing, orphans.removed, orphans.left_alone);
   }
   return Status::Ok();
 }

@@ -24,8 +24,10 @@
 // never revived: fetches check the journal before and after the transfer.
 //
 // Start-up reconciles journal and disk: temporaries are removed, bodies no
-// record points at are removed, and records whose body is missing or of the
-// wrong size are marked as having no local body (never served as empty).
+// record points at are removed (files named as bodies in the body store's
+// shard directories only: whatever else is under the files directory is left
+// alone), and records whose body is missing or of the wrong size are marked
+// as having no local body (never served as empty).
 //
 // Capacity (cache/capacity.h) keeps the byte budget: writers reserve before
 // writing (PUT bodies, cold fetches), committed bodies are handed to it, GETs

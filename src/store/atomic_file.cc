@@ -1,6 +1,7 @@
 #include "store/atomic_file.h"
 
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -160,6 +161,15 @@ Status MakeDirsDurable(Disk& disk, const std::string& path) {
     return Status::FromErrno(-rc, "fsync dir " + parent);
   }
   return Status::Ok();
+}
+
+bool ForEachEntry(const std::string& dir,
+                  const std::function<void(const std::filesystem::directory_entry&)>& fn) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) fn(*it);
+  if (ec) spdlog::warn("cannot list {}: {}", dir, ec.message());
+  return !ec;
 }
 
 }  // namespace objstore

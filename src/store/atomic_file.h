@@ -9,6 +9,8 @@
 // Not thread-safe: one writer owns it (WriteAt aside).
 #pragma once
 
+#include <filesystem>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -85,5 +87,14 @@ std::string NormalizeDir(const std::string& dir);
 
 // Makes `path` and its parents exist, fsyncing each parent it creates.
 Status MakeDirsDurable(Disk& disk, const std::string& path);
+
+// Calls fn(entry) for every entry of `dir` (".", ".." aside), never throwing:
+// a directory that cannot be listed, or whose listing fails midway, is logged
+// as a warning and ends the walk, which then returns false. For the start-up
+// walks, which must not stop the node on one stray entry: fn checks what it
+// needs with the error_code overloads (an entry whose stat fails, such as a
+// symbolic link loop, is skipped, not thrown).
+bool ForEachEntry(const std::string& dir,
+                  const std::function<void(const std::filesystem::directory_entry&)>& fn);
 
 }  // namespace objstore

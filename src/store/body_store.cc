@@ -1,6 +1,7 @@
 #include "store/body_store.h"
 
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -13,6 +14,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace objstore {
@@ -32,6 +34,20 @@ bool IsPlainKey(const std::string& key) {
 
 // "<dir>/ab" of a leaf directory "<dir>/ab/cd" (ShardDir).
 std::string LeafParent(const std::string& leaf) { return leaf.substr(0, leaf.size() - 3); }
+
+bool IsLowerHex(std::string_view text) {
+  return std::all_of(text.begin(), text.end(),
+                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+// Whether `name` is the name of a directory of either level ShardDir makes.
+bool IsShardDirName(const std::string& name) { return name.size() == 2 && IsLowerHex(name); }
+
+// Whether `name` is one FileNameKey makes: a plain key, or '~' and 32 hex.
+bool IsFileNameKey(const std::string& name) {
+  if (IsPlainKey(name)) return true;
+  return name.size() == 33 && name[0] == '~' && IsLowerHex(std::string_view(name).substr(1));
+}
 
 }  // namespace
 
@@ -212,37 +228,58 @@ Status BodyStore::Remove(const std::string& key, HlcTimestamp version) {
 
 size_t BodyStore::RemoveTemporaries() {
   size_t removed = 0;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(tmp_dir_, ec)) {
+  ForEachEntry(tmp_dir_, [&](const fs::directory_entry& e) {
     const std::string ext = e.path().extension().string();
     if ((ext == kTempSuffix || ext == kSpareSuffix) && disk_.Unlink(e.path().c_str()) == 0) {
       ++removed;
     }
-  }
+  });
   return removed;
 }
 
-size_t BodyStore::RemoveUnreferenced(
+BodyStore::Sweep BodyStore::RemoveUnreferenced(
     const std::function<bool(const std::string&, HlcTimestamp)>& keep) {
-  size_t removed = 0;
-  std::error_code ec;
-  for (const auto& l1 : fs::directory_iterator(dir_, ec)) {
-    if (!l1.is_directory() || l1.path().filename() == "tmp") continue;
-    for (const auto& l2 : fs::directory_iterator(l1.path(), ec)) {
-      if (!l2.is_directory()) continue;
-      for (const auto& f : fs::directory_iterator(l2.path(), ec)) {
-        const std::string name = f.path().filename().string();
-        auto at = name.rfind('@');
-        HlcTimestamp version;
-        bool parsed = at != std::string::npos && HlcTimestamp::Parse(name.substr(at + 1), &version);
-        if (parsed && keep(name.substr(0, at), version)) continue;
-        if (disk_.Unlink(f.path().c_str()) == 0) ++removed;
-      }
+  Sweep sweep;
+  auto leave_alone = [&](const fs::directory_entry& e, const std::string& why) {
+    ++sweep.left_alone;
+    spdlog::info("left alone {} under the files directory: {}", e.path().string(), why);
+  };
+  // A directory of the layout: a shard name, and a directory (following a
+  // symbolic link; one whose stat fails is left alone).
+  auto is_shard_dir = [&](const fs::directory_entry& e) {
+    if (!IsShardDirName(e.path().filename().string())) {
+      leave_alone(e, "not a shard directory of the body store");
+      return false;
     }
-  }
+    std::error_code ec;
+    if (!e.is_directory(ec)) {
+      leave_alone(e, ec ? ec.message() : "not a directory");
+      return false;
+    }
+    return true;
+  };
+  ForEachEntry(dir_, [&](const fs::directory_entry& top) {
+    if (top.path().filename() == "tmp" || !is_shard_dir(top)) return;
+    ForEachEntry(top.path(), [&](const fs::directory_entry& leaf) {
+      if (!is_shard_dir(leaf)) return;
+      ForEachEntry(leaf.path(), [&](const fs::directory_entry& f) {
+        const std::string name = f.path().filename().string();
+        const auto at = name.find('@');
+        HlcTimestamp version;
+        if (at == std::string::npos || !IsFileNameKey(name.substr(0, at)) ||
+            !HlcTimestamp::Parse(name.substr(at + 1), &version)) {
+          leave_alone(f, "not a body's file name");
+          return;
+        }
+        if (!keep(name.substr(0, at), version) && disk_.Unlink(f.path().c_str()) == 0) {
+          ++sweep.removed;
+        }
+      });
+    });
+  });
   // File names hold a hash of long keys, not the keys: drop every descriptor.
-  if (removed > 0) open_.Clear();
-  return removed;
+  if (sweep.removed > 0) open_.Clear();
+  return sweep;
 }
 
 DiskUsage BodyStore::Usage() const {

@@ -111,8 +111,17 @@ class BodyStore {
   size_t RemoveTemporaries();
   // Start-up: calls keep(file_name_key, version) for every committed body and
   // deletes those for which it returns false (orphans of interrupted writes).
-  // `file_name_key` is the <name> part of the layout above.
-  size_t RemoveUnreferenced(const std::function<bool(const std::string&, HlcTimestamp)>& keep);
+  // `file_name_key` is the <name> part of the layout above. Only files named
+  // as a body (<name>@<16 hex>, <name> as FileNameKey makes it) in directories
+  // named as the shards (<2 hex>/<2 hex>) are bodies; anything else under
+  // <dir> is not the store's and is left alone (logged, counted): --files-dir
+  // may be a directory other data shares. An entry that cannot be read (a
+  // symbolic link loop) is skipped and logged, never thrown.
+  struct Sweep {
+    size_t removed = 0;     // unreferenced bodies deleted
+    size_t left_alone = 0;  // entries that are not the store's
+  };
+  Sweep RemoveUnreferenced(const std::function<bool(const std::string&, HlcTimestamp)>& keep);
 
   // The <name> part of the layout for `key`.
   static std::string FileNameKey(const std::string& key);

@@ -244,11 +244,56 @@ TEST(BodyStore, StartupRemovesTemporariesAndOrphans) {
   }
   std::ofstream(dir / "tmp/leftover.part") << "half";
   EXPECT_EQ(store->RemoveTemporaries(), 1u);
-  size_t removed = store->RemoveUnreferenced(
+  BodyStore::Sweep sweep = store->RemoveUnreferenced(
       [](const std::string& name, HlcTimestamp v) { return name == "KEEP" && v.packed == 9; });
-  EXPECT_EQ(removed, 1u);
+  EXPECT_EQ(sweep.removed, 1u);
+  EXPECT_EQ(sweep.left_alone, 0u);
   EXPECT_TRUE(store->OpenBody("KEEP", HlcTimestamp{9}).ok());
   EXPECT_FALSE(store->OpenBody("ORPHAN", HlcTimestamp{9}).ok());
+}
+
+// --files-dir may hold other data (another program's, a cold store a user put
+// there): start-up deletes only files named as bodies in the shard
+// directories, never a file three levels down that merely looks like one.
+TEST(BodyStore, StartupLeavesWhatIsNotTheStoresAlone) {
+  testing::TempDir dir;
+  auto store = std::move(BodyStore::Open(dir.path(), DefaultDisk()).value());
+  auto orphan = std::move(store->NewBody().value());
+  ASSERT_TRUE(orphan->Append(std::string_view("x")).ok());
+  ASSERT_TRUE(store->Commit(*orphan, "ORPHAN", HlcTimestamp{9}).ok());
+  const std::string leaf = fs::path(store->PathFor("ORPHAN", HlcTimestamp{9})).parent_path();
+  const std::vector<std::string> foreign = {
+      leaf + "/notes.txt",                      // not a body's name
+      leaf + "/ORPHAN@0000000000000009.bak",    // nor this
+      leaf + "/with space@0000000000000009",    // a key FileNameKey would hash
+      dir / "cold/3f/ORPHAN@0000000000000009",  // a cold store's layout
+      dir / "ab/CD/ORPHAN@0000000000000009",    // upper-case: not a shard
+      dir / "other/data/file"};
+  for (const std::string& path : foreign) {
+    fs::create_directories(fs::path(path).parent_path());
+    std::ofstream(path) << "not a body";
+  }
+  BodyStore::Sweep sweep =
+      store->RemoveUnreferenced([](const std::string&, HlcTimestamp) { return false; });
+  EXPECT_EQ(sweep.removed, 1u);
+  EXPECT_EQ(sweep.left_alone, 6u);  // three files, cold/, ab/CD, other/
+  EXPECT_FALSE(fs::exists(store->PathFor("ORPHAN", HlcTimestamp{9})));
+  for (const std::string& path : foreign) EXPECT_TRUE(fs::exists(path)) << path;
+}
+
+// An entry whose stat fails (a symbolic link loop) is skipped, not thrown: a
+// std::filesystem exception there stopped the node at start (terminate).
+TEST(BodyStore, StartupSkipsEntriesItCannotRead) {
+  testing::TempDir dir;
+  auto store = std::move(BodyStore::Open(dir.path(), DefaultDisk()).value());
+  fs::create_symlink("loop", dir / "loop");
+  fs::create_symlink("ef", dir / "cd/ef");  // a leaf's name, looping
+  fs::create_symlink("loop.part", dir / "tmp/loop.part");
+  EXPECT_EQ(store->RemoveTemporaries(), 1u);
+  BodyStore::Sweep sweep =
+      store->RemoveUnreferenced([](const std::string&, HlcTimestamp) { return false; });
+  EXPECT_EQ(sweep.removed, 0u);
+  EXPECT_EQ(sweep.left_alone, 2u);
 }
 
 // The on-disk layout (docs/FORMATS.md) must not move when the path is built

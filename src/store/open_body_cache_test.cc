@@ -232,7 +232,9 @@ TEST_F(OpenBodyCacheInStore, CommitOverAnEqualStampedBodyIsNeverServedStale) {
 TEST_F(OpenBodyCacheInStore, RemovingUnreferencedBodiesDropsTheirDescriptors) {
   Commit(*store_, "ORPHAN", HlcTimestamp{3}, "orphan");
   ASSERT_TRUE(store_->OpenBody("ORPHAN", HlcTimestamp{3}).ok());
-  EXPECT_EQ(store_->RemoveUnreferenced([](const std::string&, HlcTimestamp) { return false; }), 1u);
+  EXPECT_EQ(
+      store_->RemoveUnreferenced([](const std::string&, HlcTimestamp) { return false; }).removed,
+      1u);
   EXPECT_EQ(DeletedFilesHeld(files_), 0u);
 }
 

@@ -875,6 +875,50 @@ class ApiTest(NodeTestCase):
                              "deleted object came back from the cold store")
 
 
+class StartupDirectoriesTest(NodeTestCase):
+    """What a node does at start with its directories: its start-up sweep of
+    orphan bodies touches only files named as bodies in the body store's shard
+    directories."""
+
+    def test_what_is_not_a_body_under_the_files_dir_survives_a_restart(self):
+        """--files-dir may hold other data: start-up used to delete every file three
+        levels down that no record named, whatever its name or directory."""
+        node = self.start_node(name="foreign")
+        oid = node.new_id()
+        self.assertOk(node.put(oid, b"a body", level=1))
+        node.stop()
+        foreign = ["ab/cd/notes.txt", "ab/cd/%s@zz" % oid, "other/app/data.bin",
+                   "cold/3f/%s@0000000000000001" % oid, "cold/3f/%s.meta" % oid]
+        for rel in foreign:
+            path = os.path.join(node.files_dir, rel)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w") as f:
+                f.write("not a body: " + rel)
+        orphan = os.path.join(node.files_dir, "00/00/%s@0000000000000001" % make_ulid())
+        os.makedirs(os.path.dirname(orphan), exist_ok=True)
+        open(orphan, "w").close()
+        node.start()
+        for rel in foreign:
+            with open(os.path.join(node.files_dir, rel)) as f:
+                self.assertEqual(f.read(), "not a body: " + rel)
+        self.assertFalse(os.path.exists(orphan), "an orphan body survived the start")
+        self.assertEqual(node.get(oid)[2], b"a body")
+
+    def test_an_entry_that_cannot_be_read_does_not_stop_the_start(self):
+        """A symbolic link loop in --files-dir: is_directory threw from the start-up
+        sweep and the node died on an uncaught exception (exit 134)."""
+        node = self.start_node(start=False, name="symloop")
+        os.symlink("loop", os.path.join(node.files_dir, "loop"))
+        os.makedirs(os.path.join(node.files_dir, "ab"))
+        os.symlink("cd", os.path.join(node.files_dir, "ab", "cd"))  # a leaf's name
+        node.start()
+        oid = node.new_id()
+        self.assertOk(node.put(oid, b"still works", level=1))
+        node.restart()
+        self.assertEqual(node.get(oid)[2], b"still works")
+        self.assertIn("left alone", node.log_tail())
+
+
 class ColdOutageTest(NodeTestCase):
     """SPEC §1: cold store unreachable -> 503, body kept locally, durable retry queue,
     `meta` shows the pending state. The outage is simulated by putting a regular file
