@@ -484,6 +484,20 @@ int main(int argc, char** argv) {
   objstore::SystemClock real_clock;
   objstore::SystemRandom random;
   objstore::Disk& disk = objstore::DefaultDisk();
+  objstore::NodeOptions node_options;
+  node_options.files_dir = f.files_dir;
+  node_options.state_dir = f.state_dir;
+  if (f.bucket.empty()) node_options.cold_dir = f.cold_dir;
+  node_options.blocking_threads = f.blocking_threads;
+  node_options.max_body_bytes = f.max_body_size;
+  node_options.max_size_bytes = f.max_size;
+  node_options.eviction_policy = f.eviction;
+  node_options.cold_fetch_streams = f.cold_fetch_streams;
+  node_options.cold_fetch_part_size = f.cold_fetch_part_size;
+  if (objstore::Status s = objstore::Node::CheckDirectories(node_options); !s.ok()) {
+    spdlog::error("{}", s.message());
+    return 2;
+  }
   std::unique_ptr<objstore::ColdStore> cold;
   objstore::S3ColdStore* s3_store = nullptr;  // owned by the node; SIGHUP reloads its credentials
   if (f.bucket.empty()) {
@@ -526,15 +540,6 @@ int main(int argc, char** argv) {
     cold = std::move(store);
   }
 
-  objstore::NodeOptions node_options;
-  node_options.files_dir = f.files_dir;
-  node_options.state_dir = f.state_dir;
-  node_options.blocking_threads = f.blocking_threads;
-  node_options.max_body_bytes = f.max_body_size;
-  node_options.max_size_bytes = f.max_size;
-  node_options.eviction_policy = f.eviction;
-  node_options.cold_fetch_streams = f.cold_fetch_streams;
-  node_options.cold_fetch_part_size = f.cold_fetch_part_size;
   auto node = objstore::Node::Open(node_options, clock, random, disk, std::move(cold));
   if (!node.ok()) {
     spdlog::error("cannot open the node: {}", node.status().ToString());

@@ -30,7 +30,9 @@ constexpr int kBodyOpenAttempts = 4;
 }  // namespace
 
 Result<std::unique_ptr<DirColdStore>> DirColdStore::Open(const std::string& dir, Disk& disk) {
-  const std::string d = NormalizeDir(dir);
+  auto normal = StoreDir(dir);
+  if (!normal.ok()) return normal.status();
+  const std::string d = std::move(normal).value();
   std::unique_ptr<DirColdStore> store(new DirColdStore(d, disk));
   const std::string tmp_root = d + "/tmp";
   const std::string locks = d + "/locks";

@@ -33,6 +33,8 @@ namespace objstore {
 
 class DirColdStore final : public ColdStore {
  public:
+  // Creates the directory when missing, removes the temporaries of owners
+  // that died. Invalid for "" or "/" (StoreDir).
   static Result<std::unique_ptr<DirColdStore>> Open(const std::string& dir, Disk& disk);
   ~DirColdStore() override;
 

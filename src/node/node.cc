@@ -1,24 +1,69 @@
 #include "node/node.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <boost/asio/post.hpp>
+#include <filesystem>
 #include <limits>
 #include <system_error>
 #include <thread>
 #include <unordered_map>
 #include <vector>
 
-#include <fcntl.h>
-
-#include <boost/asio/post.hpp>
-
 #include "journal/record_checks.h"
 #include "node/blocking.h"
 #include "node/cold_parts.h"
 
 namespace objstore {
+namespace {
+
+namespace fs = std::filesystem;
+
+// `dir` made absolute, its existing part's symbolic links resolved; Invalid,
+// naming `flag`, when it is empty or the filesystem's root.
+Result<fs::path> DataDir(const char* flag, const std::string& dir) {
+  if (dir.empty()) return Status::Invalid(fmt::format("{} is empty: name a directory", flag));
+  std::error_code ec;
+  fs::path path = fs::absolute(NormalizeDir(dir), ec);
+  if (!ec) path = fs::weakly_canonical(path, ec);
+  if (ec) return Status::Invalid(fmt::format("{} {}: {}", flag, dir, ec.message()));
+  if (path == path.root_path()) {
+    return Status::Invalid(
+        fmt::format("{} {} is the filesystem's root: name a directory of its own", flag, dir));
+  }
+  return path;
+}
+
+// Whether `inner` is `outer` or a path below it.
+bool Within(const fs::path& inner, const fs::path& outer) {
+  return std::mismatch(outer.begin(), outer.end(), inner.begin(), inner.end()).first == outer.end();
+}
+
+}  // namespace
+
+Status Node::CheckDirectories(const NodeOptions& options) {
+  auto files = DataDir("--files-dir", options.files_dir);
+  if (!files.ok()) return files.status();
+  auto state = DataDir("--state-dir", options.state_dir);
+  if (!state.ok()) return state.status();
+  if (Within(*state, *files)) {
+    return Status::Invalid(fmt::format("--state-dir {} is inside --files-dir {}: give each its own",
+                                       options.state_dir, options.files_dir));
+  }
+  if (!options.cold_dir) return Status::Ok();
+  auto cold = DataDir("--cold-dir", *options.cold_dir);
+  if (!cold.ok()) return cold.status();
+  if (Within(*cold, *files) || Within(*files, *cold)) {
+    return Status::Invalid(
+        fmt::format("--cold-dir {} and --files-dir {} overlap (one is inside the other): give "
+                    "each its own",
+                    *options.cold_dir, options.files_dir));
+  }
+  return Status::Ok();
+}
 
 Result<std::unique_ptr<Node>> Node::Open(const NodeOptions& options, const Clock& clock,
                                          RandomSource& random, Disk& disk,

@@ -71,6 +71,9 @@ namespace objstore {
 struct NodeOptions {
   std::string files_dir = "files/";
   std::string state_dir = "state/";
+  // The embedded cold store's directory (DirColdStore, --cold-dir); none
+  // when the cold store is a bucket. Checked by CheckDirectories.
+  std::optional<std::string> cold_dir;
   // Threads for blocking work (fsync, SQLite), and as many again in each of
   // two pools for work that lasts as long as S3 takes: cold fetches and range
   // reads (the transfer pool), and uploads and deletes in the cold store (the
@@ -142,6 +145,15 @@ class Node {
  public:
   using RecordPtr = Journal::RecordPtr;
 
+  // Invalid, naming the flag, when files_dir, state_dir or cold_dir (when
+  // there is one) is empty or the filesystem's root, or when state_dir or cold_dir is
+  // files_dir or inside it, or files_dir is inside cold_dir: start-up
+  // deletes orphan bodies in the files directory's layout, and its budget
+  // counts that directory's disk as the bodies'. Paths are compared made
+  // absolute, with symbolic links resolved as far as they exist (they need
+  // not exist yet). Call before opening the cold store or the node: both make
+  // their directories.
+  static Status CheckDirectories(const NodeOptions& options);
   static Result<std::unique_ptr<Node>> Open(const NodeOptions& options, const Clock& clock,
                                             RandomSource& random, Disk& disk,
                                             std::unique_ptr<ColdStore> cold_store);

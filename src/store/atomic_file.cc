@@ -145,6 +145,12 @@ std::string NormalizeDir(const std::string& dir) {
   return d;
 }
 
+Result<std::string> StoreDir(const std::string& dir) {
+  std::string d = NormalizeDir(dir);
+  if (d.empty() || d == "/") return Status::Invalid("a store's directory may not be '" + dir + "'");
+  return d;
+}
+
 Status MakeDirsDurable(Disk& disk, const std::string& path) {
   namespace fs = std::filesystem;
   fs::path p(path);

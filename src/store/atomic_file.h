@@ -84,6 +84,9 @@ class AtomicFile {
 
 // `dir` without "." / ".." components or trailing slashes ("files/" -> "files").
 std::string NormalizeDir(const std::string& dir);
+// NormalizeDir(dir) for a store's own directory; Invalid when that is empty
+// or the root, where a store's start-up sweep would reach everything.
+Result<std::string> StoreDir(const std::string& dir);
 
 // Makes `path` and its parents exist, fsyncing each parent it creates.
 Status MakeDirsDurable(Disk& disk, const std::string& path);

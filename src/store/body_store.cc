@@ -60,7 +60,9 @@ size_t BodyStore::DefaultOpenBodies() {
 
 Result<std::unique_ptr<BodyStore>> BodyStore::Open(const std::string& dir, Disk& disk,
                                                    size_t open_bodies) {
-  std::unique_ptr<BodyStore> store(new BodyStore(NormalizeDir(dir), disk, open_bodies));
+  auto normal = StoreDir(dir);
+  if (!normal.ok()) return normal.status();
+  std::unique_ptr<BodyStore> store(new BodyStore(std::move(normal).value(), disk, open_bodies));
   store->tmp_dir_ = store->dir_ + "/tmp";
   if (Status s = MakeDirsDurable(disk, store->tmp_dir_); !s.ok()) return s;
   // The first level whole, ahead (256 directories, one sync): a PUT then never

@@ -68,7 +68,7 @@ class BodyStore {
   static size_t DefaultOpenBodies();
 
   // Creates the directory (and tmp/) when missing. `open_bodies`: descriptors
-  // kept open for later reads (0: none).
+  // kept open for later reads (0: none). Invalid for "" or "/" (StoreDir).
   static Result<std::unique_ptr<BodyStore>> Open(const std::string& dir, Disk& disk,
                                                  size_t open_bodies = DefaultOpenBodies());
 

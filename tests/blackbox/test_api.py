@@ -876,9 +876,47 @@ class ApiTest(NodeTestCase):
 
 
 class StartupDirectoriesTest(NodeTestCase):
-    """What a node does at start with its directories: its start-up sweep of
-    orphan bodies touches only files named as bodies in the body store's shard
-    directories."""
+    """What a node does at start with its directories: it refuses flags that would
+    put one of its stores inside another, or at the filesystem's root, and its
+    start-up sweep of orphan bodies touches only files named as bodies in the
+    body store's shard directories."""
+
+    def test_cold_or_state_dir_inside_the_files_dir_is_refused(self):
+        """A level-1 PUT's cold copy (<cold>/<xx>/<id>@<stamp>, .meta) under
+        --files-dir was swept away as orphans at the next start."""
+        node = self.start_node(start=False, name="nested")
+        files, cold, state = node.files_dir, node.cold_dir, node.state_dir
+        overlap, inside = "overlap (one is inside the other)", "is inside --files-dir"
+        cases = [(files, state, os.path.join(files, "cold"), overlap),
+                 (files, state, files + "/", overlap),
+                 (files, state, os.path.join(files, "ab"), overlap),
+                 (os.path.join(cold, "files"), state, cold, overlap),
+                 (files, os.path.join(files, "state"), cold, inside),
+                 (files, files, cold, inside)]
+        for f, st, c, why in cases:
+            with self.subTest(files=f, state=st, cold=c):
+                node.files_dir, node.state_dir, node.cold_dir = f, st, c
+                self.assertStartRefused(node, why)
+                self.assertFalse(os.path.exists(os.path.join(files, "cold")), "made before refusing")
+        node.files_dir, node.state_dir, node.cold_dir = files, state, cold
+        node.start()
+        self.assertOk(node.put(node.new_id(), b"separate directories", level=1))
+
+    def test_empty_or_root_dirs_are_refused(self):
+        """--files-dir "" became the root: the node made /00../ff there before failing."""
+        node = self.start_node(start=False, name="rootdirs")
+        dirs = {"--files-dir": "files_dir", "--state-dir": "state_dir", "--cold-dir": "cold_dir"}
+        root_before = sorted(os.listdir("/"))
+        for flag, attr in dirs.items():
+            for value, why in (("", "is empty"), ("/", "/ is the filesystem's root")):
+                with self.subTest(flag=flag, value=value):
+                    good = getattr(node, attr)
+                    setattr(node, attr, value)
+                    self.assertStartRefused(node, "%s %s" % (flag, why))
+                    setattr(node, attr, good)
+                    self.assertEqual(sorted(os.listdir("/")), root_before, "made at the root")
+        node.start()
+        self.assertTrue(node.ping())
 
     def test_what_is_not_a_body_under_the_files_dir_survives_a_restart(self):
         """--files-dir may hold other data: start-up used to delete every file three
