@@ -322,7 +322,7 @@ int main(int argc, char** argv) {
   app.add_option("--max-size", f.max_size,
                  "Byte budget for cached bodies (K, M, G, T suffixes); past it, bodies the cold "
                  "store holds are evicted. Default: 90% of the free disk at start plus the bodies "
-                 "already stored")
+                 "already stored, half of that when --cold-dir is on the same disk")
       ->envname("APP_MAX_SIZE")
       ->check(kNotNegative)
       ->transform(CLI::AsSizeValue(false));

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <boost/asio/post.hpp>
@@ -40,6 +41,12 @@ Result<fs::path> DataDir(const char* flag, const std::string& dir) {
 // Whether `inner` is `outer` or a path below it.
 bool Within(const fs::path& inner, const fs::path& outer) {
   return std::mismatch(outer.begin(), outer.end(), inner.begin(), inner.end()).first == outer.end();
+}
+
+// Whether two existing paths are on one filesystem.
+bool SameFilesystem(const std::string& a, const std::string& b) {
+  struct stat sa, sb;
+  return ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev;
 }
 
 }  // namespace
@@ -162,14 +169,31 @@ Status Node::OpenCapacity(const NodeOptions& options) {
   // Half the pool, rounded down: the settling writes a waiter waits for need
   // the other half to commit. One thread: no waiter at all (NodeOptions).
   copt.max_settling_waiters = options.blocking_threads / 2;
-  const uint64_t room = bodies_->Usage().bytes_free + stored_bytes;
+  // The room for bodies, halved when the cold store's copies share the disk
+  // (NodeOptions::max_size_bytes says why).
+  const uint64_t free_bytes = bodies_->Usage().bytes_free;
+  const bool cold_shares_disk =
+      options.cold_dir && SameFilesystem(options.files_dir, *options.cold_dir);
+  const uint64_t room = (free_bytes + stored_bytes) / (cold_shares_disk ? 2 : 1);
+  const char* halved = cold_shares_disk ? ", halved as --cold-dir shares the disk" : "";
   if (copt.max_bytes == 0) {
     copt.max_bytes = room / 10 * 9;
-    spdlog::info("--max-size not set: the budget for bodies is {} bytes (90% of free space and "
-                 "stored bodies)", copt.max_bytes);
+    if (copt.max_bytes < kMinDefaultBudget) {
+      return Status::NoSpace(fmt::format(
+          "the disk of --files-dir {} is full: {} bytes free and {} bytes of bodies stored make a "
+          "default budget of {} bytes{}, less than the {} bytes a node starts with; free space "
+          "there, or set --max-size",
+          options.files_dir, free_bytes, stored_bytes, copt.max_bytes, halved, kMinDefaultBudget));
+    }
+    spdlog::info(
+        "--max-size not set: the budget for bodies is {} bytes (90% of free space and stored "
+        "bodies{})",
+        copt.max_bytes, halved);
   } else if (copt.max_bytes > room) {
-    spdlog::warn("--max-size {} is more than the disk has room for ({} bytes): a full disk will "
-                 "answer 507 before the budget is reached", copt.max_bytes, room);
+    spdlog::warn(
+        "--max-size {} is more than the disk has room for ({} bytes{}): a full disk will answer "
+        "507 before the budget is reached",
+        copt.max_bytes, room, halved);
   }
   CapacityHooks hooks;
   hooks.remove_body = [this](const std::string& key, uint64_t version) {

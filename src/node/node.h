@@ -72,7 +72,8 @@ struct NodeOptions {
   std::string files_dir = "files/";
   std::string state_dir = "state/";
   // The embedded cold store's directory (DirColdStore, --cold-dir); none
-  // when the cold store is a bucket. Checked by CheckDirectories.
+  // when the cold store is a bucket. Checked by CheckDirectories, and read
+  // for the default byte budget below.
   std::optional<std::string> cold_dir;
   // Threads for blocking work (fsync, SQLite), and as many again in each of
   // two pools for work that lasts as long as S3 takes: cold fetches and range
@@ -93,9 +94,18 @@ struct NodeOptions {
   size_t blocking_threads = 16;
   // Largest object a cold-store fetch may bring in (guards the disk).
   uint64_t max_body_bytes = 5ull << 30;
-  // Byte budget for bodies (--max-size). 0: 90% of the space free at start
-  // plus the bodies already stored, leaving room for the journal and the rest
-  // of the filesystem.
+  // Byte budget for bodies (--max-size). 0: 90% of the room for bodies at
+  // start (the space free plus the bodies already stored), leaving room for
+  // the journal and the rest of the filesystem; half of that when cold_dir is
+  // on the files directory's filesystem. There the cold store keeps a copy of
+  // every level >= 1 body for good (it never evicts), so each such byte the
+  // cache takes costs two on the disk: with the whole room as the budget, the
+  // disk filled (507) at half the budget with nothing evicted. Halved, the
+  // cache evicts before its bodies and their copies fill the disk, and the
+  // cold store keeps at least as much room to grow as the cache has. Open
+  // fails with NoSpace when that default is under kMinDefaultBudget (a full
+  // disk); an explicit budget is kept as given, with a warning when the disk
+  // cannot hold it (and, sharing it, the cold copies).
   uint64_t max_size_bytes = 0;
   std::string eviction_policy = kDefaultPolicy;
   // A cold fetch of an object larger than one part, known to the journal,
@@ -144,6 +154,9 @@ struct NodeStats {
 class Node {
  public:
   using RecordPtr = Journal::RecordPtr;
+
+  // The smallest default budget a node starts with (see max_size_bytes).
+  static constexpr uint64_t kMinDefaultBudget = 1 << 20;
 
   // Invalid, naming the flag, when files_dir, state_dir or cold_dir (when
   // there is one) is empty or the filesystem's root, or when state_dir or cold_dir is

@@ -106,6 +106,24 @@ class DiskFullTest(NodeTestCase):
             self.assertEqual(hashlib.sha256(b).hexdigest(), digest)
         self.assertEqual(leftover_temp_files(files_sub), [])
 
+    def test_a_full_disk_without_max_size_refuses_to_start_saying_so(self):
+        """With no --max-size the budget is taken from the free space: on a full disk
+        it came to 0, and the node refused to start with "the byte budget (--max-size)
+        must be > 0", a flag it was never given. The refusal names the full disk."""
+        mnt = self.mount_tmpfs("4m")
+        node = self.start_node(start=False, files_dir=os.path.join(mnt, "files"))
+        with open(os.path.join(mnt, "filler"), "wb") as f:
+            try:
+                while True:
+                    f.write(b"\0" * (64 * 1024))
+                    f.flush()
+            except OSError:
+                pass
+        self.assertStartRefused(node, "is full")
+        os.unlink(os.path.join(mnt, "filler"))
+        node.start()
+        self.assertOk(node.put(node.new_id(), b"room again"))
+
     def test_journal_on_a_full_disk_answers_507(self):
         # Journal and bodies on one small disk: once the bodies fill it, a small
         # PUT's body still fits in a page but the journal's WAL cannot grow, and

@@ -88,6 +88,35 @@ class EvictionTest(NodeTestCase):
         node.extra_args = []  # and it starts again with good values
         node.start()
 
+    # ------------------------------------------------------------------ default budget
+    def test_default_budget_leaves_room_for_cold_copies_on_the_same_disk(self):
+        """Files and the embedded cold store on one disk (the packaged layout), no
+        --max-size: each level-1 body is stored twice there. A budget of 90% of the
+        disk filled it (507) at half the budget with nothing evicted; the default
+        budget now leaves the cold copies half the room, so the cache evicts and PUTs
+        go on until the cold copies alone hold more than half the disk."""
+        mnt = mount_tmpfs(self, "20m")
+        node = self.start_node(start=False, files_dir=os.path.join(mnt, "files"))
+        node.cold_dir = os.path.join(mnt, "cold")
+        node.start()
+        fs = os.statvfs(mnt)
+        disk = fs.f_blocks * fs.f_frsize
+        body = os.urandom(64 * PAGE)
+        accepted = 0
+        for i in range(2 * disk // len(body)):  # the cold copies alone fill it before
+            st, _h, b = node.put(node.new_id(), body, level=1)
+            if st != 200:
+                # 503: the body is here but its cold copy did not fit
+                self.assertIn(st, (503, 507), "PUT #%d: %r" % (i, b[:300]))
+                break
+            accepted += 1
+        cap = self.stats(node)["capacity"]
+        self.assertGreater(cap["evictions"], 0, cap)
+        self.assertGreater(accepted * len(body), disk // 2,
+                           "%d PUTs of %d bytes on a %d-byte disk: full before its half held "
+                           "level-1 data (%r)" % (accepted, len(body), disk, cap))
+        self.assertLessEqual(cap["max_bytes"], disk // 2, cap)
+
     # ------------------------------------------------------------------ budget
     def test_budget_holds_on_disk_under_concurrent_puts_and_gets(self):
         budget = 2 * MiB
