@@ -354,18 +354,10 @@ Status Node::CheckColdMeta(const std::string& key, const std::string& name,
 }
 
 Status Node::UploadToCold(const ObjectRecord& r) {
-  // Uploads of one key run one at a time, and only for the key's current
-  // version: an older version can then never overwrite a newer one in the
-  // cold store, whatever order the uploads were started in.
-  KeyLocks::Guard lock(upload_locks_, r.key);
-  RecordPtr cur = journal_->Get(r.key);
-  if (!cur || cur->version != r.version || cur->deleted) return Status::Ok();  // superseded
-  if (cur->cold == ColdState::kStored) return Status::Ok();
-  ColdObjectMeta meta{r.key, r.name, r.consistency, r.timestamp_ns, r.user_meta,
-                      r.size, r.etag, r.version.packed};
   // Reservations that find the budget full wait for the upload rather than
-  // answer 507: the body is evictable once it succeeds. The mark ends on
-  // every way out (after SetEvictable on success).
+  // answer 507: the body is evictable once it succeeds. The mark (made at the
+  // commit for a PUT, here for the retry loop) ends on every way out, after
+  // SetEvictable on success.
   struct UploadMark {
     Capacity& capacity;
     const ObjectRecord& record;
@@ -373,6 +365,15 @@ Status Node::UploadToCold(const ObjectRecord& r) {
   };
   capacity_->UploadStarted(r.key, r.version.packed);
   UploadMark mark{*capacity_, r};
+  // Uploads of one key run one at a time, and only for the key's current
+  // version: an older version can then never overwrite a newer one in the
+  // cold store, whatever order the uploads were started in.
+  KeyLocks::Guard lock(upload_locks_, r.key);
+  RecordPtr cur = journal_->Get(r.key);
+  if (!cur || cur->version != r.version || cur->deleted) return Status::Ok();  // superseded
+  if (cur->cold == ColdState::kStored) return Status::Ok();
+  ColdObjectMeta meta{r.key,       r.name, r.consistency, r.timestamp_ns,
+                      r.user_meta, r.size, r.etag,        r.version.packed};
   Status s = cold_->Put(meta, bodies_->PathFor(r.key, r.version));
   if (!s.ok()) {
     cold_put_errors_->Inc();
@@ -461,6 +462,11 @@ Result<Committed> Node::FinishPut(const PutSpec& spec, AtomicFile& body, Reserva
     // (or a delete) settles the budget after this one, never before it.
     // Not evictable until the cold store has it (UploadToCold).
     capacity_->AddBody(r.key, r.version.packed, r.size, false, reserved);
+    // Counted as uploading from here, not from when the cold write pool gets
+    // to it: a Reserve meanwhile waits for these bytes instead of answering
+    // 507. UploadToCold (or the retry loop's, if the caller never gets to it)
+    // ends the mark.
+    if (r.consistency >= 1) capacity_->UploadStarted(r.key, r.version.packed);
   }
   RecordPtr now = journal_->Get(r.key);
   if (!now || now->version != r.version) now = std::make_shared<ObjectRecord>(r);
@@ -940,8 +946,10 @@ Result<Committed> Node::RaiseLevel(const std::string& key, int consistency) {
       return Status::Unavailable("object " + key + " changed meanwhile; retry");
     }
     (void)bodies_->Remove(key, cur->version);
-    // The same bytes under the new version's name, evictable once re-uploaded.
+    // The same bytes under the new version's name, evictable once re-uploaded
+    // (counted as uploading until then, as in FinishPut).
     capacity_->AddBody(key, r.version.packed, r.size, false, nullptr);
+    capacity_->UploadStarted(key, r.version.packed);
   }
   return Committed{std::make_shared<const ObjectRecord>(r), true};
 }

@@ -747,6 +747,32 @@ class GatedColdStore final : public ColdStore {
 // (that node's own cold delete found nothing yet): the upload's copy is taken
 // back out of the cold store once it lands, so no fetch can bring the object
 // back after its tombstone is purged.
+TEST(NodeColdUpload, ABodyCommittedForTheColdStoreIsWaitedForBeforeItsUploadStarts) {
+  // Between a level-1 PUT's commit and its upload (queued on the cold write
+  // pool) the body is neither reserved nor evictable: a reservation that
+  // needs its room must wait for the upload, not answer NoSpace (507) at once.
+  NodeFixture fx;
+  NodeOptions options = fx.Options();
+  options.max_size_bytes = 10'000;
+  auto cold = DirColdStore::Open(fx.dir / "cold", DefaultDisk());
+  ASSERT_TRUE(cold.ok()) << cold.status().ToString();
+  auto node = fx.Open(options, std::move(cold).value());
+  ASSERT_TRUE(node.ok()) << node.status().ToString();
+  auto body = (*node)->BeginPut();
+  ASSERT_TRUE(body.ok()) << body.status().ToString();
+  ASSERT_TRUE((*body)->Append(std::string(8'000, 'c')).ok());
+  auto committed = (*node)->FinishPut(PutSpec{"01ARZ3NDEKTSV4RRFFQ69G5FAV", "c.bin", 1}, **body);
+  ASSERT_TRUE(committed.ok() && committed->to_cold) << committed.status().ToString();
+
+  Capacity& capacity = (*node)->capacity();
+  Reservation room = capacity.NewReservation();
+  auto reserved = std::async(std::launch::async, [&] { return capacity.Reserve(room, 5'000); });
+  EXPECT_EQ(reserved.wait_for(std::chrono::milliseconds(300)), std::future_status::timeout)
+      << "answered before the upload: " << reserved.get().ToString();
+  EXPECT_TRUE((*node)->ToColdStore(*committed->record).cold_status.ok());
+  EXPECT_TRUE(reserved.get().ok()) << "the uploaded body was not evicted for the reservation";
+}
+
 TEST(NodeColdUpload, AnUploadSupersededByARemoteDeleteLeavesNothingInTheColdStore) {
   NodeFixture fx;
   auto dir = DirColdStore::Open(fx.dir / "cold", DefaultDisk());
