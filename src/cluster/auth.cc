@@ -115,7 +115,7 @@ bool CallAuthenticator::RememberNonce(const std::string& nonce, int64_t sent_ms,
     expiry_.pop();
   }
   if (!seen_.insert(digest).second) return false;
-  expiry_.push(Expiry{sent_ms + window_ms_, digest});
+  expiry_.push(Expiry{sent_ms + 2 * window_ms_, digest});
   return true;
 }
 

@@ -76,9 +76,11 @@ class CallAuthenticator {
  private:
   std::string RequestMac(const RequestFacts& f) const;
   // False: seen before. A nonce is kept while a replay could still pass the
-  // time check, i.e. until `sent_ms` + the window on the receiver's clock
-  // (at most two windows from now), as a 128-bit digest: at a few thousand
-  // calls a second a window holds millions of them.
+  // time check, i.e. until `sent_ms` + the window on the receiver's clock,
+  // plus one window more: a replay checked against a clock read a moment
+  // earlier, or after the receiver's clock was stepped back, still finds it.
+  // Kept as a 128-bit digest: at a few thousand calls a second the cache
+  // holds millions of them.
   bool RememberNonce(const std::string& nonce, int64_t sent_ms, int64_t now_ms);
 
   struct NonceDigest {
