@@ -10,6 +10,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
+#include <filesystem>
 #include <mutex>
 #include <thread>
 
@@ -275,8 +276,7 @@ int main(int argc, char** argv) {
   app.add_option("--s3-ca-bundle", f.s3_ca_bundle,
                  "PEM file of the certificate authorities an https endpoint's certificate must "
                  "chain to (e.g. a private CA); empty: the system's")
-      ->envname("AWS_CA_BUNDLE")
-      ->check(CLI::ExistingFile);
+      ->envname("AWS_CA_BUNDLE");
   app.add_option("--s3-receive-buffer", f.s3_receive_buffer,
                  "Socket receive buffer of downloads from S3 (SO_RCVBUF, at most "
                  "net.core.rmem_max; K, M suffixes); 0: the kernel's autotuning. A few MiB "
@@ -521,6 +521,14 @@ int main(int argc, char** argv) {
     s3.multipart_threshold = f.s3_multipart_threshold;
     s3.part_size = f.s3_part_size;  // MultipartPartSize keeps it within S3's bounds
     s3.receive_buffer = static_cast<int>(f.s3_receive_buffer);
+    // Checked only with a bucket: a machine-wide AWS_CA_BUNDLE naming a
+    // missing file must not stop a node that never talks to S3.
+    if (std::error_code ec;
+        !f.s3_ca_bundle.empty() && !std::filesystem::is_regular_file(f.s3_ca_bundle, ec)) {
+      spdlog::error("--s3-ca-bundle (AWS_CA_BUNDLE) {} is not a readable file{}", f.s3_ca_bundle,
+                    ec ? ": " + ec.message() : std::string());
+      return 2;
+    }
     s3.ca_bundle = f.s3_ca_bundle;
     s3.credential_source = [] { return objstore::LoadAwsCredentials(); };
     auto credentials = objstore::LoadAwsCredentials();

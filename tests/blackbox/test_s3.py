@@ -861,7 +861,13 @@ class TestS3Tls(S3TestCase):
     def test_a_missing_bundle_file_stops_the_start(self):
         node = self.start_s3_node(self.moto, self.bucket, start=False,
                                   extra=("--s3-ca-bundle", os.path.join(self.moto.dir, "none.pem")))
-        self.assertStartRefused(node, "none.pem")
+        self.assertStartRefused(node, "is not a readable file")
+
+    def test_a_machine_wide_bundle_does_not_concern_a_node_without_a_bucket(self):
+        node = self.start_node(start=False)
+        node.extra_env = {"AWS_CA_BUNDLE": os.path.join(self.moto.dir, "none.pem")}
+        node.start()
+        self.assertEqual(node.put(node.new_id(), b"one", level=1)[0], 200)
 
 
 class TestS3BigObject(S3Base):
