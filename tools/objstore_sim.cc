@@ -45,8 +45,8 @@ constexpr const char* kUsage = R"(usage: objstore-sim (--trace PATH | --zipf ALP
                        the trace, or bytes with optional K/M/G/T     [1%,10%]
   --policies LIST      comma-separated policies                     [s3fifo,lru,sieve,fifo]
   --no-belady          skip Belady's offline reference
-A trace or workload takes about 12 bytes of memory per request and a few
-hundred per object. Exit status: 0 done; 1 out of memory or another failure;
+A trace or workload takes about 20 bytes of memory per request (12 with
+--no-belady) and a few hundred per object. Exit status: 0 done; 1 out of memory or another failure;
 2 bad arguments or a bad trace (the sizes of its objects, and those of its
 requests, must add up to less than 2^64 bytes).
 )";

@@ -242,9 +242,14 @@ size_t BodyStore::RemoveTemporaries() {
 BodyStore::Sweep BodyStore::RemoveUnreferenced(
     const std::function<bool(const std::string&, HlcTimestamp)>& keep) {
   Sweep sweep;
+  // The first few are named; the count is in the caller's summary (a
+  // directory of foreign files must not flood the log at every start).
+  constexpr size_t kNamedLeftAlone = 10;
   auto leave_alone = [&](const fs::directory_entry& e, const std::string& why) {
-    ++sweep.left_alone;
-    spdlog::info("left alone {} under the files directory: {}", e.path().string(), why);
+    if (++sweep.left_alone <= kNamedLeftAlone) {
+      spdlog::info("left alone {} under the files directory: {}{}", e.path().string(), why,
+                   sweep.left_alone == kNamedLeftAlone ? " (further ones are only counted)" : "");
+    }
   };
   // A directory of the layout: a shard name, and a directory (following a
   // symbolic link; one whose stat fails is left alone).
