@@ -468,18 +468,18 @@ Result<Committed> Node::FinishPut(const PutSpec& spec, AtomicFile& body, Reserva
     // ends the mark.
     if (r.consistency >= 1) capacity_->UploadStarted(r.key, r.version.packed);
   }
-  RecordPtr now = journal_->Get(r.key);
-  if (!now || now->version != r.version) now = std::make_shared<ObjectRecord>(r);
-  return Committed{std::move(now), r.consistency >= 1};
+  return Committed{RecordAsNow(r), r.consistency >= 1};
 }
 
 PutOutcome Node::ToColdStore(const ObjectRecord& committed) {
-  PutOutcome out{nullptr, committed.deleted ? DeleteFromCold(committed) : UploadToCold(committed)};
-  out.record = journal_->Get(committed.key);
-  if (!out.record || out.record->version != committed.version) {
-    out.record = std::make_shared<ObjectRecord>(committed);
-  }
-  return out;
+  Status cold = committed.deleted ? DeleteFromCold(committed) : UploadToCold(committed);
+  return PutOutcome{RecordAsNow(committed), std::move(cold)};
+}
+
+Node::RecordPtr Node::RecordAsNow(const ObjectRecord& r) const {
+  RecordPtr now = journal_->Get(r.key);
+  if (!now || now->version != r.version) now = std::make_shared<const ObjectRecord>(r);
+  return now;
 }
 
 Result<SharedBody> Node::OpenBody(const ObjectRecord& record) const {

@@ -327,6 +327,9 @@ class Node {
   Status UploadToCold(const ObjectRecord& record);
   Status DeleteFromCold(const ObjectRecord& tombstone);
   std::mutex& CommitLock(const std::string& key);
+  // The journal's record of r.key while it is still r's version (with the
+  // cold state and local_body as they now stand), else r itself.
+  RecordPtr RecordAsNow(const ObjectRecord& r) const;
   // Removes the body file of `record`'s version and its entry in the budget.
   // Requires the key's commit lock.
   void DropBody(const ObjectRecord& record);
